@@ -1,0 +1,47 @@
+# The command catalog: every way into the project is a target here (see README).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# `sam build` needs python3.12 on PATH; pyenv machines select it beside the dev Python.
+PYENV_312 := $(shell command -v pyenv >/dev/null 2>&1 && pyenv versions --bare 2>/dev/null | grep -m1 -E '^3\.12\.')
+ifneq ($(PYENV_312),)
+export PYENV_VERSION ?= $(shell pyenv version-name 2>/dev/null | cut -d: -f1):$(PYENV_312)
+endif
+# SAM's account lookup must not stall offline.
+export AWS_MAX_ATTEMPTS ?= 1
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help setup test lint build deploy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## create .venv with the pinned toolchain (idempotent)
+
+$(STAMP): requirements-dev.txt requirements-lock.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c requirements-lock.txt
+	touch $@
+
+test: setup ## run every offline test (unit + integration)
+	$(BIN)/pytest tests/unit tests/integration
+
+lint: setup ## ruff, sam validate --lint, policy linters
+	$(BIN)/ruff check .
+	$(BIN)/sam validate --lint --region us-east-1
+	$(BIN)/pytest -q tests/unit/test_policies.py tests/unit/test_template.py
+
+build: setup ## sam build (needs python3.12 on PATH)
+	PATH=$(abspath $(BIN)):$$PATH sam build
+
+deploy: build ## sam deploy (guided the first time: make deploy ARGS=--guided)
+	PATH=$(abspath $(BIN)):$$PATH sam deploy $(ARGS)
+
+clean: ## remove build outputs (keeps .venv)
+	rm -rf .aws-sam .pytest_cache .ruff_cache

@@ -1,0 +1,88 @@
+"""The project's error classes and the one table that maps them to HTTP answers.
+
+Logic and adapters raise these; only the handler turns them into responses, through
+``http_error``. A client error carries a message written by this project that says what
+was wrong and what is accepted; a server error answers with the fixed message of its row,
+so no exception text, endpoint message or stack trace ever reaches a caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PredictionError(Exception):
+    """Base class: ``message`` is ours and safe to show to the caller."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class MalformedRequestError(PredictionError):
+    """The request is not shaped as the API accepts (bad JSON, bad field, bad top_k)."""
+
+
+class PayloadTooLargeError(PredictionError):
+    """The image is larger than the configured limit."""
+
+
+class UnsupportedMediaTypeError(PredictionError):
+    """The Content-Type is not one the API accepts."""
+
+
+class UndecodableImageError(PredictionError):
+    """The bytes are not a JPEG or PNG image the model can decode."""
+
+
+class ThrottledError(PredictionError):
+    """The endpoint refused the call because of its request rate."""
+
+
+class ModelFailedError(PredictionError):
+    """The endpoint answered with a server error or with an answer we cannot read."""
+
+
+class EndpointUnavailableError(PredictionError):
+    """The endpoint does not exist, is not InService, or cannot be reached."""
+
+
+class EndpointTimeoutError(PredictionError):
+    """The endpoint did not answer within the read timeout (after the bounded retries)."""
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    status: int
+    code: str
+    fixed_message: str | None  # None: the error's own (client-facing) message is shown
+
+
+ERROR_TABLE: dict[type[Exception], ErrorRow] = {
+    MalformedRequestError: ErrorRow(400, "MalformedRequest", None),
+    PayloadTooLargeError: ErrorRow(413, "PayloadTooLarge", None),
+    UnsupportedMediaTypeError: ErrorRow(415, "UnsupportedMediaType", None),
+    UndecodableImageError: ErrorRow(422, "UndecodableImage", None),
+    ThrottledError: ErrorRow(429, "Throttled", "Too many requests; retry with exponential backoff."),
+    ModelFailedError: ErrorRow(502, "ModelError", "The model failed to answer this request."),
+    EndpointUnavailableError: ErrorRow(503, "EndpointUnavailable", "The model endpoint is not available; retry later."),
+    EndpointTimeoutError: ErrorRow(504, "EndpointTimeout", "The model endpoint did not answer in time."),
+}
+UNEXPECTED_ERROR = ErrorRow(500, "InternalError", "An internal error occurred.")
+
+
+@dataclass(frozen=True)
+class HttpError:
+    status: int
+    code: str
+    message: str
+
+    def body(self, request_id: str) -> dict:
+        return {"error": {"code": self.code, "message": self.message}, "request_id": request_id}
+
+
+def http_error(exc: BaseException) -> HttpError:
+    """Return the HTTP status, stable code and safe message for any exception."""
+    row = next((row for cls, row in ERROR_TABLE.items() if isinstance(exc, cls)), UNEXPECTED_ERROR)
+    # Rows without a fixed message belong to PredictionError subclasses, whose message is ours.
+    return HttpError(row.status, row.code, row.fixed_message or exc.message)

@@ -1,0 +1,51 @@
+"""What the HTTP API puts around the logic: error responses from the one table, and request metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from aws_lambda_powertools import Logger, Metrics, single_metric
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.metrics import MetricUnit
+
+from dog_breeds.errors import http_error
+
+JSON = "application/json"
+
+
+def error_response(exc: Exception, request_id: str, logger: Logger) -> Response:
+    """Answer ``exc`` as the error table says; the details go to the log, never to the caller."""
+    error = http_error(exc)
+    if error.status >= 500:
+        logger.exception("request failed", extra={"error_code": error.code})
+    else:
+        logger.info("request refused", extra={"error_code": error.code, "reason": error.message})
+    return Response(status_code=error.status, content_type=JSON, body=json.dumps(error.body(request_id)))
+
+
+def request_metrics(metrics: Metrics):
+    """Middleware that records latency and the outcome (``Success`` or the error code) of every request."""
+
+    def measure(app, next_middleware):
+        started = time.perf_counter()
+        outcome = "Success"
+        try:
+            return next_middleware(app)
+        except Exception as exc:
+            outcome = http_error(exc).code
+            raise
+        finally:
+            metrics.add_metric(
+                name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+            )
+            with single_metric(name="Requests", unit=MetricUnit.Count, value=1) as outcome_metric:
+                outcome_metric.add_dimension(name="Outcome", value=outcome)
+
+    return measure
+
+
+def record_predicted_breed(metrics: Metrics, predictions: list[dict]) -> None:
+    if predictions:
+        with single_metric(name="PredictedBreed", unit=MetricUnit.Count, value=1) as breed_metric:
+            breed_metric.add_dimension(name="Breed", value=predictions[0]["breed"])

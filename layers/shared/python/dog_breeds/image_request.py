@@ -1,0 +1,160 @@
+"""Decode a ``POST /predictions`` request into what the model needs, refusing bad input cheaply.
+
+Everything here runs before the endpoint is called: sizes are computed from lengths before
+anything is decoded, image types are told by their first bytes, JSON is checked field by field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from dog_breeds.errors import (
+    MalformedRequestError,
+    PayloadTooLargeError,
+    UndecodableImageError,
+    UnsupportedMediaTypeError,
+)
+from dog_breeds.settings import DEFAULT_TOP_K, MAX_TOP_K
+
+IMAGE_SIGNATURES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
+ACCEPTED_MEDIA_TYPES = ("image/jpeg", "image/png", "application/json")
+JSON_FIELDS = ("image", "url")
+# Room for the JSON around a base64 image.
+_JSON_OVERHEAD_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    image: bytes
+    content_type: str
+    top_k: int
+
+
+@dataclass(frozen=True)
+class UrlRequest:
+    url: str
+    top_k: int
+
+
+def read_prediction_request(
+    body: str | None,
+    is_base64_encoded: bool,
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+    max_image_bytes: int,
+) -> ImageRequest | UrlRequest:
+    """Turn the HTTP pieces of an API Gateway request into an ``ImageRequest`` or ``UrlRequest``.
+
+    ``headers`` must have lower-case names (API Gateway HTTP APIs deliver them so).
+    """
+    top_k = read_top_k(query.get("top_k"))
+    media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in ACCEPTED_MEDIA_TYPES:
+        shown = media_type or "none"
+        raise UnsupportedMediaTypeError(
+            f"Content-Type {shown!r} is not accepted; send one of {', '.join(ACCEPTED_MEDIA_TYPES)}."
+        )
+    body = body or ""
+    if media_type == "application/json":
+        limit = _base64_length(max_image_bytes) + _JSON_OVERHEAD_BYTES
+        _refuse_declared_size(headers, limit)
+        text = _base64_decode(body, "body") if is_base64_encoded else body.encode()
+        return _read_json_request(text, top_k, max_image_bytes)
+    _refuse_declared_size(headers, max_image_bytes)
+    if is_base64_encoded:
+        _refuse_encoded_size(body, max_image_bytes)
+        image = _base64_decode(body, "body")
+    else:
+        image = body.encode("latin-1", errors="replace")
+    return ImageRequest(image=_checked_image(image, max_image_bytes), content_type=sniff_image_type(image), top_k=top_k)
+
+
+def read_top_k(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_TOP_K
+    try:
+        top_k = int(raw)
+    except ValueError:
+        top_k = 0
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise MalformedRequestError(f"top_k must be a whole number from 1 to {MAX_TOP_K}; got {raw[:20]!r}.")
+    return top_k
+
+
+def sniff_image_type(image: bytes) -> str:
+    """Return ``image/jpeg`` or ``image/png`` from the first bytes, or refuse the image."""
+    for signature, content_type in IMAGE_SIGNATURES.items():
+        if image.startswith(signature):
+            return content_type
+    raise UndecodableImageError("The body is not a JPEG or PNG image (judged by its first bytes).")
+
+
+def _read_json_request(text: bytes, top_k: int, max_image_bytes: int) -> ImageRequest | UrlRequest:
+    try:
+        document = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedRequestError('The body is not valid JSON; send {"image": "<base64 JPEG or PNG>"}.') from None
+    if not isinstance(document, dict):
+        raise MalformedRequestError('The JSON body must be an object: {"image": "<base64 JPEG or PNG>"}.')
+    given = set(document)
+    unknown = sorted(given - set(JSON_FIELDS))
+    if unknown or len(given) != 1:
+        detail = f"unknown field(s) {unknown}" if unknown else "exactly one field is needed"
+        raise MalformedRequestError(f"{detail}; send exactly one of {list(JSON_FIELDS)}.")
+    if "url" in document:
+        return UrlRequest(url=_checked_url_text(document["url"]), top_k=top_k)
+    encoded = document["image"]
+    if not isinstance(encoded, str) or not encoded:
+        raise MalformedRequestError('"image" must be a non-empty base64 string.')
+    _refuse_encoded_size(encoded, max_image_bytes)
+    image = _base64_decode(encoded, '"image"')
+    return ImageRequest(image=_checked_image(image, max_image_bytes), content_type=sniff_image_type(image), top_k=top_k)
+
+
+def _checked_url_text(url) -> str:
+    if not isinstance(url, str) or not url or len(url) > 2048:
+        raise MalformedRequestError('"url" must be an https URL of at most 2048 characters.')
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise MalformedRequestError('"url" must be an https URL with a host name.')
+    return url
+
+
+def _checked_image(image: bytes, max_image_bytes: int) -> bytes:
+    if not image:
+        raise UndecodableImageError("The image is empty; send the bytes of a JPEG or PNG image.")
+    if len(image) > max_image_bytes:
+        raise _too_large(max_image_bytes)
+    return image
+
+
+def _refuse_declared_size(headers: Mapping[str, str], limit: int) -> None:
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+
+
+def _refuse_encoded_size(encoded: str, max_image_bytes: int) -> None:
+    # The decoded size, from the encoded length alone: nothing is decoded before this check.
+    if len(encoded) * 3 // 4 - encoded[-2:].count("=") > max_image_bytes:
+        raise _too_large(max_image_bytes)
+
+
+def _base64_decode(encoded: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedRequestError(f"{what} is not valid base64.") from None
+
+
+def _base64_length(size: int) -> int:
+    return (size + 2) // 3 * 4
+
+
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"The image is larger than {limit} bytes; send a smaller JPEG or PNG.")

@@ -1,0 +1,27 @@
+"""The prediction use case: a decoded request in, breed predictions out. Knows nothing of events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dog_breeds.adapters.image_download import download_image
+from dog_breeds.adapters.sagemaker_endpoint import invoke_endpoint
+from dog_breeds.image_request import ImageRequest, UrlRequest, sniff_image_type
+from dog_breeds.settings import PredictSettings
+
+
+@dataclass
+class PredictBreeds:
+    """Answers prediction requests with one endpoint client, created once and handed in."""
+
+    settings: PredictSettings
+    runtime_client: object
+    download = staticmethod(download_image)
+
+    def __call__(self, request: ImageRequest | UrlRequest) -> list[dict]:
+        if isinstance(request, UrlRequest):
+            image = self.download(request.url, self.settings.url_allowed_hosts, self.settings.max_image_bytes)
+            request = ImageRequest(image=image, content_type=sniff_image_type(image), top_k=request.top_k)
+        return invoke_endpoint(
+            self.runtime_client, self.settings.endpoint_name, request.image, request.content_type, request.top_k
+        )

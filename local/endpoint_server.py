@@ -1,0 +1,157 @@
+"""A local server that speaks the SageMaker Runtime API on loopback.
+
+``POST /endpoints/{name}/invocations`` reaches the model registered under that name, ``GET /ping``
+answers health checks. Errors come back the way SageMaker Runtime sends them (status, the
+``x-amzn-ErrorType`` header and a JSON body botocore parses), so a boto3 client pointed here with
+``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` meets the same exceptions as in AWS. Served by Waitress (a
+production WSGI server: a thread pool, HTTP/1.1 keep-alive, so clients reuse their connections as
+with SageMaker Runtime) with Werkzeug's routing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Protocol
+
+from waitress import wasyncore
+from waitress.server import create_server
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+LOOPBACK = "127.0.0.1"
+ACCOUNT_ID = "123456789012"
+
+
+class InferenceModel(Protocol):
+    """What an endpoint serves: bytes in, bytes out, as a SageMaker model container does."""
+
+    def invoke(self, body: bytes, content_type: str, accept: str, custom_attributes: str) -> tuple[bytes, str]: ...
+
+
+class ModelFailure(Exception):
+    """The model container answered ``status`` (SageMaker Runtime reports it as a ModelError)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ServiceFault(Exception):
+    """SageMaker Runtime itself refuses the call (throttling, unavailability, internal failure)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class EndpointServer:
+    """Serve models by endpoint name until ``stop()``; use as a context manager in tests."""
+
+    def __init__(self, host: str = LOOPBACK, port: int = 0, region: str = "us-east-1", threads: int = 8) -> None:
+        self.models: dict[str, InferenceModel] = {}
+        self.region = region
+        self.invocations = 0
+        self.client_addresses: list[tuple[str, int]] = []
+        self._lock = threading.Lock()
+        self._routes = Map(
+            [
+                Rule("/endpoints/<name>/invocations", methods=["POST"], endpoint="invoke"),
+                Rule("/ping", methods=["GET"], endpoint="ping"),
+            ]
+        )
+        self._server = create_server(self._wsgi_app, host=host, port=port, threads=threads, ident="sagemaker-runtime")
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="endpoint-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._server.effective_host}:{self._server.effective_port}"
+
+    def serve(self, endpoint_name: str, model: InferenceModel) -> None:
+        """Route ``endpoint_name`` to ``model``; replacing a model is atomic for callers."""
+        self.models[endpoint_name] = model
+
+    def remove(self, endpoint_name: str) -> None:
+        self.models.pop(endpoint_name, None)
+
+    def start(self) -> EndpointServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        self._server.task_dispatcher.shutdown()
+
+    def _run(self) -> None:
+        # Waitress's own run() loops until every connection closes; this loop also stops on request,
+        # and closes the listener and the kept-alive connections from the thread that polls them.
+        while not self._stopping.is_set():
+            wasyncore.loop(timeout=0.1, map=self._server._map, use_poll=True, count=1)
+        for channel in list(self._server._map.values()):
+            channel.close()
+
+    def __enter__(self) -> EndpointServer:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def _wsgi_app(self, environ, start_response):
+        request = Request(environ)
+        try:
+            rule, arguments = self._routes.bind_to_environ(environ).match()
+        except HTTPException as exc:
+            return exc(environ, start_response)
+        response = Response("", status=200) if rule == "ping" else self._invoke(request, arguments["name"])
+        return response(environ, start_response)
+
+    def _invoke(self, request: Request, endpoint_name: str) -> Response:
+        with self._lock:
+            self.invocations += 1
+            self.client_addresses.append((request.remote_addr, request.environ.get("REMOTE_PORT")))
+        model = self.models.get(endpoint_name)
+        if model is None:
+            return _error(400, "ValidationError", f"Endpoint {endpoint_name} of account {ACCOUNT_ID} not found.")
+        try:
+            body, content_type = model.invoke(
+                request.get_data(),
+                request.headers.get("Content-Type", "application/octet-stream"),
+                request.headers.get("Accept", "application/json"),
+                request.headers.get("X-Amzn-SageMaker-Custom-Attributes", ""),
+            )
+        except ServiceFault as fault:
+            return _error(fault.status, fault.code, fault.message)
+        except ModelFailure as failure:
+            return self._model_error(endpoint_name, failure.status, failure.message)
+        except Exception as exc:  # the container answers 500 for anything its code raises
+            return self._model_error(endpoint_name, 500, f"{type(exc).__name__}: {exc}")
+        return Response(
+            body, status=200, content_type=content_type, headers={"x-Amzn-Invoked-Production-Variant": "AllTraffic"}
+        )
+
+    def _model_error(self, endpoint_name: str, status: int, message: str) -> Response:
+        log_stream = f"arn:aws:logs:{self.region}:{ACCOUNT_ID}:log-group:/aws/sagemaker/Endpoints/{endpoint_name}"
+        kind = "CLIENT" if 400 <= status < 500 else "SERVER"
+        return _error(
+            424,
+            "ModelError",
+            f'Received {kind.lower()} error ({status}) from primary with message "{message}". '
+            f"See {log_stream} for more information.",
+            ErrorCode=f"{kind}_ERROR_FROM_MODEL",
+            OriginalStatusCode=status,
+            OriginalMessage=message,
+            LogStreamArn=log_stream,
+        )
+
+
+def _error(status: int, code: str, message: str, **members) -> Response:
+    return Response(
+        json.dumps({"Message": message, **members}),
+        status=status,
+        content_type="application/json",
+        headers={"x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/com.amazon.sagemaker/"},
+    )

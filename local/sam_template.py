@@ -1,0 +1,115 @@
+"""Read template.yaml the way SAM does: CloudFormation tags, parameter defaults, Ref and Sub."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
+
+# What the pseudo parameters resolve to offline.
+PSEUDO_PARAMETERS = {
+    "AWS::AccountId": "123456789012",
+    "AWS::Region": "us-east-1",
+    "AWS::Partition": "aws",
+    "AWS::StackName": "dog-breed-classifier",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """Loads ``!Ref x`` as ``{"Ref": x}``, ``!Sub s`` as ``{"Fn::Sub": s}``, and so on."""
+
+
+def _construct_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node):
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _construct_tag)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict:
+    return yaml.load(path.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+@dataclass
+class SamTemplate:
+    """A loaded template with the parameter values in force (defaults unless overridden)."""
+
+    document: dict
+    parameters: dict[str, str]
+    root: Path
+
+    @classmethod
+    def load(cls, path: Path = TEMPLATE_PATH, overrides: Mapping[str, str] | None = None) -> SamTemplate:
+        document = load_template(path)
+        parameters = {name: str(spec.get("Default", "")) for name, spec in document.get("Parameters", {}).items()}
+        unknown = set(overrides or {}) - set(parameters)
+        if unknown:
+            raise KeyError(f"parameter overrides name parameters the template lacks: {sorted(unknown)}")
+        parameters.update({k: str(v) for k, v in (overrides or {}).items()})
+        return cls(document, parameters, path.parent)
+
+    @property
+    def resources(self) -> dict:
+        return self.document["Resources"]
+
+    def resource(self, logical_id: str) -> dict:
+        if logical_id not in self.resources:
+            raise KeyError(f"template.yaml has no resource {logical_id}")
+        return self.resources[logical_id]
+
+    def resolve(self, value):
+        """Resolve Ref (parameters, pseudo parameters) and Sub in ``value``; other intrinsics stay."""
+        if isinstance(value, dict) and len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref" and argument in self.parameters:
+                return self.parameters[argument]
+            if key == "Ref" and argument in PSEUDO_PARAMETERS:
+                return PSEUDO_PARAMETERS[argument]
+            if key == "Fn::Sub" and isinstance(argument, str):
+                return self.substitute(argument)
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+    def substitute(self, text: str) -> str:
+        def replace(match: re.Match) -> str:
+            name = match.group(1)
+            if name in self.parameters:
+                return self.parameters[name]
+            if name in PSEUDO_PARAMETERS:
+                return PSEUDO_PARAMETERS[name]
+            raise KeyError(f"cannot resolve ${{{name}}} offline")
+
+        return re.sub(r"\$\{([^}!]+)\}", replace, text)
+
+    def function_properties(self, logical_id: str) -> dict:
+        """The function's properties merged over Globals.Function (environment variables merged too)."""
+        resource = self.resource(logical_id)
+        if resource["Type"] != "AWS::Serverless::Function":
+            raise KeyError(f"{logical_id} is a {resource['Type']}, not an AWS::Serverless::Function")
+        global_properties = self.document.get("Globals", {}).get("Function", {})
+        properties = {**global_properties, **resource["Properties"]}
+        variables = {
+            **global_properties.get("Environment", {}).get("Variables", {}),
+            **resource["Properties"].get("Environment", {}).get("Variables", {}),
+        }
+        properties["Environment"] = {"Variables": variables}
+        return properties

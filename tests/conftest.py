@@ -1,0 +1,56 @@
+"""Fixtures shared by all suites: events from events/, the local endpoint server, template functions."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from pathlib import Path
+
+import pytest
+
+from local.endpoint_server import EndpointServer
+from local.lambda_invoker import LambdaFunction
+from local.sam_template import PROJECT_ROOT, SamTemplate
+from tests.support.models import CannedModel
+
+EVENTS_DIR = PROJECT_ROOT / "events"
+ENDPOINT_NAME = SamTemplate.load().parameters["EndpointName"]
+# Credentials the Lambda service would inject; offline they are dummies that reach only loopback.
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+def load_event(name: str) -> dict:
+    return json.loads((EVENTS_DIR / name).read_text())
+
+
+def response_json(response: dict) -> dict:
+    body = response["body"]
+    if response.get("isBase64Encoded"):
+        body = base64.b64decode(body)
+    return json.loads(body)
+
+
+@pytest.fixture
+def endpoint_server():
+    """A SageMaker Runtime server on loopback serving the canned model under the template's endpoint name."""
+    with EndpointServer() as server:
+        server.serve(ENDPOINT_NAME, CannedModel())
+        yield server
+
+
+@pytest.fixture
+def predict_function(endpoint_server):
+    """Open PredictFunction environments (cold starts) that reach ``endpoint_server``."""
+
+    @contextlib.contextmanager
+    def open_function(**environment: str):
+        variables = {**DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": endpoint_server.url, **environment}
+        with LambdaFunction("PredictFunction", environment=variables) as function:
+            yield function
+
+    return open_function
+
+
+def all_event_files() -> list[Path]:
+    return sorted(EVENTS_DIR.glob("*.json"))

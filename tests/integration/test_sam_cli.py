@@ -1,0 +1,38 @@
+"""SAM's own tools on the template: `sam validate --lint` and `sam build` (no network needed)."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from local.sam_template import PROJECT_ROOT
+
+SAM = str(Path(sys.executable).with_name("sam"))
+
+
+def _python312_available() -> bool:
+    python312 = shutil.which("python3.12")
+    return bool(python312) and subprocess.run([python312, "--version"], capture_output=True).returncode == 0
+
+
+def _sam(*args: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([SAM, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_sam_validate_lint_passes():
+    result = _sam("validate", "--lint", "--region", "us-east-1")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(not _python312_available(), reason="sam build needs python3.12 on PATH (the Lambda runtime)")
+def test_sam_build_packs_handler_and_layer(tmp_path):
+    build_dir = tmp_path / "build"
+    result = _sam("build", "--build-dir", str(build_dir), "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (build_dir / "PredictFunction/app.py").is_file()
+    layer = build_dir / "SharedLayer/python"
+    assert (layer / "dog_breeds/predict_breeds.py").is_file()
+    assert (layer / "aws_lambda_powertools").is_dir()
+    assert not list(build_dir.rglob("torch")), "torch must never reach the Lambda side"

@@ -1,0 +1,64 @@
+"""The layering rules of DESIGN.md and STYLE.md, checked on the source tree."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from local.sam_template import PROJECT_ROOT, SamTemplate
+
+LAMBDA_SIDE = [PROJECT_ROOT / "functions", PROJECT_ROOT / "layers"]
+ADAPTERS = PROJECT_ROOT / "layers/shared/python/dog_breeds/adapters"
+
+
+def _python_files(*roots: Path) -> list[Path]:
+    return sorted(path for root in roots for path in root.rglob("*.py") if ".aws-sam" not in path.parts)
+
+
+def _imported_top_levels(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("path", _python_files(*LAMBDA_SIDE), ids=lambda p: str(p.relative_to(PROJECT_ROOT)))
+def test_lambda_side_never_imports_torch_training_code_or_the_offline_stack(path):
+    assert not _imported_top_levels(path) & {"torch", "torchvision", "training_jobs", "local", "sagemaker"}
+
+
+@pytest.mark.parametrize("path", _python_files(*LAMBDA_SIDE), ids=lambda p: str(p.relative_to(PROJECT_ROOT)))
+def test_only_adapters_import_boto3(path):
+    if ADAPTERS not in path.parents:
+        assert not _imported_top_levels(path) & {"boto3", "botocore"}
+
+
+def test_handler_modules_are_thin():
+    template = SamTemplate.load()
+    for logical_id, resource in template.resources.items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            properties = resource["Properties"]
+            module = properties["Handler"].rpartition(".")[0]
+            source = PROJECT_ROOT / properties["CodeUri"] / f"{module}.py"
+            assert len(source.read_text().splitlines()) <= 40, f"{logical_id}: {source} is not a thin handler"
+
+
+def test_lambda_requirements_never_include_torch():
+    for requirements in [
+        *PROJECT_ROOT.glob("functions/*/requirements.txt"),
+        *PROJECT_ROOT.glob("layers/*/python/requirements.txt"),
+    ]:
+        assert "torch" not in requirements.read_text().lower(), requirements
+
+
+def test_predict_function_limits_match_the_contract():
+    template = SamTemplate.load()
+    properties = template.function_properties("PredictFunction")
+    assert template.parameters["PredictReservedConcurrency"] == "2"
+    assert properties["ReservedConcurrentExecutions"] == {"Ref": "PredictReservedConcurrency"}
+    # Below API Gateway's 30 s integration limit, so a slow endpoint answers 504 from us, not from the API
+    assert properties["Timeout"] < 30
+    assert properties["Runtime"] == "python3.12"

@@ -1,0 +1,89 @@
+"""Least privilege, checked: policies/*.json are the template's inline policies, and they lint clean."""
+
+import json
+from pathlib import Path
+
+import pytest
+from parliament import analyze_policy_string
+
+from local.sam_template import PROJECT_ROOT, SamTemplate
+
+POLICIES_DIR = PROJECT_ROOT / "policies"
+TEMPLATE = SamTemplate.load()
+
+
+def _as_document(value):
+    """The template's YAML with each ``!Sub "..."`` written as its string, as in policies/*.json."""
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+        return value["Fn::Sub"]
+    if isinstance(value, dict):
+        return {k: _as_document(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_document(v) for v in value]
+    return value
+
+
+def _inline_policies() -> dict[str, tuple[str, dict]]:
+    found = {}
+    for logical_id, resource in TEMPLATE.resources.items():
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in resource["Properties"].get("Policies", []):
+                found[policy["PolicyName"]] = (logical_id, _as_document(policy["PolicyDocument"]))
+    return found
+
+
+def _statements(document: dict) -> list[dict]:
+    return document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+POLICY_FILES = sorted(POLICIES_DIR.glob("*.json"))
+
+
+def test_every_policy_file_is_a_role_policy_of_the_template_and_vice_versa():
+    assert {path.stem for path in POLICY_FILES} == set(_inline_policies())
+
+
+@pytest.mark.parametrize("path", POLICY_FILES, ids=lambda p: p.name)
+def test_template_inline_policy_equals_its_file(path: Path):
+    _, inline = _inline_policies()[path.stem]
+    assert inline == json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("path", POLICY_FILES, ids=lambda p: p.name)
+def test_no_wildcard_actions(path: Path):
+    for statement in _statements(json.loads(path.read_text())):
+        assert "NotAction" not in statement
+        for action in _as_list(statement["Action"]):
+            assert "*" not in action, f"{path.name}: wildcard action {action}"
+
+
+@pytest.mark.parametrize("path", POLICY_FILES, ids=lambda p: p.name)
+def test_parliament_finds_nothing(path: Path):
+    rendered = TEMPLATE.substitute(path.read_text())
+    findings = analyze_policy_string(rendered).findings
+    assert findings == [], [f"{f.issue}: {f.detail}" for f in findings]
+
+
+def test_no_full_access_managed_policies_anywhere():
+    for path in [PROJECT_ROOT / "template.yaml", *POLICY_FILES]:
+        assert "FullAccess" not in path.read_text(), path.name
+    for logical_id, resource in TEMPLATE.resources.items():
+        assert "ManagedPolicyArns" not in resource.get("Properties", {}), logical_id
+
+
+def test_functions_use_their_own_role_so_sam_attaches_no_managed_policies():
+    for logical_id, resource in TEMPLATE.resources.items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            assert "Role" in resource["Properties"], logical_id
+            assert "Policies" not in resource["Properties"], logical_id
+
+
+def test_predict_function_may_invoke_only_the_configured_endpoint_spelt_in_lower_case():
+    document = json.loads(TEMPLATE.substitute((POLICIES_DIR / "predict-function.json").read_text()))
+    invoke = [s for s in _statements(document) if "sagemaker:InvokeEndpoint" in _as_list(s["Action"])]
+    assert [s["Resource"] for s in invoke] == ["arn:aws:sagemaker:us-east-1:123456789012:endpoint/dog-breed-classifier"]
+    assert TEMPLATE.document["Parameters"]["EndpointName"]["AllowedPattern"] == "^[a-z0-9](-*[a-z0-9]){0,62}$"

@@ -1,0 +1,62 @@
+"""Cold-start configuration fails loudly; the URL fetcher refuses what it must before connecting."""
+
+import socket
+
+import pytest
+
+from dog_breeds.adapters.image_download import download_image
+from dog_breeds.errors import MalformedRequestError
+from dog_breeds.settings import PredictSettings, SettingsError
+
+
+def test_settings_defaults():
+    settings = PredictSettings.from_environment({"ENDPOINT_NAME": "dog-breeds"})
+    assert settings.max_image_bytes == 4 * 1024 * 1024
+    assert settings.url_allowed_hosts == frozenset()
+    assert (settings.timeouts.connect_seconds, settings.timeouts.read_seconds, settings.timeouts.max_attempts) == (
+        2,
+        10,
+        2,
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({}, "ENDPOINT_NAME"),
+        ({"ENDPOINT_NAME": "Dog-Breeds"}, "ENDPOINT_NAME"),
+        ({"ENDPOINT_NAME": "dog", "MAX_IMAGE_BYTES": "lots"}, "MAX_IMAGE_BYTES"),
+        ({"ENDPOINT_NAME": "dog", "ENDPOINT_MAX_ATTEMPTS": "0"}, "ENDPOINT_MAX_ATTEMPTS"),
+        ({"ENDPOINT_NAME": "dog", "URL_ALLOWED_HOSTS": "ok.example.com,http://bad"}, "URL_ALLOWED_HOSTS"),
+    ],
+)
+def test_bad_configuration_fails_at_start_naming_the_variable(environ, named):
+    with pytest.raises(SettingsError, match=named):
+        PredictSettings.from_environment(environ)
+
+
+def _resolver(address: str):
+    def resolve(host, port, type=None):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    return resolve
+
+
+ALLOWED = frozenset({"images.example.com"})
+
+
+def test_url_input_is_off_without_an_allow_list():
+    with pytest.raises(MalformedRequestError, match="disabled"):
+        download_image("https://images.example.com/dog.jpg", frozenset(), 1000, resolve=_resolver("93.184.216.34"))
+
+
+def test_hosts_off_the_allow_list_are_refused():
+    with pytest.raises(MalformedRequestError, match="allowed host"):
+        download_image("https://evil.example.net/dog.jpg", ALLOWED, 1000, resolve=_resolver("93.184.216.34"))
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.8", "169.254.169.254", "192.168.1.1", "::1", "fd00::1"])
+def test_private_loopback_and_link_local_addresses_are_refused(address):
+    # Given an allowed host name whose DNS answer points inside (the classic SSRF to instance metadata)
+    with pytest.raises(MalformedRequestError, match="private or reserved"):
+        download_image("https://images.example.com/dog.jpg", ALLOWED, 1000, resolve=_resolver(address))
