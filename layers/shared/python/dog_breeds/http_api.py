@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from dog_breeds.errors import http_error
+from dog_breeds.errors import UNEXPECTED_ERROR, http_error
 
 JSON = "application/json"
 
@@ -17,8 +17,10 @@ JSON = "application/json"
 def error_response(exc: Exception, request_id: str, logger: Logger) -> Response:
     """Answer ``exc`` as the error table says; the details go to the log, never to the caller."""
     error = http_error(exc)
-    if error.status >= 500:
-        logger.exception("request failed", extra={"error_code": error.code})
+    if error.code == UNEXPECTED_ERROR.code:
+        logger.exception("request failed unexpectedly", extra={"error_code": error.code})
+    elif error.status >= 500 or error.status == 429:
+        logger.warning("endpoint call failed", extra={"error_code": error.code, "cause": repr(exc.__cause__ or exc)})
     else:
         logger.info("request refused", extra={"error_code": error.code, "reason": error.message})
     return Response(status_code=error.status, content_type=JSON, body=json.dumps(error.body(request_id)))

@@ -1,0 +1,197 @@
+"""A local stand-in for the SageMaker PyTorch inference container, serving one model artifact.
+
+Like the real container it answers ``GET /ping`` and ``POST /invocations`` on its own port and runs
+the artifact's ``code/inference.py`` through the AWS PyTorch inference toolkit's ``HandlerService``
+(``sagemaker-pytorch-inference``, the version the 2.6 container runs), with ``<model_dir>/code`` on the
+import path and ``SAGEMAKER_PROGRAM`` naming the module. Only TorchServe is left out: the handler is
+called directly, one request at a time, as one TorchServe worker would.
+
+Each container is its own process (``python -m local.model_container``), so two artifacts never share
+imported modules, and nothing from training_jobs/ is importable unless the artifact carries it.
+``ContainerModel`` is how the endpoint server forwards invocations to such a process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import urllib3
+from werkzeug.wrappers import Request, Response
+
+from local.endpoint_server import ModelFailure
+
+
+class _RequestProcessor:
+    def __init__(self, headers: dict[str, str]) -> None:
+        self._headers = headers
+
+    def get_request_properties(self) -> dict[str, str]:
+        return self._headers
+
+
+class _ServingContext:
+    """The parts of TorchServe's ``Context`` the toolkit reads and writes."""
+
+    def __init__(self, model_dir: str) -> None:
+        self.model_name = "model"
+        self.system_properties = {"model_dir": model_dir, "gpu_id": None}
+        self.request_processor = [_RequestProcessor({})]
+        self.status: tuple[int, str] | None = None
+        self.response_content_type: str | None = None
+
+    def set_response_status(self, code: int, phrase: str) -> None:
+        self.status = (code, phrase)
+
+    def set_response_content_type(self, index: int, value: str) -> None:
+        self.response_content_type = value
+
+
+class ToolkitHandler:
+    """Load an artifact with the toolkit's HandlerService and answer invocations as the container does."""
+
+    def __init__(self, model_dir: Path, program: str = "inference.py") -> None:
+        from sagemaker_pytorch_serving_container.handler_service import HandlerService
+
+        os.environ["SAGEMAKER_PROGRAM"] = program
+        sys.path.insert(0, str(model_dir / "code"))  # what the container's start-up puts on PYTHONPATH
+        self._context = _ServingContext(str(model_dir))
+        self._service = HandlerService()
+        self._service.initialize(self._context)
+        self._lock = threading.Lock()
+
+    def invoke(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
+        with self._lock:
+            self._context.request_processor = [_RequestProcessor(headers)]
+            self._context.status, self._context.response_content_type = None, None
+            answer = self._service.handle([{"body": body}], self._context)[0]
+            status = self._context.status[0] if self._context.status else 200
+            content_type = self._context.response_content_type or "text/plain"
+        data = answer if isinstance(answer, bytes) else str(answer).encode()
+        return status, data, content_type
+
+
+def container_app(handler: ToolkitHandler):
+    def app(environ, start_response):
+        request = Request(environ)
+        if request.path == "/ping" and request.method == "GET":
+            response = Response("", status=200)
+        elif request.path == "/invocations" and request.method == "POST":
+            status, data, content_type = handler.invoke(request.get_data(), dict(request.headers))
+            response = Response(data, status=status, content_type=content_type)
+        else:
+            response = Response("not found", status=404)
+        return response(environ, start_response)
+
+    return app
+
+
+class ContainerModel:
+    """An ``InferenceModel`` for the endpoint server that forwards to a container process over HTTP."""
+
+    def __init__(self, url: str, timeout_seconds: float = 60.0) -> None:
+        self.url = url
+        self._pool = urllib3.PoolManager(maxsize=4, timeout=urllib3.Timeout(connect=2, read=timeout_seconds))
+
+    def invoke(self, body: bytes, content_type: str, accept: str, custom_attributes: str) -> tuple[bytes, str]:
+        headers = {"Content-Type": content_type, "Accept": accept}
+        if custom_attributes:
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
+        response = self._pool.request("POST", f"{self.url}/invocations", body=body, headers=headers, retries=False)
+        if response.status >= 400:
+            raise ModelFailure(response.status, response.data.decode("utf-8", "replace"))
+        return response.data, response.headers.get("Content-Type", "application/json")
+
+
+class ContainerProcess:
+    """Start ``python -m local.model_container`` for one artifact; stop it on exit (no stray process).
+
+    The process sees only the project root (for ``local``) on its path, not training_jobs/: what the
+    artifact does not carry, it cannot import.
+    """
+
+    def __init__(self, model_dir: Path, startup_timeout_seconds: float = 120.0) -> None:
+        self.model_dir = Path(model_dir)
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.startup_timeout_seconds = startup_timeout_seconds
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> ContainerProcess:
+        project_root = Path(__file__).resolve().parent.parent
+        env = {**os.environ, "PYTHONPATH": str(project_root)}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "local.model_container",
+                "--model-dir",
+                str(self.model_dir),
+                "--port",
+                str(self.port),
+            ],
+            cwd=self.model_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + self.startup_timeout_seconds
+        pool = urllib3.PoolManager(timeout=1.0, retries=False)
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = self.process.stdout.read()
+                raise RuntimeError(f"the model container for {self.model_dir} exited while loading:\n{output[-4000:]}")
+            try:
+                if pool.request("GET", f"{self.url}/ping").status == 200:
+                    return self
+            except urllib3.exceptions.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"the model container for {self.model_dir} did not answer /ping in time")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process and self.process.stdout:
+            self.process.stdout.close()
+
+    def __enter__(self) -> ContainerProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from waitress import serve
+
+    parser = argparse.ArgumentParser(description="Serve one model artifact as a SageMaker container would.")
+    parser.add_argument("--model-dir", type=Path, required=True, help="an untarred model.tar.gz")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--program", default=os.environ.get("SAGEMAKER_PROGRAM", "inference.py"))
+    args = parser.parse_args(argv)
+    handler = ToolkitHandler(args.model_dir.resolve(), args.program)
+    print(f"model container ready on 127.0.0.1:{args.port}", flush=True)
+    serve(container_app(handler), host="127.0.0.1", port=args.port, threads=4, _quiet=True)
+
+
+if __name__ == "__main__":
+    main()

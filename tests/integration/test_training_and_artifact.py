@@ -1,0 +1,292 @@
+"""Real training on generated data: 2 SageMaker hosts on loopback, the artifact, and the endpoint serving it."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from breed_classifier.metrics import METRIC_DEFINITIONS, OBJECTIVE_METRIC
+from local.endpoint_server import EndpointServer, ModelFailure
+from local.model_container import ContainerModel, ContainerProcess
+from local.synthetic_images import CLASS_FOLDERS, class_image, encoded_image, write_image_folder
+from tests.conftest import DUMMY_CREDENTIALS, ENDPOINT_NAME, load_event, response_json
+from tests.support.training import FAST_HYPERPARAMETERS, TRAINING_JOBS, run_sagemaker_hosts
+
+CLASSES = 4
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp("data"), {"train": 40, "valid": 12, "test": 12}, classes=CLASSES)
+
+
+@pytest.fixture(scope="module")
+def two_host_run(dataset, tmp_path_factory):
+    """train.py as 2 SageMaker hosts, with the original one-channel layout (``training``)."""
+    return run_sagemaker_hosts(tmp_path_factory.mktemp("job"), {"training": dataset}, hosts=2)
+
+
+@pytest.fixture(scope="module")
+def untarred_artifact(two_host_run, tmp_path_factory):
+    """The model directory tarred as SageMaker packs model.tar.gz, then unpacked somewhere else."""
+    archive = tmp_path_factory.mktemp("s3") / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(two_host_run[0].model_dir, arcname=".")
+    target = tmp_path_factory.mktemp("opt-ml-model")
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+@pytest.fixture(scope="module")
+def container(untarred_artifact):
+    with ContainerProcess(untarred_artifact) as process:
+        yield ContainerModel(process.url)
+
+
+def test_two_hosts_train_together_and_only_rank_0_writes(two_host_run):
+    main, other = two_host_run
+    assert main.returncode == 0, main.output
+    assert other.returncode == 0, other.output
+    assert "2 process(es)" in main.output
+    assert sorted(p.name for p in main.model_dir.iterdir()) == ["code", "labels.json", "model.pt", "model_config.json"]
+    assert (main.model_dir / "code/inference.py").is_file()
+    assert (main.model_dir / "code/breed_classifier/preprocessing.py").is_file()
+    assert (main.output_data_dir / "metrics.json").is_file()
+    assert (main.output_data_dir / "training_curves.png").read_bytes().startswith(b"\x89PNG")
+    # Rank 1 trained (it took part in every all-reduce) but wrote nothing
+    assert not other.model_dir.exists() and not other.output_data_dir.exists()
+
+
+def test_the_model_learns_well_beyond_chance(two_host_run):
+    report = json.loads((two_host_run[0].output_data_dir / "metrics.json").read_text())
+    assert report["test"]["test_accuracy"] >= 0.8  # chance is 1 / 4
+    assert report["classes"] == list(CLASS_FOLDERS[:CLASSES])
+    assert len(report["history"]) >= 2  # more than one epoch ran
+
+
+def test_metric_lines_are_read_by_the_regexes_sagemaker_is_given(two_host_run):
+    found = {d["Name"] for d in METRIC_DEFINITIONS if re.search(d["Regex"], two_host_run[0].output)}
+    assert found == {d["Name"] for d in METRIC_DEFINITIONS}
+    assert OBJECTIVE_METRIC in found
+
+
+def test_artifact_labels_are_breed_names(untarred_artifact):
+    labels = json.loads((untarred_artifact / "labels.json").read_text())
+    assert labels[1] == {"class_index": 1, "folder": "002.Afghan_hound", "breed": "Afghan hound"}
+
+
+def test_served_artifact_classifies_new_generated_images(container):
+    rng = random.Random(12345)  # images the model never saw
+    correct = 0
+    trials = 0
+    for class_index in range(CLASSES):
+        for _ in range(5):
+            body = encoded_image(class_image(class_index, rng), "JPEG")
+            answer, content_type = container.invoke(body, "image/jpeg", "application/json", "top_k=3")
+            predictions = json.loads(answer)["predictions"]
+            assert content_type.startswith("application/json") and len(predictions) == 3
+            correct += predictions[0]["class_index"] == class_index
+            trials += 1
+    assert correct / trials >= 0.75
+
+
+def _image_variants() -> dict[str, tuple[bytes, str]]:
+    rng = random.Random(5)
+    base = class_image(2, rng, 64)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    rotated = io.BytesIO()
+    base.save(rotated, "JPEG", exif=exif.tobytes())
+    sixteen_bit = Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257)  # mode I;16
+    return {
+        "jpeg": (encoded_image(base, "JPEG"), "image/jpeg"),
+        "png": (encoded_image(base, "PNG"), "image/png"),
+        "grayscale": (encoded_image(base.convert("L"), "PNG"), "image/png"),
+        "rgba": (encoded_image(base.convert("RGBA"), "PNG"), "image/png"),
+        "cmyk": (encoded_image(base.convert("CMYK"), "JPEG"), "image/jpeg"),
+        "exif-rotated": (rotated.getvalue(), "image/jpeg"),
+        "16-bit-png": (encoded_image(sixteen_bit, "PNG"), "image/png"),
+        "x-image": (encoded_image(base, "JPEG"), "application/x-image"),
+    }
+
+
+@pytest.mark.parametrize("variant", sorted(_image_variants()))
+def test_every_image_kind_is_served(variant, container):
+    body, content_type = _image_variants()[variant]
+    answer, _ = container.invoke(body, content_type, "application/json", "")
+    predictions = json.loads(answer)["predictions"]
+    assert len(predictions) == 4  # top_k defaults to 5, and there are 4 classes
+    probabilities = [p["probability"] for p in predictions]
+    assert probabilities == sorted(probabilities, reverse=True) and 0.99 <= sum(probabilities) <= 1.0001
+
+
+def test_json_request_with_top_k(container):
+    body, _ = _image_variants()["png"]
+    import base64
+
+    document = json.dumps({"image": base64.b64encode(body).decode(), "top_k": 1})
+    answer, _ = container.invoke(document.encode(), "application/json", "application/json", "")
+    assert len(json.loads(answer)["predictions"]) == 1
+
+
+def _huge_png() -> bytes:
+    return encoded_image(Image.new("1", (8000, 6000)), "PNG")  # 48 Mpx in a few kB: a decompression bomb
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "words"),
+    [
+        (b"definitely not an image", "image/jpeg", 422, "not a decodable JPEG or PNG"),
+        (b"", "image/png", 422, "empty"),
+        ("truncated", "image/jpeg", 422, "not a decodable JPEG or PNG"),
+        ("huge", "image/png", 413, "pixels"),
+        (b"GIF89a", "image/gif", 415, "image/jpeg, image/png"),
+        (b'{"picture": 1}', "application/json", 400, '"image"'),
+    ],
+)
+def test_bad_inputs_get_clear_refusals(body, content_type, status, words, container):
+    if body == "truncated":
+        body = _image_variants()["jpeg"][0][:300]
+    elif body == "huge":
+        body = _huge_png()
+    with pytest.raises(ModelFailure) as refusal:
+        container.invoke(body, content_type, "application/json", "")
+    assert refusal.value.status == status
+    assert words in refusal.value.message.splitlines()[0]
+
+
+def test_prediction_path_with_the_real_model(container, predict_function, endpoint_server):
+    # Given the endpoint serving the artifact trained above (not a canned answer)
+    endpoint_server.serve(ENDPOINT_NAME, container)
+    # When the sample events (a class-0 JPEG and a class-2 PNG) go through the predict function
+    with predict_function() as function:
+        jpeg = response_json(function.invoke(load_event("predict-jpeg.json")))
+        png = response_json(function.invoke(load_event("predict-png.json")))
+        refused = function.invoke(load_event("predict-not-an-image.json"))
+    # Then the API answers with breed names from the trained model
+    assert jpeg["predictions"][0]["breed"] == "Affenpinscher"
+    assert png["predictions"][0]["breed"] == "Airedale terrier"
+    assert len(jpeg["predictions"]) == 3  # the event asks for top_k=3
+    assert refused["statusCode"] == 422
+
+
+def test_model_container_answers_422_through_sagemaker_runtime_as_a_client_error(container, predict_function):
+    # The endpoint's 422 (garbage that passed the function's magic-byte check) reaches the caller as 422
+    with EndpointServer() as server:
+        server.serve(ENDPOINT_NAME, container)
+        event = load_event("predict-jpeg.json")
+        import base64
+
+        event["body"] = base64.b64encode(b"\xff\xd8\xff" + b"\x00" * 100).decode()
+        with predict_function(AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=server.url, **DUMMY_CREDENTIALS) as function:
+            response = function.invoke(event)
+    assert response["statusCode"] == 422
+    assert "Traceback" not in response["body"]
+
+
+def test_ec2_entry_point_trains_on_the_same_data(dataset, tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "ec2train.py",
+            "--data-dir",
+            str(dataset),
+            "--model-dir",
+            str(tmp_path / "model"),
+            "--output-dir",
+            str(tmp_path / "output"),
+            *FAST_HYPERPARAMETERS,
+            "--epochs",
+            "2",
+        ],
+        cwd=TRAINING_JOBS,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test_accuracy=" in result.stdout
+    assert (tmp_path / "model/model.pt").is_file()
+    assert (tmp_path / "output/metrics.json").is_file()
+
+
+def test_pretrained_weights_offline_fail_with_a_clear_message(dataset, tmp_path):
+    # Given no reachable network (a proxy on a closed loopback port) and an empty weights cache
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "TORCH_HOME": str(tmp_path / "torch"),
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "https_proxy": "http://127.0.0.1:9",
+        "OMP_NUM_THREADS": "1",
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "ec2train.py",
+            "--data-dir",
+            str(dataset),
+            "--model-dir",
+            str(tmp_path / "model"),
+            "--architecture",
+            "resnet18",
+            "--pretrained",
+            "true",
+            "--epochs",
+            "1",
+            "--num-workers",
+            "0",
+        ],
+        cwd=TRAINING_JOBS,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert "could not download the ImageNet weights for resnet18" in result.stderr
+    assert "--no-pretrained" in result.stderr or "--pretrained false" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--learning-rate", "-1"], "must be greater than 0"),
+        (["--pretrained", "maybe"], "is not a boolean"),
+        (["--architecture", "vgg"], "invalid choice"),
+    ],
+)
+def test_bad_training_arguments_are_refused(args, words, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=TRAINING_JOBS,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "SM_CHANNEL_TRAINING": str(tmp_path)},
+    )
+    assert result.returncode == 2 and words in result.stderr
+
+
+def test_missing_data_is_refused_with_the_layouts_accepted(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "train.py"],
+        cwd=TRAINING_JOBS,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "SM_OUTPUT_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 2
+    assert "give channels train and valid" in result.stderr
+    # SageMaker shows this file as the job's FailureReason
+    assert "train and valid" in (tmp_path / "failure").read_text()

@@ -1,0 +1,85 @@
+"""Run the training entry points as SageMaker would run them: N host processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from local.sam_template import PROJECT_ROOT
+
+TRAINING_JOBS = PROJECT_ROOT / "training_jobs"
+# Small and fast on a 2-core CPU, and still a real network that has to learn.
+FAST_HYPERPARAMETERS = [
+    "--architecture",
+    "small_cnn",
+    "--pretrained",
+    "false",
+    "--freeze-backbone",
+    "false",
+    "--epochs",
+    "6",
+    "--batch-size",
+    "16",
+    "--learning-rate",
+    "0.01",
+    "--image-size",
+    "32",
+    "--num-workers",
+    "0",
+]
+
+
+@dataclass
+class HostRun:
+    host: str
+    returncode: int
+    output: str
+    model_dir: Path
+    output_data_dir: Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_sagemaker_hosts(workdir: Path, channels: dict[str, Path], hosts: int = 2, extra_args=()) -> list[HostRun]:
+    """Start ``train.py`` once per host with the SM_* variables SageMaker sets; wait for all of them."""
+    names = [f"algo-{i}" for i in range(1, hosts + 1)]
+    port = free_port()
+    processes = []
+    for host in names:
+        env = {
+            **os.environ,
+            "SM_HOSTS": json.dumps(names),
+            "SM_CURRENT_HOST": host,
+            # Every "host" is this machine: the master's name algo-1 would not resolve here.
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "SM_MODEL_DIR": str(workdir / host / "model"),
+            "SM_OUTPUT_DATA_DIR": str(workdir / host / "output/data"),
+            "SM_OUTPUT_DIR": str(workdir / host / "output"),
+            "OMP_NUM_THREADS": "1",
+            **{f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()},
+        }
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "train.py", *FAST_HYPERPARAMETERS, *extra_args],
+                cwd=TRAINING_JOBS,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    runs = []
+    for host, process in zip(names, processes, strict=True):
+        output, _ = process.communicate(timeout=600)
+        runs.append(HostRun(host, process.returncode, output, workdir / host / "model", workdir / host / "output/data"))
+    return runs

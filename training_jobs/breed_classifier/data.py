@@ -1,0 +1,71 @@
+"""ImageFolder data: ``train/ valid/ test/`` splits of ``NNN.Breed_name/`` folders, and their loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch.utils.data import DataLoader, DistributedSampler
+from torchvision import datasets
+
+from breed_classifier.preprocessing import eval_transform, to_rgb, train_transform
+
+SPLITS = ("train", "valid", "test")
+
+
+class DataLayoutError(ValueError):
+    """The data folders are not an ImageFolder data set with matching classes."""
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    train: Path
+    valid: Path
+    test: Path | None
+
+
+def _load_rgb(path: str):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return to_rgb(image)
+
+
+def image_folder(path: Path, transform) -> datasets.ImageFolder:
+    if not path.is_dir():
+        raise DataLayoutError(f"{path} is not a folder; expected class folders such as 001.Affenpinscher/")
+    try:
+        return datasets.ImageFolder(str(path), transform=transform, loader=_load_rgb)
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise DataLayoutError(f"{path}: {exc}") from exc
+
+
+def load_datasets(splits: DataSplits, image_size: int) -> dict[str, datasets.ImageFolder]:
+    loaded = {
+        "train": image_folder(splits.train, train_transform(image_size)),
+        "valid": image_folder(splits.valid, eval_transform(image_size)),
+    }
+    if splits.test is not None:
+        loaded["test"] = image_folder(splits.test, eval_transform(image_size))
+    classes = loaded["train"].classes
+    for name, dataset in loaded.items():
+        if dataset.classes != classes:
+            raise DataLayoutError(
+                f"the {name} split has classes {dataset.classes[:3]}..., unlike train's {classes[:3]}..."
+            )
+    return loaded
+
+
+def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, rank: int, world_size: int) -> DataLoader:
+    """A loader over this process's shard (``DistributedSampler`` when there are several processes)."""
+    sampler = (
+        DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle) if world_size > 1 else None
+    )
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )

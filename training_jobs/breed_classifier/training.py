@@ -1,0 +1,184 @@
+"""The training loop behind every entry point: data-parallel when there are several processes.
+
+Every configured epoch runs (unless early stopping's patience runs out); loss and accuracy are per
+sample and summed over all processes before anyone decides anything, so every rank takes the same
+early-stopping decision. Only rank 0 writes; all ranks meet at a barrier before exiting.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from breed_classifier.artifact import save_artifact
+from breed_classifier.curves import write_training_curves
+from breed_classifier.data import DataSplits, load_datasets, make_loader
+from breed_classifier.distributed import (
+    ProcessGroupSpec,
+    detect_process_group,
+    start_process_group,
+    stop_process_group,
+    sum_across_processes,
+)
+from breed_classifier.metrics import metric_line
+from breed_classifier.model import ModelConfig, build_model
+from breed_classifier.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+
+logger = logging.getLogger("breed_classifier")
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """What a training run can be tuned with; names match the command-line flags (``--learning-rate``)."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 0.001
+    patience: int = 3
+    architecture: str = "resnet50"
+    pretrained: bool = True
+    freeze_backbone: bool = True
+    image_size: int = 224
+    num_workers: int = 2
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    data: DataSplits
+    model_dir: Path
+    output_dir: Path
+    hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
+    show_progress: bool = False
+
+
+@dataclass
+class TrainingResult:
+    history: list[dict]
+    best_epoch: int
+    test: dict | None
+    classes: list[str]
+    stopped_early: bool
+    seconds: float
+
+
+def run_training(run: TrainingRun, emit: Callable[[str], None] = print) -> TrainingResult:
+    """Train, select the epoch with the lowest valid loss, report on test, and (rank 0) save the artifact."""
+    spec = detect_process_group()
+    start_process_group(spec)
+    try:
+        return _train(run, spec, emit if spec.is_main else (lambda line: None))
+    finally:
+        stop_process_group()
+
+
+def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]) -> TrainingResult:
+    started = time.monotonic()
+    hp = run.hyperparameters
+    torch.manual_seed(hp.seed)
+    # One process per host (SageMaker) or per GPU (torchrun, which sets LOCAL_RANK).
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    datasets = load_datasets(run.data, hp.image_size)
+    classes = datasets["train"].classes
+    config = ModelConfig(hp.architecture, len(classes), hp.image_size, IMAGENET_MEAN, IMAGENET_STD)
+    if hp.freeze_backbone and not hp.pretrained:
+        logger.warning("the backbone is frozen but not pretrained: only the head will learn (use --no-freeze-backbone)")
+    network = build_model(config, pretrained=hp.pretrained, freeze_backbone=hp.freeze_backbone).to(device)
+    model = DistributedDataParallel(network) if spec.is_distributed else network
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=hp.learning_rate)
+    loaders = {
+        name: make_loader(dataset, hp.batch_size, name == "train", hp.num_workers, spec.rank, spec.world_size)
+        for name, dataset in datasets.items()
+    }
+    emit(
+        f"training {hp.architecture} on {len(datasets['train'])} images, {len(classes)} classes, "
+        f"{spec.world_size} process(es), device {device.type}"
+    )
+    history, best_loss, best_epoch, best_state, stopped_early = [], math.inf, 0, None, False
+    for epoch in range(1, hp.epochs + 1):
+        if hasattr(loaders["train"].sampler, "set_epoch"):
+            loaders["train"].sampler.set_epoch(epoch)
+        train_loss, train_accuracy = _run_epoch(model, loaders["train"], device, optimizer, run.show_progress, epoch)
+        valid_loss, valid_accuracy = _run_epoch(model, loaders["valid"], device)
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_accuracy": train_accuracy,
+            "valid_loss": valid_loss,
+            "valid_accuracy": valid_accuracy,
+        }
+        history.append(row)
+        emit(metric_line(**row))
+        if valid_loss < best_loss:
+            best_loss, best_epoch = valid_loss, epoch
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in network.state_dict().items()})
+        elif epoch - best_epoch >= hp.patience:
+            emit(f"early stopping: valid loss has not improved for {hp.patience} epochs (best epoch {best_epoch})")
+            stopped_early = True
+            break
+    if best_state is None:
+        raise FloatingPointError("the valid loss was never a finite number; lower --learning-rate")
+    network.load_state_dict(best_state)
+    test = None
+    if "test" in loaders:
+        test_loss, test_accuracy = _run_epoch(model, loaders["test"], device)
+        test = {"test_loss": test_loss, "test_accuracy": test_accuracy}
+        emit(metric_line(**test))
+    result = TrainingResult(history, best_epoch, test, classes, stopped_early, time.monotonic() - started)
+    if spec.is_main:
+        save_artifact(run.model_dir, network, config, classes)
+        _write_reports(run, result)
+        emit(f"saved the model (epoch {best_epoch}) to {run.model_dir}")
+    return result
+
+
+def _run_epoch(model: nn.Module, loader, device, optimizer=None, show_progress=False, epoch=0) -> tuple[float, float]:
+    """One pass over this process's shard; returns (loss, accuracy) per sample over all processes."""
+    training = optimizer is not None
+    model.train(training)
+    loss_sum, correct, count = 0.0, 0, 0
+    criterion = nn.CrossEntropyLoss(reduction="sum")
+    with torch.set_grad_enabled(training):
+        for step, (images, targets) in enumerate(loader, start=1):
+            images, targets = images.to(device), targets.to(device)
+            outputs = model(images)
+            loss = criterion(outputs, targets)
+            if training:
+                optimizer.zero_grad(set_to_none=True)
+                (loss / len(targets)).backward()
+                optimizer.step()
+            loss_sum += loss.item()
+            correct += (outputs.argmax(1) == targets).sum().item()
+            count += len(targets)
+            if show_progress:
+                _progress_bar(epoch, step, len(loader))
+    loss_sum, correct, count = sum_across_processes([loss_sum, correct, count], device)
+    return loss_sum / max(count, 1), correct / max(count, 1)
+
+
+def _progress_bar(epoch: int, step: int, steps: int, width: int = 30) -> None:
+    done = round(width * step / steps)
+    sys.stderr.write(f"\repoch {epoch} [{'#' * done}{'.' * (width - done)}] {step}/{steps}")
+    if step == steps:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _write_reports(run: TrainingRun, result: TrainingResult) -> None:
+    run.output_dir.mkdir(parents=True, exist_ok=True)
+    report = {**asdict(result), "hyperparameters": asdict(run.hyperparameters)}
+    (run.output_dir / "metrics.json").write_text(json.dumps(report, indent=2))
+    write_training_curves(result.history, run.output_dir / "training_curves.png")

@@ -1,0 +1,44 @@
+"""Train on an EC2 instance or a laptop: the same training module as SageMaker, with plain paths.
+
+    python ec2train.py --data-dir dogImages --model-dir model --output-dir output --epochs 5
+
+Trains on ``train/``, selects the epoch on ``valid/``, reports on ``test/``. For several processes on
+one or more machines, start it with ``torchrun`` (it reads torchrun's RANK/WORLD_SIZE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from breed_classifier.cli import add_hyperparameter_arguments, hyperparameters_from
+from breed_classifier.data import DataLayoutError, DataSplits
+from breed_classifier.model import PretrainedWeightsUnavailableError
+from breed_classifier.training import TrainingRun, run_training
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, required=True, help="folder with train/ valid/ test/")
+    parser.add_argument("--model-dir", type=Path, default=Path("model"))
+    parser.add_argument("--output-dir", type=Path, default=Path("output"))
+    add_hyperparameter_arguments(parser)
+    args = parser.parse_args(argv)
+    test_dir = args.data_dir / "test"
+    splits = DataSplits(args.data_dir / "train", args.data_dir / "valid", test_dir if test_dir.is_dir() else None)
+    run = TrainingRun(
+        splits, args.model_dir, args.output_dir, hyperparameters_from(args), show_progress=sys.stderr.isatty()
+    )
+    try:
+        run_training(run)
+    except (DataLayoutError, PretrainedWeightsUnavailableError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

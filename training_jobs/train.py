@@ -1,0 +1,82 @@
+"""SageMaker training entry point (script mode): ``sagemaker_program=train.py``.
+
+Every path defaults to SageMaker's ``SM_*`` variable and falls back to a local folder outside it, so
+the same script runs in a training container, under the offline executor, or by hand. Data comes as
+channels ``train``/``valid``/``test``, or as one ``training`` channel holding those three folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from breed_classifier.cli import add_hyperparameter_arguments, hyperparameters_from
+from breed_classifier.data import DataLayoutError, DataSplits
+from breed_classifier.model import PretrainedWeightsUnavailableError
+from breed_classifier.training import TrainingRun, run_training
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_hyperparameter_arguments(parser)
+    parser.add_argument("--model-dir", type=Path, default=Path(env.get("SM_MODEL_DIR", "model")))
+    parser.add_argument("--output-data-dir", type=Path, default=Path(env.get("SM_OUTPUT_DATA_DIR", "output")))
+    parser.add_argument(
+        "--training",
+        type=Path,
+        default=_optional_path(env.get("SM_CHANNEL_TRAINING")),
+        help="one channel holding train/ valid/ test/ (the original layout)",
+    )
+    for split in ("train", "valid", "test"):
+        parser.add_argument(f"--{split}", type=Path, default=_optional_path(env.get(f"SM_CHANNEL_{split.upper()}")))
+    return parser.parse_args(argv)
+
+
+def data_splits(args: argparse.Namespace) -> DataSplits:
+    if args.train is not None:
+        if args.valid is None:
+            raise DataLayoutError("a train channel needs a valid channel too (test is optional)")
+        return DataSplits(args.train, args.valid, args.test)
+    if args.training is not None:
+        test = args.training / "test"
+        return DataSplits(args.training / "train", args.training / "valid", test if test.is_dir() else None)
+    raise DataLayoutError(
+        "no data: give channels train and valid (and test), or one channel 'training' with train/ valid/ test/ "
+        "(outside SageMaker: --train DIR --valid DIR [--test DIR], or --training DIR)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        splits = data_splits(args)
+        run_training(
+            TrainingRun(splits, args.model_dir, args.output_data_dir, hyperparameters_from(args)),
+            emit=lambda line: print(line, flush=True),
+        )
+    except (DataLayoutError, PretrainedWeightsUnavailableError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        _report_failure(str(exc))
+        return 2
+    return 0
+
+
+def _report_failure(reason: str) -> None:
+    # SageMaker shows the contents of /opt/ml/output/failure as the job's FailureReason.
+    output_dir = os.environ.get("SM_OUTPUT_DIR")
+    if output_dir:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(output_dir) / "failure").write_text(reason[:1024])
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
