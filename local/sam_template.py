@@ -90,15 +90,47 @@ class SamTemplate:
         return value
 
     def substitute(self, text: str) -> str:
+        """Resolve ``${Parameter}``, ``${AWS::Pseudo}``, ``${Resource}`` and ``${Resource.Arn}`` in ``text``."""
+
         def replace(match: re.Match) -> str:
             name = match.group(1)
             if name in self.parameters:
                 return self.parameters[name]
             if name in PSEUDO_PARAMETERS:
                 return PSEUDO_PARAMETERS[name]
+            logical_id, _, attribute = name.partition(".")
+            if logical_id in self.resources and attribute in ("", "Arn"):
+                return self.physical_id(logical_id) if not attribute else self.arn(logical_id)
             raise KeyError(f"cannot resolve ${{{name}}} offline")
 
         return re.sub(r"\$\{([^}!]+)\}", replace, text)
+
+    def physical_id(self, logical_id: str) -> str:
+        """The name a resource gets offline: its template name, or the stack-derived name it is given."""
+        properties = self.resource(logical_id).get("Properties", {})
+        for key in ("FunctionName", "Name", "RoleName", "BucketName"):
+            if key in properties:
+                return self.resolve(properties[key])
+        stack = PSEUDO_PARAMETERS["AWS::StackName"]
+        return (
+            f"{stack}-{logical_id}".lower()
+            if self.resource(logical_id)["Type"] == "AWS::S3::Bucket"
+            else f"{stack}-{logical_id}"
+        )
+
+    def arn(self, logical_id: str) -> str:
+        kind = self.resource(logical_id)["Type"]
+        region, account = PSEUDO_PARAMETERS["AWS::Region"], PSEUDO_PARAMETERS["AWS::AccountId"]
+        name = self.physical_id(logical_id)
+        formats = {
+            "AWS::IAM::Role": f"arn:aws:iam::{account}:role/{name}",
+            "AWS::Serverless::Function": f"arn:aws:lambda:{region}:{account}:function:{name}",
+            "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
+            "AWS::Serverless::StateMachine": f"arn:aws:states:{region}:{account}:stateMachine:{name}",
+        }
+        if kind not in formats:
+            raise KeyError(f"no offline ARN format for {kind}")
+        return formats[kind]
 
     def function_properties(self, logical_id: str) -> dict:
         """The function's properties merged over Globals.Function (environment variables merged too)."""

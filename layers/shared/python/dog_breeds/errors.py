@@ -86,3 +86,26 @@ def http_error(exc: BaseException) -> HttpError:
     row = next((row for cls, row in ERROR_TABLE.items() if isinstance(exc, cls)), UNEXPECTED_ERROR)
     # Rows without a fixed message belong to PredictionError subclasses, whose message is ours.
     return HttpError(row.status, row.code, row.fixed_message or exc.message)
+
+
+# --- control-plane errors: raised to the caller (Step Functions or a CLI), whose Catch names them ---
+
+
+class ControlPlaneError(Exception):
+    """Base class of the control-plane functions' failures; the message says what to do."""
+
+
+class InvalidEventError(ControlPlaneError):
+    """The event is not shaped as the function accepts; the message names the fields."""
+
+
+class TrainingNotCompleteError(ControlPlaneError):
+    """A deploy was asked for from a training job that has not Completed."""
+
+
+class EndpointBusyError(ControlPlaneError):
+    """The endpoint is Creating or Updating; retry when it is InService."""
+
+
+class AwsRequestRefusedError(ControlPlaneError):
+    """AWS refused a control-plane request; the message carries AWS's own reason for the operator."""

@@ -85,3 +85,99 @@ def _number(env: Mapping[str, str], name: str, kind: type, default, *, minimum):
     if value < minimum:
         raise SettingsError(f"environment variable {name}={raw!r} must be at least {minimum}")
     return value
+
+
+# --- the control-plane functions (start_training, deploy_endpoint, register_autoscaling) ---
+
+
+@dataclass(frozen=True)
+class ControlPlaneSettings:
+    """What every control-plane function knows: where things live and who SageMaker runs as."""
+
+    region: str
+    bucket: str
+    execution_role_arn: str
+    job_name_prefix: str
+    endpoint_name: str
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ControlPlaneSettings:
+        env = os.environ if environ is None else environ
+        prefix = _required(env, "JOB_NAME_PREFIX")
+        if not ENDPOINT_NAME_PATTERN.match(prefix) or len(prefix) > 32:
+            raise SettingsError(f"JOB_NAME_PREFIX={prefix!r} must be 1-32 lower-case letters, digits and hyphens")
+        endpoint_name = _required(env, "ENDPOINT_NAME")
+        if not ENDPOINT_NAME_PATTERN.match(endpoint_name) or len(endpoint_name) > 50:
+            raise SettingsError(
+                f"ENDPOINT_NAME={endpoint_name!r} must be 1-50 lower-case letters, digits and hyphens "
+                "(model and endpoint-config names add a 12-character suffix to it)"
+            )
+        return cls(
+            region=_required(env, "AWS_REGION"),
+            bucket=_required(env, "BUCKET_NAME"),
+            execution_role_arn=_required(env, "SAGEMAKER_EXECUTION_ROLE_ARN"),
+            job_name_prefix=prefix,
+            endpoint_name=endpoint_name,
+        )
+
+
+@dataclass(frozen=True)
+class TrainingDefaults:
+    instance_type: str
+    instance_count: int
+    max_runtime_seconds: int
+    use_spot: bool
+    source_s3_uri: str
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> TrainingDefaults:
+        env = os.environ if environ is None else environ
+        return cls(
+            instance_type=env.get("TRAINING_INSTANCE_TYPE", "ml.m5.2xlarge"),
+            instance_count=_number(env, "TRAINING_INSTANCE_COUNT", int, 6, minimum=1),
+            max_runtime_seconds=_number(env, "TRAINING_MAX_RUNTIME_SECONDS", int, 86400, minimum=60),
+            use_spot=env.get("TRAINING_USE_SPOT", "false").strip().lower() == "true",
+            source_s3_uri=env.get("TRAINING_SOURCE_S3_URI", "").strip(),
+        )
+
+
+@dataclass(frozen=True)
+class EndpointDefaults:
+    instance_type: str
+    instance_count: int
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> EndpointDefaults:
+        env = os.environ if environ is None else environ
+        return cls(
+            instance_type=env.get("ENDPOINT_INSTANCE_TYPE", "ml.m5.large"),
+            instance_count=_number(env, "ENDPOINT_INSTANCE_COUNT", int, 1, minimum=1),
+        )
+
+
+@dataclass(frozen=True)
+class ScalingDefaults:
+    """Target tracking on SageMakerVariantInvocationsPerInstance: invocations per instance PER MINUTE."""
+
+    min_capacity: int
+    max_capacity: int
+    target_invocations_per_instance_per_minute: float
+    scale_in_cooldown_seconds: int
+    scale_out_cooldown_seconds: int
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ScalingDefaults:
+        env = os.environ if environ is None else environ
+        return cls(
+            min_capacity=_number(env, "SCALING_MIN_CAPACITY", int, 1, minimum=1),
+            max_capacity=_number(env, "SCALING_MAX_CAPACITY", int, 3, minimum=1),
+            target_invocations_per_instance_per_minute=_number(
+                env, "SCALING_TARGET_INVOCATIONS", float, 15.0, minimum=0.01
+            ),
+            scale_in_cooldown_seconds=_number(env, "SCALING_SCALE_IN_COOLDOWN_SECONDS", int, 30, minimum=0),
+            scale_out_cooldown_seconds=_number(env, "SCALING_SCALE_OUT_COOLDOWN_SECONDS", int, 30, minimum=0),
+        )
+
+
+# Control-plane calls are rare and may be slow; they get more time and one more attempt than predictions.
+CONTROL_PLANE_TIMEOUTS = EndpointTimeouts(connect_seconds=5.0, read_seconds=30.0, max_attempts=3)

@@ -1,0 +1,72 @@
+"""The SageMaker control-plane calls the functions make, with AWS's refusals turned into project errors.
+
+Control-plane messages go to an operator (Step Functions, a CLI), not to API consumers, so AWS's own
+reason is kept in the error: it says what to fix (a quota, a missing permission, a bad image).
+"""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from dog_breeds.errors import AwsRequestRefusedError
+
+
+class SageMakerControl:
+    """Wraps a ``sagemaker`` client; one instance per execution environment."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def create_training_job(self, request: dict) -> str:
+        return self._call("create_training_job", **request)["TrainingJobArn"]
+
+    def describe_training_job(self, name: str) -> dict | None:
+        return self._describe("describe_training_job", TrainingJobName=name)
+
+    def model_exists(self, name: str) -> bool:
+        return self._describe("describe_model", ModelName=name) is not None
+
+    def create_model(self, request: dict) -> None:
+        self._call("create_model", **request)
+
+    def endpoint_config_exists(self, name: str) -> bool:
+        return self._describe("describe_endpoint_config", EndpointConfigName=name) is not None
+
+    def create_endpoint_config(self, request: dict) -> None:
+        self._call("create_endpoint_config", **request)
+
+    def describe_endpoint(self, name: str) -> dict | None:
+        return self._describe("describe_endpoint", EndpointName=name)
+
+    def create_endpoint(self, name: str, config_name: str, tags: list[dict]) -> None:
+        self._call("create_endpoint", EndpointName=name, EndpointConfigName=config_name, Tags=tags)
+
+    def update_endpoint(self, name: str, config_name: str) -> None:
+        # Keep the instance count auto-scaling has set; the new config brings the new model.
+        self._call(
+            "update_endpoint", EndpointName=name, EndpointConfigName=config_name, RetainAllVariantProperties=True
+        )
+
+    def _describe(self, operation: str, **names) -> dict | None:
+        """Describe by name; ``None`` when it does not exist.
+
+        SageMaker answers a Describe of a well-formed name that does not exist with a
+        ValidationException (there is no NotFound code); our names are always well-formed.
+        """
+        try:
+            return getattr(self.client, operation)(**names)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("ValidationException", "ValidationError", "ResourceNotFound"):
+                return None
+            raise _refused(operation, exc) from exc
+
+    def _call(self, operation: str, **parameters) -> dict:
+        try:
+            return getattr(self.client, operation)(**parameters)
+        except ClientError as exc:
+            raise _refused(operation, exc) from exc
+
+
+def _refused(operation: str, exc: ClientError) -> AwsRequestRefusedError:
+    error = exc.response.get("Error", {})
+    return AwsRequestRefusedError(f"SageMaker {operation} refused: {error.get('Code')}: {error.get('Message')}")

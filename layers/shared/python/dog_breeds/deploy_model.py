@@ -1,0 +1,130 @@
+"""Deploy a trained model to the real-time endpoint: create it, or update it blue/green.
+
+Model and endpoint-config names are derived from what they contain (model data, image, instance
+type and count), so deploying the same input twice creates nothing and changes nothing. An existing
+endpoint is moved with ``UpdateEndpoint``: SageMaker starts the new fleet, shifts traffic once it is
+InService and only then retires the old one, so the old model serves until the new one can.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
+from dog_breeds.control_events import read_fields, text_matching, whole_number
+from dog_breeds.errors import EndpointBusyError, InvalidEventError, TrainingNotCompleteError
+from dog_breeds.settings import ControlPlaneSettings, EndpointDefaults
+
+VARIANT_NAME = "AllTraffic"
+INFERENCE_PROGRAM = "inference.py"
+_INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9]+\.[a-z0-9]+")
+_JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+TAGS = [{"Key": "project", "Value": "dog-breed-classifier"}]
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    training_job_name: str | None
+    model_data_url: str | None
+    instance_type: str
+    instance_count: int
+
+
+def read_deploy_event(event, defaults: EndpointDefaults, bucket: str) -> DeployRequest:
+    model_data = re.compile(rf"s3://{re.escape(bucket)}/[A-Za-z0-9!_.*'()/-]+\.tar\.gz")
+    fields = read_fields(
+        event,
+        {
+            "training_job_name": text_matching(_JOB_NAME, "a SageMaker training job name"),
+            "model_data_url": text_matching(model_data, f"an s3://{bucket}/... model.tar.gz URI"),
+            "instance_type": text_matching(_INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.large"),
+            "instance_count": whole_number(1, 10),
+        },
+    )
+    if ("training_job_name" in fields) == ("model_data_url" in fields):
+        raise InvalidEventError("give exactly one of training_job_name or model_data_url")
+    return DeployRequest(
+        fields.get("training_job_name"),
+        fields.get("model_data_url"),
+        fields.get("instance_type", defaults.instance_type),
+        fields.get("instance_count", defaults.instance_count),
+    )
+
+
+def deploy_model(sagemaker, request: DeployRequest, settings: ControlPlaneSettings) -> dict:
+    """Create or update the endpoint so that it serves ``request``'s model. Idempotent."""
+    model_data_url = request.model_data_url or _completed_job_artifact(sagemaker, request.training_job_name)
+    image = image_uri(INFERENCE_IMAGE, settings.region)
+    digest = hashlib.sha256(
+        "|".join([model_data_url, image, request.instance_type, str(request.instance_count)]).encode()
+    ).hexdigest()[:11]
+    name = f"{settings.endpoint_name}-{digest}"
+    if not sagemaker.model_exists(name):
+        sagemaker.create_model(
+            {
+                "ModelName": name,
+                "ExecutionRoleArn": settings.execution_role_arn,
+                "PrimaryContainer": {
+                    "Image": image,
+                    "ModelDataUrl": model_data_url,
+                    "Environment": {
+                        "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
+                        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+                        "SAGEMAKER_REGION": settings.region,
+                    },
+                },
+                "Tags": TAGS,
+            }
+        )
+    if not sagemaker.endpoint_config_exists(name):
+        sagemaker.create_endpoint_config(
+            {
+                "EndpointConfigName": name,
+                "ProductionVariants": [
+                    {
+                        "VariantName": VARIANT_NAME,
+                        "ModelName": name,
+                        "InstanceType": request.instance_type,
+                        "InitialInstanceCount": request.instance_count,
+                        "InitialVariantWeight": 1.0,
+                    }
+                ],
+                "Tags": TAGS,
+            }
+        )
+    endpoint = sagemaker.describe_endpoint(settings.endpoint_name)
+    if endpoint is None:
+        sagemaker.create_endpoint(settings.endpoint_name, name, TAGS)
+        action = "created"
+    elif endpoint["EndpointConfigName"] == name and endpoint["EndpointStatus"] != "Failed":
+        action = "unchanged"
+    elif endpoint["EndpointStatus"] in ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"):
+        raise EndpointBusyError(
+            f"endpoint {settings.endpoint_name} is {endpoint['EndpointStatus']}; deploy again when it is InService"
+        )
+    else:
+        sagemaker.update_endpoint(settings.endpoint_name, name)
+        action = "updated"
+    return {
+        "endpoint_name": settings.endpoint_name,
+        "endpoint_config_name": name,
+        "model_name": name,
+        "model_data_url": model_data_url,
+        "action": action,
+    }
+
+
+def _completed_job_artifact(sagemaker, job_name: str) -> str:
+    job = sagemaker.describe_training_job(job_name)
+    if job is None:
+        raise InvalidEventError(f"training job {job_name} does not exist")
+    status = job["TrainingJobStatus"]
+    if status != "Completed":
+        reason = f": {job['FailureReason']}" if job.get("FailureReason") else ""
+        raise TrainingNotCompleteError(
+            f"training job {job_name} is {status}{reason}; only a Completed job's model can be deployed"
+        )
+    return job["ModelArtifacts"]["S3ModelArtifacts"]

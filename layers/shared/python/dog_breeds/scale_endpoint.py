@@ -1,0 +1,81 @@
+"""Target-tracking auto-scaling for the endpoint's variant.
+
+The metric, ``SageMakerVariantInvocationsPerInstance``, is the number of invocations each instance
+receives **per minute** (CloudWatch's Sum over one minute divided by the instance count). A target of
+15 therefore means "add instances when each one serves more than about 15 requests a minute".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dog_breeds.control_events import positive_number, read_fields, whole_number
+from dog_breeds.deploy_model import VARIANT_NAME
+from dog_breeds.errors import InvalidEventError
+from dog_breeds.settings import ScalingDefaults
+
+METRIC = "SageMakerVariantInvocationsPerInstance"
+
+
+@dataclass(frozen=True)
+class ScalingRequest:
+    min_capacity: int
+    max_capacity: int
+    target_invocations_per_instance_per_minute: float
+    scale_in_cooldown_seconds: int
+    scale_out_cooldown_seconds: int
+
+
+def read_scaling_event(event, defaults: ScalingDefaults) -> ScalingRequest:
+    fields = read_fields(
+        event or {},
+        {
+            "min_capacity": whole_number(1, 100),
+            "max_capacity": whole_number(1, 100),
+            "target_invocations_per_instance_per_minute": positive_number,
+            "scale_in_cooldown_seconds": whole_number(0, 3600),
+            "scale_out_cooldown_seconds": whole_number(0, 3600),
+            # What the deploy step hands on in the pipeline; accepted and ignored.
+            "endpoint_name": lambda value: None,
+        },
+    )
+    request = ScalingRequest(
+        min_capacity=fields.get("min_capacity", defaults.min_capacity),
+        max_capacity=fields.get("max_capacity", defaults.max_capacity),
+        target_invocations_per_instance_per_minute=float(
+            fields.get(
+                "target_invocations_per_instance_per_minute", defaults.target_invocations_per_instance_per_minute
+            )
+        ),
+        scale_in_cooldown_seconds=fields.get("scale_in_cooldown_seconds", defaults.scale_in_cooldown_seconds),
+        scale_out_cooldown_seconds=fields.get("scale_out_cooldown_seconds", defaults.scale_out_cooldown_seconds),
+    )
+    if request.min_capacity > request.max_capacity:
+        raise InvalidEventError(
+            f"min_capacity ({request.min_capacity}) must not exceed max_capacity ({request.max_capacity})"
+        )
+    return request
+
+
+def register_autoscaling(scaling, endpoint_name: str, request: ScalingRequest) -> dict:
+    """Register the variant and (re)write its policy; running it twice leaves the same state."""
+    resource_id = f"endpoint/{endpoint_name}/variant/{VARIANT_NAME}"
+    scaling.register_target(resource_id, request.min_capacity, request.max_capacity)
+    policy_name = f"{endpoint_name}-invocations-per-instance"
+    policy_arn = scaling.put_target_tracking_policy(
+        resource_id,
+        policy_name,
+        {
+            "TargetValue": request.target_invocations_per_instance_per_minute,
+            "PredefinedMetricSpecification": {"PredefinedMetricType": METRIC},
+            "ScaleInCooldown": request.scale_in_cooldown_seconds,
+            "ScaleOutCooldown": request.scale_out_cooldown_seconds,
+        },
+    )
+    return {
+        "resource_id": resource_id,
+        "policy_name": policy_name,
+        "policy_arn": policy_arn,
+        "min_capacity": request.min_capacity,
+        "max_capacity": request.max_capacity,
+    }

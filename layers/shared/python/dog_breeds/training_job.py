@@ -1,0 +1,199 @@
+"""Start a SageMaker training job: the same request the SageMaker Python SDK 2.x estimator sends.
+
+Script mode on AWS's PyTorch training image, every host running ``train.py`` (on CPU instances the
+SDK's ``distribution`` options do not apply; the script forms the process group from ``SM_HOSTS``),
+the Debugger hook with the original notebook's four built-in rules, system profiling every 500 ms with
+the ProfilerReport rule, and optional managed spot training with checkpoints. Framework profiling is
+not configured: SageMaker Debugger deprecated it for PyTorch 2.0 and later.
+
+tests/integration/test_control_plane.py compares this request field by field with the SDK's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from dog_breeds.container_images import DEBUGGER_RULES_IMAGE, TRAINING_IMAGE, UnsupportedRegionError, image_uri
+from dog_breeds.control_events import boolean, read_fields, text_matching, whole_number
+from dog_breeds.errors import InvalidEventError
+from dog_breeds.settings import ControlPlaneSettings, TrainingDefaults
+
+# The flags of training_jobs/train.py (checked equal to breed_classifier.cli by a test).
+HYPERPARAMETER_NAMES = (
+    "epochs",
+    "batch-size",
+    "learning-rate",
+    "patience",
+    "architecture",
+    "pretrained",
+    "freeze-backbone",
+    "image-size",
+    "num-workers",
+    "seed",
+)
+# The regexes of training_jobs/breed_classifier/metrics.py (checked equal by a test).
+_NUMBER = r"([0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
+METRIC_DEFINITIONS = [
+    {"Name": name, "Regex": rf"{name.replace(':', '_')}={_NUMBER}"}
+    for name in ("train:loss", "train:accuracy", "valid:loss", "valid:accuracy", "test:loss", "test:accuracy")
+]
+DEBUGGER_RULES = ("VanishingGradient", "Overfit", "Overtraining", "PoorWeightInitialization")
+# The tensors those rules read, saved every 500 steps (what the SDK configures for them).
+DEBUG_COLLECTIONS = [
+    {"CollectionName": "relu_input", "CollectionParameters": {"include_regex": ".*relu_input", "save_interval": "500"}},
+    {"CollectionName": "gradients", "CollectionParameters": {"save_interval": "500"}},
+]
+SYSTEM_MONITOR_INTERVAL_MS = 500
+ENTRY_POINT = "train.py"
+DATA_PREFIX, OUTPUT_PREFIX, CHECKPOINT_PREFIX, CODE_PREFIX = "data/", "training-output", "checkpoints", "code/"
+_INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9]+\.[a-z0-9]+")
+_PREFIX = re.compile(r"(?!/)(?!.*\.\.)[A-Za-z0-9!_.*'()/-]{1,200}/")
+_SCALAR_TYPES = (str, int, float, bool)
+
+
+@dataclass(frozen=True)
+class TrainingJobRequest:
+    hyperparameters: dict
+    instance_type: str
+    instance_count: int
+    use_spot: bool
+    max_runtime_seconds: int
+    source_s3_uri: str
+    data_prefix: str
+
+
+def read_training_event(event, defaults: TrainingDefaults, bucket: str) -> TrainingJobRequest:
+    """Validate a start-training event (every field optional) against the configured defaults."""
+    source_pattern = re.compile(rf"s3://{re.escape(bucket)}/{CODE_PREFIX}[A-Za-z0-9._/-]+\.tar\.gz")
+    fields = read_fields(
+        event or {},
+        {
+            "hyperparameters": _hyperparameters,
+            "instance_type": text_matching(_INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.2xlarge"),
+            "instance_count": whole_number(1, 100),
+            "use_spot": boolean,
+            "max_runtime_seconds": whole_number(60, 2_419_200),
+            "source_s3_uri": text_matching(source_pattern, f"a .tar.gz under s3://{bucket}/{CODE_PREFIX}"),
+            "data_prefix": text_matching(_PREFIX, "an S3 key prefix ending in '/', such as data/"),
+        },
+    )
+    source = fields.get("source_s3_uri", defaults.source_s3_uri)
+    if not source:
+        raise InvalidEventError(
+            "no training code: give source_s3_uri, or deploy with the TrainingSourceS3Uri parameter "
+            "(`make upload-training-code` uploads training_jobs/ and prints it)"
+        )
+    return TrainingJobRequest(
+        hyperparameters=fields.get("hyperparameters", {}),
+        instance_type=fields.get("instance_type", defaults.instance_type),
+        instance_count=fields.get("instance_count", defaults.instance_count),
+        use_spot=fields.get("use_spot", defaults.use_spot),
+        max_runtime_seconds=fields.get("max_runtime_seconds", defaults.max_runtime_seconds),
+        source_s3_uri=source,
+        data_prefix=fields.get("data_prefix", DATA_PREFIX),
+    )
+
+
+def training_job_name(prefix: str, now: datetime | None = None, token: str | None = None) -> str:
+    """``<prefix>-YYYY-MM-DD-HH-MM-SS-<4 hex>``: unique, sortable, at most 57 characters."""
+    now = now or datetime.now(UTC)
+    return f"{prefix}-{now:%Y-%m-%d-%H-%M-%S}-{token or secrets.token_hex(2)}"
+
+
+def create_training_job_request(request: TrainingJobRequest, settings: ControlPlaneSettings, job_name: str) -> dict:
+    """The ``CreateTrainingJob`` parameters for ``request``."""
+    bucket, region = settings.bucket, settings.region
+    output_path = f"s3://{bucket}/{OUTPUT_PREFIX}"
+    hyperparameters = {name: json.dumps(value) for name, value in request.hyperparameters.items()}
+    hyperparameters.update(
+        {
+            "sagemaker_program": json.dumps(ENTRY_POINT),
+            "sagemaker_submit_directory": json.dumps(request.source_s3_uri),
+            "sagemaker_container_log_level": "20",
+            "sagemaker_job_name": json.dumps(job_name),
+            "sagemaker_region": json.dumps(region),
+        }
+    )
+    stopping = {"MaxRuntimeInSeconds": request.max_runtime_seconds}
+    job = {
+        "TrainingJobName": job_name,
+        "AlgorithmSpecification": {
+            "TrainingImage": image_uri(TRAINING_IMAGE, region),
+            "TrainingInputMode": "File",
+            "EnableSageMakerMetricsTimeSeries": True,
+            "MetricDefinitions": METRIC_DEFINITIONS,
+        },
+        "RoleArn": settings.execution_role_arn,
+        "InputDataConfig": [
+            {
+                "ChannelName": "training",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": f"s3://{bucket}/{request.data_prefix}",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": output_path},
+        "ResourceConfig": {
+            "InstanceType": request.instance_type,
+            "InstanceCount": request.instance_count,
+            "VolumeSizeInGB": 30,
+        },
+        "StoppingCondition": stopping,
+        "HyperParameters": hyperparameters,
+        "DebugHookConfig": {"S3OutputPath": output_path, "CollectionConfigurations": DEBUG_COLLECTIONS},
+        "ProfilerConfig": {
+            "S3OutputPath": output_path,
+            "DisableProfiler": False,
+            "ProfilingIntervalInMilliseconds": SYSTEM_MONITOR_INTERVAL_MS,
+        },
+        "Tags": [
+            {"Key": "project", "Value": "dog-breed-classifier"},
+            {"Key": "launched-by", "Value": "start-training"},
+        ],
+    }
+    try:
+        rules_image = image_uri(DEBUGGER_RULES_IMAGE, region)
+    except UnsupportedRegionError:
+        rules_image = None  # Debugger's rule containers are not published in every region
+    if rules_image:
+        job["DebugRuleConfigurations"] = [_rule(name, rules_image) for name in DEBUGGER_RULES]
+        job["ProfilerRuleConfigurations"] = [_rule("ProfilerReport", rules_image)]
+    if request.use_spot:
+        job["EnableManagedSpotTraining"] = True
+        stopping["MaxWaitTimeInSeconds"] = 2 * request.max_runtime_seconds
+        job["CheckpointConfig"] = {"S3Uri": f"s3://{bucket}/{CHECKPOINT_PREFIX}/{job_name}"}
+    return job
+
+
+def start_training(sagemaker, request: TrainingJobRequest, settings: ControlPlaneSettings) -> dict:
+    """Create the job; return what the pipeline needs next."""
+    job_name = training_job_name(settings.job_name_prefix)
+    sagemaker.create_training_job(create_training_job_request(request, settings, job_name))
+    return {
+        "training_job_name": job_name,
+        "instance_count": request.instance_count,
+        "model_artifacts": f"s3://{settings.bucket}/{OUTPUT_PREFIX}/{job_name}/output/model.tar.gz",
+    }
+
+
+def _rule(name: str, image: str) -> dict:
+    return {"RuleConfigurationName": name, "RuleEvaluatorImage": image, "RuleParameters": {"rule_to_invoke": name}}
+
+
+def _hyperparameters(value) -> str | None:
+    if not isinstance(value, dict):
+        return f"must be an object with keys from {list(HYPERPARAMETER_NAMES)}"
+    unknown = sorted(set(value) - set(HYPERPARAMETER_NAMES))
+    if unknown:
+        return f"unknown hyperparameter(s) {unknown}; accepted: {list(HYPERPARAMETER_NAMES)}"
+    if not all(isinstance(v, _SCALAR_TYPES) for v in value.values()):
+        return "values must be strings, numbers or booleans"
+    return None
