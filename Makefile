@@ -16,7 +16,7 @@ endif
 export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup test lint build deploy clean
+.PHONY: help setup test lint build deploy upload-training-code clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ build: setup ## sam build (needs python3.12 on PATH)
 
 deploy: build ## sam deploy (guided the first time: make deploy ARGS=--guided)
 	PATH=$(abspath $(BIN)):$$PATH sam deploy $(ARGS)
+
+upload-training-code: setup ## upload training_jobs/ content-addressed: make upload-training-code BUCKET=<ArtifactsBucketName>
+	@test -n "$(BUCKET)" || { echo "usage: make upload-training-code BUCKET=<the stack's ArtifactsBucketName>"; exit 2; }
+	cd training_jobs && ../$(BIN)/python -m launchers.package_source --bucket $(BUCKET)
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .ruff_cache

@@ -74,13 +74,17 @@ class SamTemplate:
         return self.resources[logical_id]
 
     def resolve(self, value):
-        """Resolve Ref (parameters, pseudo parameters) and Sub in ``value``; other intrinsics stay."""
+        """Resolve Ref, GetAtt ``.Arn`` and Sub in ``value`` with offline names; other intrinsics stay."""
         if isinstance(value, dict) and len(value) == 1:
             ((key, argument),) = value.items()
             if key == "Ref" and argument in self.parameters:
                 return self.parameters[argument]
             if key == "Ref" and argument in PSEUDO_PARAMETERS:
                 return PSEUDO_PARAMETERS[argument]
+            if key == "Ref" and argument in self.resources:
+                return self.physical_id(argument)
+            if key == "Fn::GetAtt" and argument[0] in self.resources and argument[1] == "Arn":
+                return self.arn(argument[0])
             if key == "Fn::Sub" and isinstance(argument, str):
                 return self.substitute(argument)
         if isinstance(value, dict):

@@ -1,7 +1,9 @@
 """Write the sample events in events/: ``python -m local.sample_events``.
 
-API Gateway HTTP API (payload format 2.0) events for ``PredictFunction``, small enough to read.
-The same files drive ``sam local invoke -e`` and the tests (see tests/event_expectations.py).
+API Gateway HTTP API (payload format 2.0) events for ``PredictFunction``, small enough to read, and
+direct-invocation events for the control-plane functions. They name the offline stack's bucket
+(``OFFLINE_BUCKET``); against AWS, put your stack's bucket in their S3 URIs. The same files drive
+``sam local invoke -e`` and the tests (see tests/event_expectations.py).
 """
 
 from __future__ import annotations
@@ -10,10 +12,14 @@ import base64
 import json
 import random
 
-from local.sam_template import PROJECT_ROOT
+from local.sam_template import PROJECT_ROOT, SamTemplate
 from local.synthetic_images import class_image, encoded_image
 
 EVENTS_DIR = PROJECT_ROOT / "events"
+OFFLINE_BUCKET = SamTemplate.load().physical_id("ArtifactsBucket")
+# A training job the control-plane events refer to (the tests create it first).
+SAMPLE_TRAINING_JOB = "dog-breeds-2026-11-25-12-00-00-a1b2"
+SAMPLE_SOURCE = f"s3://{OFFLINE_BUCKET}/code/training_jobs-0f1e2d3c4b5a6978.tar.gz"
 
 
 def http_api_event(
@@ -84,8 +90,33 @@ def sample_events() -> dict[str, dict]:
     }
 
 
+def control_plane_events() -> dict[str, dict]:
+    model_data = f"s3://{OFFLINE_BUCKET}/training-output/{SAMPLE_TRAINING_JOB}/output/model.tar.gz"
+    return {
+        "start-training.json": {
+            "hyperparameters": {"epochs": 5, "learning-rate": 0.01},
+            "source_s3_uri": SAMPLE_SOURCE,
+        },
+        "start-training-spot.json": {
+            "use_spot": True,
+            "instance_type": "ml.m5.xlarge",
+            "instance_count": 2,
+            "source_s3_uri": SAMPLE_SOURCE,
+        },
+        "start-training-bad.json": {"hyperparameters": {"lr": 0.1}, "instance_count": 0, "colour": "blue"},
+        "deploy-endpoint-from-job.json": {"training_job_name": SAMPLE_TRAINING_JOB},
+        "deploy-endpoint-from-model-data.json": {"model_data_url": model_data, "instance_type": "ml.c5.large"},
+        "deploy-endpoint-bad.json": {
+            "training_job_name": SAMPLE_TRAINING_JOB,
+            "model_data_url": "s3://elsewhere/m.tar.gz",
+        },
+        "register-autoscaling.json": {"min_capacity": 1, "max_capacity": 3},
+        "register-autoscaling-bad.json": {"min_capacity": 4, "max_capacity": 2},
+    }
+
+
 def main() -> None:
-    for name, event in sample_events().items():
+    for name, event in {**sample_events(), **control_plane_events()}.items():
         (EVENTS_DIR / name).write_text(json.dumps(event, indent=2) + "\n")
         print(f"wrote events/{name}")
 

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from local.control_plane import ControlPlane
 from local.endpoint_server import EndpointServer
 from local.lambda_invoker import LambdaFunction
 from local.sam_template import PROJECT_ROOT, SamTemplate
+from tests.support.control_plane import seed_control_plane
 from tests.support.models import CannedModel
 
 EVENTS_DIR = PROJECT_ROOT / "events"
@@ -54,3 +56,29 @@ def predict_function(endpoint_server):
 
 def all_event_files() -> list[Path]:
     return sorted(EVENTS_DIR.glob("*.json"))
+
+
+@pytest.fixture(scope="session")
+def control_plane_server():
+    with ControlPlane() as server:
+        yield server
+
+
+@pytest.fixture
+def control_plane(control_plane_server):
+    """moto on loopback, emptied and seeded with what the sample events refer to."""
+    control_plane_server.reset()
+    seed_control_plane(control_plane_server)
+    return control_plane_server
+
+
+@pytest.fixture
+def control_function(control_plane):
+    """Open a control-plane function (a cold start) whose boto3 clients reach the control plane."""
+
+    @contextlib.contextmanager
+    def open_function(logical_id: str, **environment: str):
+        with LambdaFunction(logical_id, environment={**control_plane.environment(), **environment}) as function:
+            yield function
+
+    return open_function

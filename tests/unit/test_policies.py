@@ -87,3 +87,20 @@ def test_predict_function_may_invoke_only_the_configured_endpoint_spelt_in_lower
     invoke = [s for s in _statements(document) if "sagemaker:InvokeEndpoint" in _as_list(s["Action"])]
     assert [s["Resource"] for s in invoke] == ["arn:aws:sagemaker:us-east-1:123456789012:endpoint/dog-breed-classifier"]
     assert TEMPLATE.document["Parameters"]["EndpointName"]["AllowedPattern"].startswith("^[a-z0-9](-*[a-z0-9])")
+
+
+def test_the_bucket_is_encrypted_private_and_tls_only():
+    bucket = TEMPLATE.resource("ArtifactsBucket")["Properties"]
+    rules = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rules[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert all(bucket["PublicAccessBlockConfiguration"].values()) and len(bucket["PublicAccessBlockConfiguration"]) == 4
+    policy = TEMPLATE.resource("ArtifactsBucketPolicy")["Properties"]["PolicyDocument"]["Statement"]
+    assert {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}.items() <= policy[0].items()
+
+
+def test_pass_role_is_only_for_the_execution_role_and_only_to_sagemaker():
+    for path in POLICY_FILES:
+        for statement in _statements(json.loads(path.read_text())):
+            if "iam:PassRole" in _as_list(statement["Action"]):
+                assert statement["Resource"] == "${SageMakerExecutionRole.Arn}", path.name
+                assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}

@@ -1,0 +1,56 @@
+"""The AWS control plane on loopback: moto in server mode, reached by boto3 through AWS_ENDPOINT_URL.
+
+moto 5 completes training jobs and puts endpoints InService at once, and lacks UpdateEndpoint; the
+offline stack runs the real training and serving itself (see README, "What is real and what is emulated").
+"""
+
+from __future__ import annotations
+
+import urllib.request
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from local.endpoint_server import LOOPBACK
+from local.sam_template import PSEUDO_PARAMETERS
+
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+class ControlPlane:
+    """A moto server on 127.0.0.1; ``environment()`` is what a process needs to reach it."""
+
+    def __init__(self, port: int = 0) -> None:
+        self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
+        self.url = ""
+
+    def start(self) -> ControlPlane:
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> ControlPlane:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Forget every resource (moto's own reset API)."""
+        urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", method="POST"), timeout=10)  # noqa: S310
+
+    def environment(self) -> dict[str, str]:
+        region = PSEUDO_PARAMETERS["AWS::Region"]
+        return {"AWS_ENDPOINT_URL": self.url, "AWS_REGION": region, "AWS_DEFAULT_REGION": region, **DUMMY_CREDENTIALS}
+
+    def client(self, service: str):
+        region = PSEUDO_PARAMETERS["AWS::Region"]
+        return boto3.session.Session(
+            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=region,
+        ).client(service, endpoint_url=self.url)

@@ -1,0 +1,191 @@
+"""The control-plane functions against moto in server mode on loopback, as template.yaml wires them."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.stub import ANY, Stubber
+
+from local.sample_events import OFFLINE_BUCKET, SAMPLE_TRAINING_JOB
+from tests.conftest import ENDPOINT_NAME, load_event
+from tests.event_expectations import CONTROL_EVENTS, EXPECTATIONS
+
+IMAGE_PREFIX = "763104351884.dkr.ecr.us-east-1.amazonaws.com/"
+
+
+@pytest.mark.parametrize("event_name", CONTROL_EVENTS)
+def test_control_event_gives_the_expected_outcome(event_name, control_function):
+    expected = EXPECTATIONS[event_name]
+    event = load_event(event_name)
+    with control_function(expected.function) as function:
+        if expected.error_type:
+            with pytest.raises(Exception) as refusal:
+                function.invoke(event)
+            # The refusal is the declared type and names what was wrong in the event
+            assert type(refusal.value).__name__ == expected.error_type
+            assert any(field in str(refusal.value) for field in event)
+        else:
+            assert isinstance(function.invoke(load_event(event_name)), dict)
+
+
+def test_bad_event_names_every_problem(control_function):
+    with control_function("StartTrainingFunction") as function, pytest.raises(Exception) as refusal:
+        function.invoke(load_event("start-training-bad.json"))
+    message = str(refusal.value)
+    assert "unknown field 'colour'" in message
+    assert "unknown hyperparameter(s) ['lr']" in message
+    assert "instance_count: must be a whole number from 1 to 100" in message
+
+
+def test_start_training_creates_the_job_with_the_original_defaults(control_function, control_plane):
+    with control_function("StartTrainingFunction") as function:
+        result = function.invoke(load_event("start-training.json"))
+    job = control_plane.client("sagemaker").describe_training_job(TrainingJobName=result["training_job_name"])
+    assert job["ResourceConfig"]["InstanceType"] == "ml.m5.2xlarge"
+    assert job["ResourceConfig"]["InstanceCount"] == 6
+    assert job["AlgorithmSpecification"]["TrainingImage"] == IMAGE_PREFIX + "pytorch-training:2.8.0-cpu-py312"
+    assert job["HyperParameters"]["sagemaker_program"] == '"train.py"'
+    assert job["HyperParameters"]["epochs"] == "5" and job["HyperParameters"]["learning-rate"] == "0.01"
+    assert job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{OFFLINE_BUCKET}/data/"
+    assert job["RoleArn"].endswith(":role/dog-breed-classifier-SageMakerExecutionRole")
+    assert result["training_job_name"].startswith("dog-breeds-")
+
+
+def test_two_starts_make_two_uniquely_named_jobs(control_function, control_plane):
+    with control_function("StartTrainingFunction") as function:
+        names = {function.invoke(load_event("start-training.json"))["training_job_name"] for _ in range(2)}
+    assert len(names) == 2
+
+
+def test_training_code_is_required(control_function):
+    with control_function("StartTrainingFunction") as function, pytest.raises(Exception) as refusal:
+        function.invoke({})
+    assert type(refusal.value).__name__ == "InvalidEventError"
+    assert "make upload-training-code" in str(refusal.value)
+
+
+def _deployed(control_plane, name=ENDPOINT_NAME):
+    sagemaker = control_plane.client("sagemaker")
+    endpoint = sagemaker.describe_endpoint(EndpointName=name)
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    return endpoint, config, model
+
+
+def test_deploy_from_a_completed_job_creates_model_config_and_endpoint(control_function, control_plane):
+    with control_function("DeployEndpointFunction") as function:
+        result = function.invoke(load_event("deploy-endpoint-from-job.json"))
+    endpoint, config, model = _deployed(control_plane)
+    assert result["action"] == "created"
+    assert endpoint["EndpointConfigName"] == result["endpoint_config_name"]
+    variant = config["ProductionVariants"][0]
+    assert (variant["VariantName"], variant["InstanceType"], variant["InitialInstanceCount"]) == (
+        "AllTraffic",
+        "ml.m5.large",
+        1,
+    )
+    container = model["PrimaryContainer"]
+    assert container["Image"] == IMAGE_PREFIX + "pytorch-inference:2.6.0-cpu-py312"
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert container["ModelDataUrl"].endswith(f"/training-output/{SAMPLE_TRAINING_JOB}/output/model.tar.gz")
+
+
+def test_deploying_the_same_model_again_changes_nothing(control_function, control_plane):
+    with control_function("DeployEndpointFunction") as function:
+        first = function.invoke(load_event("deploy-endpoint-from-job.json"))
+        second = function.invoke(load_event("deploy-endpoint-from-job.json"))
+    sagemaker = control_plane.client("sagemaker")
+    assert (first["action"], second["action"]) == ("created", "unchanged")
+    assert first["endpoint_config_name"] == second["endpoint_config_name"]
+    assert len(sagemaker.list_models()["Models"]) == 1
+    assert len(sagemaker.list_endpoint_configs()["EndpointConfigs"]) == 1
+
+
+class _UpdateEndpointStubbed:
+    """The moto-backed client for every call but UpdateEndpoint, which moto 5 does not implement.
+
+    Only that one call is a stub (botocore's Stubber, which checks the exact request); everything
+    the function reads and creates before it goes to moto over HTTP.
+    """
+
+    def __init__(self, real_client, control_plane) -> None:
+        self._real = real_client
+        self.stubbed = control_plane.client("sagemaker")
+        self.stubber = Stubber(self.stubbed)
+
+    def __getattr__(self, name):
+        return getattr(self.stubbed if name == "update_endpoint" else self._real, name)
+
+
+def test_a_new_model_updates_the_existing_endpoint_blue_green(control_function, control_plane):
+    sagemaker = control_plane.client("sagemaker")
+    with control_function("DeployEndpointFunction") as function:
+        # Given an endpoint serving the first model
+        first = function.invoke(load_event("deploy-endpoint-from-job.json"))
+        client = _UpdateEndpointStubbed(function.module.sagemaker.client, control_plane)
+        function.module.sagemaker.client = client
+        client.stubber.add_response(
+            "update_endpoint",
+            {"EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT_NAME}"},
+            {"EndpointName": ENDPOINT_NAME, "EndpointConfigName": ANY, "RetainAllVariantProperties": True},
+        )
+        # When another model (on another instance type) is deployed
+        with client.stubber:
+            second = function.invoke(load_event("deploy-endpoint-from-model-data.json"))
+            client.stubber.assert_no_pending_responses()
+    # Then a new config was made and the endpoint was updated to it, not deleted and re-created
+    configs = {c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]}
+    assert second["action"] == "updated"
+    assert configs == {first["endpoint_config_name"], second["endpoint_config_name"]}
+    new_config = sagemaker.describe_endpoint_config(EndpointConfigName=second["endpoint_config_name"])
+    assert new_config["ProductionVariants"][0]["InstanceType"] == "ml.c5.large"
+    # The old config is untouched: it keeps serving until SageMaker has the new fleet InService
+    assert (
+        sagemaker.describe_endpoint(EndpointName=ENDPOINT_NAME)["EndpointConfigName"] == first["endpoint_config_name"]
+    )
+
+
+def test_deploy_refuses_a_training_job_that_is_not_completed(control_function, control_plane):
+    with control_function("DeployEndpointFunction") as function:
+        # moto completes jobs at once; only DescribeTrainingJob is stubbed to say InProgress
+        stubbed = control_plane.client("sagemaker")
+        stubber = Stubber(stubbed)
+        stubber.add_response(
+            "describe_training_job",
+            {
+                "TrainingJobName": SAMPLE_TRAINING_JOB,
+                "TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/x",
+                "TrainingJobStatus": "InProgress",
+                "SecondaryStatus": "Training",
+                "CreationTime": "2026-11-25T12:00:00Z",
+                "ModelArtifacts": {"S3ModelArtifacts": ""},
+                "AlgorithmSpecification": {"TrainingInputMode": "File"},
+                "ResourceConfig": {"InstanceType": "ml.m5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+                "StoppingCondition": {"MaxRuntimeInSeconds": 1},
+            },
+        )
+        function.module.sagemaker.client = stubbed
+        with stubber, pytest.raises(Exception) as refusal:
+            function.invoke(load_event("deploy-endpoint-from-job.json"))
+    assert type(refusal.value).__name__ == "TrainingNotCompleteError"
+    assert "is InProgress" in str(refusal.value)
+    assert control_plane.client("sagemaker").list_endpoints()["Endpoints"] == []
+
+
+def test_autoscaling_registers_target_tracking_per_minute_metric_idempotently(control_function, control_plane):
+    with control_function("RegisterAutoscalingFunction") as function:
+        function.invoke(load_event("register-autoscaling.json"))
+        result = function.invoke(load_event("register-autoscaling.json"))
+    scaling = control_plane.client("application-autoscaling")
+    targets = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    policies = scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in targets] == [
+        (f"endpoint/{ENDPOINT_NAME}/variant/AllTraffic", 1, 3)
+    ]
+    assert len(policies) == 1 and policies[0]["PolicyName"] == result["policy_name"]
+    configuration = policies[0]["TargetTrackingScalingPolicyConfiguration"]
+    assert configuration["TargetValue"] == 15
+    assert (
+        configuration["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        == "SageMakerVariantInvocationsPerInstance"
+    )
+    assert (configuration["ScaleInCooldown"], configuration["ScaleOutCooldown"]) == (30, 30)

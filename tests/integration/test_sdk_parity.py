@@ -1,0 +1,99 @@
+"""The start-training function's CreateTrainingJob request equals the SageMaker SDK 2.x estimator's.
+
+Both requests are captured from boto3 as they are sent to the control plane (moto on loopback): the
+SDK's from ``launchers.estimator`` for the same configuration, the function's as template.yaml wires it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from local.lambda_invoker import LambdaFunction
+from local.sample_events import OFFLINE_BUCKET, SAMPLE_SOURCE
+from tests.support.control_plane import EXECUTION_ROLE_ARN, seed_control_plane
+
+HYPERPARAMETERS = {"epochs": 5, "learning-rate": 0.01}
+
+
+def _capture(client, into: list) -> None:
+    client.meta.events.register(
+        "provide-client-params.sagemaker.CreateTrainingJob", lambda params, **kwargs: into.append(dict(params))
+    )
+
+
+@pytest.fixture(scope="module")
+def captured_requests(control_plane_server, tmp_path_factory):
+    """(SDK request, function request) for the same configuration, captured once for this module."""
+    control_plane_server.reset()
+    seed_control_plane(control_plane_server)
+    # The SDK's telemetry would call a public host: opt out through its own config file
+    config = tmp_path_factory.mktemp("sdk") / "sagemaker-config.yaml"
+    config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+    environment = {
+        **control_plane_server.environment(),
+        "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config),
+        "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        import sagemaker
+        from launchers.estimator import build_estimator
+
+        boto_session = boto3.Session(region_name="us-east-1")
+        client = boto_session.client("sagemaker")
+        sdk: list[dict] = []
+        _capture(client, sdk)
+        session = sagemaker.Session(boto_session=boto_session, sagemaker_client=client, default_bucket=OFFLINE_BUCKET)
+        # A copy: the SDK adds its sagemaker_* entries to the dict it is given
+        estimator = build_estimator(session, EXECUTION_ROLE_ARN, OFFLINE_BUCKET, SAMPLE_SOURCE, dict(HYPERPARAMETERS))
+        estimator.fit({"training": f"s3://{OFFLINE_BUCKET}/data/"}, wait=False, logs=False)
+    ours: list[dict] = []
+    with LambdaFunction("StartTrainingFunction", environment=control_plane_server.environment()) as function:
+        _capture(function.module.sagemaker.client, ours)
+        function.invoke({"hyperparameters": HYPERPARAMETERS, "source_s3_uri": SAMPLE_SOURCE})
+    return sdk[0], ours[0]
+
+
+@pytest.fixture
+def sdk_request(captured_requests):
+    return captured_requests[0]
+
+
+@pytest.fixture
+def function_request(captured_requests):
+    return captured_requests[1]
+
+
+def test_image_instances_and_io_agree(sdk_request, function_request):
+    for field in ("RoleArn", "InputDataConfig", "OutputDataConfig", "ResourceConfig", "StoppingCondition"):
+        assert function_request[field] == sdk_request[field], field
+    sdk_algorithm, function_algorithm = (
+        sdk_request["AlgorithmSpecification"],
+        function_request["AlgorithmSpecification"],
+    )
+    assert function_algorithm["TrainingImage"] == sdk_algorithm["TrainingImage"]
+    assert function_algorithm["TrainingInputMode"] == sdk_algorithm["TrainingInputMode"]
+    assert function_algorithm["MetricDefinitions"] == sdk_algorithm["MetricDefinitions"]
+
+
+def test_hyperparameters_agree_but_for_the_job_name(sdk_request, function_request):
+    sdk, ours = sdk_request["HyperParameters"], function_request["HyperParameters"]
+    assert set(ours) == set(sdk)
+    differing = {key for key in ours if ours[key] != sdk[key]}
+    assert differing == {"sagemaker_job_name"}  # each request names its own job
+    assert json.loads(ours["sagemaker_submit_directory"]) == SAMPLE_SOURCE
+
+
+def test_debugger_rules_and_profiler_agree(sdk_request, function_request):
+    for field in ("DebugHookConfig", "DebugRuleConfigurations", "ProfilerConfig"):
+        assert function_request[field] == sdk_request[field], field
+    rule_names = [rule["RuleConfigurationName"] for rule in function_request["DebugRuleConfigurations"]]
+    assert rule_names == ["VanishingGradient", "Overfit", "Overtraining", "PoorWeightInitialization"]
+    assert function_request["ProfilerConfig"]["ProfilingIntervalInMilliseconds"] == 500
+    assert [r["RuleParameters"] for r in function_request["ProfilerRuleConfigurations"]] == [
+        r["RuleParameters"] for r in sdk_request["ProfilerRuleConfigurations"]
+    ]

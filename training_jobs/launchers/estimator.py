@@ -1,0 +1,69 @@
+"""The PyTorch estimator with the project's defaults: the SDK twin of the start-training function.
+
+Same image, instance type and count, hyperparameters, Debugger rules and profiler settings as
+``functions/start_training`` (a test compares the two CreateTrainingJob requests field by field).
+"""
+
+from __future__ import annotations
+
+from sagemaker.debugger import ProfilerConfig, ProfilerRule, Rule, rule_configs
+from sagemaker.pytorch import PyTorch
+
+from breed_classifier.metrics import METRIC_DEFINITIONS
+
+FRAMEWORK_VERSION, PY_VERSION = "2.8.0", "py312"
+DEFAULT_INSTANCE_TYPE, DEFAULT_INSTANCE_COUNT = "ml.m5.2xlarge", 6
+DEFAULT_MAX_RUN_SECONDS = 86400
+DEFAULT_JOB_PREFIX = "dog-breeds"
+SYSTEM_MONITOR_INTERVAL_MS = 500
+TAGS = [{"Key": "project", "Value": "dog-breed-classifier"}, {"Key": "launched-by", "Value": "sdk-launcher"}]
+
+
+def debugger_rules() -> list:
+    """The original notebook's built-in rules plus the profiler report (framework profiling is
+    deprecated for PyTorch 2.0 and later, so only system metrics are collected)."""
+    return [
+        Rule.sagemaker(rule_configs.vanishing_gradient()),
+        Rule.sagemaker(rule_configs.overfit()),
+        Rule.sagemaker(rule_configs.overtraining()),
+        Rule.sagemaker(rule_configs.poor_weight_initialization()),
+        ProfilerRule.sagemaker(rule_configs.ProfilerReport()),
+    ]
+
+
+def build_estimator(
+    session,
+    role: str,
+    bucket: str,
+    source_s3_uri: str,
+    hyperparameters: dict | None = None,
+    instance_type: str = DEFAULT_INSTANCE_TYPE,
+    instance_count: int = DEFAULT_INSTANCE_COUNT,
+    use_spot: bool = False,
+    max_run: int = DEFAULT_MAX_RUN_SECONDS,
+    job_prefix: str = DEFAULT_JOB_PREFIX,
+) -> PyTorch:
+    spot = (
+        {"use_spot_instances": True, "max_wait": 2 * max_run, "checkpoint_s3_uri": f"s3://{bucket}/checkpoints"}
+        if use_spot
+        else {}
+    )
+    return PyTorch(
+        entry_point="train.py",
+        source_dir=source_s3_uri,
+        role=role,
+        framework_version=FRAMEWORK_VERSION,
+        py_version=PY_VERSION,
+        instance_type=instance_type,
+        instance_count=instance_count,
+        hyperparameters=hyperparameters or {},
+        output_path=f"s3://{bucket}/training-output",
+        metric_definitions=METRIC_DEFINITIONS,
+        rules=debugger_rules(),
+        profiler_config=ProfilerConfig(system_monitor_interval_millis=SYSTEM_MONITOR_INTERVAL_MS),
+        max_run=max_run,
+        base_job_name=job_prefix,
+        sagemaker_session=session,
+        tags=TAGS,
+        **spot,
+    )
