@@ -15,6 +15,7 @@ endif
 # SAM's account lookup must not stall offline.
 export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
+export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
 .PHONY: help setup test lint build deploy upload-training-code clean
 
