@@ -17,10 +17,19 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help setup test lint build deploy upload-training-code clean
+.PHONY: help demo serve setup test lint build deploy upload-training-code clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+# The offline stack imports the layer and the launchers the way Lambda and the training box do.
+OFFLINE_PATH := PYTHONPATH=.:layers/shared/python:training_jobs
+
+demo: setup ## train -> deploy -> scale -> predict offline, no AWS account (DATA_DIR=... for your data)
+	$(OFFLINE_PATH) $(BIN)/python -m local.demo
+
+serve: setup ## the demo, then keep the API up on loopback and print curl commands (Ctrl-C stops it)
+	$(OFFLINE_PATH) $(BIN)/python -m local.demo --serve
 
 setup: $(STAMP) ## create .venv with the pinned toolchain (idempotent)
 

@@ -3,9 +3,9 @@
 ``POST /endpoints/{name}/invocations`` reaches the model registered under that name, ``GET /ping``
 answers health checks. Errors come back the way SageMaker Runtime sends them (status, the
 ``x-amzn-ErrorType`` header and a JSON body botocore parses), so a boto3 client pointed here with
-``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` meets the same exceptions as in AWS. Served by Waitress (a
-production WSGI server: a thread pool, HTTP/1.1 keep-alive, so clients reuse their connections as
-with SageMaker Runtime) with Werkzeug's routing.
+``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` meets the same exceptions as in AWS. Served by Waitress
+(``LoopbackServer``: a thread pool, HTTP/1.1 keep-alive, so clients reuse their connections as with
+SageMaker Runtime) with Werkzeug's routing.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ import json
 import threading
 from typing import Protocol
 
-from waitress import wasyncore
-from waitress.server import create_server
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-LOOPBACK = "127.0.0.1"
+from local.loopback_server import LoopbackServer
+
 ACCOUNT_ID = "123456789012"
 
 
@@ -47,10 +46,10 @@ class ServiceFault(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-class EndpointServer:
+class EndpointServer(LoopbackServer):
     """Serve models by endpoint name until ``stop()``; use as a context manager in tests."""
 
-    def __init__(self, host: str = LOOPBACK, port: int = 0, region: str = "us-east-1", threads: int = 8) -> None:
+    def __init__(self, port: int = 0, region: str = "us-east-1", threads: int = 8) -> None:
         self.models: dict[str, InferenceModel] = {}
         self.region = region
         self.invocations = 0
@@ -62,13 +61,7 @@ class EndpointServer:
                 Rule("/ping", methods=["GET"], endpoint="ping"),
             ]
         )
-        self._server = create_server(self._wsgi_app, host=host, port=port, threads=threads, ident="sagemaker-runtime")
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="endpoint-server", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._server.effective_host}:{self._server.effective_port}"
+        super().__init__(self._wsgi_app, port=port, threads=threads, name="sagemaker-runtime")
 
     def serve(self, endpoint_name: str, model: InferenceModel) -> None:
         """Route ``endpoint_name`` to ``model``; replacing a model is atomic for callers."""
@@ -76,29 +69,6 @@ class EndpointServer:
 
     def remove(self, endpoint_name: str) -> None:
         self.models.pop(endpoint_name, None)
-
-    def start(self) -> EndpointServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(timeout=5)
-        self._server.task_dispatcher.shutdown()
-
-    def _run(self) -> None:
-        # Waitress's own run() loops until every connection closes; this loop also stops on request,
-        # and closes the listener and the kept-alive connections from the thread that polls them.
-        while not self._stopping.is_set():
-            wasyncore.loop(timeout=0.1, map=self._server._map, use_poll=True, count=1)
-        for channel in list(self._server._map.values()):
-            channel.close()
-
-    def __enter__(self) -> EndpointServer:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
 
     def _wsgi_app(self, environ, start_response):
         request = Request(environ)

@@ -1,0 +1,233 @@
+"""`make demo`: train -> deploy -> scale -> predict on this machine, with no AWS account.
+
+    python -m local.demo [--data-dir DIR] [--work-dir .offline] [--serve]
+
+Makes a small generated data set (or uses ``--data-dir`` / ``DATA_DIR``, e.g. a real dogImages folder),
+uploads it, and runs the same functions the state machine runs in AWS: StartTrainingFunction, then the
+local training executor (2 processes as 2 hosts), DeployEndpointFunction, RegisterAutoscalingFunction.
+Then it sends sample images through the local API and prints the answers. ``--serve`` keeps the stack
+up and prints curl commands. Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from launchers.package_source import upload_source
+
+from local.offline_stack import OfflineStack
+from local.sam_template import PROJECT_ROOT
+from local.synthetic_images import CLASS_FOLDERS, class_image, encoded_image, write_image_folder
+
+# Small and quick on a 2-core CPU; DEMO_HYPERPARAMETERS (JSON) overrides them, e.g. for real dog photos.
+DEMO_HYPERPARAMETERS = {
+    "architecture": "small_cnn",
+    "pretrained": False,
+    "freeze-backbone": False,
+    "epochs": 6,
+    "batch-size": 16,
+    "learning-rate": 0.01,
+    "image-size": 32,
+    "num-workers": 0,
+}
+
+
+@dataclass
+class Prediction:
+    image: str
+    expected: str | None
+    status: int
+    answer: dict
+
+
+@dataclass
+class DemoResult:
+    training_job_name: str
+    hosts: int
+    model_artifacts: str
+    endpoint_action: str
+    scaling: dict
+    predictions: list[Prediction] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def post_image(api_url: str, image: bytes, content_type: str, top_k: int = 3) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{api_url}/predictions?top_k={top_k}", data=image, headers={"Content-Type": content_type}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310 (loopback)
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refusal:
+        return refusal.code, json.loads(refusal.read())
+
+
+def sample_images(classes: int) -> list[tuple[str, bytes, str, str | None]]:
+    """(label, bytes, content type, expected breed) for a fresh image of each generated class."""
+    rng = random.Random(2026)
+    samples = []
+    for index, folder in enumerate(CLASS_FOLDERS[:classes]):
+        breed = folder.split(".", 1)[1].replace("_", " ")
+        image_format = "PNG" if index % 2 else "JPEG"
+        samples.append(
+            (
+                f"generated {breed.lower()} #{index}",
+                encoded_image(class_image(index, rng), image_format),
+                f"image/{image_format.lower()}",
+                breed,
+            )
+        )
+    return samples
+
+
+def run_demo(stack: OfflineStack, data_dir: Path | None, hyperparameters: dict, say=print) -> DemoResult:
+    started = time.monotonic()
+    work_dir = stack.work_dir
+    classes = len(CLASS_FOLDERS)
+    if data_dir is None:
+        say("[1/6] making a small generated data set (4 breeds, 64 x 64 images)")
+        data_dir = write_image_folder(work_dir / "data", {"train": 30, "valid": 10, "test": 10}, classes=classes)
+    else:
+        say(f"[1/6] using the data set in {data_dir}")
+        classes = 0
+    files = sorted(p for p in data_dir.rglob("*") if p.is_file())
+    for path in files:
+        stack.s3.upload_file(str(path), stack.bucket, "data/" + path.relative_to(data_dir).as_posix())
+    source = upload_source(stack.s3, stack.bucket)  # what `make upload-training-code` does in AWS
+    say(f"      uploaded {len(files)} files to s3://{stack.bucket}/data/ and the training code to {source}")
+
+    say("[2/6] StartTrainingFunction")
+    started_job = stack.invoke(
+        "StartTrainingFunction",
+        {
+            "hyperparameters": hyperparameters,
+            "source_s3_uri": source,
+            "instance_count": 2,
+        },
+    )
+    job_name = started_job["training_job_name"]
+    say(f"      {job_name}: running it locally as SageMaker would (one process per host)")
+    outcome = stack.executor.run(job_name)
+    if not outcome.succeeded:
+        raise RuntimeError(f"training failed: {outcome.failure_reason}")
+
+    say("[3/6] DeployEndpointFunction")
+    deployment = stack.invoke("DeployEndpointFunction", {"training_job_name": job_name})
+    stack.endpoints.sync()
+    say(f"      endpoint {deployment['endpoint_name']} {deployment['action']} ({deployment['endpoint_config_name']})")
+
+    say("[4/6] RegisterAutoscalingFunction")
+    scaling = stack.invoke("RegisterAutoscalingFunction", {})
+    say(
+        f"      {scaling['resource_id']}: {scaling['min_capacity']}..{scaling['max_capacity']} instances, "
+        "target 15 invocations per instance per minute"
+    )
+
+    say("[5/6] POST /predictions through the local API")
+    api = stack.open_api()
+    result = DemoResult(job_name, outcome.hosts, outcome.model_artifacts, deployment["action"], scaling)
+    for label, image, content_type, expected in sample_images(classes):
+        status, answer = post_image(api.url, image, content_type)
+        result.predictions.append(Prediction(label, expected, status, answer))
+    result.seconds = time.monotonic() - started
+    say("[6/6] report")
+    write_report(result, outcome.job_dir, work_dir)
+    return result
+
+
+def write_report(result: DemoResult, job_dir: Path, work_dir: Path) -> None:
+    metrics_file = job_dir / "algo-1/output/data/metrics.json"
+    curves = job_dir / "algo-1/output/data/training_curves.png"
+    if curves.exists():
+        shutil.copy2(curves, work_dir / "training_curves.png")
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    lines = [
+        "# Offline demo report",
+        "",
+        f"- training job: `{result.training_job_name}` on {result.hosts} local hosts",
+        f"- best epoch: {metrics.get('best_epoch')}, test: {metrics.get('test')}",
+        f"- model: `{result.model_artifacts}`",
+        f"- endpoint: {result.endpoint_action}; auto-scaling {result.scaling['resource_id']}",
+        f"- wall time: {result.seconds:.0f} s",
+        "",
+        "| image | expected | top prediction | probability |",
+        "|---|---|---|---|",
+    ]
+    for prediction in result.predictions:
+        top = prediction.answer.get("predictions", [{}])[0]
+        lines.append(f"| {prediction.image} | {prediction.expected} | {top.get('breed')} | {top.get('probability')} |")
+    (work_dir / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def print_predictions(result: DemoResult, say=print) -> None:
+    say("")
+    say(f"{'image':32} {'expected':20} predictions (breed: probability)")
+    for prediction in result.predictions:
+        if prediction.status != 200:
+            say(f"{prediction.image:32} {prediction.expected or '':20} HTTP {prediction.status}: {prediction.answer}")
+            continue
+        shown = ", ".join(f"{p['breed']}: {p['probability']:.2f}" for p in prediction.answer["predictions"])
+        say(f"{prediction.image:32} {prediction.expected or '':20} {shown}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ["DATA_DIR"]) if os.environ.get("DATA_DIR") else None
+    )
+    parser.add_argument("--work-dir", type=Path, default=PROJECT_ROOT / ".offline")
+    parser.add_argument("--serve", action="store_true", help="keep the stack up after the demo")
+    args = parser.parse_args(argv)
+    hyperparameters = {**DEMO_HYPERPARAMETERS, **json.loads(os.environ.get("DEMO_HYPERPARAMETERS", "{}"))}
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    shutil.rmtree(args.work_dir, ignore_errors=True)
+    args.work_dir.mkdir(parents=True)
+    try:
+        log = lambda line: print(f"      {line}", flush=True)  # noqa: E731
+        with OfflineStack(args.work_dir, log=log, quiet_functions=True) as stack:
+            result = run_demo(stack, args.data_dir, hyperparameters, say=lambda line: print(line, flush=True))
+            print_predictions(result)
+            print(
+                f"\nDone in {result.seconds:.0f} s. Report: {args.work_dir / 'report.md'}; training curves: "
+                f"{args.work_dir / 'training_curves.png'}; jobs: {args.work_dir / 'jobs'}"
+            )
+            if args.serve:
+                serve_forever(stack)
+    except KeyboardInterrupt:
+        print("\nstopped; every server and process it started is stopped too")
+    return 0
+
+
+def serve_forever(stack: OfflineStack) -> None:
+    sample = stack.work_dir / "sample.jpg"
+    sample.write_bytes(encoded_image(class_image(0, random.Random(1)), "JPEG"))
+    url = stack.api.url
+    print(
+        f"""
+The API is up at {url}/predictions (Ctrl-C to stop). Try:
+
+  curl -s -X POST '{url}/predictions?top_k=3' -H 'Content-Type: image/jpeg' --data-binary @{sample}
+  curl -s -X POST '{url}/predictions' -H 'Content-Type: application/json' -d '{{"image": "'$(base64 -w0 {sample})'"}}'
+  curl -s -X POST '{url}/predictions' -H 'Content-Type: image/gif' --data-binary @{sample}   # 415
+
+(SageMaker Runtime: {stack.runtime.url}; control plane (moto): {stack.control_plane.url})
+""",
+        flush=True,
+    )
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Serve the control plane's endpoints locally, and move them blue/green when their config changes.
+
+For each endpoint: endpoint -> endpoint config -> model -> ``ModelDataUrl``; the ``model.tar.gz`` is
+downloaded from the bucket, unpacked, and served by a model-container process. When the endpoint's
+config changes (UpdateEndpoint), the new container starts and must answer ``/ping`` before traffic
+moves to it; the old one is stopped only after its in-flight requests finish, as SageMaker retires the
+old fleet after the new one is InService.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from local.endpoint_server import EndpointServer
+from local.model_container import ContainerModel, ContainerProcess
+
+
+class _TrackedModel:
+    """A container's model that counts the requests in flight, so it can be retired without cutting one."""
+
+    def __init__(self, model: ContainerModel) -> None:
+        self._model, self._in_flight, self._lock = model, 0, threading.Lock()
+
+    def invoke(self, *arguments):
+        with self._lock:
+            self._in_flight += 1
+        try:
+            return self._model.invoke(*arguments)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def drain(self, timeout_seconds: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_seconds
+        while self._in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+@dataclass
+class _Served:
+    config_name: str
+    process: ContainerProcess
+    model: _TrackedModel
+
+
+class LocalEndpoints:
+    def __init__(self, sagemaker, s3, server: EndpointServer, work_dir: Path, log: Callable[[str], None] = print):
+        self.sagemaker, self.s3, self.server, self.work_dir, self.log = sagemaker, s3, server, Path(work_dir), log
+        self._served: dict[str, _Served] = {}
+
+    def sync(self) -> list[str]:
+        """Bring every endpoint in the control plane up to its current config; returns what changed."""
+        changed = []
+        for summary in self.sagemaker.list_endpoints()["Endpoints"]:
+            name = summary["EndpointName"]
+            config_name = self.sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"]
+            current = self._served.get(name)
+            if current and current.config_name == config_name:
+                continue
+            self._switch(name, config_name, current)
+            changed.append(name)
+        return changed
+
+    def close(self) -> None:
+        for name, served in list(self._served.items()):
+            self.server.remove(name)
+            served.process.stop()
+        self._served.clear()
+
+    def _switch(self, name: str, config_name: str, current: _Served | None) -> None:
+        config = self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+        model_name = config["ProductionVariants"][0]["ModelName"]
+        model_data = self.sagemaker.describe_model(ModelName=model_name)["PrimaryContainer"]["ModelDataUrl"]
+        model_dir = self._unpack(model_data, self.work_dir / "endpoints" / config_name)
+        self.log(f"endpoint {name}: starting a container for {config_name} ({model_data})")
+        process = ContainerProcess(model_dir).start()  # returns once /ping answers
+        served = _Served(config_name, process, _TrackedModel(ContainerModel(process.url)))
+        self.server.serve(name, served.model)  # traffic moves here, atomically
+        self._served[name] = served
+        if current:
+            current.model.drain()
+            current.process.stop()
+            self.log(f"endpoint {name}: now serving {config_name}; retired {current.config_name}")
+        else:
+            self.log(f"endpoint {name}: InService with {config_name}")
+
+    def _unpack(self, uri: str, target: Path) -> Path:
+        parts = urlsplit(uri)
+        target.mkdir(parents=True, exist_ok=True)
+        archive = target.with_suffix(".tar.gz")
+        self.s3.download_file(parts.netloc, parts.path.lstrip("/"), str(archive))
+        with tarfile.open(archive) as tar:
+            tar.extractall(target, filter="data")
+        return target

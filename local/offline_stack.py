@@ -1,0 +1,93 @@
+"""The whole application on one machine: what `make demo` and `make serve` run.
+
+=================================  ==============================================================
+In AWS                             Offline (this stack), all on 127.0.0.1
+=================================  ==============================================================
+S3, SageMaker control plane,       moto in server mode (``ControlPlane``); boto3 reaches it through
+Application Auto Scaling           ``AWS_ENDPOINT_URL``
+Training job on N instances        ``LocalTrainingExecutor``: the same train.py, one process per host
+SageMaker Runtime + container      ``EndpointServer`` + a model-container process per model
+API Gateway HTTP API               ``ApiFront``: HTTP -> payload 2.0 event -> the handler
+Lambda                             ``LambdaFunction``: the template's handler, layer, environment
+=================================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
+from local.api_front import ApiFront
+from local.control_plane import ControlPlane
+from local.endpoint_server import EndpointServer
+from local.lambda_invoker import LambdaFunction
+from local.local_endpoints import LocalEndpoints
+from local.sam_template import SamTemplate
+from local.training_executor import LocalTrainingExecutor
+
+
+class OfflineStack(contextlib.AbstractContextManager):
+    def __init__(
+        self,
+        work_dir: Path,
+        log: Callable[[str], None] = print,
+        max_hosts: int | None = None,
+        quiet_functions: bool = False,
+    ) -> None:
+        self.work_dir = Path(work_dir)
+        self.log = log
+        self.template = SamTemplate.load()
+        self.bucket = self.template.physical_id("ArtifactsBucket")
+        self.control_plane = ControlPlane()
+        self.runtime = EndpointServer()
+        self._exit_stack = contextlib.ExitStack()
+        self._max_hosts = max_hosts
+        # Quiet: the functions log warnings only and emit no metrics lines (they would drown the demo's output).
+        self._function_overrides = (
+            {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"} if quiet_functions else {}
+        )
+        self.api: ApiFront | None = None
+
+    def __enter__(self) -> OfflineStack:
+        try:
+            self._exit_stack.enter_context(self.control_plane)
+            self._exit_stack.enter_context(self.runtime)
+            self.s3 = self.control_plane.client("s3")
+            self.sagemaker = self.control_plane.client("sagemaker")
+            self.s3.create_bucket(Bucket=self.bucket)
+            self.endpoints = LocalEndpoints(self.sagemaker, self.s3, self.runtime, self.work_dir, self.log)
+            self._exit_stack.callback(self.endpoints.close)
+            self.executor = LocalTrainingExecutor(
+                self.sagemaker, self.s3, self.work_dir / "jobs", self.log, self._max_hosts
+            )
+        except BaseException:
+            self._exit_stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._exit_stack.close()
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What the functions' execution environments get: both loopback servers, dummy credentials."""
+        return {
+            **self.control_plane.environment(),
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.runtime.url,
+            **self._function_overrides,
+        }
+
+    def invoke(self, logical_id: str, event: dict) -> dict:
+        """Invoke a template function once (a fresh execution environment), as ``aws lambda invoke`` would."""
+        with LambdaFunction(logical_id, self.template, self.environment) as function:
+            return function.invoke(event)
+
+    def open_api(self) -> ApiFront:
+        """Start the HTTP front for POST /predictions; it stays up until the stack closes."""
+        if self.api is None:
+            function = self._exit_stack.enter_context(
+                LambdaFunction("PredictFunction", self.template, self.environment)
+            )
+            self.api = self._exit_stack.enter_context(ApiFront(function))
+        return self.api

@@ -1,0 +1,188 @@
+"""Run a training job the way SageMaker would, from the CreateTrainingJob request in the control plane.
+
+Channels are copied from the bucket into the job's folder, the source tarball is unpacked, and the
+entry point runs once per instance as a local process with the ``SM_*`` variables SageMaker sets
+(``SM_HOSTS`` ``["algo-1", ...]``, ``SM_CURRENT_HOST``, channel and model folders), the hyperparameters
+as ``--name value`` arguments, and ``MASTER_ADDR=127.0.0.1`` because every "host" is this machine. The
+instance count is capped at the CPU count (with a message). Rank 0's model folder is packed as
+``model.tar.gz`` and uploaded to ``<S3OutputPath>/<job>/output/model.tar.gz``, as SageMaker does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+LogLine = Callable[[str], None]
+
+
+@dataclass
+class TrainingOutcome:
+    job_name: str
+    succeeded: bool
+    hosts: int
+    model_artifacts: str | None
+    failure_reason: str | None
+    job_dir: Path
+
+
+class LocalTrainingExecutor:
+    """Runs control-plane training jobs on this machine; ``s3`` and ``sagemaker`` reach the control plane."""
+
+    def __init__(self, sagemaker, s3, work_dir: Path, log: LogLine = print, max_hosts: int | None = None) -> None:
+        self.sagemaker, self.s3, self.work_dir, self.log = sagemaker, s3, Path(work_dir), log
+        self.max_hosts = max_hosts or os.cpu_count() or 1
+
+    def run(self, job_name: str) -> TrainingOutcome:
+        job = self.sagemaker.describe_training_job(TrainingJobName=job_name)
+        job_dir = self.work_dir / job_name
+        requested = job["ResourceConfig"]["InstanceCount"]
+        hosts = [f"algo-{i}" for i in range(1, min(requested, self.max_hosts) + 1)]
+        if len(hosts) < requested:
+            self.log(
+                f"{requested} instances requested; running {len(hosts)} local processes (this machine has "
+                f"{self.max_hosts} CPUs)"
+            )
+        channels = {
+            c["ChannelName"]: self._download_prefix(
+                c["DataSource"]["S3DataSource"]["S3Uri"], job_dir / "input/data" / c["ChannelName"]
+            )
+            for c in job.get("InputDataConfig", [])
+        }
+        hyperparameters = {k: json.loads(v) if _is_json(v) else v for k, v in job.get("HyperParameters", {}).items()}
+        code_dir = self._unpack_source(hyperparameters["sagemaker_submit_directory"], job_dir / "code")
+        program = hyperparameters["sagemaker_program"]
+        arguments = [
+            item
+            for name, value in hyperparameters.items()
+            if not name.startswith("sagemaker_")
+            for item in (f"--{name}", str(value))
+        ]
+        port = _free_port()
+        processes = {
+            host: self._start_host(host, hosts, job_dir, code_dir, program, arguments, channels, port) for host in hosts
+        }
+        failure = self._wait(processes, job_dir)
+        if failure:
+            self.log(f"training job {job_name} failed: {failure}")
+            return TrainingOutcome(job_name, False, len(hosts), None, failure, job_dir)
+        artifacts = self._upload_model(job, job_name, job_dir / "algo-1/model", job_dir / "model.tar.gz")
+        self.log(f"training job {job_name} completed; model at {artifacts}")
+        return TrainingOutcome(job_name, True, len(hosts), artifacts, None, job_dir)
+
+    def _start_host(self, host, hosts, job_dir, code_dir, program, arguments, channels, port) -> subprocess.Popen:
+        host_dir = job_dir / host
+        env = {
+            **os.environ,
+            "SM_HOSTS": json.dumps(hosts),
+            "SM_CURRENT_HOST": host,
+            "SM_MODEL_DIR": str(host_dir / "model"),
+            "SM_OUTPUT_DIR": str(host_dir / "output"),
+            "SM_OUTPUT_DATA_DIR": str(host_dir / "output/data"),
+            "SM_CHANNELS": json.dumps(sorted(channels)),
+            **{f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()},
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            # One core per process: the processes share this machine's CPUs.
+            "OMP_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("PYTHONPATH", None)  # only what the source tarball holds is importable, as in the container
+        process = subprocess.Popen(
+            [sys.executable, program, *arguments],
+            cwd=code_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._stream, args=(host, process, host_dir), daemon=True).start()
+        return process
+
+    def _stream(self, host: str, process: subprocess.Popen, host_dir: Path) -> None:
+        host_dir.mkdir(parents=True, exist_ok=True)
+        with (host_dir / "training.log").open("w") as log_file:
+            for line in process.stdout:
+                log_file.write(line)
+                self.log(f"[{host}] {line.rstrip()}")
+
+    def _wait(self, processes: dict[str, subprocess.Popen], job_dir: Path) -> str | None:
+        """Wait for every host; if one fails, stop the others (they would block on the lost peer)."""
+        pending = dict(processes)
+        failure = None
+        try:
+            while pending and failure is None:
+                for host, process in list(pending.items()):
+                    try:
+                        code = process.wait(timeout=0.5)
+                    except subprocess.TimeoutExpired:
+                        continue
+                    del pending[host]
+                    if code != 0:
+                        reason_file = job_dir / host / "output/failure"
+                        reason = reason_file.read_text() if reason_file.exists() else "see its training.log"
+                        failure = f"{host} exited with code {code}: {reason}"
+        finally:
+            for process in processes.values():
+                if process.poll() is None:
+                    process.terminate()
+                    try:
+                        process.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+        return failure
+
+    def _download_prefix(self, uri: str, target: Path) -> Path:
+        bucket, prefix = _split(uri)
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                destination = target / item["Key"][len(prefix) :].lstrip("/")
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                self.s3.download_file(bucket, item["Key"], str(destination))
+        return target
+
+    def _unpack_source(self, uri: str, target: Path) -> Path:
+        bucket, key = _split(uri)
+        archive = target.with_suffix(".tar.gz")
+        target.mkdir(parents=True, exist_ok=True)
+        self.s3.download_file(bucket, key, str(archive))
+        with tarfile.open(archive) as tar:
+            tar.extractall(target, filter="data")
+        return target
+
+    def _upload_model(self, job: dict, job_name: str, model_dir: Path, archive: Path) -> str:
+        with tarfile.open(archive, "w:gz") as tar:
+            for path in sorted(model_dir.iterdir()):
+                tar.add(path, arcname=path.name)
+        bucket, prefix = _split(job["OutputDataConfig"]["S3OutputPath"])
+        key = f"{prefix.rstrip('/')}/{job_name}/output/model.tar.gz".lstrip("/")
+        self.s3.upload_file(str(archive), bucket, key)
+        return f"s3://{bucket}/{key}"
+
+
+def _split(uri: str) -> tuple[str, str]:
+    parts = urlsplit(uri)
+    return parts.netloc, parts.path.lstrip("/")
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,0 +1,99 @@
+"""The demo path, offline: train -> deploy -> scale -> predict, then a blue/green update under traffic."""
+
+from __future__ import annotations
+
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+
+from local.demo import DEMO_HYPERPARAMETERS, post_image, run_demo, sample_images
+from local.offline_stack import OfflineStack
+from local.synthetic_images import CLASS_FOLDERS
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    lines: list[str] = []
+    with OfflineStack(tmp_path_factory.mktemp("offline"), log=lines.append, quiet_functions=True) as stack:
+        result = run_demo(stack, None, DEMO_HYPERPARAMETERS, say=lines.append)
+        yield stack, result, lines
+    # (closing the stack is checked in test_closing_the_stack_stops_everything)
+
+
+def test_the_answers_come_from_the_model_trained_in_this_run(demo):
+    stack, result, lines = demo
+    assert len(result.predictions) == len(CLASS_FOLDERS)
+    for prediction in result.predictions:
+        assert prediction.status == 200, prediction.answer
+        assert prediction.answer["predictions"][0]["breed"] == prediction.expected
+    # The endpoint served the artifact the local executor uploaded for this run's job
+    job = result.model_artifacts.split("/training-output/")[1].split("/")[0]
+    assert job == result.training_job_name
+    # Two host processes ran (rank 1 trains silently: only rank 0 reports)
+    job_dir = stack.work_dir / "jobs" / result.training_job_name
+    assert result.hosts == 2 and (job_dir / "algo-2/training.log").is_file()
+    assert any("[algo-1] test_loss=" in line for line in lines)
+    assert (stack.work_dir / "report.md").is_file() and (stack.work_dir / "training_curves.png").is_file()
+
+
+def test_every_client_talked_to_the_loopback_servers(demo):
+    stack, result, _ = demo
+    assert stack.api.requests >= len(CLASS_FOLDERS)
+    assert stack.runtime.invocations >= len(CLASS_FOLDERS)
+    for url in (stack.api.url, stack.runtime.url, stack.control_plane.url):
+        assert url.startswith("http://127.0.0.1:")
+    sagemaker = stack.sagemaker
+    assert sagemaker.describe_training_job(TrainingJobName=result.training_job_name)["TrainingJobName"]
+    targets = stack.control_plane.client("application-autoscaling").describe_scalable_targets(
+        ServiceNamespace="sagemaker"
+    )["ScalableTargets"]
+    assert targets[0]["ResourceId"] == result.scaling["resource_id"]
+
+
+def test_a_second_model_replaces_the_first_without_a_failed_request(demo):
+    stack, result, _ = demo
+    statuses: list[int] = []
+    stop = threading.Event()
+    _, image, content_type, _ = sample_images(1)[0]
+
+    def keep_asking():
+        while not stop.is_set():
+            statuses.append(post_image(stack.api.url, image, content_type)[0])
+
+    caller = threading.Thread(target=keep_asking)
+    caller.start()
+    try:
+        # Given a second model, trained in this run with other hyperparameters
+        second_hyperparameters = {**DEMO_HYPERPARAMETERS, "epochs": 2, "seed": 7}
+        started = stack.invoke(
+            "StartTrainingFunction",
+            {
+                "hyperparameters": second_hyperparameters,
+                "instance_count": 1,
+                "source_s3_uri": stack.sagemaker.describe_training_job(TrainingJobName=result.training_job_name)[
+                    "HyperParameters"
+                ]["sagemaker_submit_directory"].strip('"'),
+            },
+        )
+        assert stack.executor.run(started["training_job_name"]).succeeded
+        # When it is deployed to the live endpoint
+        deployment = stack.invoke("DeployEndpointFunction", {"training_job_name": started["training_job_name"]})
+        changed = stack.endpoints.sync()
+    finally:
+        stop.set()
+        caller.join()
+    # Then the endpoint was updated in place and every request during the switch was answered
+    assert deployment["action"] == "updated" and changed == [deployment["endpoint_name"]]
+    endpoint = stack.sagemaker.describe_endpoint(EndpointName=deployment["endpoint_name"])
+    assert endpoint["EndpointConfigName"] == deployment["endpoint_config_name"]
+    assert len(statuses) > 5 and set(statuses) == {200}
+
+
+def test_closing_the_stack_stops_everything(tmp_path):
+    with OfflineStack(tmp_path) as stack:
+        urls = [stack.runtime.url, stack.control_plane.url]
+    for url in urls:
+        with pytest.raises(urllib.error.URLError):
+            urllib.request.urlopen(url + "/ping", timeout=2)  # noqa: S310
