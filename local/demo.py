@@ -63,9 +63,8 @@ class DemoResult:
 
 
 def post_image(api_url: str, image: bytes, content_type: str, top_k: int = 3) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        f"{api_url}/predictions?top_k={top_k}", data=image, headers={"Content-Type": content_type}, method="POST"
-    )
+    url = f"{api_url}/predictions?top_k={top_k}"  # the local API front on 127.0.0.1
+    request = urllib.request.Request(url, data=image, headers={"Content-Type": content_type}, method="POST")  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310 (loopback)
             return answer.status, json.loads(answer.read())
