@@ -17,7 +17,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup test lint build deploy upload-training-code clean
+.PHONY: help demo serve setup test lambda-image lint build deploy upload-training-code clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,8 +39,14 @@ $(STAMP): requirements-dev.txt requirements-lock.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c requirements-lock.txt
 	touch $@
 
-test: setup ## run every offline test (unit + integration)
+test: setup ## run every offline test (unit, integration, and sam local invoke when a Docker engine runs)
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory lambda-image; \
+	else echo "No Docker engine answers: the sam local invoke tests will skip (the in-process runner covers every event)"; fi
 	$(BIN)/pytest tests/unit tests/integration
+
+lambda-image: ## build the Lambda python3.12 base image offline (air-gapped machines, CI); idempotent
+	@command -v debootstrap >/dev/null || { echo "lambda-image needs debootstrap (apt-get install debootstrap)"; exit 2; }
+	local/lambda_base_image/build.sh
 
 lint: setup ## ruff, sam validate --lint, policy linters
 	$(BIN)/ruff check .

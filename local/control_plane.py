@@ -23,8 +23,8 @@ DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t
 class ControlPlane:
     """A moto server on 127.0.0.1; ``environment()`` is what a process needs to reach it."""
 
-    def __init__(self, port: int = 0) -> None:
-        self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
+    def __init__(self, port: int = 0, host: str = LOOPBACK) -> None:
+        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         self.url = ""
 
     def start(self) -> ControlPlane:

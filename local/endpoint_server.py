@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from local.loopback_server import LoopbackServer
+from local.loopback_server import LOOPBACK, LoopbackServer
 
 ACCOUNT_ID = "123456789012"
 
@@ -49,7 +49,7 @@ class ServiceFault(Exception):
 class EndpointServer(LoopbackServer):
     """Serve models by endpoint name until ``stop()``; use as a context manager in tests."""
 
-    def __init__(self, port: int = 0, region: str = "us-east-1", threads: int = 8) -> None:
+    def __init__(self, port: int = 0, region: str = "us-east-1", threads: int = 8, host: str = LOOPBACK) -> None:
         self.models: dict[str, InferenceModel] = {}
         self.region = region
         self.invocations = 0
@@ -61,7 +61,7 @@ class EndpointServer(LoopbackServer):
                 Rule("/ping", methods=["GET"], endpoint="ping"),
             ]
         )
-        super().__init__(self._wsgi_app, port=port, threads=threads, name="sagemaker-runtime")
+        super().__init__(self._wsgi_app, port=port, threads=threads, name="sagemaker-runtime", host=host)
 
     def serve(self, endpoint_name: str, model: InferenceModel) -> None:
         """Route ``endpoint_name`` to ``model``; replacing a model is atomic for callers."""

@@ -16,8 +16,9 @@ LOOPBACK = "127.0.0.1"
 
 
 class LoopbackServer:
-    def __init__(self, app, port: int = 0, threads: int = 8, name: str = "server") -> None:
-        self._server = create_server(app, host=LOOPBACK, port=port, threads=threads, ident=name)
+    def __init__(self, app, port: int = 0, threads: int = 8, name: str = "server", host: str = LOOPBACK) -> None:
+        # ``host`` is 127.0.0.1 except where a local container must reach it (see tests/integration/test_sam_local.py).
+        self._server = create_server(app, host=host, port=port, threads=threads, ident=name)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 

@@ -109,3 +109,7 @@ class EndpointBusyError(ControlPlaneError):
 
 class AwsRequestRefusedError(ControlPlaneError):
     """AWS refused a control-plane request; the message carries AWS's own reason for the operator."""
+
+
+class AwsUnreachableError(ControlPlaneError):
+    """AWS could not be reached (network, endpoint URL); nothing was changed."""

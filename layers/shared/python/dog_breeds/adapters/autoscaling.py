@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
-
-from dog_breeds.errors import AwsRequestRefusedError
+from dog_breeds.adapters.aws_calls import call_aws
 
 SERVICE_NAMESPACE = "sagemaker"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -39,10 +37,4 @@ class VariantScaling:
         return answer["PolicyARN"]
 
     def _call(self, operation: str, **parameters) -> dict:
-        try:
-            return getattr(self.client, operation)(**parameters)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise AwsRequestRefusedError(
-                f"Application Auto Scaling {operation} refused: {error.get('Code')}: {error.get('Message')}"
-            ) from exc
+        return call_aws("Application Auto Scaling", self.client, operation, **parameters)

@@ -6,8 +6,7 @@ reason is kept in the error: it says what to fix (a quota, a missing permission,
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
-
+from dog_breeds.adapters.aws_calls import call_aws
 from dog_breeds.errors import AwsRequestRefusedError
 
 
@@ -54,19 +53,11 @@ class SageMakerControl:
         ValidationException (there is no NotFound code); our names are always well-formed.
         """
         try:
-            return getattr(self.client, operation)(**names)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("ValidationException", "ValidationError", "ResourceNotFound"):
+            return self._call(operation, **names)
+        except AwsRequestRefusedError as exc:
+            if exc.__cause__.response["Error"]["Code"] in ("ValidationException", "ValidationError"):
                 return None
-            raise _refused(operation, exc) from exc
+            raise
 
     def _call(self, operation: str, **parameters) -> dict:
-        try:
-            return getattr(self.client, operation)(**parameters)
-        except ClientError as exc:
-            raise _refused(operation, exc) from exc
-
-
-def _refused(operation: str, exc: ClientError) -> AwsRequestRefusedError:
-    error = exc.response.get("Error", {})
-    return AwsRequestRefusedError(f"SageMaker {operation} refused: {error.get('Code')}: {error.get('Message')}")
+        return call_aws("SageMaker", self.client, operation, **parameters)
