@@ -60,7 +60,6 @@ class ToolkitHandler:
         from sagemaker_pytorch_serving_container.handler_service import HandlerService
 
         os.environ["SAGEMAKER_PROGRAM"] = program
-        sys.path.insert(0, str(model_dir / "code"))  # what the container's start-up puts on PYTHONPATH
         self._context = _ServingContext(str(model_dir))
         self._service = HandlerService()
         self._service.initialize(self._context)
@@ -112,8 +111,8 @@ class ContainerModel:
 class ContainerProcess:
     """Start ``python -m local.model_container`` for one artifact; stop it on exit (no stray process).
 
-    The process sees only the project root (for ``local``) on its path, not training_jobs/: what the
-    artifact does not carry, it cannot import.
+    The process sees the artifact's ``code/`` and the project root (for ``local``) on its path, not
+    training_jobs/: what the artifact does not carry, it cannot import.
     """
 
     def __init__(self, model_dir: Path, startup_timeout_seconds: float = 120.0) -> None:
@@ -125,7 +124,8 @@ class ContainerProcess:
 
     def start(self) -> ContainerProcess:
         project_root = Path(__file__).resolve().parent.parent
-        env = {**os.environ, "PYTHONPATH": str(project_root)}
+        # <model_dir>/code on the path is what the container's start-up does (through PYTHONPATH too).
+        env = {**os.environ, "PYTHONPATH": f"{self.model_dir.resolve() / 'code'}{os.pathsep}{project_root}"}
         self.process = subprocess.Popen(
             [
                 sys.executable,

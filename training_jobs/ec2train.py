@@ -25,12 +25,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, required=True, help="folder with train/ valid/ test/")
     parser.add_argument("--model-dir", type=Path, default=Path("model"))
     parser.add_argument("--output-dir", type=Path, default=Path("output"))
+    parser.add_argument("--checkpoint-dir", type=Path, help="checkpoint after every epoch here, and resume from it")
     add_hyperparameter_arguments(parser)
     args = parser.parse_args(argv)
     test_dir = args.data_dir / "test"
     splits = DataSplits(args.data_dir / "train", args.data_dir / "valid", test_dir if test_dir.is_dir() else None)
     run = TrainingRun(
-        splits, args.model_dir, args.output_dir, hyperparameters_from(args), show_progress=sys.stderr.isatty()
+        splits,
+        args.model_dir,
+        args.output_dir,
+        hyperparameters_from(args),
+        show_progress=sys.stderr.isatty(),
+        checkpoint_dir=args.checkpoint_dir,
     )
     try:
         run_training(run)

@@ -18,6 +18,9 @@ from breed_classifier.data import DataLayoutError, DataSplits
 from breed_classifier.model import PretrainedWeightsUnavailableError
 from breed_classifier.training import TrainingRun, run_training
 
+# CheckpointConfig's default LocalPath: it exists when the job has a CheckpointConfig (spot training).
+SAGEMAKER_CHECKPOINTS = "/opt/ml/checkpoints"
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ
@@ -33,6 +36,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     for split in ("train", "valid", "test"):
         parser.add_argument(f"--{split}", type=Path, default=_optional_path(env.get(f"SM_CHANNEL_{split.upper()}")))
+    checkpoints = Path(SAGEMAKER_CHECKPOINTS)
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        default=checkpoints if checkpoints.is_dir() else None,
+        help="checkpoint after every epoch and resume from it (SageMaker syncs it to S3 for spot training)",
+    )
     return parser.parse_args(argv)
 
 
@@ -55,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         splits = data_splits(args)
-        run_training(
-            TrainingRun(splits, args.model_dir, args.output_data_dir, hyperparameters_from(args)),
-            emit=lambda line: print(line, flush=True),
+        run = TrainingRun(
+            splits, args.model_dir, args.output_data_dir, hyperparameters_from(args), checkpoint_dir=args.checkpoint_dir
         )
+        run_training(run, emit=lambda line: print(line, flush=True))
     except (DataLayoutError, PretrainedWeightsUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         _report_failure(str(exc))

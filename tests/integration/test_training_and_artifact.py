@@ -220,6 +220,43 @@ def test_ec2_entry_point_trains_on_the_same_data(dataset, tmp_path):
     assert (tmp_path / "output/metrics.json").is_file()
 
 
+def test_an_interrupted_run_resumes_from_its_checkpoint(dataset, tmp_path):
+    # Given a run that stopped after 2 epochs (as a spot interruption would), leaving its checkpoint
+    def train(epochs: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                sys.executable,
+                "ec2train.py",
+                "--data-dir",
+                str(dataset),
+                "--model-dir",
+                str(tmp_path / "model"),
+                "--output-dir",
+                str(tmp_path / "output"),
+                "--checkpoint-dir",
+                str(tmp_path / "checkpoints"),
+                *FAST_HYPERPARAMETERS,
+                "--epochs",
+                epochs,
+                "--patience",
+                "10",
+            ],
+            cwd=TRAINING_JOBS,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    assert train("2").returncode == 0
+    # When the job runs again with its full epoch budget
+    resumed = train("3")
+    # Then it continues after epoch 2 instead of starting over, and keeps the earlier epochs' history
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from the checkpoint after epoch 2" in resumed.stdout
+    assert "epoch=1 " not in resumed.stdout and "epoch=3 " in resumed.stdout
+    assert [row["epoch"] for row in json.loads((tmp_path / "output/metrics.json").read_text())["history"]] == [1, 2, 3]
+
+
 def test_pretrained_weights_offline_fail_with_a_clear_message(dataset, tmp_path):
     # Given no reachable network (a proxy on a closed loopback port) and an empty weights cache
     env = {

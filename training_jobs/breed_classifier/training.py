@@ -62,6 +62,8 @@ class TrainingRun:
     output_dir: Path
     hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
     show_progress: bool = False
+    # Where to keep a checkpoint after every epoch and resume from (managed spot training syncs it to S3).
+    checkpoint_dir: Path | None = None
 
 
 @dataclass
@@ -97,6 +99,9 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
     if hp.freeze_backbone and not hp.pretrained:
         logger.warning("the backbone is frozen but not pretrained: only the head will learn (use --no-freeze-backbone)")
     network = build_model(config, pretrained=hp.pretrained, freeze_backbone=hp.freeze_backbone).to(device)
+    checkpoint = _load_checkpoint(run.checkpoint_dir, device)
+    if checkpoint:
+        network.load_state_dict(checkpoint["model"])
     model = DistributedDataParallel(network) if spec.is_distributed else network
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=hp.learning_rate)
     loaders = {
@@ -108,7 +113,18 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
         f"{spec.world_size} process(es), device {device.type}"
     )
     history, best_loss, best_epoch, best_state, stopped_early = [], math.inf, 0, None, False
-    for epoch in range(1, hp.epochs + 1):
+    first_epoch = 1
+    if checkpoint:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        history, best_loss, best_epoch, best_state = (
+            checkpoint["history"],
+            checkpoint["best_loss"],
+            checkpoint["best_epoch"],
+            checkpoint["best_model"],
+        )
+        first_epoch = checkpoint["epoch"] + 1
+        emit(f"resuming from the checkpoint after epoch {checkpoint['epoch']}")
+    for epoch in range(first_epoch, hp.epochs + 1):
         if hasattr(loaders["train"].sampler, "set_epoch"):
             loaders["train"].sampler.set_epoch(epoch)
         train_loss, train_accuracy = _run_epoch(model, loaders["train"], device, optimizer, run.show_progress, epoch)
@@ -129,6 +145,19 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
             emit(f"early stopping: valid loss has not improved for {hp.patience} epochs (best epoch {best_epoch})")
             stopped_early = True
             break
+        if spec.is_main and run.checkpoint_dir:
+            _save_checkpoint(
+                run.checkpoint_dir,
+                {
+                    "epoch": epoch,
+                    "model": network.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "history": history,
+                    "best_loss": best_loss,
+                    "best_epoch": best_epoch,
+                    "best_model": best_state,
+                },
+            )
     if best_state is None:
         raise FloatingPointError("the valid loss was never a finite number; lower --learning-rate")
     network.load_state_dict(best_state)
@@ -143,6 +172,24 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
         _write_reports(run, result)
         emit(f"saved the model (epoch {best_epoch}) to {run.model_dir}")
     return result
+
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def _load_checkpoint(checkpoint_dir: Path | None, device) -> dict | None:
+    path = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir else None
+    if path is None or not path.is_file():
+        return None
+    return torch.load(path, map_location=device, weights_only=False)  # our own file, written below
+
+
+def _save_checkpoint(checkpoint_dir: Path, state: dict) -> None:
+    """Written whole or not at all: a spot interruption mid-write leaves the previous checkpoint."""
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    partial = checkpoint_dir / f".{CHECKPOINT_FILE}.partial"
+    torch.save(state, partial)
+    os.replace(partial, checkpoint_dir / CHECKPOINT_FILE)
 
 
 def _run_epoch(model: nn.Module, loader, device, optimizer=None, show_progress=False, epoch=0) -> tuple[float, float]:
