@@ -6,8 +6,6 @@ import io
 import json
 import random
 import re
-import subprocess
-import sys
 import tarfile
 
 import numpy as np
@@ -19,7 +17,7 @@ from local.endpoint_server import EndpointServer, ModelFailure
 from local.model_container import ContainerModel, ContainerProcess
 from local.synthetic_images import CLASS_FOLDERS, class_image, encoded_image, write_image_folder
 from tests.conftest import DUMMY_CREDENTIALS, ENDPOINT_NAME, load_event, response_json
-from tests.support.training import FAST_HYPERPARAMETERS, TRAINING_JOBS, run_sagemaker_hosts
+from tests.support.training import FAST_HYPERPARAMETERS, run_entry_point, run_sagemaker_hosts
 
 CLASSES = 4
 
@@ -195,24 +193,17 @@ def test_model_container_answers_422_through_sagemaker_runtime_as_a_client_error
 
 
 def test_ec2_entry_point_trains_on_the_same_data(dataset, tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "ec2train.py",
-            "--data-dir",
-            str(dataset),
-            "--model-dir",
-            str(tmp_path / "model"),
-            "--output-dir",
-            str(tmp_path / "output"),
-            *FAST_HYPERPARAMETERS,
-            "--epochs",
-            "2",
-        ],
-        cwd=TRAINING_JOBS,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_entry_point(
+        "ec2train.py",
+        "--data-dir",
+        str(dataset),
+        "--model-dir",
+        str(tmp_path / "model"),
+        "--output-dir",
+        str(tmp_path / "output"),
+        *FAST_HYPERPARAMETERS,
+        "--epochs",
+        "2",
     )
     assert result.returncode == 0, result.stderr
     assert "test_accuracy=" in result.stdout
@@ -222,29 +213,22 @@ def test_ec2_entry_point_trains_on_the_same_data(dataset, tmp_path):
 
 def test_an_interrupted_run_resumes_from_its_checkpoint(dataset, tmp_path):
     # Given a run that stopped after 2 epochs (as a spot interruption would), leaving its checkpoint
-    def train(epochs: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [
-                sys.executable,
-                "ec2train.py",
-                "--data-dir",
-                str(dataset),
-                "--model-dir",
-                str(tmp_path / "model"),
-                "--output-dir",
-                str(tmp_path / "output"),
-                "--checkpoint-dir",
-                str(tmp_path / "checkpoints"),
-                *FAST_HYPERPARAMETERS,
-                "--epochs",
-                epochs,
-                "--patience",
-                "10",
-            ],
-            cwd=TRAINING_JOBS,
-            capture_output=True,
-            text=True,
-            timeout=600,
+    def train(epochs: str):
+        return run_entry_point(
+            "ec2train.py",
+            "--data-dir",
+            str(dataset),
+            "--model-dir",
+            str(tmp_path / "model"),
+            "--output-dir",
+            str(tmp_path / "output"),
+            "--checkpoint-dir",
+            str(tmp_path / "checkpoints"),
+            *FAST_HYPERPARAMETERS,
+            "--epochs",
+            epochs,
+            "--patience",
+            "10",
         )
 
     assert train("2").returncode == 0
@@ -266,32 +250,26 @@ def test_pretrained_weights_offline_fail_with_a_clear_message(dataset, tmp_path)
         "https_proxy": "http://127.0.0.1:9",
         "OMP_NUM_THREADS": "1",
     }
-    result = subprocess.run(
-        [
-            sys.executable,
-            "ec2train.py",
-            "--data-dir",
-            str(dataset),
-            "--model-dir",
-            str(tmp_path / "model"),
-            "--architecture",
-            "resnet18",
-            "--pretrained",
-            "true",
-            "--epochs",
-            "1",
-            "--num-workers",
-            "0",
-        ],
-        cwd=TRAINING_JOBS,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_entry_point(
+        "ec2train.py",
+        "--data-dir",
+        str(dataset),
+        "--model-dir",
+        str(tmp_path / "model"),
+        "--architecture",
+        "resnet18",
+        "--pretrained",
+        "true",
+        "--epochs",
+        "1",
+        "--num-workers",
+        "0",
         env=env,
+        timeout=300,
     )
     assert result.returncode == 2
     assert "could not download the ImageNet weights for resnet18" in result.stderr
-    assert "--no-pretrained" in result.stderr or "--pretrained false" in result.stderr
+    assert "--pretrained false" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "model").exists()
 
@@ -305,24 +283,12 @@ def test_pretrained_weights_offline_fail_with_a_clear_message(dataset, tmp_path)
     ],
 )
 def test_bad_training_arguments_are_refused(args, words, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=TRAINING_JOBS,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "SM_CHANNEL_TRAINING": str(tmp_path)},
-    )
+    result = run_entry_point("train.py", *args, env={"PATH": "/usr/bin:/bin", "SM_CHANNEL_TRAINING": str(tmp_path)})
     assert result.returncode == 2 and words in result.stderr
 
 
 def test_missing_data_is_refused_with_the_layouts_accepted(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "train.py"],
-        cwd=TRAINING_JOBS,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "SM_OUTPUT_DIR": str(tmp_path)},
-    )
+    result = run_entry_point("train.py", env={"PATH": "/usr/bin:/bin", "SM_OUTPUT_DIR": str(tmp_path)})
     assert result.returncode == 2
     assert "give channels train and valid" in result.stderr
     # SageMaker shows this file as the job's FailureReason

@@ -83,3 +83,15 @@ def run_sagemaker_hosts(workdir: Path, channels: dict[str, Path], hosts: int = 2
         output, _ = process.communicate(timeout=600)
         runs.append(HostRun(host, process.returncode, output, workdir / host / "model", workdir / host / "output/data"))
     return runs
+
+
+def run_entry_point(script: str, *arguments: str, env: dict | None = None, timeout: int = 600):
+    """Run ``training_jobs/<script>`` as a user would, from that folder."""
+    return subprocess.run(
+        [sys.executable, script, *arguments],
+        cwd=TRAINING_JOBS,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )

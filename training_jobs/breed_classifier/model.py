@@ -41,7 +41,7 @@ def build_model(config: ModelConfig, pretrained: bool = False, freeze_backbone: 
         raise ValueError(f"unknown architecture {config.architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
     if config.architecture == "small_cnn":
         if pretrained:
-            raise ValueError("small_cnn has no pretrained weights; pass --no-pretrained or choose a resnet")
+            raise ValueError("small_cnn has no pretrained weights; pass --pretrained false or choose a resnet")
         backbone, features = _small_cnn()
     else:
         backbone = _resnet(config.architecture, pretrained)
@@ -69,7 +69,7 @@ def _resnet(architecture: str, pretrained: bool) -> nn.Module:
         raise PretrainedWeightsUnavailableError(
             f"could not download the ImageNet weights for {architecture} ({weights.url}): {exc}. "
             "SageMaker training instances have internet access by default; offline, either pass "
-            f"--no-pretrained or place the file in {torch.hub.get_dir()}/checkpoints/ first."
+            f"--pretrained false, or place the file in {torch.hub.get_dir()}/checkpoints/ first."
         ) from exc
 
 

@@ -97,7 +97,9 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
     classes = datasets["train"].classes
     config = ModelConfig(hp.architecture, len(classes), hp.image_size, IMAGENET_MEAN, IMAGENET_STD)
     if hp.freeze_backbone and not hp.pretrained:
-        logger.warning("the backbone is frozen but not pretrained: only the head will learn (use --no-freeze-backbone)")
+        logger.warning(
+            "the backbone is frozen but not pretrained: only the head will learn (use --freeze-backbone false)"
+        )
     network = build_model(config, pretrained=hp.pretrained, freeze_backbone=hp.freeze_backbone).to(device)
     checkpoint = _load_checkpoint(run.checkpoint_dir, device)
     if checkpoint:
