@@ -189,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", action="store_true", help="keep the stack up after the demo")
     args = parser.parse_args(argv)
     hyperparameters = {**DEMO_HYPERPARAMETERS, **json.loads(os.environ.get("DEMO_HYPERPARAMETERS", "{}"))}
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C and `kill` both end in the same clean shutdown (SIGINT is ignored when started in the background).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     shutil.rmtree(args.work_dir, ignore_errors=True)
     args.work_dir.mkdir(parents=True)
     try:

@@ -3,6 +3,7 @@
 The server answers as SageMaker Runtime does, so these exercise botocore's real error parsing.
 """
 
+import json
 import socket
 
 import pytest
@@ -114,3 +115,24 @@ def test_image_reaches_endpoint_as_sent(endpoint_server, predict_function):
     assert body == base64.b64decode(event["body"])
     assert content_type == "image/png"
     assert attributes == "top_k=5"
+
+
+def _emf_blobs(text: str) -> list[dict]:
+    blobs = []
+    for line in text.splitlines():
+        if line.startswith('{"_aws"'):
+            blobs.append(json.loads(line))
+    return blobs
+
+
+def test_metrics_record_latency_outcome_by_code_and_breed(endpoint_server, predict_function, capsys):
+    with predict_function() as function:
+        function.invoke(load_event(JPEG_EVENT))
+        endpoint_server.serve(ENDPOINT_NAME, FaultyModel(FAULTS["throttled"]))
+        function.invoke(load_event(JPEG_EVENT))
+    blobs = _emf_blobs(capsys.readouterr().out)
+    outcomes = [b["Outcome"] for b in blobs if "Requests" in b]
+    assert outcomes == ["Success", "Throttled"]
+    assert [b["Breed"] for b in blobs if "PredictedBreed" in b] == ["Labrador retriever"]
+    assert sum("Latency" in b for b in blobs) == 2
+    assert all(b["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "DogBreedClassifier" for b in blobs)

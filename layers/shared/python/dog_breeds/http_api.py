@@ -8,6 +8,7 @@ import time
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from dog_breeds.errors import UNEXPECTED_ERROR, http_error
 
@@ -41,13 +42,19 @@ def request_metrics(metrics: Metrics):
             metrics.add_metric(
                 name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
             )
-            with single_metric(name="Requests", unit=MetricUnit.Count, value=1) as outcome_metric:
-                outcome_metric.add_dimension(name="Outcome", value=outcome)
+            _count("Requests", "Outcome", outcome)
 
     return measure
 
 
 def record_predicted_breed(metrics: Metrics, predictions: list[dict]) -> None:
     if predictions:
-        with single_metric(name="PredictedBreed", unit=MetricUnit.Count, value=1) as breed_metric:
-            breed_metric.add_dimension(name="Breed", value=predictions[0]["breed"])
+        _count("PredictedBreed", "Breed", predictions[0]["breed"])
+
+
+def _count(name: str, dimension: str, value: str) -> None:
+    """One count in its own EMF blob, so its dimension does not apply to the request's other metrics."""
+    if is_metrics_disabled():  # single_metric ignores POWERTOOLS_METRICS_DISABLED on its own
+        return
+    with single_metric(name=name, unit=MetricUnit.Count, value=1) as metric:
+        metric.add_dimension(name=dimension, value=value)
