@@ -51,7 +51,7 @@ lambda-image: ## build the Lambda python3.12 base image offline (air-gapped mach
 lint: setup ## ruff, sam validate --lint, policy linters
 	$(BIN)/ruff check .
 	$(BIN)/sam validate --lint --region us-east-1
-	$(BIN)/pytest -q tests/unit/test_policies.py tests/unit/test_template.py
+	$(BIN)/pytest -q tests/unit/test_policies.py tests/unit/test_state_machine.py tests/unit/test_code_layout.py
 
 build: setup ## sam build (needs python3.12 on PATH)
 	PATH=$(abspath $(BIN)):$$PATH sam build
