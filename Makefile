@@ -40,8 +40,10 @@ $(STAMP): requirements-dev.txt requirements-lock.txt
 	touch $@
 
 test: setup ## run every offline test (unit, integration, and sam local invoke when a Docker engine runs)
-	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory lambda-image; \
-	else echo "No Docker engine answers: the sam local invoke tests will skip (the in-process runner covers every event)"; fi
+	@if ! docker info >/dev/null 2>&1; then \
+		echo "No Docker engine answers: the sam local invoke tests will skip (the in-process runner covers every event)"; \
+	elif ! $(MAKE) --no-print-directory lambda-image; then \
+		echo "No Lambda base image (pull it, or make lambda-image as root): the sam local invoke tests will skip"; fi
 	$(BIN)/pytest tests/unit tests/integration
 
 lambda-image: ## build the Lambda python3.12 base image offline (air-gapped machines, CI); idempotent
