@@ -192,19 +192,14 @@ def test_model_container_answers_422_through_sagemaker_runtime_as_a_client_error
     assert "Traceback" not in response["body"]
 
 
+def ec2train(dataset, workdir, *arguments: str, **options):
+    """``ec2train.py`` on ``dataset``, writing the model and reports under ``workdir``."""
+    paths = ["--data-dir", str(dataset), "--model-dir", str(workdir / "model"), "--output-dir", str(workdir / "output")]
+    return run_entry_point("ec2train.py", *paths, *arguments, **options)
+
+
 def test_ec2_entry_point_trains_on_the_same_data(dataset, tmp_path):
-    result = run_entry_point(
-        "ec2train.py",
-        "--data-dir",
-        str(dataset),
-        "--model-dir",
-        str(tmp_path / "model"),
-        "--output-dir",
-        str(tmp_path / "output"),
-        *FAST_HYPERPARAMETERS,
-        "--epochs",
-        "2",
-    )
+    result = ec2train(dataset, tmp_path, *FAST_HYPERPARAMETERS, "--epochs", "2")
     assert result.returncode == 0, result.stderr
     assert "test_accuracy=" in result.stdout
     assert (tmp_path / "model/model.pt").is_file()
@@ -214,22 +209,8 @@ def test_ec2_entry_point_trains_on_the_same_data(dataset, tmp_path):
 def test_an_interrupted_run_resumes_from_its_checkpoint(dataset, tmp_path):
     # Given a run that stopped after 2 epochs (as a spot interruption would), leaving its checkpoint
     def train(epochs: str):
-        return run_entry_point(
-            "ec2train.py",
-            "--data-dir",
-            str(dataset),
-            "--model-dir",
-            str(tmp_path / "model"),
-            "--output-dir",
-            str(tmp_path / "output"),
-            "--checkpoint-dir",
-            str(tmp_path / "checkpoints"),
-            *FAST_HYPERPARAMETERS,
-            "--epochs",
-            epochs,
-            "--patience",
-            "10",
-        )
+        checkpoints = ["--checkpoint-dir", str(tmp_path / "checkpoints")]
+        return ec2train(dataset, tmp_path, *checkpoints, *FAST_HYPERPARAMETERS, "--epochs", epochs, "--patience", "10")
 
     assert train("2").returncode == 0
     # When the job runs again with its full epoch budget
@@ -250,23 +231,8 @@ def test_pretrained_weights_offline_fail_with_a_clear_message(dataset, tmp_path)
         "https_proxy": "http://127.0.0.1:9",
         "OMP_NUM_THREADS": "1",
     }
-    result = run_entry_point(
-        "ec2train.py",
-        "--data-dir",
-        str(dataset),
-        "--model-dir",
-        str(tmp_path / "model"),
-        "--architecture",
-        "resnet18",
-        "--pretrained",
-        "true",
-        "--epochs",
-        "1",
-        "--num-workers",
-        "0",
-        env=env,
-        timeout=300,
-    )
+    pretrained = ["--architecture", "resnet18", "--pretrained", "true", "--epochs", "1", "--num-workers", "0"]
+    result = ec2train(dataset, tmp_path, *pretrained, env=env, timeout=300)
     assert result.returncode == 2
     assert "could not download the ImageNet weights for resnet18" in result.stderr
     assert "--pretrained false" in result.stderr
