@@ -102,3 +102,52 @@ def test_debugger_rules_and_profiler_agree(sdk_request, function_request):
     assert [r["RuleParameters"] for r in function_request["ProfilerRuleConfigurations"]] == [
         r["RuleParameters"] for r in sdk_request["ProfilerRuleConfigurations"]
     ]
+
+
+class _Captured(Exception):
+    """Stops the SDK once its request is captured (moto's tuning API is not what is under test)."""
+
+
+def test_the_tuner_searches_the_original_ranges_on_the_training_modules_loss(control_plane, tmp_path, monkeypatch):
+    config = tmp_path / "sagemaker-config.yaml"
+    config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+    for name, value in {**control_plane.environment(), "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config)}.items():
+        monkeypatch.setenv(name, value)
+    import sagemaker
+    from launchers.estimator import build_estimator
+    from launchers.hpo import build_tuner
+
+    from breed_classifier.metrics import METRIC_DEFINITIONS
+
+    boto_session = boto3.Session(region_name="us-east-1")
+    client = boto_session.client("sagemaker")
+    captured: list[dict] = []
+
+    def capture(params, **kwargs):
+        captured.append(dict(params))
+        raise _Captured
+
+    client.meta.events.register("provide-client-params.sagemaker.CreateHyperParameterTuningJob", capture)
+    session = sagemaker.Session(boto_session=boto_session, sagemaker_client=client, default_bucket=OFFLINE_BUCKET)
+    estimator = build_estimator(session, EXECUTION_ROLE_ARN, OFFLINE_BUCKET, SAMPLE_SOURCE)
+    with pytest.raises(_Captured):
+        build_tuner(estimator, max_jobs=8, max_parallel_jobs=2, job_prefix="dog-breeds").fit(
+            {"training": f"s3://{OFFLINE_BUCKET}/data/"}, wait=False
+        )
+    tuning = captured[0]["HyperParameterTuningJobConfig"]
+    assert tuning["HyperParameterTuningJobObjective"] == {"Type": "Minimize", "MetricName": "valid:loss"}
+    ranges = tuning["ParameterRanges"]
+    assert ranges["ContinuousParameterRanges"][0] | {"ScalingType": "Auto"} == {
+        "Name": "learning-rate",
+        "MinValue": "0.001",
+        "MaxValue": "0.1",
+        "ScalingType": "Auto",
+    }
+    # Framework estimators JSON-encode categorical values; the training toolkit decodes them into --batch-size N
+    (batch,) = ranges["CategoricalParameterRanges"]
+    assert batch["Name"] == "batch-size"
+    assert [json.loads(value) for value in batch["Values"]] == ["32", "64", "128", "256"]
+    assert tuning["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 8, "MaxParallelTrainingJobs": 2}
+    definition = captured[0]["TrainingJobDefinition"]
+    objective = [d for d in definition["AlgorithmSpecification"]["MetricDefinitions"] if d["Name"] == "valid:loss"]
+    assert objective == [d for d in METRIC_DEFINITIONS if d["Name"] == "valid:loss"]
