@@ -15,48 +15,27 @@ import uuid
 
 from werkzeug.wrappers import Request, Response
 
+from local.http_api_events import http_api_event
 from local.lambda_invoker import LambdaFunction
 from local.loopback_server import LoopbackServer
-from local.sam_template import PSEUDO_PARAMETERS
 
 _TEXT_TYPES = ("application/json", "text/")
 
 
-def http_api_event(request: Request) -> dict:
-    body = request.get_data()
-    content_type = request.headers.get("Content-Type", "")
-    as_text = content_type.startswith(_TEXT_TYPES)
-    headers = {name.lower(): value for name, value in request.headers.items()}
-    now = time.time()
-    event = {
-        "version": "2.0",
-        "routeKey": "POST /predictions",
-        "rawPath": request.path,
-        "rawQueryString": request.query_string.decode(),
-        "headers": headers,
-        "requestContext": {
-            "accountId": PSEUDO_PARAMETERS["AWS::AccountId"],
-            "apiId": "offline",
-            "domainName": request.host,
-            "http": {
-                "method": request.method,
-                "path": request.path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": request.remote_addr or "",
-                "userAgent": headers.get("user-agent", ""),
-            },
-            "requestId": str(uuid.uuid4()),
-            "routeKey": "POST /predictions",
-            "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "timeEpoch": int(now * 1000),
-        },
-        "body": body.decode("utf-8", "replace") if as_text else base64.b64encode(body).decode(),
-        "isBase64Encoded": not as_text,
-    }
-    if request.args:
-        event["queryStringParameters"] = dict(request.args)
-    return event
+def event_for(request: Request) -> dict:
+    """The payload 2.0 event API Gateway would deliver for this HTTP request."""
+    as_text = request.headers.get("Content-Type", "").startswith(_TEXT_TYPES)
+    return http_api_event(
+        request.get_data(),
+        dict(request.headers),
+        dict(request.args),
+        base64_encoded=not as_text,
+        request_id=str(uuid.uuid4()),
+        source_ip=request.remote_addr or "",
+        epoch_ms=int(time.time() * 1000),
+        domain=request.host,
+        api_id="offline",
+    )
 
 
 class ApiFront(LoopbackServer):
@@ -77,7 +56,7 @@ class ApiFront(LoopbackServer):
         else:
             with self._lock:  # one Lambda execution environment serves one request at a time
                 self.requests += 1
-                answer = self.function.invoke(http_api_event(request))
+                answer = self.function.invoke(event_for(request))
             body = answer.get("body", "")
             data = base64.b64decode(body) if answer.get("isBase64Encoded") else body.encode()
             response = Response(data, status=answer["statusCode"], headers=answer.get("headers", {}))

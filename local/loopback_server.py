@@ -7,6 +7,7 @@ thread that polls them.
 
 from __future__ import annotations
 
+import socket
 import threading
 
 from waitress import wasyncore
@@ -46,3 +47,10 @@ class LoopbackServer:
             wasyncore.loop(timeout=0.1, map=self._server._map, use_poll=True, count=1)
         for channel in list(self._server._map.values()):
             channel.close()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ import urllib3
 from werkzeug.wrappers import Request, Response
 
 from local.endpoint_server import ModelFailure
+from local.loopback_server import free_port
 
 
 class _RequestProcessor:
@@ -117,7 +117,7 @@ class ContainerProcess:
 
     def __init__(self, model_dir: Path, startup_timeout_seconds: float = 120.0) -> None:
         self.model_dir = Path(model_dir)
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.startup_timeout_seconds = startup_timeout_seconds
         self.process: subprocess.Popen | None = None
@@ -172,12 +172,6 @@ class ContainerProcess:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,6 +12,7 @@ import base64
 import json
 import random
 
+from local.http_api_events import http_api_event
 from local.sam_template import PROJECT_ROOT, SamTemplate
 from local.synthetic_images import class_image, encoded_image
 
@@ -22,52 +23,33 @@ SAMPLE_TRAINING_JOB = "dog-breeds-2026-11-25-12-00-00-a1b2"
 SAMPLE_SOURCE = f"s3://{OFFLINE_BUCKET}/code/training_jobs-0f1e2d3c4b5a6978.tar.gz"
 
 
-def http_api_event(
+def sample_api_event(
     body: bytes,
     content_type: str,
     query: dict[str, str] | None = None,
     declared_length: int | None = None,
     base64_encoded: bool = True,
-    request_id: str = "sample-request-id",
 ) -> dict:
-    """An API Gateway HTTP API v2 event for ``POST /predictions`` as API Gateway would deliver it."""
-    query = query or {}
-    event = {
-        "version": "2.0",
-        "routeKey": "POST /predictions",
-        "rawPath": "/predictions",
-        "rawQueryString": "&".join(f"{k}={v}" for k, v in query.items()),
-        "headers": {
-            "accept": "application/json",
-            "content-length": str(len(body) if declared_length is None else declared_length),
-            "content-type": content_type,
-            "host": "abc123.execute-api.us-east-1.amazonaws.com",
-            "user-agent": "curl/8.5.0",
-        },
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "abc123",
-            "http": {
-                "method": "POST",
-                "path": "/predictions",
-                "protocol": "HTTP/1.1",
-                "sourceIp": "203.0.113.10",
-                "userAgent": "curl/8.5.0",
-            },
-            "requestId": request_id,
-            "routeKey": "POST /predictions",
-            "stage": "$default",
-            "time": "25/Nov/2026:12:00:00 +0000",
-            "timeEpoch": 1795608000000,
-        },
-        "body": base64.b64encode(body).decode() if base64_encoded else body.decode(),
-        "isBase64Encoded": base64_encoded,
+    """A ``POST /predictions`` event as API Gateway would deliver a curl request for this body."""
+    domain = "abc123.execute-api.us-east-1.amazonaws.com"
+    headers = {
+        "accept": "application/json",
+        "content-length": str(len(body) if declared_length is None else declared_length),
+        "content-type": content_type,
+        "host": domain,
+        "user-agent": "curl/8.5.0",
     }
-    if query:
-        event["queryStringParameters"] = query
-    return event
+    return http_api_event(
+        body,
+        headers,
+        query or {},
+        base64_encoded=base64_encoded,
+        request_id="sample-request-id",
+        source_ip="203.0.113.10",
+        epoch_ms=1795608000000,
+        domain=domain,
+        api_id="abc123",
+    )
 
 
 def sample_events() -> dict[str, dict]:
@@ -76,17 +58,17 @@ def sample_events() -> dict[str, dict]:
     png = encoded_image(class_image(2, rng, 32), "PNG")
     json_image = json.dumps({"image": base64.b64encode(jpeg).decode()}).encode()
     return {
-        "predict-jpeg.json": http_api_event(jpeg, "image/jpeg", {"top_k": "3"}),
-        "predict-png.json": http_api_event(png, "image/png"),
-        "predict-json-base64.json": http_api_event(json_image, "application/json", base64_encoded=False),
-        "predict-url-disabled.json": http_api_event(
+        "predict-jpeg.json": sample_api_event(jpeg, "image/jpeg", {"top_k": "3"}),
+        "predict-png.json": sample_api_event(png, "image/png"),
+        "predict-json-base64.json": sample_api_event(json_image, "application/json", base64_encoded=False),
+        "predict-url-disabled.json": sample_api_event(
             b'{"url": "https://images.example.com/labrador.jpg"}', "application/json", base64_encoded=False
         ),
-        "predict-unsupported-media-type.json": http_api_event(b"GIF89a\x01\x00\x01\x00", "image/gif"),
-        "predict-malformed-json.json": http_api_event(b'{"image": ', "application/json", base64_encoded=False),
-        "predict-bad-top-k.json": http_api_event(jpeg, "image/jpeg", {"top_k": "50"}),
-        "predict-oversized.json": http_api_event(jpeg[:64], "image/jpeg", declared_length=10 * 1024 * 1024),
-        "predict-not-an-image.json": http_api_event(b"this is text, not a JPEG", "image/jpeg"),
+        "predict-unsupported-media-type.json": sample_api_event(b"GIF89a\x01\x00\x01\x00", "image/gif"),
+        "predict-malformed-json.json": sample_api_event(b'{"image": ', "application/json", base64_encoded=False),
+        "predict-bad-top-k.json": sample_api_event(jpeg, "image/jpeg", {"top_k": "50"}),
+        "predict-oversized.json": sample_api_event(jpeg[:64], "image/jpeg", declared_length=10 * 1024 * 1024),
+        "predict-not-an-image.json": sample_api_event(b"this is text, not a JPEG", "image/jpeg"),
     }
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tarfile
@@ -21,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from local.loopback_server import free_port
 
 LogLine = Callable[[str], None]
 
@@ -67,7 +68,7 @@ class LocalTrainingExecutor:
             if not name.startswith("sagemaker_")
             for item in (f"--{name}", str(value))
         ]
-        port = _free_port()
+        port = free_port()
         processes = {
             host: self._start_host(host, hosts, job_dir, code_dir, program, arguments, channels, port) for host in hosts
         }
@@ -180,9 +181,3 @@ def _is_json(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from local.control_plane import ControlPlane
+from local.control_plane import DUMMY_CREDENTIALS, ControlPlane
 from local.endpoint_server import EndpointServer
 from local.lambda_invoker import LambdaFunction
 from local.sam_template import PROJECT_ROOT, SamTemplate
@@ -18,8 +18,6 @@ from tests.support.models import CannedModel
 
 EVENTS_DIR = PROJECT_ROOT / "events"
 ENDPOINT_NAME = SamTemplate.load().parameters["EndpointName"]
-# Credentials the Lambda service would inject; offline they are dummies that reach only loopback.
-DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 
 
 def load_event(name: str) -> dict:

@@ -4,6 +4,7 @@ The same behaviour is covered offline by tests/integration (handler + boto3 + a 
 server on loopback); this checks what only AWS can: the real API Gateway, IAM and endpoint.
 """
 
+import base64
 import json
 import os
 import urllib.request
@@ -32,8 +33,6 @@ def test_deployed_api_refuses_an_unsupported_media_type_with_json():
 
 
 def test_deployed_api_predicts_a_sample_image():
-    import base64
-
     event = load_event("predict-jpeg.json")
     request = urllib.request.Request(
         os.environ["PREDICTIONS_API_URL"] + "?top_k=3",

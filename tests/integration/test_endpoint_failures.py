@@ -3,6 +3,7 @@
 The server answers as SageMaker Runtime does, so these exercise botocore's real error parsing.
 """
 
+import base64
 import json
 import socket
 
@@ -105,8 +106,6 @@ def test_two_invocations_share_one_runtime_client(endpoint_server, predict_funct
 
 
 def test_image_reaches_endpoint_as_sent(endpoint_server, predict_function):
-    import base64
-
     event = load_event("predict-png.json")
     with predict_function() as function:
         function.invoke(event)

@@ -19,15 +19,15 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
 
+from local.demo import post_image
 from local.lambda_invoker import LambdaFunction
+from local.loopback_server import free_port
 from local.sam_template import PROJECT_ROOT, load_template
 from tests.conftest import ENDPOINT_NAME, EVENTS_DIR
 from tests.event_expectations import EXPECTATIONS
@@ -233,24 +233,9 @@ def test_a_broken_handler_path_fails_under_sam(tmp_path):
     assert answer.get("errorType") == "Runtime.HandlerNotFound", answer
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _post(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310 (sam's API on loopback)
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as refusal:
-        return refusal.code, json.loads(refusal.read())
-
-
 def test_sam_local_start_api_answers_real_http_requests(built, servers, env_vars):
     # Given `sam local start-api` serving the built template on a loopback port
-    port = _free_port()
+    port = free_port()
     api = subprocess.Popen(
         [
             SAM,
@@ -280,14 +265,14 @@ def test_sam_local_start_api_answers_real_http_requests(built, servers, env_vars
                     break
             assert api.poll() is None, api.stdout.read()
             time.sleep(0.5)
-        url = f"http://127.0.0.1:{port}/predictions"
+        api_url = f"http://127.0.0.1:{port}"
         image = base64.b64decode(json.loads((EVENTS_DIR / "predict-jpeg.json").read_text())["body"])
         # When a JSON image and a GIF are posted over HTTP (SAM 1.170's local HTTP API cannot take a raw
         # binary body: it fails with UnicodeDecodeError before the function runs; API Gateway and
         # `sam local invoke` with base64 events handle it, see test_event_through_sam_local_invoke)
         document = json.dumps({"image": base64.b64encode(image).decode()}).encode()
-        ok_status, ok_body = _post(f"{url}?top_k=3", document, "application/json")
-        refused_status, refused_body = _post(url, b"GIF89a", "image/gif")
+        ok_status, ok_body = post_image(api_url, document, "application/json", top_k=3)
+        refused_status, refused_body = post_image(api_url, b"GIF89a", "image/gif")
     finally:
         os.killpg(api.pid, signal.SIGTERM)
         output, _ = api.communicate(timeout=30)

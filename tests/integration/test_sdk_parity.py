@@ -7,6 +7,7 @@ SDK's from ``launchers.estimator`` for the same configuration, the function's as
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -16,6 +17,13 @@ from local.sample_events import OFFLINE_BUCKET, SAMPLE_SOURCE
 from tests.support.control_plane import EXECUTION_ROLE_ARN, seed_control_plane
 
 HYPERPARAMETERS = {"epochs": 5, "learning-rate": 0.01}
+
+
+def sdk_config_without_telemetry(directory: Path) -> Path:
+    """The SDK's telemetry would call a public host: opt out through its own config file."""
+    config = directory / "sagemaker-config.yaml"
+    config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+    return config
 
 
 def _capture(client, into: list) -> None:
@@ -29,9 +37,7 @@ def captured_requests(control_plane_server, tmp_path_factory):
     """(SDK request, function request) for the same configuration, captured once for this module."""
     control_plane_server.reset()
     seed_control_plane(control_plane_server)
-    # The SDK's telemetry would call a public host: opt out through its own config file
-    config = tmp_path_factory.mktemp("sdk") / "sagemaker-config.yaml"
-    config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+    config = sdk_config_without_telemetry(tmp_path_factory.mktemp("sdk"))
     environment = {
         **control_plane_server.environment(),
         "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config),
@@ -109,8 +115,7 @@ class _Captured(Exception):
 
 
 def test_the_tuner_searches_the_original_ranges_on_the_training_modules_loss(control_plane, tmp_path, monkeypatch):
-    config = tmp_path / "sagemaker-config.yaml"
-    config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+    config = sdk_config_without_telemetry(tmp_path)
     for name, value in {**control_plane.environment(), "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config)}.items():
         monkeypatch.setenv(name, value)
     import sagemaker

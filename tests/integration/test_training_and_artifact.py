@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import random
@@ -13,10 +14,10 @@ import pytest
 from PIL import Image
 
 from breed_classifier.metrics import METRIC_DEFINITIONS, OBJECTIVE_METRIC
-from local.endpoint_server import EndpointServer, ModelFailure
+from local.endpoint_server import ModelFailure
 from local.model_container import ContainerModel, ContainerProcess
 from local.synthetic_images import CLASS_FOLDERS, class_image, encoded_image, write_image_folder
-from tests.conftest import DUMMY_CREDENTIALS, ENDPOINT_NAME, load_event, response_json
+from tests.conftest import ENDPOINT_NAME, load_event, response_json
 from tests.support.training import FAST_HYPERPARAMETERS, run_entry_point, run_sagemaker_hosts
 
 CLASSES = 4
@@ -130,8 +131,6 @@ def test_every_image_kind_is_served(variant, container):
 
 def test_json_request_with_top_k(container):
     body, _ = _image_variants()["png"]
-    import base64
-
     document = json.dumps({"image": base64.b64encode(body).decode(), "top_k": 1})
     answer, _ = container.invoke(document.encode(), "application/json", "application/json", "")
     assert len(json.loads(answer)["predictions"]) == 1
@@ -178,16 +177,15 @@ def test_prediction_path_with_the_real_model(container, predict_function, endpoi
     assert refused["statusCode"] == 422
 
 
-def test_model_container_answers_422_through_sagemaker_runtime_as_a_client_error(container, predict_function):
+def test_model_container_answers_422_through_sagemaker_runtime_as_a_client_error(
+    container, predict_function, endpoint_server
+):
     # The endpoint's 422 (garbage that passed the function's magic-byte check) reaches the caller as 422
-    with EndpointServer() as server:
-        server.serve(ENDPOINT_NAME, container)
-        event = load_event("predict-jpeg.json")
-        import base64
-
-        event["body"] = base64.b64encode(b"\xff\xd8\xff" + b"\x00" * 100).decode()
-        with predict_function(AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=server.url, **DUMMY_CREDENTIALS) as function:
-            response = function.invoke(event)
+    endpoint_server.serve(ENDPOINT_NAME, container)
+    event = load_event("predict-jpeg.json")
+    event["body"] = base64.b64encode(b"\xff\xd8\xff" + b"\x00" * 100).decode()
+    with predict_function() as function:
+        response = function.invoke(event)
     assert response["statusCode"] == 422
     assert "Traceback" not in response["body"]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from local.loopback_server import free_port
 from local.sam_template import PROJECT_ROOT
 
 TRAINING_JOBS = PROJECT_ROOT / "training_jobs"
@@ -41,12 +41,6 @@ class HostRun:
     output: str
     model_dir: Path
     output_data_dir: Path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def run_sagemaker_hosts(workdir: Path, channels: dict[str, Path], hosts: int = 2, extra_args=()) -> list[HostRun]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
 from torch.utils.data import DataLoader, DistributedSampler
 from torchvision import datasets
 
 from breed_classifier.preprocessing import eval_transform, to_rgb, train_transform
-
-SPLITS = ("train", "valid", "test")
 
 
 class DataLayoutError(ValueError):
@@ -25,8 +24,6 @@ class DataSplits:
 
 
 def _load_rgb(path: str):
-    from PIL import Image
-
     with Image.open(path) as image:
         return to_rgb(image)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 TRAINING_IMAGE = ("pytorch-training", "2.8.0-cpu-py312")
 INFERENCE_IMAGE = ("pytorch-inference", "2.6.0-cpu-py312")
 DEBUGGER_RULES_IMAGE = ("sagemaker-debugger-rules", "latest")
-PYTORCH_TRAINING_VERSION, PYTORCH_INFERENCE_VERSION, PYTHON_VERSION = "2.8.0", "2.6.0", "py312"
 
 DLC_ACCOUNTS = {
     "af-south-1": "626614931356",

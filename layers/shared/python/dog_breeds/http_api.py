@@ -13,6 +13,8 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from dog_breeds.errors import UNEXPECTED_ERROR, http_error
 
 JSON = "application/json"
+# Read at cold start (this module is imported then), not on every request.
+_METRICS_DISABLED = is_metrics_disabled()
 
 
 def error_response(exc: Exception, request_id: str, logger: Logger) -> Response:
@@ -54,7 +56,7 @@ def record_predicted_breed(metrics: Metrics, predictions: list[dict]) -> None:
 
 def _count(name: str, dimension: str, value: str) -> None:
     """One count in its own EMF blob, so its dimension does not apply to the request's other metrics."""
-    if is_metrics_disabled():  # single_metric ignores POWERTOOLS_METRICS_DISABLED on its own
+    if _METRICS_DISABLED:  # single_metric ignores POWERTOOLS_METRICS_DISABLED on its own
         return
     with single_metric(name=name, unit=MetricUnit.Count, value=1) as metric:
         metric.add_dimension(name=dimension, value=value)

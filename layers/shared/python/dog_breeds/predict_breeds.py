@@ -16,11 +16,10 @@ class PredictBreeds:
 
     settings: PredictSettings
     runtime_client: object
-    download = staticmethod(download_image)
 
     def __call__(self, request: ImageRequest | UrlRequest) -> list[dict]:
         if isinstance(request, UrlRequest):
-            image = self.download(request.url, self.settings.url_allowed_hosts, self.settings.max_image_bytes)
+            image = download_image(request.url, self.settings.url_allowed_hosts, self.settings.max_image_bytes)
             request = ImageRequest(image=image, content_type=sniff_image_type(image), top_k=request.top_k)
         return invoke_endpoint(
             self.runtime_client, self.settings.endpoint_name, request.image, request.content_type, request.top_k

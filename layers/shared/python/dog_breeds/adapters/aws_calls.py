@@ -7,12 +7,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dog_breeds.errors import AwsRequestRefusedError, AwsUnreachableError
 
 
-def call_aws(service: str, client, operation: str, **parameters) -> dict:
-    """``client.<operation>(**parameters)``; raises ``AwsRequestRefusedError`` with AWS's own reason."""
+def call_aws(service: str, client, operation: str, absent_codes: tuple[str, ...] = (), **parameters) -> dict | None:
+    """``client.<operation>(**parameters)``; raises ``AwsRequestRefusedError`` with AWS's own reason.
+
+    An error whose code is in ``absent_codes`` means "no such resource" and returns ``None`` instead.
+    """
     try:
         return getattr(client, operation)(**parameters)
     except ClientError as exc:
         error = exc.response.get("Error", {})
+        if error.get("Code") in absent_codes:
+            return None
         raise AwsRequestRefusedError(
             f"{service} {operation} refused: {error.get('Code')}: {error.get('Message')}"
         ) from exc

@@ -7,7 +7,6 @@ reason is kept in the error: it says what to fix (a quota, a missing permission,
 from __future__ import annotations
 
 from dog_breeds.adapters.aws_calls import call_aws
-from dog_breeds.errors import AwsRequestRefusedError
 
 
 class SageMakerControl:
@@ -52,12 +51,7 @@ class SageMakerControl:
         SageMaker answers a Describe of a well-formed name that does not exist with a
         ValidationException (there is no NotFound code); our names are always well-formed.
         """
-        try:
-            return self._call(operation, **names)
-        except AwsRequestRefusedError as exc:
-            if exc.__cause__.response["Error"]["Code"] in ("ValidationException", "ValidationError"):
-                return None
-            raise
+        return self._call(operation, absent_codes=("ValidationException", "ValidationError"), **names)
 
-    def _call(self, operation: str, **parameters) -> dict:
-        return call_aws("SageMaker", self.client, operation, **parameters)
+    def _call(self, operation: str, absent_codes: tuple[str, ...] = (), **parameters) -> dict | None:
+        return call_aws("SageMaker", self.client, operation, absent_codes, **parameters)
