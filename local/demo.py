@@ -26,6 +26,7 @@ from pathlib import Path
 
 from launchers.package_source import upload_source
 
+from breed_classifier.labels import breed_name
 from local.offline_stack import OfflineStack
 from local.sam_template import PROJECT_ROOT
 from local.synthetic_images import CLASS_FOLDERS, class_image, encoded_image, write_image_folder
@@ -90,16 +91,32 @@ def sample_images(classes: int) -> list[tuple[str, bytes, str, str | None]]:
     return samples
 
 
+def dataset_samples(data_dir: Path, limit: int = 4) -> list[tuple[str, bytes, str, str | None]]:
+    """One held-out image of each of the first ``limit`` classes of a user's data set (test/, else valid/)."""
+    split = data_dir / "test" if (data_dir / "test").is_dir() else data_dir / "valid"
+    samples = []
+    for folder in sorted(p for p in split.iterdir() if p.is_dir())[:limit]:
+        image = next((p for p in sorted(folder.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")), None)
+        if image is not None:
+            content_type = "image/png" if image.suffix.lower() == ".png" else "image/jpeg"
+            samples.append(
+                (f"{split.name}/{folder.name}/{image.name}", image.read_bytes(), content_type, breed_name(folder.name))
+            )
+    return samples
+
+
 def run_demo(stack: OfflineStack, data_dir: Path | None, hyperparameters: dict, say=print) -> DemoResult:
     started = time.monotonic()
     work_dir = stack.work_dir
-    classes = len(CLASS_FOLDERS)
     if data_dir is None:
         say("[1/6] making a small generated data set (4 breeds, 64 x 64 images)")
-        data_dir = write_image_folder(work_dir / "data", {"train": 30, "valid": 10, "test": 10}, classes=classes)
+        data_dir = write_image_folder(
+            work_dir / "data", {"train": 30, "valid": 10, "test": 10}, classes=len(CLASS_FOLDERS)
+        )
+        samples = sample_images(len(CLASS_FOLDERS))
     else:
         say(f"[1/6] using the data set in {data_dir}")
-        classes = 0
+        samples = dataset_samples(data_dir)
     files = sorted(p for p in data_dir.rglob("*") if p.is_file())
     for path in files:
         stack.s3.upload_file(str(path), stack.bucket, "data/" + path.relative_to(data_dir).as_posix())
@@ -136,7 +153,7 @@ def run_demo(stack: OfflineStack, data_dir: Path | None, hyperparameters: dict, 
     say("[5/6] POST /predictions through the local API")
     api = stack.open_api()
     result = DemoResult(job_name, outcome.hosts, outcome.model_artifacts, deployment["action"], scaling)
-    for label, image, content_type, expected in sample_images(classes):
+    for label, image, content_type, expected in samples:
         status, answer = post_image(api.url, image, content_type)
         result.predictions.append(Prediction(label, expected, status, answer))
     result.seconds = time.monotonic() - started

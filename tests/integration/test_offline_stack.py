@@ -8,9 +8,9 @@ import urllib.request
 
 import pytest
 
-from local.demo import DEMO_HYPERPARAMETERS, post_image, run_demo, sample_images
+from local.demo import DEMO_HYPERPARAMETERS, dataset_samples, post_image, run_demo, sample_images
 from local.offline_stack import OfflineStack
-from local.synthetic_images import CLASS_FOLDERS
+from local.synthetic_images import CLASS_FOLDERS, write_image_folder
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +97,16 @@ def test_closing_the_stack_stops_everything(tmp_path):
     for url in urls:
         with pytest.raises(urllib.error.URLError):
             urllib.request.urlopen(url + "/ping", timeout=2)  # noqa: S310
+
+
+def test_with_a_users_data_set_the_demo_asks_about_its_held_out_images(tmp_path):
+    # Given an ImageFolder data set of the user's (here generated, in the dogImages layout)
+    data_dir = write_image_folder(tmp_path / "dogImages", {"train": 2, "valid": 1, "test": 1}, classes=3)
+    # Then the demo's questions are one test image per class, expecting that class's breed name
+    samples = dataset_samples(data_dir)
+    assert [(label.split("/")[1], expected) for label, _, _, expected in samples] == [
+        ("001.Affenpinscher", "Affenpinscher"),
+        ("002.Afghan_hound", "Afghan hound"),
+        ("003.Airedale_terrier", "Airedale terrier"),
+    ]
+    assert all(content_type == "image/jpeg" and image[:3] == b"\xff\xd8\xff" for _, image, content_type, _ in samples)
