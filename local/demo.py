@@ -205,6 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=PROJECT_ROOT / ".offline")
     parser.add_argument("--serve", action="store_true", help="keep the stack up after the demo")
     args = parser.parse_args(argv)
+    if args.data_dir and not all((args.data_dir / split).is_dir() for split in ("train", "valid")):
+        print(
+            f"error: {args.data_dir} needs train/ and valid/ folders of class folders (test/ optional), "
+            "as in dogImages",
+            file=sys.stderr,
+        )
+        return 2
     hyperparameters = {**DEMO_HYPERPARAMETERS, **json.loads(os.environ.get("DEMO_HYPERPARAMETERS", "{}"))}
     # Ctrl-C and `kill` both end in the same clean shutdown (SIGINT is ignored when started in the background).
     signal.signal(signal.SIGINT, signal.default_int_handler)

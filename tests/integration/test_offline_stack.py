@@ -110,3 +110,11 @@ def test_with_a_users_data_set_the_demo_asks_about_its_held_out_images(tmp_path)
         ("003.Airedale_terrier", "Airedale terrier"),
     ]
     assert all(content_type == "image/jpeg" and image[:3] == b"\xff\xd8\xff" for _, image, content_type, _ in samples)
+
+
+def test_a_data_dir_without_the_splits_is_refused_before_anything_starts(tmp_path, capsys):
+    from local.demo import main
+
+    assert main(["--data-dir", str(tmp_path), "--work-dir", str(tmp_path / "work")]) == 2
+    assert "needs train/ and valid/" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()

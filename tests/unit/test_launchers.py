@@ -1,0 +1,32 @@
+"""The launchers' own refusals and the reproducible code package (no AWS calls)."""
+
+import io
+import tarfile
+
+import pytest
+from launchers.package_source import source_tarball
+from launchers.upload_data import DataLayoutError, image_files
+
+from local.synthetic_images import write_image_folder
+
+
+def test_upload_refuses_a_folder_without_train_and_valid(tmp_path):
+    with pytest.raises(DataLayoutError, match="no train or valid folder"):
+        image_files(tmp_path)
+
+
+def test_upload_refuses_splits_with_different_classes(tmp_path):
+    write_image_folder(tmp_path, {"train": 1, "valid": 1}, classes=2)
+    (tmp_path / "valid" / "002.Afghan_hound" / "0000.jpg").unlink()
+    (tmp_path / "valid" / "002.Afghan_hound").rmdir()
+    with pytest.raises(DataLayoutError, match="different class folders"):
+        image_files(tmp_path)
+
+
+def test_the_training_code_package_is_reproducible_and_leaves_the_launchers_out():
+    first, second = source_tarball(), source_tarball()
+    assert first == second  # same bytes, same content address
+    with tarfile.open(fileobj=io.BytesIO(first)) as archive:
+        names = archive.getnames()
+    assert "train.py" in names and "inference.py" in names and "breed_classifier/model.py" in names
+    assert not any(name.startswith("launchers") or "__pycache__" in name for name in names)
