@@ -20,10 +20,15 @@ app.use(middlewares=[request_metrics(metrics)])
 @app.post("/predictions")
 def create_prediction() -> dict:
     event = app.current_event
-    query, limit = event.query_string_parameters or {}, settings.max_image_bytes
-    predictions = predict_breeds(
-        read_prediction_request(event.body, event.is_base64_encoded, event.headers, query, limit)
+    request = read_prediction_request(
+        event.body,
+        event.is_base64_encoded,
+        event.headers,
+        event.query_string_parameters or {},
+        settings.max_image_bytes,
+        url_input_enabled=bool(settings.url_allowed_hosts),
     )
+    predictions = predict_breeds(request)
     record_predicted_breed(metrics, predictions)
     return {"predictions": predictions, "request_id": event.request_context.request_id}
 

@@ -158,8 +158,11 @@ def test_bad_inputs_get_clear_refusals(body, content_type, status, words, contai
         body = _huge_png()
     with pytest.raises(ModelFailure) as refusal:
         container.invoke(body, content_type, "application/json", "")
+    # Then the status and a JSON error body that says why, with no stack trace (the toolkit would add one)
     assert refusal.value.status == status
-    assert words in refusal.value.message.splitlines()[0]
+    error = json.loads(refusal.value.message)["error"]
+    assert words in error["message"] and error["code"]
+    assert "Traceback" not in refusal.value.message and ".py" not in refusal.value.message
 
 
 def test_prediction_path_with_the_real_model(container, predict_function, endpoint_server):

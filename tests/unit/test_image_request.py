@@ -11,18 +11,18 @@ from dog_breeds.errors import (
     UndecodableImageError,
     UnsupportedMediaTypeError,
 )
-from dog_breeds.image_request import ImageRequest, UrlRequest, read_prediction_request
+from dog_breeds.image_request import ImageRequest, ImageUrl, UrlRequest, read_prediction_request
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 60
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 60
 LIMIT = 1000
 
 
-def read(body: bytes | str, content_type: str, query=None, base64_encoded=True, headers=None):
+def read(body: bytes | str, content_type: str, query=None, base64_encoded=True, headers=None, url_input=True):
     raw = body if isinstance(body, bytes) else body.encode()
     text = base64.b64encode(raw).decode() if base64_encoded else raw.decode()
     return read_prediction_request(
-        text, base64_encoded, {"content-type": content_type, **(headers or {})}, query or {}, LIMIT
+        text, base64_encoded, {"content-type": content_type, **(headers or {})}, query or {}, LIMIT, url_input
     )
 
 
@@ -38,7 +38,9 @@ def test_json_base64_image_is_accepted_with_charset_parameter():
     assert read(body, "application/json; charset=utf-8", base64_encoded=False) == ImageRequest(JPEG, "image/jpeg", 5)
 
 
-@pytest.mark.parametrize("top_k", ["0", "21", "-1", "three", "1.5", ""])
+@pytest.mark.parametrize(
+    "top_k", ["0", "21", "-1", "three", "1.5", "", "５", "٣", "+5", "1_0", " 5", "5 ", "005", "9" * 5000]
+)
 def test_top_k_outside_1_to_20_is_refused_with_the_range(top_k):
     with pytest.raises(MalformedRequestError, match="from 1 to 20"):
         read(JPEG, "image/jpeg", {"top_k": top_k})
@@ -86,11 +88,65 @@ def test_malformed_json_is_refused_saying_what_is_accepted(body, match):
         read(body, "application/json", base64_encoded=False)
 
 
-def test_url_form_is_read_for_the_fetcher_to_judge():
-    body = '{"url": "https://images.example.com/dog.jpg"}'
+def test_a_repeated_top_k_is_refused():
+    # API Gateway joins a repeated query parameter's values with commas
+    with pytest.raises(MalformedRequestError, match="more than once"):
+        read(JPEG, "image/jpeg", {"top_k": "3,4"})
+
+
+def test_url_form_is_parsed_for_the_fetcher_to_judge():
+    body = '{"url": "https://Images.example.com:8443/dogs/lab.jpg?size=large#top"}'
     assert read(body, "application/json", {"top_k": "2"}, base64_encoded=False) == UrlRequest(
-        "https://images.example.com/dog.jpg", 2
+        ImageUrl("images.example.com", 8443, "/dogs/lab.jpg?size=large"), 2
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://[::1/",
+        "https://127.0.0.1:99999/",
+        "https://]/",
+        "https://host:port/",
+        "https://exa\uff0fmple.com/",  # a fullwidth solidus that NFKC turns into a "/"
+        "https://bücher.example/dog.jpg",
+        "https://user:secret@images.example.com/dog.jpg",
+        "https://images.example.com/a b.jpg",
+        "https://images.example.com/\u0000.jpg",
+        "https:///dog.jpg",
+        "ftp://images.example.com/dog.jpg",
+        "x" * 3000,
+        12,
+        None,
+    ],
+)
+def test_every_malformed_url_is_a_400(url):
+    body = json.dumps({"url": url})
+    with pytest.raises(MalformedRequestError):
+        read(body, "application/json", base64_encoded=False)
+
+
+def test_url_input_switched_off_is_refused_before_the_url_is_read():
+    with pytest.raises(MalformedRequestError, match="disabled"):
+        read(json.dumps({"url": "https://[::1/"}), "application/json", base64_encoded=False, url_input=False)
+
+
+@pytest.mark.parametrize("nesting", ["[" * 970 + "]" * 970, '{"image": ' + "[" * 100_000, '{"a": ' * 40 + "1" + "}" * 40])
+def test_deeply_nested_json_is_a_400_not_a_crash(nesting):
+    with pytest.raises(MalformedRequestError):
+        read(nesting, "application/json", base64_encoded=False)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    body = json.dumps({"url": "https://images.example.com/" + "[{" * 100 + ".jpg"})
+    assert read(body, "application/json", base64_encoded=False).url.host == "images.example.com"
+
+
+def test_a_json_body_that_is_not_utf8_is_a_400():
+    with pytest.raises(MalformedRequestError):
+        read_prediction_request('{"image": "\udcff"}', False, {"content-type": "application/json"}, {}, LIMIT)
+    with pytest.raises(MalformedRequestError):
+        read(b'{"image": "\xff\xfe"}', "application/json")
 
 
 @pytest.mark.parametrize("image", [b"", b"GIF89a....", b"hello, world"])

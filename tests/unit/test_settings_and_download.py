@@ -4,8 +4,9 @@ import socket
 
 import pytest
 
-from dog_breeds.adapters.image_download import download_image
+from dog_breeds.adapters.image_download import download_image, is_globally_routable
 from dog_breeds.errors import MalformedRequestError
+from dog_breeds.image_request import parse_image_url
 from dog_breeds.settings import PredictSettings, SettingsError
 
 
@@ -47,16 +48,44 @@ ALLOWED = frozenset({"images.example.com"})
 
 def test_url_input_is_off_without_an_allow_list():
     with pytest.raises(MalformedRequestError, match="disabled"):
-        download_image("https://images.example.com/dog.jpg", frozenset(), 1000, resolve=_resolver("93.184.216.34"))
+        download_image(parse_image_url("https://images.example.com/dog.jpg"), frozenset(), 1000, resolve=_resolver("93.184.216.34"))
 
 
 def test_hosts_off_the_allow_list_are_refused():
     with pytest.raises(MalformedRequestError, match="allowed host"):
-        download_image("https://evil.example.net/dog.jpg", ALLOWED, 1000, resolve=_resolver("93.184.216.34"))
+        download_image(parse_image_url("https://evil.example.net/dog.jpg"), ALLOWED, 1000, resolve=_resolver("93.184.216.34"))
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.8", "169.254.169.254", "192.168.1.1", "::1", "fd00::1"])
+NOT_GLOBALLY_ROUTABLE = [
+    "127.0.0.1",
+    "10.0.0.8",
+    "169.254.169.254",
+    "192.168.1.1",
+    "100.64.0.1",  # carrier-grade NAT
+    "0.0.0.0",
+    "::1",
+    "fd00::1",
+    "fe80::1",
+    "::ffff:169.254.169.254",  # IPv4-mapped
+    "::a9fe:a9fe",  # IPv4-compatible
+    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+    "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+    "64:ff9b:1::808:808",  # local-use NAT64, even of a public address
+    "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+    "2002:0a00:0001::1",  # 6to4 of 10.0.0.1
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+]
+
+
+@pytest.mark.parametrize("address", NOT_GLOBALLY_ROUTABLE)
 def test_private_loopback_and_link_local_addresses_are_refused(address):
     # Given an allowed host name whose DNS answer points inside (the classic SSRF to instance metadata)
     with pytest.raises(MalformedRequestError, match="private or reserved"):
-        download_image("https://images.example.com/dog.jpg", ALLOWED, 1000, resolve=_resolver(address))
+        download_image(parse_image_url("https://images.example.com/dog.jpg"), ALLOWED, 1000, resolve=_resolver(address))
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "64:ff9b::5db8:d822"])
+def test_public_addresses_and_their_nat64_forms_pass(address):
+    import ipaddress
+
+    assert is_globally_routable(ipaddress.ip_address(address))

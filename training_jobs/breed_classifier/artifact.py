@@ -5,7 +5,7 @@
     model.pt             weights (a CPU state_dict)
     model_config.json    architecture, head, classes, image size, normalisation
     labels.json          class index -> folder and breed name
-    code/inference.py    the SageMaker inference handler (model_fn, input_fn, predict_fn, output_fn)
+    code/inference.py    the SageMaker inference handler (model_fn, transform_fn)
     code/breed_classifier/   the modules inference.py imports
 """
 

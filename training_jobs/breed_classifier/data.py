@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from torchvision import datasets
 
 from breed_classifier.preprocessing import eval_transform, to_rgb, train_transform
@@ -53,11 +53,34 @@ def load_datasets(splits: DataSplits, image_size: int) -> dict[str, datasets.Ima
     return loaded
 
 
+class EvaluationShard(Sampler[int]):
+    """Every ``world_size``-th sample from ``rank``: each sample on exactly one process, none twice.
+
+    ``DistributedSampler`` pads every shard to the same length by repeating samples, which is right for
+    training (every process must take the same number of steps) but makes evaluation inexact: 13
+    validation images on 2 hosts would be scored out of 14. Evaluation runs without DDP, so the
+    shards may differ in length by one.
+    """
+
+    def __init__(self, dataset_size: int, rank: int, world_size: int) -> None:
+        self.indices = range(rank, dataset_size, world_size)
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
 def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, rank: int, world_size: int) -> DataLoader:
-    """A loader over this process's shard (``DistributedSampler`` when there are several processes)."""
-    sampler = (
-        DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle) if world_size > 1 else None
-    )
+    """A loader over this process's shard: ``DistributedSampler`` to train, ``EvaluationShard`` to evaluate."""
+    sampler = None
+    if world_size > 1:
+        sampler = (
+            DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True)
+            if shuffle
+            else EvaluationShard(len(dataset), rank, world_size)
+        )
     return DataLoader(
         dataset,
         batch_size=batch_size,

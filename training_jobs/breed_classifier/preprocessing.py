@@ -3,9 +3,17 @@
 ``to_rgb`` turns whatever a user sends (EXIF-rotated, grayscale, palette, RGBA, CMYK, 16-bit) into
 the RGB image the network was trained on; ``eval_transform`` is the exact tensor pipeline used on the
 validation and test splits and at inference.
+
+The evaluation geometry is the usual "resize the short side to 256/224 of the input size, then take
+the central square": ``central_square`` computes, in source pixels, the square that survives, and
+``ResizedCentreCrop`` resizes just that square. The work per image is then bounded by the input size,
+whatever the source's shape: resizing first (torchvision's ``Resize``) would scale the short side of
+a 1 x 100,000 image up to 256 pixels and allocate gigabytes for a picture of nothing.
 """
 
 from __future__ import annotations
+
+import math
 
 from PIL import Image, ImageOps
 from torchvision import transforms
@@ -14,29 +22,81 @@ from torchvision import transforms
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_IMAGE_SIZE = 224
+# The short side is resized to 256/224 of the input size before the centre crop (the ImageNet convention).
+RESIZE_RATIO = 256 / 224
+_EXIF_ORIENTATION = 0x0112
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
+
+
+def central_square(width: int, height: int, image_size: int) -> tuple[float, float, float, float]:
+    """The box (left, top, right, bottom), in source pixels, that the eval resize + centre crop keeps."""
+    side = min(width, height) / RESIZE_RATIO
+    left, top = (width - side) / 2, (height - side) / 2
+    return left, top, left + side, top + side
+
+
+def draft_size(width: int, height: int, image_size: int) -> tuple[int, int]:
+    """The smallest decode size whose central square still has ``image_size`` pixels or more a side."""
+    scale = image_size * RESIZE_RATIO / min(width, height)
+    return math.ceil(width * scale), math.ceil(height * scale)
+
+
+def crop_to_square(image: Image.Image) -> Image.Image:
+    """The central ``short side`` square of a decoded image, cut before any conversion or resize.
+
+    The eval transform keeps only the middle of that square, so cropping to it first changes nothing
+    in what the network sees (EXIF rotations and flips map a centred square onto itself) and bounds
+    the work that follows by the short side, whatever the aspect ratio.
+    """
+    short = min(image.size)
+    left, top = (image.width - short) // 2, (image.height - short) // 2
+    if image.size == (short, short):
+        return image
+    cropped = image.crop((left, top, left + short, top + short))
+    cropped.info = dict(image.info)  # carries the EXIF orientation to to_rgb
+    return cropped
+
+
+class ResizedCentreCrop:
+    """Resize the central square of an image to ``image_size`` x ``image_size`` in one resampling step."""
+
+    def __init__(self, image_size: int) -> None:
+        self.image_size = image_size
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        box = central_square(*image.size, self.image_size)
+        return image.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR, box=box)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(image_size={self.image_size})"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Upright 8-bit RGB: EXIF orientation applied, transparency flattened on white, 16-bit scaled."""
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    """Upright 8-bit RGB: EXIF orientation applied, transparency flattened on white, 16-bit scaled.
+
+    Copies only what needs changing: an image without an orientation tag is not transposed, and an
+    RGB image is returned as it is.
+    """
+    if image.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+        image = ImageOps.exif_transpose(image)
+    if image.mode in _SIXTEEN_BIT_MODES:
         # 16-bit grayscale: scale to 8 bits instead of letting convert() clip everything above 255.
         image = image.convert("I").point(lambda value: value / 256).convert("L")
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
         background = Image.new("RGB", image.size, (255, 255, 255))
-        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def eval_transform(image_size: int = DEFAULT_IMAGE_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-    """Resize, centre-crop, tensor, normalise: validation, test and inference all use this."""
+    """Central square resized to ``image_size``, tensor, normalise: validation, test and inference use this."""
     return transforms.Compose(
         [
-            transforms.Resize(round(image_size * 256 / 224)),
-            transforms.CenterCrop(image_size),
+            ResizedCentreCrop(image_size),
             transforms.ToTensor(),
             transforms.Normalize(mean, std),
         ]

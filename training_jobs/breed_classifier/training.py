@@ -130,7 +130,9 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
         if hasattr(loaders["train"].sampler, "set_epoch"):
             loaders["train"].sampler.set_epoch(epoch)
         train_loss, train_accuracy = _run_epoch(model, loaders["train"], device, optimizer, run.show_progress, epoch)
-        valid_loss, valid_accuracy = _run_epoch(model, loaders["valid"], device)
+        # Evaluation runs on the bare network: its shards may differ in length, and DDP's forward would
+        # wait for a collective on the process with one batch fewer.
+        valid_loss, valid_accuracy = _run_epoch(network, loaders["valid"], device)
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -165,7 +167,7 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
     network.load_state_dict(best_state)
     test = None
     if "test" in loaders:
-        test_loss, test_accuracy = _run_epoch(model, loaders["test"], device)
+        test_loss, test_accuracy = _run_epoch(network, loaders["test"], device)
         test = {"test_loss": test_loss, "test_accuracy": test_accuracy}
         emit(metric_line(**test))
     result = TrainingResult(history, best_epoch, test, classes, stopped_early, time.monotonic() - started)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -26,6 +27,11 @@ ACCEPTED_MEDIA_TYPES = ("image/jpeg", "image/png", "application/json")
 JSON_FIELDS = ("image", "url")
 # Room for the JSON around a base64 image.
 _JSON_OVERHEAD_BYTES = 1024
+# An accepted body is one flat object; more objects and arrays than this is refused before parsing,
+# which also bounds the nesting depth (json.loads recurses once per level).
+MAX_JSON_CONTAINERS = 32
+MAX_URL_LENGTH = 2048
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 @dataclass(frozen=True)
@@ -36,8 +42,17 @@ class ImageRequest:
 
 
 @dataclass(frozen=True)
+class ImageUrl:
+    """An https URL, parsed once and checked: what the downloader connects to and asks for."""
+
+    host: str
+    port: int
+    target: str  # path and query, as sent in the request line
+
+
+@dataclass(frozen=True)
 class UrlRequest:
-    url: str
+    url: ImageUrl
     top_k: int
 
 
@@ -47,10 +62,12 @@ def read_prediction_request(
     headers: Mapping[str, str],
     query: Mapping[str, str],
     max_image_bytes: int,
+    url_input_enabled: bool = False,
 ) -> ImageRequest | UrlRequest:
     """Turn the HTTP pieces of an API Gateway request into an ``ImageRequest`` or ``UrlRequest``.
 
-    ``headers`` must have lower-case names (API Gateway HTTP APIs deliver them so).
+    ``headers`` must have lower-case names (API Gateway HTTP APIs deliver them so). Every refusal is
+    one of the project's client errors; nothing a client sends can raise anything else.
     """
     top_k = read_top_k(query.get("top_k"))
     media_type = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -63,8 +80,9 @@ def read_prediction_request(
     if media_type == "application/json":
         limit = _base64_length(max_image_bytes) + _JSON_OVERHEAD_BYTES
         _refuse_declared_size(headers, limit)
-        text = _base64_decode(body, "body") if is_base64_encoded else body.encode()
-        return _read_json_request(text, top_k, max_image_bytes)
+        # surrogatepass: a lone surrogate reaches json.loads as invalid UTF-8 and is refused there.
+        text = _base64_decode(body, "body") if is_base64_encoded else body.encode("utf-8", "surrogatepass")
+        return _read_json_request(text, top_k, max_image_bytes, url_input_enabled)
     _refuse_declared_size(headers, max_image_bytes)
     if is_base64_encoded:
         _refuse_encoded_size(body, max_image_bytes)
@@ -75,15 +93,15 @@ def read_prediction_request(
 
 
 def read_top_k(raw: str | None) -> int:
+    """``top_k`` from the query string: ASCII digits only, given once (API Gateway joins repeats with commas)."""
     if raw is None:
         return DEFAULT_TOP_K
-    try:
-        top_k = int(raw)
-    except ValueError:
-        top_k = 0
-    if not 1 <= top_k <= MAX_TOP_K:
+    if "," in raw:
+        raise MalformedRequestError("top_k was given more than once; give it once.")
+    # isdigit alone would take other scripts' digits ("٣", "５"); int() would also take "+5" and "1_0".
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 2 and 1 <= int(raw) <= MAX_TOP_K):
         raise MalformedRequestError(f"top_k must be a whole number from 1 to {MAX_TOP_K}; got {raw[:20]!r}.")
-    return top_k
+    return int(raw)
 
 
 def sniff_image_type(image: bytes) -> str:
@@ -94,10 +112,15 @@ def sniff_image_type(image: bytes) -> str:
     raise UndecodableImageError("The body is not a JPEG or PNG image (judged by its first bytes).")
 
 
-def _read_json_request(text: bytes, top_k: int, max_image_bytes: int) -> ImageRequest | UrlRequest:
+def _read_json_request(
+    text: bytes, top_k: int, max_image_bytes: int, url_input_enabled: bool
+) -> ImageRequest | UrlRequest:
+    outside_strings = _JSON_STRING.sub(b"", text)
+    if outside_strings.count(b"[") + outside_strings.count(b"{") > MAX_JSON_CONTAINERS:
+        raise MalformedRequestError('The JSON body is nested too deeply; send {"image": "<base64 JPEG or PNG>"}.')
     try:
         document = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         raise MalformedRequestError('The body is not valid JSON; send {"image": "<base64 JPEG or PNG>"}.') from None
     if not isinstance(document, dict):
         raise MalformedRequestError('The JSON body must be an object: {"image": "<base64 JPEG or PNG>"}.')
@@ -107,7 +130,11 @@ def _read_json_request(text: bytes, top_k: int, max_image_bytes: int) -> ImageRe
         detail = f"unknown field(s) {unknown}" if unknown else "exactly one field is needed"
         raise MalformedRequestError(f"{detail}; send exactly one of {list(JSON_FIELDS)}.")
     if "url" in document:
-        return UrlRequest(url=_checked_url_text(document["url"]), top_k=top_k)
+        if not url_input_enabled:
+            raise MalformedRequestError(
+                'URL input is disabled on this deployment; send the image bytes, or {"image": "<base64>"}.'
+            )
+        return UrlRequest(url=parse_image_url(document["url"]), top_k=top_k)
     encoded = document["image"]
     if not isinstance(encoded, str) or not encoded:
         raise MalformedRequestError('"image" must be a non-empty base64 string.')
@@ -116,13 +143,24 @@ def _read_json_request(text: bytes, top_k: int, max_image_bytes: int) -> ImageRe
     return ImageRequest(image=_checked_image(image, max_image_bytes), content_type=sniff_image_type(image), top_k=top_k)
 
 
-def _checked_url_text(url) -> str:
-    if not isinstance(url, str) or not url or len(url) > 2048:
-        raise MalformedRequestError('"url" must be an https URL of at most 2048 characters.')
-    parts = urlsplit(url)
+def parse_image_url(url) -> ImageUrl:
+    """Parse and check an image URL: ASCII, https, a host name, no credentials, a valid port."""
+    accepted = f"an https URL of at most {MAX_URL_LENGTH} ASCII characters (host names in punycode)"
+    if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH or not url.isascii():
+        raise MalformedRequestError(f'"url" must be {accepted}.')
+    if not url.isprintable() or " " in url:
+        raise MalformedRequestError(f'"url" must be {accepted}, with no spaces or control characters.')
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 443
+    except ValueError:  # an unbalanced [ ], a port that is not a number or is out of range
+        raise MalformedRequestError(f'"url" is not a well-formed URL; send {accepted}.') from None
     if parts.scheme != "https" or not parts.hostname:
         raise MalformedRequestError('"url" must be an https URL with a host name.')
-    return url
+    if parts.username is not None or parts.password is not None:
+        raise MalformedRequestError('"url" must not carry a user name or password.')
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return ImageUrl(host=parts.hostname.lower(), port=port, target=target)
 
 
 def _checked_image(image: bytes, max_image_bytes: int) -> bytes:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from dog_breeds.adapters.image_download import download_image
 from dog_breeds.adapters.sagemaker_endpoint import invoke_endpoint
 from dog_breeds.image_request import ImageRequest, UrlRequest, sniff_image_type
 from dog_breeds.settings import PredictSettings
@@ -12,14 +12,23 @@ from dog_breeds.settings import PredictSettings
 
 @dataclass
 class PredictBreeds:
-    """Answers prediction requests with one endpoint client, created once and handed in."""
+    """Answers prediction requests with one endpoint client, created once and handed in.
+
+    ``download`` fetches ``{"url": ...}`` images (``adapters.image_download.download_image`` unless a
+    test hands in another); it is imported on first use, since most requests never fetch a URL.
+    """
 
     settings: PredictSettings
     runtime_client: object
+    download: Callable[..., bytes] | None = None
 
     def __call__(self, request: ImageRequest | UrlRequest) -> list[dict]:
         if isinstance(request, UrlRequest):
-            image = download_image(request.url, self.settings.url_allowed_hosts, self.settings.max_image_bytes)
+            if self.download is None:
+                from dog_breeds.adapters.image_download import download_image
+
+                self.download = download_image
+            image = self.download(request.url, self.settings.url_allowed_hosts, self.settings.max_image_bytes)
             request = ImageRequest(image=image, content_type=sniff_image_type(image), top_k=request.top_k)
         return invoke_endpoint(
             self.runtime_client, self.settings.endpoint_name, request.image, request.content_type, request.top_k
