@@ -1,9 +1,19 @@
-"""A local HTTP front for the API: ``POST /predictions`` on loopback, as API Gateway's HTTP API would.
+"""A local HTTP front for the API: ``POST /predictions`` on loopback, as API Gateway's HTTP API answers it.
 
-Each request becomes an API Gateway HTTP API (payload 2.0) event, the prediction function's handler is
-called as template.yaml wires it (one execution environment, one request at a time, as one Lambda
-instance serves), and its response becomes the HTTP answer. Binary bodies arrive base64-encoded, as
-API Gateway delivers them.
+Each request becomes an API Gateway HTTP API (payload 2.0) event and is handed to an execution
+environment of the prediction function (``ConcurrencyPool``: separate processes, at most the reserved
+concurrency at once). What API Gateway does around the function is emulated too:
+
+- the route throttle (a token bucket: ``rate`` per second, ``burst`` at once) answers **429**
+  ``{"message":"Too Many Requests"}`` before the function is called;
+- a request that passes the throttle but finds every execution environment busy is throttled by
+  Lambda, which API Gateway reports as an integration failure: **500**
+  ``{"message":"Internal Server Error"}`` (the template's throttle defaults are derived so that this
+  does not happen; see README, "Concurrency and throttling");
+- a function that crashes or times out: **500** too; an answer API Gateway cannot read: **502**.
+
+Binary bodies arrive base64-encoded, as API Gateway delivers them. Waitress closes a connection
+that sends nothing for ``channel_timeout`` seconds, so a malformed request cannot hold a thread.
 """
 
 from __future__ import annotations
@@ -12,14 +22,18 @@ import base64
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 
 from werkzeug.wrappers import Request, Response
 
+from local.execution_environments import ConcurrencyPool, ExecutionEnvironmentError, LambdaThrottledError
 from local.http_api_events import http_api_event
-from local.lambda_invoker import LambdaFunction
 from local.loopback_server import LoopbackServer
 
 _TEXT_TYPES = ("application/json", "text/")
+JSON = "application/json"
+TOO_MANY_REQUESTS = Response('{"message":"Too Many Requests"}', status=429, content_type=JSON)
+INTERNAL_SERVER_ERROR = Response('{"message":"Internal Server Error"}', status=500, content_type=JSON)
 
 
 def event_for(request: Request) -> dict:
@@ -28,7 +42,7 @@ def event_for(request: Request) -> dict:
     return http_api_event(
         request.get_data(),
         dict(request.headers),
-        dict(request.args),
+        _query_parameters(request),
         base64_encoded=not as_text,
         request_id=str(uuid.uuid4()),
         source_ip=request.remote_addr or "",
@@ -38,26 +52,82 @@ def event_for(request: Request) -> dict:
     )
 
 
-class ApiFront(LoopbackServer):
-    """Serve ``POST /predictions`` through ``function`` (an open ``LambdaFunction``) until ``stop()``."""
+class RouteThrottle:
+    """API Gateway's route throttling: a token bucket of ``burst`` tokens refilled at ``rate`` per second."""
 
-    def __init__(self, function: LambdaFunction, port: int = 0) -> None:
-        self.function = function
-        self.requests = 0
+    def __init__(self, rate_per_second: float, burst: int) -> None:
+        self.rate, self.burst = rate_per_second, burst
+        self._tokens, self._last = float(burst), time.monotonic()
         self._lock = threading.Lock()
-        super().__init__(self._app, port=port, threads=4, name="api-front")
+
+    def admit(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return True
+            return False
+
+
+@dataclass
+class FrontCounts:
+    requests: int = 0
+    throttled_by_route: int = 0
+    throttled_by_lambda: int = 0
+    function_failures: int = 0
+
+
+class ApiFront(LoopbackServer):
+    """Serve ``POST /predictions`` through ``pool`` until ``stop()``; ``throttle`` None turns route throttling off."""
+
+    def __init__(self, pool: ConcurrencyPool, throttle: RouteThrottle | None, port: int = 0) -> None:
+        self.pool, self.throttle = pool, throttle
+        self.counts = FrontCounts()
+        self._lock = threading.Lock()
+        # More threads than environments: the extra requests must be answered (429/500), not queued.
+        super().__init__(self._app, port=port, threads=4 * pool.reserved_concurrency + 4, name="api-front")
+
+    @property
+    def requests(self) -> int:
+        return self.counts.requests
 
     def _app(self, environ, start_response):
         request = Request(environ)
         if request.path != "/predictions":
-            response = Response('{"message":"Not Found"}', status=404, content_type="application/json")
+            response = Response('{"message":"Not Found"}', status=404, content_type=JSON)
         elif request.method != "POST":
-            response = Response('{"message":"Method Not Allowed"}', status=405, content_type="application/json")
+            response = Response('{"message":"Method Not Allowed"}', status=405, content_type=JSON)
         else:
-            with self._lock:  # one Lambda execution environment serves one request at a time
-                self.requests += 1
-                answer = self.function.invoke(event_for(request))
+            response = self._predict(request)
+        return response(environ, start_response)
+
+    def _predict(self, request: Request) -> Response:
+        self._count("requests")
+        if self.throttle is not None and not self.throttle.admit():
+            self._count("throttled_by_route")
+            return TOO_MANY_REQUESTS
+        try:
+            answer = self.pool.invoke(event_for(request))
+        except LambdaThrottledError:
+            self._count("throttled_by_lambda")
+            return INTERNAL_SERVER_ERROR
+        except ExecutionEnvironmentError:
+            self._count("function_failures")
+            return INTERNAL_SERVER_ERROR
+        try:
             body = answer.get("body", "")
             data = base64.b64decode(body) if answer.get("isBase64Encoded") else body.encode()
-            response = Response(data, status=answer["statusCode"], headers=answer.get("headers", {}))
-        return response(environ, start_response)
+            return Response(data, status=answer["statusCode"], headers=answer.get("headers", {}))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return Response('{"message":"Internal Server Error"}', status=502, content_type=JSON)
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            setattr(self.counts, name, getattr(self.counts, name) + 1)
+
+
+def _query_parameters(request: Request) -> dict[str, str]:
+    """As API Gateway's payload 2.0 gives them: a repeated parameter's values joined with commas."""
+    return {name: ",".join(request.args.getlist(name)) for name in request.args}

@@ -76,8 +76,13 @@ class EndpointServer(LoopbackServer):
             rule, arguments = self._routes.bind_to_environ(environ).match()
         except HTTPException as exc:
             return exc(environ, start_response)
-        response = Response("", status=200) if rule == "ping" else self._invoke(request, arguments["name"])
+        response = self._ping() if rule == "ping" else self._invoke(request, arguments["name"])
         return response(environ, start_response)
+
+    def _ping(self) -> Response:
+        """200 while every served model is healthy (a model may say otherwise with ``healthy = False``)."""
+        healthy = all(getattr(model, "healthy", True) for model in list(self.models.values()))
+        return Response("", status=200 if healthy else 503)
 
     def _invoke(self, request: Request, endpoint_name: str) -> Response:
         with self._lock:
@@ -97,8 +102,8 @@ class EndpointServer(LoopbackServer):
             return _error(fault.status, fault.code, fault.message)
         except ModelFailure as failure:
             return self._model_error(endpoint_name, failure.status, failure.message)
-        except Exception as exc:  # the container answers 500 for anything its code raises
-            return self._model_error(endpoint_name, 500, f"{type(exc).__name__}: {exc}")
+        except Exception:  # the container answers 500 for anything its code raises
+            return self._model_error(endpoint_name, 500, "the model container failed")
         return Response(
             body, status=200, content_type=content_type, headers={"x-Amzn-Invoked-Production-Variant": "AllTraffic"}
         )

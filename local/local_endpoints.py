@@ -5,6 +5,11 @@ downloaded from the bucket, unpacked, and served by a model-container process. W
 config changes (UpdateEndpoint), the new container starts and must answer ``/ping`` before traffic
 moves to it; the old one is stopped only after its in-flight requests finish, as SageMaker retires the
 old fleet after the new one is InService.
+
+Containers are supervised as SageMaker supervises instances: a container whose process died, or that
+fails its ``/ping`` health check three times in a row (stopped, wedged), is marked unhealthy (the
+runtime's ``/ping`` then fails and calls get 503 or a timeout), killed, and replaced by a fresh one
+on the same artifact.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class _TrackedModel:
 
     def __init__(self, model: ContainerModel) -> None:
         self._model, self._in_flight, self._lock = model, 0, threading.Lock()
+        self.healthy = True
 
     def invoke(self, *arguments):
         with self._lock:
@@ -47,12 +53,30 @@ class _Served:
     config_name: str
     process: ContainerProcess
     model: _TrackedModel
+    failed_pings: int = 0
 
 
 class LocalEndpoints:
-    def __init__(self, sagemaker, s3, server: EndpointServer, work_dir: Path, log: Callable[[str], None] = print):
+    FAILED_PINGS_BEFORE_REPLACING = 3
+
+    def __init__(
+        self,
+        sagemaker,
+        s3,
+        server: EndpointServer,
+        work_dir: Path,
+        log: Callable[[str], None] = print,
+        health_check_seconds: float = 1.0,
+    ):
         self.sagemaker, self.s3, self.server, self.work_dir, self.log = sagemaker, s3, server, Path(work_dir), log
         self._served: dict[str, _Served] = {}
+        self._lock = threading.RLock()
+        self.replacements: list[tuple[str, float]] = []  # (endpoint, seconds from failure seen to serving again)
+        self._stopping = threading.Event()
+        self._supervisor = threading.Thread(
+            target=self._supervise, args=(health_check_seconds,), name="endpoint-supervisor", daemon=True
+        )
+        self._supervisor.start()
 
     def sync(self) -> list[str]:
         """Bring every endpoint in the control plane up to its current config; returns what changed."""
@@ -60,18 +84,57 @@ class LocalEndpoints:
         for summary in self.sagemaker.list_endpoints()["Endpoints"]:
             name = summary["EndpointName"]
             config_name = self.sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"]
-            current = self._served.get(name)
-            if current and current.config_name == config_name:
-                continue
-            self._switch(name, config_name, current)
+            with self._lock:
+                current = self._served.get(name)
+                if current and current.config_name == config_name:
+                    continue
+                self._switch(name, config_name, current)
             changed.append(name)
         return changed
 
+    def container(self, endpoint_name: str) -> ContainerProcess:
+        """The container process serving ``endpoint_name`` now (for fault drills)."""
+        with self._lock:
+            return self._served[endpoint_name].process
+
     def close(self) -> None:
-        for name, served in list(self._served.items()):
-            self.server.remove(name)
-            served.process.stop()
-        self._served.clear()
+        self._stopping.set()
+        self._supervisor.join(timeout=10)
+        with self._lock:
+            for name, served in list(self._served.items()):
+                self.server.remove(name)
+                served.process.stop()
+            self._served.clear()
+
+    def _supervise(self, interval_seconds: float) -> None:
+        while not self._stopping.wait(interval_seconds):
+            with self._lock:
+                watched = list(self._served.items())
+            for name, served in watched:
+                if served.process.alive and served.process.ping():
+                    served.failed_pings = 0
+                    continue
+                served.failed_pings += 1
+                if served.process.alive and served.failed_pings < self.FAILED_PINGS_BEFORE_REPLACING:
+                    continue
+                if not self._stopping.is_set():
+                    self._replace(name, served)
+
+    def _replace(self, name: str, failed: _Served) -> None:
+        seen = time.monotonic()
+        failed.model.healthy = False
+        self.log(f"endpoint {name}: the container for {failed.config_name} failed its health check; replacing it")
+        failed.process.stop()
+        process = ContainerProcess(failed.process.model_dir).start()
+        with self._lock:
+            if self._served.get(name) is not failed:  # closed or moved on meanwhile
+                process.stop()
+                return
+            served = _Served(failed.config_name, process, _TrackedModel(ContainerModel(process.url)))
+            self.server.serve(name, served.model)
+            self._served[name] = served
+        self.replacements.append((name, time.monotonic() - seen))
+        self.log(f"endpoint {name}: serving {failed.config_name} again from a new container")
 
     def _switch(self, name: str, config_name: str, current: _Served | None) -> None:
         config = self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)

@@ -17,9 +17,26 @@ LOOPBACK = "127.0.0.1"
 
 
 class LoopbackServer:
-    def __init__(self, app, port: int = 0, threads: int = 8, name: str = "server", host: str = LOOPBACK) -> None:
+    def __init__(
+        self,
+        app,
+        port: int = 0,
+        threads: int = 8,
+        name: str = "server",
+        host: str = LOOPBACK,
+        channel_timeout_seconds: int = 10,
+    ) -> None:
         # ``host`` is 127.0.0.1 except where a local container must reach it (see tests/integration/test_sam_local.py).
-        self._server = create_server(app, host=host, port=port, threads=threads, ident=name)
+        # A connection silent for channel_timeout_seconds (a half-sent or malformed request) is closed.
+        self._server = create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident=name,
+            channel_timeout=channel_timeout_seconds,
+            cleanup_interval=1,
+        )
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import urllib3
 from werkzeug.wrappers import Request, Response
 
-from local.endpoint_server import ModelFailure
+from local.endpoint_server import ModelFailure, ServiceFault
 from local.loopback_server import free_port
 
 
@@ -92,17 +92,27 @@ def container_app(handler: ToolkitHandler):
 
 
 class ContainerModel:
-    """An ``InferenceModel`` for the endpoint server that forwards to a container process over HTTP."""
+    """An ``InferenceModel`` for the endpoint server that forwards to a container process over HTTP.
+
+    SageMaker's own limit applies: a container that does not answer within 60 s is a timeout; one that
+    cannot be reached at all makes the endpoint unavailable (503), as an instance failing its health
+    check does.
+    """
 
     def __init__(self, url: str, timeout_seconds: float = 60.0) -> None:
         self.url = url
-        self._pool = urllib3.PoolManager(maxsize=4, timeout=urllib3.Timeout(connect=2, read=timeout_seconds))
+        self._pool = urllib3.PoolManager(maxsize=8, timeout=urllib3.Timeout(connect=2, read=timeout_seconds))
 
     def invoke(self, body: bytes, content_type: str, accept: str, custom_attributes: str) -> tuple[bytes, str]:
         headers = {"Content-Type": content_type, "Accept": accept}
         if custom_attributes:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
-        response = self._pool.request("POST", f"{self.url}/invocations", body=body, headers=headers, retries=False)
+        try:
+            response = self._pool.request("POST", f"{self.url}/invocations", body=body, headers=headers, retries=False)
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise ModelFailure(504, "the model container did not answer within 60 s") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise ServiceFault(503, "ServiceUnavailable", "the model container is not reachable") from exc
         if response.status >= 400:
             raise ModelFailure(response.status, response.data.decode("utf-8", "replace"))
         return response.data, response.headers.get("Content-Type", "application/json")
@@ -121,11 +131,27 @@ class ContainerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.startup_timeout_seconds = startup_timeout_seconds
         self.process: subprocess.Popen | None = None
+        # The container's output goes to a file (as CloudWatch receives it), never to a pipe nobody
+        # reads: a full pipe would block the container in write and wedge every later request.
+        self.log_path = self.model_dir.parent / f"{self.model_dir.name}.container-{self.port}.log"
+
+    def log_tail(self, characters: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-characters:]
+        except OSError:
+            return ""
+
+    def ping(self, timeout_seconds: float = 2.0) -> bool:
+        try:
+            return urllib3.request("GET", f"{self.url}/ping", timeout=timeout_seconds, retries=False).status == 200
+        except urllib3.exceptions.HTTPError:
+            return False
 
     def start(self) -> ContainerProcess:
         project_root = Path(__file__).resolve().parent.parent
         # <model_dir>/code on the path is what the container's start-up does (through PYTHONPATH too).
         env = {**os.environ, "PYTHONPATH": f"{self.model_dir.resolve() / 'code'}{os.pathsep}{project_root}"}
+        log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -138,21 +164,17 @@ class ContainerProcess:
             ],
             cwd=self.model_dir,
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=log,
             stderr=subprocess.STDOUT,
-            text=True,
         )
+        log.close()  # the child has its own copy of the descriptor
         deadline = time.monotonic() + self.startup_timeout_seconds
-        pool = urllib3.PoolManager(timeout=1.0, retries=False)
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                output = self.process.stdout.read()
-                raise RuntimeError(f"the model container for {self.model_dir} exited while loading:\n{output[-4000:]}")
-            try:
-                if pool.request("GET", f"{self.url}/ping").status == 200:
-                    return self
-            except urllib3.exceptions.HTTPError:
-                time.sleep(0.2)
+                raise RuntimeError(f"the model container for {self.model_dir} exited while loading:\n{self.log_tail()}")
+            if self.ping(timeout_seconds=1.0):
+                return self
+            time.sleep(0.2)
         self.stop()
         raise TimeoutError(f"the model container for {self.model_dir} did not answer /ping in time")
 
@@ -164,8 +186,10 @@ class ContainerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process and self.process.stdout:
-            self.process.stdout.close()
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def __enter__(self) -> ContainerProcess:
         return self.start()

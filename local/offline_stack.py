@@ -7,8 +7,10 @@ S3, SageMaker control plane,       moto in server mode (``ControlPlane``); boto3
 Application Auto Scaling           ``AWS_ENDPOINT_URL``
 Training job on N instances        ``LocalTrainingExecutor``: the same train.py, one process per host
 SageMaker Runtime + container      ``EndpointServer`` + a model-container process per model
-API Gateway HTTP API               ``ApiFront``: HTTP -> payload 2.0 event -> the handler
-Lambda                             ``LambdaFunction``: the template's handler, layer, environment
+API Gateway HTTP API               ``ApiFront``: HTTP -> payload 2.0 event, the route throttle (429)
+Lambda                             ``LambdaFunction``: the template's handler, layer, environment;
+                                   behind the API, one process per execution environment, at most
+                                   the reserved concurrency of them (``ConcurrencyPool``)
 =================================  ==============================================================
 """
 
@@ -18,9 +20,10 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
-from local.api_front import ApiFront
+from local.api_front import ApiFront, RouteThrottle
 from local.control_plane import ControlPlane
 from local.endpoint_server import EndpointServer
+from local.execution_environments import ConcurrencyPool
 from local.lambda_invoker import LambdaFunction
 from local.local_endpoints import LocalEndpoints
 from local.sam_template import SamTemplate
@@ -34,10 +37,12 @@ class OfflineStack(contextlib.AbstractContextManager):
         log: Callable[[str], None] = print,
         max_hosts: int | None = None,
         quiet_functions: bool = False,
+        parameter_overrides: dict[str, str] | None = None,
     ) -> None:
         self.work_dir = Path(work_dir)
         self.log = log
-        self.template = SamTemplate.load()
+        self.parameter_overrides = dict(parameter_overrides or {})
+        self.template = SamTemplate.load(overrides=self.parameter_overrides)
         self.bucket = self.template.physical_id("ArtifactsBucket")
         self.control_plane = ControlPlane()
         self.runtime = EndpointServer()
@@ -84,10 +89,20 @@ class OfflineStack(contextlib.AbstractContextManager):
             return function.invoke(event)
 
     def open_api(self) -> ApiFront:
-        """Start the HTTP front for POST /predictions; it stays up until the stack closes."""
+        """Start the HTTP front for POST /predictions with the template's reserved concurrency and route throttle.
+
+        It stays up until the stack closes; one execution environment is cold-started before it answers.
+        """
         if self.api is None:
-            function = self._exit_stack.enter_context(
-                LambdaFunction("PredictFunction", self.template, self.environment)
+            parameters = self.template.parameters
+            pool = ConcurrencyPool(
+                "PredictFunction",
+                int(parameters["PredictReservedConcurrency"]),
+                self.environment,
+                self.parameter_overrides,
             )
-            self.api = self._exit_stack.enter_context(ApiFront(function))
+            self._exit_stack.callback(pool.close)
+            pool.warm(1)
+            throttle = RouteThrottle(float(parameters["ApiThrottleRateLimit"]), int(parameters["ApiThrottleBurstLimit"]))
+            self.api = self._exit_stack.enter_context(ApiFront(pool, throttle))
         return self.api

@@ -136,6 +136,65 @@ class SamTemplate:
             raise KeyError(f"no offline ARN format for {kind}")
         return formats[kind]
 
+    def condition(self, name: str) -> bool:
+        """The value of one of the template's Conditions with the parameter values in force."""
+        return bool(self._evaluate(self.document["Conditions"][name]))
+
+    def rendered(self) -> dict:
+        """The template as CloudFormation would deploy it with these parameter values.
+
+        Conditions are evaluated, resources whose condition is false are dropped, ``Fn::If`` takes its
+        branch (``AWS::NoValue`` removes the property), and each parameter's default becomes the value
+        in force, so linters judge exactly what this variant deploys.
+        """
+        document = {key: value for key, value in self.document.items() if key != "Conditions"}
+        document["Parameters"] = {
+            name: {**spec, "Default": self._typed_default(spec, self.parameters[name])}
+            for name, spec in self.document.get("Parameters", {}).items()
+        }
+        document["Resources"] = {
+            logical_id: self._choose_branches({k: v for k, v in resource.items() if k != "Condition"})
+            for logical_id, resource in self.resources.items()
+            if "Condition" not in resource or self.condition(resource["Condition"])
+        }
+        document["Outputs"] = self._choose_branches(self.document.get("Outputs", {}))
+        return document
+
+    def _choose_branches(self, value):
+        if isinstance(value, dict) and set(value) == {"Fn::If"}:
+            name, when_true, when_false = value["Fn::If"]
+            return self._choose_branches(when_true if self.condition(name) else when_false)
+        if isinstance(value, dict):
+            chosen = {key: self._choose_branches(item) for key, item in value.items()}
+            return {key: item for key, item in chosen.items() if item != {"Ref": "AWS::NoValue"}}
+        if isinstance(value, list):
+            return [item for item in map(self._choose_branches, value) if item != {"Ref": "AWS::NoValue"}]
+        return value
+
+    def _evaluate(self, expression):
+        if not isinstance(expression, dict):
+            return expression
+        ((key, argument),) = expression.items()
+        operations = {
+            "Fn::Equals": lambda: self._evaluate(argument[0]) == self._evaluate(argument[1]),
+            "Fn::Not": lambda: not self._evaluate(argument[0]),
+            "Fn::And": lambda: all(self._evaluate(item) for item in argument),
+            "Fn::Or": lambda: any(self._evaluate(item) for item in argument),
+            "Condition": lambda: self.condition(argument),
+            "Fn::Join": lambda: argument[0].join(self._list_value(argument[1])),
+        }
+        if key in operations:
+            return operations[key]()
+        return self.resolve(expression)
+
+    def _list_value(self, value) -> list[str]:
+        resolved = self._evaluate(value)
+        return [item for item in resolved.split(",") if item] if isinstance(resolved, str) else resolved
+
+    @staticmethod
+    def _typed_default(spec: dict, value: str):
+        return value if spec.get("Type") != "Number" else (float(value) if "." in value else int(value))
+
     def function_properties(self, logical_id: str) -> dict:
         """The function's properties merged over Globals.Function (environment variables merged too)."""
         resource = self.resource(logical_id)

@@ -19,15 +19,9 @@ app.use(middlewares=[request_metrics(metrics)])
 
 @app.post("/predictions")
 def create_prediction() -> dict:
-    event = app.current_event
-    request = read_prediction_request(
-        event.body,
-        event.is_base64_encoded,
-        event.headers,
-        event.query_string_parameters or {},
-        settings.max_image_bytes,
-        url_input_enabled=bool(settings.url_allowed_hosts),
-    )
+    event, url_input = app.current_event, bool(settings.url_allowed_hosts)
+    query, limit = event.query_string_parameters or {}, settings.max_image_bytes
+    request = read_prediction_request(event.body, event.is_base64_encoded, event.headers, query, limit, url_input)
     predictions = predict_breeds(request)
     record_predicted_breed(metrics, predictions)
     return {"predictions": predictions, "request_id": event.request_context.request_id}

@@ -25,6 +25,7 @@ class DataSplits:
 
 def _load_rgb(path: str):
     with Image.open(path) as image:
+        image.load()  # to_rgb returns an RGB image as it is: its pixels must be read before the file closes
         return to_rgb(image)
 
 
