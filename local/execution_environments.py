@@ -39,7 +39,8 @@ class ExecutionEnvironment:
         self.logical_id = logical_id
         self.environment = dict(environment)
         self.parameter_overrides = dict(parameter_overrides or {})
-        self.timeout_seconds = LambdaFunction(logical_id, SamTemplate.load(overrides=parameter_overrides)).timeout_seconds
+        template = SamTemplate.load(overrides=parameter_overrides)
+        self.timeout_seconds = LambdaFunction(logical_id, template).timeout_seconds
         self._process: multiprocessing.process.BaseProcess | None = None
         self._connection = None
 

@@ -103,6 +103,7 @@ class OfflineStack(contextlib.AbstractContextManager):
             )
             self._exit_stack.callback(pool.close)
             pool.warm(1)
-            throttle = RouteThrottle(float(parameters["ApiThrottleRateLimit"]), int(parameters["ApiThrottleBurstLimit"]))
+            rate, burst = float(parameters["ApiThrottleRateLimit"]), int(parameters["ApiThrottleBurstLimit"])
+            throttle = RouteThrottle(rate, burst)
             self.api = self._exit_stack.enter_context(ApiFront(pool, throttle))
         return self.api

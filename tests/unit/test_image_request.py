@@ -131,7 +131,9 @@ def test_url_input_switched_off_is_refused_before_the_url_is_read():
         read(json.dumps({"url": "https://[::1/"}), "application/json", base64_encoded=False, url_input=False)
 
 
-@pytest.mark.parametrize("nesting", ["[" * 970 + "]" * 970, '{"image": ' + "[" * 100_000, '{"a": ' * 40 + "1" + "}" * 40])
+@pytest.mark.parametrize(
+    "nesting", ["[" * 970 + "]" * 970, '{"image": ' + "[" * 100_000, '{"a": ' * 40 + "1" + "}" * 40]
+)
 def test_deeply_nested_json_is_a_400_not_a_crash(nesting):
     with pytest.raises(MalformedRequestError):
         read(nesting, "application/json", base64_encoded=False)

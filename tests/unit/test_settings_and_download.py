@@ -48,12 +48,16 @@ ALLOWED = frozenset({"images.example.com"})
 
 def test_url_input_is_off_without_an_allow_list():
     with pytest.raises(MalformedRequestError, match="disabled"):
-        download_image(parse_image_url("https://images.example.com/dog.jpg"), frozenset(), 1000, resolve=_resolver("93.184.216.34"))
+        download_image(
+            parse_image_url("https://images.example.com/dog.jpg"), frozenset(), 1000, resolve=_resolver("93.184.216.34")
+        )
 
 
 def test_hosts_off_the_allow_list_are_refused():
     with pytest.raises(MalformedRequestError, match="allowed host"):
-        download_image(parse_image_url("https://evil.example.net/dog.jpg"), ALLOWED, 1000, resolve=_resolver("93.184.216.34"))
+        download_image(
+            parse_image_url("https://evil.example.net/dog.jpg"), ALLOWED, 1000, resolve=_resolver("93.184.216.34")
+        )
 
 
 NOT_GLOBALLY_ROUTABLE = [

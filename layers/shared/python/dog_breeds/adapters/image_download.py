@@ -13,6 +13,7 @@ spellings of the instance metadata address 169.254.169.254, are refused like the
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
@@ -87,7 +88,8 @@ def download_image(
         if isinstance(exc, ssl.SSLCertVerificationError):
             raise MalformedRequestError(f"The TLS certificate of {url.host} could not be verified.") from exc
         if time.monotonic() >= deadline or isinstance(exc, TimeoutError):
-            raise MalformedRequestError(f"The image at that URL did not arrive in time ({deadline_seconds:g} s).") from exc
+            message = f"The image at that URL did not arrive in time ({deadline_seconds:g} s)."
+            raise MalformedRequestError(message) from exc
         raise MalformedRequestError("The image could not be downloaded from that URL.") from exc
     finally:
         watchdog.cancel()
@@ -153,7 +155,5 @@ def _left(deadline: float) -> float:
 
 def _cut(current: list[socket.socket]) -> None:
     """At the deadline: shut the socket down, which wakes the read blocked on it."""
-    try:
+    with contextlib.suppress(OSError):  # already closed
         current[0].shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed
