@@ -42,6 +42,7 @@ JSON_CONTENT_TYPE = "application/json"
 # The work budget per request, checked from the header before anything is decompressed.
 MAX_SOURCE_PIXELS = 40_000_000  # ~ 7300 x 5500: a 12 MP phone photo fits three times over
 MAX_BODY_BYTES = 20 * 1024 * 1024
+ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG")  # MPO: the multi-picture JPEGs many phone cameras write
 DEFAULT_TOP_K, MAX_TOP_K = 5, 20
 _REASONS = {400: "Bad Request", 413: "Payload Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Entity"}
 _ERROR_CODES = {
@@ -138,10 +139,12 @@ def decode_image(image_bytes: bytes, image_size: int) -> Image.Image:
                 raise RequestRefusedError(
                     413, f"the image has {width} x {height} pixels; at most {MAX_SOURCE_PIXELS} pixels are accepted"
                 )
-            if image.format == "JPEG":
+            if image.format not in ACCEPTED_FORMATS:
+                raise RequestRefusedError(422, f"the body is a {image.format} image; send a JPEG or PNG")
+            if image.format in ("JPEG", "MPO"):
                 image.draft("RGB", draft_size(width, height, image_size))  # decode at 1/2, 1/4 or 1/8 scale
             image.load()
-        return to_rgb(crop_to_square(image))
+        return to_rgb(crop_to_square(image, image_size))
     except RequestRefusedError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

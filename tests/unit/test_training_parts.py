@@ -4,13 +4,14 @@ import io
 import json
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from breed_classifier.distributed import DistributedSetupError, detect_process_group
 from breed_classifier.labels import breed_name
 from breed_classifier.metrics import metric_line, parse_metric_line
 from breed_classifier.model import ModelConfig, build_model
-from breed_classifier.preprocessing import IMAGENET_MEAN, IMAGENET_STD, to_rgb
+from breed_classifier.data import make_loader
+from breed_classifier.preprocessing import IMAGENET_MEAN, IMAGENET_STD, crop_to_square, eval_transform, to_rgb
 
 HOSTS = json.dumps(["algo-1", "algo-2", "algo-3"])
 
@@ -86,3 +87,45 @@ def test_the_head_is_the_original_notebooks_and_frozen_backbones_do_not_train():
 def test_unknown_architecture_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="resnet50, resnet18, small_cnn"):
         build_model(ModelConfig("vgg16", 3, 64, IMAGENET_MEAN, IMAGENET_STD))
+
+
+@pytest.mark.parametrize(
+    ("size", "side"),
+    [((1, 100_000), 1), ((100_000, 1), 1), ((6000, 6600), 546), ((4000, 3000), 600), ((640, 480), 480)],
+)
+def test_the_square_kept_for_the_model_is_bounded_whatever_the_source(size, side):
+    # A source of any shape is cut to its central square and reduced to 2-4x the model's 256-px resize
+    square = crop_to_square(Image.new("RGB", size), 224)
+    assert square.size == (side, side)
+    assert eval_transform(224)(square).shape == (3, 224, 224)
+
+
+@pytest.mark.parametrize("mode", ["P", "1", "I;16", "LA", "CMYK"])
+def test_modes_that_cannot_be_reduced_directly_are_widened_first(mode):
+    square = crop_to_square(Image.new(mode, (3000, 2000)), 224)
+    assert square.size == (667, 667) and to_rgb(square).mode == "RGB"
+
+
+def test_exif_orientation_survives_the_crop_to_the_central_square():
+    # Given a tall image, red on top, tagged "rotate 90 degrees clockwise to display"
+    image = Image.new("RGB", (60, 120), "blue")
+    image.paste("red", (0, 0, 60, 60))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", exif=exif.tobytes())
+    decoded = Image.open(io.BytesIO(buffer.getvalue()))
+    # When it is cut to its square and made upright, the result is the upright image's central square
+    expected = to_rgb(ImageOps.exif_transpose(decoded)).crop((30, 0, 90, 60))
+    upright = to_rgb(crop_to_square(decoded, 224))
+    assert upright.size == expected.size
+    assert max(abs(a - b) for a, b in zip(upright.getpixel((5, 30)), expected.getpixel((5, 30)), strict=True)) < 40
+
+
+def test_evaluation_shards_count_every_sample_once():
+    # 13 validation images on 2 hosts: DistributedSampler would pad to 14 and score one twice
+    dataset = list(range(13))
+    shards = [list(make_loader(dataset, 4, False, 0, rank, 2).sampler) for rank in (0, 1)]
+    assert sorted(shards[0] + shards[1]) == dataset
+    training = [list(make_loader(dataset, 4, True, 0, rank, 2).sampler) for rank in (0, 1)]
+    assert len(training[0]) == len(training[1]) == 7  # training shards stay equal (DDP takes equal steps)

@@ -26,6 +26,8 @@ DEFAULT_IMAGE_SIZE = 224
 RESIZE_RATIO = 256 / 224
 _EXIF_ORIENTATION = 0x0112
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
+_REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "CMYK", "I", "F")
+_REDUCIBLE_FORM = {"1": "L", "I;16": "I", "I;16B": "I", "I;16L": "I", "P": "RGBA", "PA": "RGBA"}
 
 
 def central_square(width: int, height: int, image_size: int) -> tuple[float, float, float, float]:
@@ -41,20 +43,28 @@ def draft_size(width: int, height: int, image_size: int) -> tuple[int, int]:
     return math.ceil(width * scale), math.ceil(height * scale)
 
 
-def crop_to_square(image: Image.Image) -> Image.Image:
-    """The central ``short side`` square of a decoded image, cut before any conversion or resize.
+def crop_to_square(image: Image.Image, image_size: int) -> Image.Image:
+    """The central ``short side`` square of a decoded image, reduced to about twice what the model needs.
 
-    The eval transform keeps only the middle of that square, so cropping to it first changes nothing
-    in what the network sees (EXIF rotations and flips map a centred square onto itself) and bounds
-    the work that follows by the short side, whatever the aspect ratio.
+    The eval transform keeps only the middle of that square, so cutting it out first changes nothing
+    in what the network sees (EXIF rotations and flips map a centred square onto itself). Reducing it
+    by a whole factor (a box filter, in the same step as the crop) before any mode conversion bounds
+    the memory and time that follow by the model's input size, whatever the source's size or shape.
     """
     short = min(image.size)
     left, top = (image.width - short) // 2, (image.height - short) // 2
-    if image.size == (short, short):
-        return image
-    cropped = image.crop((left, top, left + short, top + short))
-    cropped.info = dict(image.info)  # carries the EXIF orientation to to_rgb
-    return cropped
+    box = (left, top, left + short, top + short)
+    factor = max(1, short // (2 * math.ceil(image_size * RESIZE_RATIO)))
+    square = image
+    if box != (0, 0, image.width, image.height) and not (factor > 1 and image.mode in _REDUCIBLE_MODES):
+        square, box = image.crop(box), None
+    if factor > 1:
+        if square.mode not in _REDUCIBLE_MODES:  # palette, 1-bit, 16-bit: widened (losslessly) to reduce
+            square = square.convert(_REDUCIBLE_FORM.get(square.mode, "RGBA"))
+        square = square.reduce(factor, box=box)
+    if square is not image:
+        square.info = dict(image.info)  # carries the EXIF orientation to to_rgb
+    return square
 
 
 class ResizedCentreCrop:
@@ -64,6 +74,7 @@ class ResizedCentreCrop:
         self.image_size = image_size
 
     def __call__(self, image: Image.Image) -> Image.Image:
+        image = crop_to_square(image, self.image_size)  # a no-op on what the endpoint already cut down
         box = central_square(*image.size, self.image_size)
         return image.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR, box=box)
 
