@@ -17,7 +17,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup test lambda-image lint build deploy upload-training-code clean
+.PHONY: help demo serve setup test reliability lambda-image lint build deploy upload-training-code clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ test: setup ## run every offline test (unit, integration, and sam local invoke w
 	elif ! $(MAKE) --no-print-directory lambda-image; then \
 		echo "No Lambda base image (pull it, or make lambda-image as root): the sam local invoke tests will skip"; fi
 	$(BIN)/pytest tests/unit tests/integration
+
+reliability: setup ## fuzz, nasty images, faults and load against the offline stack: one table (.offline/reliability.json)
+	$(OFFLINE_PATH) $(BIN)/python -m reliability
 
 lambda-image: ## build the Lambda python3.12 base image offline (air-gapped machines, CI); idempotent
 	@command -v debootstrap >/dev/null || { echo "lambda-image needs debootstrap (apt-get install debootstrap)"; exit 2; }

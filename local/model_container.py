@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -181,6 +182,7 @@ class ContainerProcess:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
+            self.process.send_signal(signal.SIGCONT)  # a stopped container must run to take the SIGTERM
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -38,6 +38,7 @@ class OfflineStack(contextlib.AbstractContextManager):
         max_hosts: int | None = None,
         quiet_functions: bool = False,
         parameter_overrides: dict[str, str] | None = None,
+        function_environment: dict[str, str] | None = None,
     ) -> None:
         self.work_dir = Path(work_dir)
         self.log = log
@@ -51,7 +52,7 @@ class OfflineStack(contextlib.AbstractContextManager):
         # Quiet: the functions log warnings only and emit no metrics lines (they would drown the demo's output).
         self._function_overrides = (
             {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"} if quiet_functions else {}
-        )
+        ) | dict(function_environment or {})
         self.api: ApiFront | None = None
 
     def __enter__(self) -> OfflineStack:

@@ -51,7 +51,12 @@ def _png_with_header(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _photo_like(width: int, height: int, seed: int = 1) -> Image.Image:
@@ -72,7 +77,7 @@ def build_corpus(full: bool) -> list[CorpusImage]:
     photo = _photo_like(640, 480)
     jpeg = _encoded(photo, "JPEG")
     png = _encoded(photo, "PNG")
-    sixteen_bit = Image.fromarray((np.asarray(photo.convert("L"), dtype=np.uint16) * 257))
+    sixteen_bit = Image.fromarray(np.asarray(photo.convert("L"), dtype=np.uint16) * 257)
     animated = io.BytesIO()
     frames = [Image.new("RGB", (64, 64), colour) for colour in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
     frames[0].save(animated, "PNG", save_all=True, append_images=frames[1:], duration=100, loop=0)
@@ -83,7 +88,9 @@ def build_corpus(full: bool) -> list[CorpusImage]:
         CorpusImage("bomb-1bit-8000x6000", _encoded(Image.new("1", (8000, 6000)), "PNG")),
         CorpusImage("tall-thin-1x100000", _encoded(Image.new("RGB", (1, 100_000), (10, 20, 30)), "PNG")),
         CorpusImage("wide-short-100000x1", _encoded(Image.new("RGB", (100_000, 1), (10, 20, 30)), "PNG")),
-        CorpusImage("tall-thin-jpeg-8x60000", _encoded(Image.new("RGB", (8, 60_000), (200, 20, 30)), "JPEG"), "image/jpeg"),
+        CorpusImage(
+            "tall-thin-jpeg-8x60000", _encoded(Image.new("RGB", (8, 60_000), (200, 20, 30)), "JPEG"), "image/jpeg"
+        ),
         CorpusImage("palette-2000x2000", _encoded(photo.resize((2000, 2000)).quantize(256), "PNG")),
         CorpusImage("palette-with-transparency", _encoded(photo.quantize(16), "PNG", transparency=3)),
         CorpusImage("animated-png-3-frames", animated.getvalue()),
@@ -108,7 +115,9 @@ def build_corpus(full: bool) -> list[CorpusImage]:
     if full:
         corpus += [
             CorpusImage("phone-12mp-jpeg", _encoded(_photo_like(4000, 3000), "JPEG", quality=90), "image/jpeg"),
-            CorpusImage("progressive-12mp-jpeg", _encoded(_photo_like(4000, 3000, 2), "JPEG", progressive=True), "image/jpeg"),
+            CorpusImage(
+                "progressive-12mp-jpeg", _encoded(_photo_like(4000, 3000, 2), "JPEG", progressive=True), "image/jpeg"
+            ),
             CorpusImage("jpeg-40mpx-16000x2500", _encoded(_photo_like(16000, 2500, 3), "JPEG"), "image/jpeg"),
             CorpusImage("png-rgba-39mpx-6000x6600", _encoded(Image.new("RGBA", (6000, 6600), (1, 2, 3, 4)), "PNG")),
             CorpusImage("png-16-bit-39mpx", _encoded(Image.new("I;16", (6000, 6600), 300), "PNG")),
@@ -140,7 +149,17 @@ def measure_corpus(model_dir: Path, corpus: list[CorpusImage], work_dir: Path) -
     # As the container: the artifact's code/ and nothing of training_jobs/ on the path.
     env = {**os.environ, "PYTHONPATH": f"{model_dir.resolve() / 'code'}{os.pathsep}{PROJECT_ROOT}"}
     process = subprocess.run(
-        [sys.executable, "-m", "reliability.image_corpus", "--model-dir", str(model_dir), "--corpus", str(corpus_dir / "index.json"), "--results", str(results)],
+        [
+            sys.executable,
+            "-m",
+            "reliability.image_corpus",
+            "--model-dir",
+            str(model_dir),
+            "--corpus",
+            str(corpus_dir / "index.json"),
+            "--results",
+            str(results),
+        ],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

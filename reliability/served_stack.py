@@ -46,9 +46,11 @@ def deploy(stack: OfflineStack, model_dir: Path, name: str) -> dict:
 
 
 @contextlib.contextmanager
-def served_stack(work_dir: Path, parameter_overrides: dict[str, str] | None = None, architecture: str = "small_cnn"):
+def served_stack(work_dir: Path, function_environment: dict[str, str] | None = None, architecture: str = "small_cnn"):
     """An OfflineStack with a model deployed and the API front open; closes everything on exit."""
-    with OfflineStack(work_dir, log=lambda line: None, quiet_functions=True, parameter_overrides=parameter_overrides) as stack:
+    with OfflineStack(
+        work_dir, log=lambda line: None, quiet_functions=True, function_environment=function_environment
+    ) as stack:
         deploy(stack, write_artifact(work_dir / "artifact-a", architecture), "model-a")
         stack.open_api()
         yield stack

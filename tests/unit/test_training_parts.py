@@ -6,11 +6,11 @@ import json
 import pytest
 from PIL import Image, ImageOps
 
+from breed_classifier.data import make_loader
 from breed_classifier.distributed import DistributedSetupError, detect_process_group
 from breed_classifier.labels import breed_name
 from breed_classifier.metrics import metric_line, parse_metric_line
 from breed_classifier.model import ModelConfig, build_model
-from breed_classifier.data import make_loader
 from breed_classifier.preprocessing import IMAGENET_MEAN, IMAGENET_STD, crop_to_square, eval_transform, to_rgb
 
 HOSTS = json.dumps(["algo-1", "algo-2", "algo-3"])

@@ -1,0 +1,181 @@
+"""``make reliability``: every part with its full budget, one table printed, the same as JSON.
+
+python -m reliability [--small] [--work-dir .offline/reliability]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from local.lambda_invoker import LambdaFunction
+from local.sam_template import PROJECT_ROOT
+from reliability.faults import DRILL_FUNCTION_ENVIRONMENT, DRILLS, run_drills
+from reliability.fuzz_predict import fuzz_predict_handler
+from reliability.image_corpus import PEAK_RSS_LIMIT_MB, build_corpus, measure_corpus
+from reliability.load import apply_throttle, blue_green_under_load, calibrate, route_throttle_for, run_load
+from reliability.served_stack import served_stack, write_artifact
+
+
+@dataclass(frozen=True)
+class Budget:
+    fuzz_examples: int
+    full_corpus: bool
+    drills: tuple[str, ...]
+    drill_seconds: float
+    load_requests: int
+
+
+FULL = Budget(2000, True, tuple(DRILLS), 3.0, 2000)
+SMALL = Budget(300, False, ("container-killed", "endpoint-throttling", "model-5xx"), 1.0, 300)
+
+
+@dataclass
+class Row:
+    part: str
+    measure: str
+    value: str
+    target: str
+    passed: bool
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+
+    def add(self, part: str, measure: str, value, target: str, passed: bool) -> None:
+        self.rows.append(Row(part, measure, str(value), target, passed))
+
+    @property
+    def passed(self) -> bool:
+        return all(row.passed for row in self.rows)
+
+    def table(self) -> str:
+        widths = [max(len(getattr(row, name)) for row in self.rows) for name in ("part", "measure", "value", "target")]
+        header = ["part", "measure", "value", "target"]
+        widths = [max(width, len(title)) for width, title in zip(widths, header, strict=True)]
+        lines = ["  ".join(title.ljust(width) for title, width in zip(header, widths, strict=True)) + "  result"]
+        for row in self.rows:
+            cells = (row.part, row.measure, row.value, row.target)
+            lines.append(
+                "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+                + ("  pass" if row.passed else "  FAIL")
+            )
+        return "\n".join(lines)
+
+
+def sample_jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 240), (120, 90, 60)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def run(budget: Budget, work_dir: Path) -> Report:
+    report = Report()
+    image = sample_jpeg()
+    corpus = measure_corpus(
+        write_artifact(work_dir / "resnet50", "resnet50", image_size=224), build_corpus(budget.full_corpus), work_dir
+    )
+    peak = max(outcome.peak_rss_mb for outcome in corpus)
+    report.details["corpus"] = [outcome.__dict__ for outcome in corpus]
+    report.add(
+        "corpus",
+        f"{len(corpus)} nasty images, status 500",
+        sum(o.status >= 500 for o in corpus),
+        "0",
+        not any(o.status >= 500 for o in corpus),
+    )
+    report.add(
+        "corpus", "bodies leaking internals", sum(bool(o.leaks) for o in corpus), "0", not any(o.leaks for o in corpus)
+    )
+    report.add("corpus", "peak RSS of the model process (MB)", peak, f"< {PEAK_RSS_LIMIT_MB}", peak < PEAK_RSS_LIMIT_MB)
+
+    with served_stack(work_dir / "stack", function_environment=DRILL_FUNCTION_ENVIRONMENT) as stack:
+        with LambdaFunction("PredictFunction", stack.template, stack.environment) as function:
+            fuzz = fuzz_predict_handler(function, budget.fuzz_examples)
+        report.details["fuzz"] = {
+            "statuses": dict(fuzz.statuses),
+            "server_errors": fuzz.server_errors[:20],
+            "leaking": fuzz.leaking[:20],
+        }
+        report.add(
+            "fuzz",
+            f"{fuzz.requests} generated requests, status 500",
+            len(fuzz.server_errors),
+            "0",
+            not fuzz.server_errors,
+        )
+        report.add("fuzz", "bodies leaking internals", len(fuzz.leaking), "0", not fuzz.leaking)
+        report.add("fuzz", "hangs", fuzz.hangs, "0", fuzz.hangs == 0)
+        report.add("fuzz", "statuses seen", " ".join(f"{k}:{v}" for k, v in sorted(fuzz.statuses.items())), "-", True)
+
+        reserved = stack.api.pool.reserved_concurrency
+        stack.api.pool.warm(reserved)
+        p99 = calibrate(stack, image)
+        rate, burst = route_throttle_for(reserved, p99)
+        apply_throttle(stack, rate, burst)
+        report.add("load", "calibrated p99 at reserved concurrency (ms)", round(p99 * 1000, 1), "-", True)
+        report.add("load", "route throttle from the formula", f"rate {rate}/s, burst {burst}", "-", True)
+        load = run_load(stack, image, budget.load_requests, 4 * reserved)
+        other = {s: n for s, n in load.statuses.items() if s not in (200, 429)}
+        report.details["load"] = {"statuses": dict(load.statuses), "seconds": load.seconds}
+        report.add("load", f"{load.requests} requests, {load.clients} clients: lost", load.lost, "0", load.lost == 0)
+        report.add("load", "answers other than 200/429", sum(other.values()), "0", not other)
+        report.add("load", "200 / 429", f"{load.statuses[200]} / {load.statuses[429]}", "-", load.statuses[200] > 0)
+        report.add("load", "Lambda throttles (500s)", load.lambda_throttles, "0", load.lambda_throttles == 0)
+        report.add(
+            "load",
+            "p50 / p95 / p99 of 200s (ms)",
+            f"{load.percentile(0.5)} / {load.percentile(0.95)} / {load.percentile(0.99)}",
+            "-",
+            True,
+        )
+        during, action = blue_green_under_load(stack, image, 4 * reserved, work_dir)
+        failed = {s: n for s, n in during.statuses.items() if s not in (200, 429)}
+        report.add(
+            "blue/green",
+            f"endpoint {action} under load: {during.requests} requests, failed",
+            sum(failed.values()) + during.lost,
+            "0",
+            action == "updated" and not failed and not during.lost,
+        )
+
+        apply_throttle(stack, 50, 10)
+        for drill in run_drills(stack, image, list(budget.drills), budget.drill_seconds):
+            healed = drill.recovery_seconds is not None
+            report.add(
+                "faults",
+                f"{drill.fault}: answers",
+                drill.answers,
+                drill.expected,
+                500 not in drill.statuses and not drill.leaks,
+            )
+            report.add("faults", f"{drill.fault}: time to 200 (s)", drill.recovery_seconds, "recovers", healed)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Fuzz, nasty images, faults and load against the offline stack.")
+    parser.add_argument("--small", action="store_true", help="the small budget that make test runs")
+    parser.add_argument("--output", type=Path, default=PROJECT_ROOT / ".offline/reliability.json")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="reliability-") as work:
+        report = run(SMALL if args.small else FULL, Path(work))
+    print(report.table())
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"rows": [row.__dict__ for row in report.rows], **report.details}, indent=2))
+    print(f"\nwritten to {args.output}")
+    return 0 if report.passed else 1
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""A bounded load run on loopback, and a blue/green update under that load.
+
+Clients (4 x the reserved concurrency) post images through the offline API as fast as they are
+answered, backing off briefly after a 429 as the README tells clients to. The route throttle is set by
+the README's formula from the function's p99 duration measured first at the reserved concurrency, so
+API Gateway's 429 must answer before Lambda would throttle: every answer is a 200 or a 429.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from local.api_front import RouteThrottle
+from local.demo import post_image
+from local.offline_stack import OfflineStack
+from reliability.served_stack import deploy, write_artifact
+
+HEADROOM = 1.5  # the p99 used in the formula is the measured one times this
+
+
+@dataclass
+class LoadResult:
+    requests: int = 0
+    clients: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    lost: int = 0  # no HTTP answer at all (refused connection, timeout)
+    latencies_ms: list[float] = field(default_factory=list)  # of the 200s
+    seconds: float = 0.0
+    lambda_throttles: int = 0
+
+    def percentile(self, fraction: float) -> float:
+        if not self.latencies_ms:
+            return 0.0
+        ordered = sorted(self.latencies_ms)
+        return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 1)
+
+
+def route_throttle_for(reserved_concurrency: int, p99_seconds: float, burst: int = 1) -> tuple[float, int]:
+    """The README's formula: burst + rate x p99 duration <= reserved concurrency (with headroom)."""
+    burst = max(1, min(burst, reserved_concurrency - 1))
+    return round((reserved_concurrency - burst) / (p99_seconds * HEADROOM), 2), burst
+
+
+def calibrate(stack: OfflineStack, image: bytes, requests: int = 40) -> float:
+    """p99 duration (s) of a request at the reserved concurrency, with route throttling off."""
+    saved, stack.api.throttle = stack.api.throttle, None
+    durations: list[float] = []
+    lock = threading.Lock()
+    per_client = max(requests // stack.api.pool.reserved_concurrency, 1)
+
+    def client() -> None:
+        for _ in range(per_client):
+            started = time.perf_counter()
+            post_image(stack.api.url, image, "image/jpeg", retries=0)
+            with lock:
+                durations.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=client) for _ in range(stack.api.pool.reserved_concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stack.api.throttle = saved
+    return statistics.quantiles(durations, n=100)[98]
+
+
+def run_load(
+    stack: OfflineStack, image: bytes, total: int, clients: int, stop: threading.Event | None = None
+) -> LoadResult:
+    result = LoadResult(clients=clients)
+    lock = threading.Lock()
+    issued = [0]
+    throttles_before = stack.api.counts.throttled_by_lambda
+    rng = random.Random(7)
+
+    def client() -> None:
+        while not (stop and stop.is_set()):
+            with lock:
+                if issued[0] >= total:
+                    return
+                issued[0] += 1
+            started = time.perf_counter()
+            try:
+                status, _ = post_image(stack.api.url, image, "image/jpeg", retries=0)
+            except OSError:
+                with lock:
+                    result.lost += 1
+                continue
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            with lock:
+                result.statuses[status] += 1
+                if status == 200:
+                    result.latencies_ms.append(elapsed_ms)
+            if status == 429:
+                time.sleep(rng.uniform(0.02, 0.08))
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result.seconds = round(time.monotonic() - started, 1)
+    result.requests = sum(result.statuses.values()) + result.lost
+    result.lambda_throttles = stack.api.counts.throttled_by_lambda - throttles_before
+    return result
+
+
+def blue_green_under_load(stack: OfflineStack, image: bytes, clients: int, work_dir: Path) -> tuple[LoadResult, str]:
+    """Deploy a second artifact while clients keep posting; returns their answers and the deploy action."""
+    stop = threading.Event()
+    result_box: list[LoadResult] = []
+    runner = threading.Thread(target=lambda: result_box.append(run_load(stack, image, 10**9, clients, stop)))
+    runner.start()
+    try:
+        time.sleep(1.0)
+        deployment = deploy(stack, write_artifact(work_dir / "artifact-b", seed=1), "model-b")
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        runner.join()
+    return result_box[0], deployment["action"]
+
+
+def apply_throttle(stack: OfflineStack, rate: float, burst: int) -> None:
+    stack.api.throttle = RouteThrottle(rate, burst)

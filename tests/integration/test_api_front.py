@@ -1,0 +1,111 @@
+"""The offline API front behaves like the deployed API under concurrency, throttling and bad HTTP.
+
+Execution environments are real processes (one per concurrent request, up to the reserved
+concurrency); the endpoint is the SageMaker Runtime server on loopback serving a model that takes
+its time, so overlapping requests really overlap.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from local.api_front import ApiFront, RouteThrottle
+from local.control_plane import DUMMY_CREDENTIALS
+from local.endpoint_server import EndpointServer
+from local.execution_environments import ConcurrencyPool
+from tests.conftest import ENDPOINT_NAME
+from tests.support.models import CannedModel
+
+DELAY_SECONDS = 0.8
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+
+class SlowModel(CannedModel):
+    def invoke(self, *arguments):
+        time.sleep(DELAY_SECONDS)
+        return super().invoke(*arguments)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with EndpointServer() as server:
+        server.serve(ENDPOINT_NAME, SlowModel())
+        environment = {
+            **DUMMY_CREDENTIALS,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": server.url,
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+        pool = ConcurrencyPool("PredictFunction", 2, environment)
+        pool.warm(2)
+        yield pool
+        pool.close()
+
+
+def post(url: str) -> tuple[int, dict]:
+    request = urllib.request.Request(  # noqa: S310 (loopback)
+        f"{url}/predictions", data=JPEG, headers={"Content-Type": "image/jpeg"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refusal:
+        return refusal.code, json.loads(refusal.read())
+
+
+def post_together(url: str, count: int) -> list[tuple[int, dict]]:
+    answers: list[tuple[int, dict]] = []
+    threads = [threading.Thread(target=lambda: answers.append(post(url))) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def test_requests_run_concurrently_up_to_the_reserved_concurrency(pool):
+    with ApiFront(pool, throttle=None) as front:
+        started = time.monotonic()
+        answers = post_together(front.url, 2)
+        elapsed = time.monotonic() - started
+    # Two environments answer two requests at once: about one model delay, not two
+    assert [status for status, _ in answers] == [200, 200]
+    assert elapsed < 2 * DELAY_SECONDS
+
+
+def test_past_the_reserved_concurrency_lambda_throttles_and_api_gateway_answers_500(pool):
+    with ApiFront(pool, throttle=None) as front:
+        statuses = sorted(status for status, _ in post_together(front.url, 4))
+        counted = front.counts.throttled_by_lambda
+    assert statuses == [200, 200, 500, 500] and counted == 2
+
+
+def test_past_the_route_throttle_api_gateway_answers_429_before_the_function_runs(pool):
+    with ApiFront(pool, throttle=RouteThrottle(rate_per_second=0.5, burst=1)) as front:
+        answers = post_together(front.url, 3)
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200, 429, 429]
+    assert {"message": "Too Many Requests"} in [body for _, body in answers]
+
+
+def test_a_malformed_request_cannot_hold_the_front(pool):
+    with ApiFront(pool, throttle=None) as front:
+        host, port = front.url.removeprefix("http://").split(":")
+        # Given a client that sends bare-LF line endings and then nothing more
+        stuck = socket.create_connection((host, int(port)), timeout=30)
+        stuck.sendall(b"POST /predictions HTTP/1.1\nHost: x\nContent-Length: 100\n\n{")
+        # Then other requests are still answered
+        assert post(front.url)[0] == 200
+        # And the stuck connection is closed by the server (its channel timeout), not held for ever
+        started = time.monotonic()
+        while stuck.recv(4096):
+            pass
+        assert time.monotonic() - started < 20
+        stuck.close()
