@@ -41,9 +41,10 @@ def request_metrics(metrics: Metrics):
             outcome = http_error(exc).code
             raise
         finally:
-            metrics.add_metric(
-                name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
-            )
+            if not _METRICS_DISABLED:  # Powertools would still flush every 100 metrics added
+                metrics.add_metric(
+                    name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+                )
             _count("Requests", "Outcome", outcome)
 
     return measure
