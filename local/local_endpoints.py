@@ -42,7 +42,9 @@ class _TrackedModel:
             with self._lock:
                 self._in_flight -= 1
 
-    def drain(self, timeout_seconds: float = 60.0) -> None:
+    def drain(self, timeout_seconds: float = 60.0, grace_seconds: float = 0.5) -> None:
+        # A request may have looked this model up just before traffic moved and not be counted yet.
+        time.sleep(grace_seconds)
         deadline = time.monotonic() + timeout_seconds
         while self._in_flight and time.monotonic() < deadline:
             time.sleep(0.05)

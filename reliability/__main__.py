@@ -140,6 +140,7 @@ def run(budget: Budget, work_dir: Path) -> Report:
         )
         during, action = blue_green_under_load(stack, image, 4 * reserved, work_dir)
         failed = {s: n for s, n in during.statuses.items() if s not in (200, 429)}
+        report.details["blue_green"] = {"statuses": dict(during.statuses), "lambda_throttles": during.lambda_throttles}
         report.add(
             "blue/green",
             f"endpoint {action} under load: {during.requests} requests, failed",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from botocore.stub import ANY, Stubber
+from botocore.stub import Stubber
 
 from local.sample_events import OFFLINE_BUCKET, SAMPLE_TRAINING_JOB
 from tests.conftest import ENDPOINT_NAME, load_event
@@ -100,48 +100,39 @@ def test_deploying_the_same_model_again_changes_nothing(control_function, contro
     assert len(sagemaker.list_endpoint_configs()["EndpointConfigs"]) == 1
 
 
-class _UpdateEndpointStubbed:
-    """The moto-backed client for every call but UpdateEndpoint, which moto 5 does not implement.
-
-    Only that one call is a stub (botocore's Stubber, which checks the exact request); everything
-    the function reads and creates before it goes to moto over HTTP.
-    """
-
-    def __init__(self, real_client, control_plane) -> None:
-        self._real = real_client
-        self.stubbed = control_plane.client("sagemaker")
-        self.stubber = Stubber(self.stubbed)
-
-    def __getattr__(self, name):
-        return getattr(self.stubbed if name == "update_endpoint" else self._real, name)
-
-
 def test_a_new_model_updates_the_existing_endpoint_blue_green(control_function, control_plane):
     sagemaker = control_plane.client("sagemaker")
     with control_function("DeployEndpointFunction") as function:
         # Given an endpoint serving the first model
         first = function.invoke(load_event("deploy-endpoint-from-job.json"))
-        client = _UpdateEndpointStubbed(function.module.sagemaker.client, control_plane)
-        function.module.sagemaker.client = client
-        client.stubber.add_response(
-            "update_endpoint",
-            {"EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT_NAME}"},
-            {"EndpointName": ENDPOINT_NAME, "EndpointConfigName": ANY, "RetainAllVariantProperties": True},
+        sent: list[dict] = []  # what the function asks of SageMaker (recorded, not stubbed: moto answers)
+        function.module.sagemaker.client.meta.events.register(
+            "provide-client-params.sagemaker.UpdateEndpoint", lambda params, **_: sent.append(dict(params))
         )
         # When another model (on another instance type) is deployed
-        with client.stubber:
-            second = function.invoke(load_event("deploy-endpoint-from-model-data.json"))
-            client.stubber.assert_no_pending_responses()
+        second = function.invoke(load_event("deploy-endpoint-from-model-data.json"))
     # Then a new config was made and the endpoint was updated to it, not deleted and re-created
     configs = {c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]}
     assert second["action"] == "updated"
     assert configs == {first["endpoint_config_name"], second["endpoint_config_name"]}
+    assert sent == [
+        {
+            "EndpointName": ENDPOINT_NAME,
+            "EndpointConfigName": second["endpoint_config_name"],
+            "RetainAllVariantProperties": True,
+        }
+    ]
     new_config = sagemaker.describe_endpoint_config(EndpointConfigName=second["endpoint_config_name"])
     assert new_config["ProductionVariants"][0]["InstanceType"] == "ml.c5.large"
-    # The old config is untouched: it keeps serving until SageMaker has the new fleet InService
-    assert (
-        sagemaker.describe_endpoint(EndpointName=ENDPOINT_NAME)["EndpointConfigName"] == first["endpoint_config_name"]
-    )
+    assert sagemaker.describe_endpoint(EndpointName=ENDPOINT_NAME)["EndpointConfigName"] == second["endpoint_config_name"]
+
+
+def test_deploy_refuses_model_data_outside_the_projects_bucket(control_function, control_plane):
+    with control_function("DeployEndpointFunction") as function, pytest.raises(Exception) as refusal:
+        function.invoke({"model_data_url": "s3://someone-elses-bucket/training-output/x/output/model.tar.gz"})
+    assert type(refusal.value).__name__ == "InvalidEventError"
+    assert "model_data_url" in str(refusal.value) and OFFLINE_BUCKET in str(refusal.value)
+    assert control_plane.client("sagemaker").list_models()["Models"] == []
 
 
 def test_deploy_refuses_a_training_job_that_is_not_completed(control_function, control_plane):

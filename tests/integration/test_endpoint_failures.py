@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from tests.conftest import ENDPOINT_NAME, load_event, response_json
-from tests.support.models import FAULTS, FaultyModel
+from tests.support.models import CANNED_BREEDS, FAULTS, FaultyModel
 
 JPEG_EVENT = "predict-jpeg.json"
 
@@ -45,6 +45,21 @@ def test_endpoint_answer_that_is_not_predictions_is_a_model_error(endpoint_serve
     with predict_function() as function:
         response = function.invoke(load_event(JPEG_EVENT))
     assert (response["statusCode"], response_json(response)["error"]["code"]) == (502, "ModelError")
+
+
+def test_the_answer_is_sorted_and_cut_to_top_k_whatever_the_endpoint_sends(endpoint_server, predict_function):
+    # Given an endpoint that ignores top_k and answers all its predictions, worst first
+    unsorted = [
+        {"breed": breed, "class_index": index, "probability": probability}
+        for breed, index, probability in sorted(CANNED_BREEDS, key=lambda row: row[2])
+    ]
+    endpoint_server.serve(ENDPOINT_NAME, FaultyModel(answer=json.dumps({"predictions": unsorted}).encode()))
+    # When a request asks for the top 3
+    with predict_function() as function:
+        response = function.invoke(load_event(JPEG_EVENT))  # top_k=3
+    # Then the caller gets the 3 most probable, best first
+    predictions = response_json(response)["predictions"]
+    assert [p["breed"] for p in predictions] == [breed for breed, _, _ in CANNED_BREEDS[:3]]
 
 
 def test_missing_endpoint_is_unavailable(endpoint_server, predict_function):

@@ -1,10 +1,12 @@
 """The launchers' own refusals and the reproducible code package (no AWS calls)."""
 
 import io
+import os
+import shutil
 import tarfile
 
 import pytest
-from launchers.package_source import source_tarball
+from launchers.package_source import TRAINING_JOBS, source_tarball
 from launchers.upload_data import DataLayoutError, image_files
 
 from local.synthetic_images import write_image_folder
@@ -23,9 +25,20 @@ def test_upload_refuses_splits_with_different_classes(tmp_path):
         image_files(tmp_path)
 
 
-def test_the_training_code_package_is_reproducible_and_leaves_the_launchers_out():
-    first, second = source_tarball(), source_tarball()
-    assert first == second  # same bytes, same content address
+def test_the_training_code_package_is_reproducible_and_leaves_the_launchers_out(tmp_path):
+    # Given two checkouts of the same code whose files differ in times and permissions
+    copies = [tmp_path / "a" / "training_jobs", tmp_path / "b" / "training_jobs"]
+    for number, copy in enumerate(copies):
+        shutil.copytree(TRAINING_JOBS, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        for path in copy.rglob("*"):
+            os.utime(path, (1_000_000 * (number + 1), 1_000_000 * (number + 1)))
+            if path.is_file():
+                path.chmod(0o600 if number else 0o755)
+    first, second = (source_tarball(copy) for copy in copies)
+    assert first == second == source_tarball()  # same bytes, same content address
+    with tarfile.open(fileobj=io.BytesIO(first)) as archive:
+        members = archive.getmembers()
+    assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) for m in members} == {(0, 0, 0, "", "", 0o644)}
     with tarfile.open(fileobj=io.BytesIO(first)) as archive:
         names = archive.getnames()
     assert "train.py" in names and "inference.py" in names and "breed_classifier/model.py" in names
