@@ -124,7 +124,9 @@ def test_a_new_model_updates_the_existing_endpoint_blue_green(control_function, 
     ]
     new_config = sagemaker.describe_endpoint_config(EndpointConfigName=second["endpoint_config_name"])
     assert new_config["ProductionVariants"][0]["InstanceType"] == "ml.c5.large"
-    assert sagemaker.describe_endpoint(EndpointName=ENDPOINT_NAME)["EndpointConfigName"] == second["endpoint_config_name"]
+    assert (
+        sagemaker.describe_endpoint(EndpointName=ENDPOINT_NAME)["EndpointConfigName"] == second["endpoint_config_name"]
+    )
 
 
 def test_deploy_refuses_model_data_outside_the_projects_bucket(control_function, control_plane):
