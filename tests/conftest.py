@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,18 @@ from local.lambda_invoker import LambdaFunction
 from local.sam_template import PROJECT_ROOT, SamTemplate
 from tests.support.control_plane import seed_control_plane
 from tests.support.models import CannedModel
+
+# What the Makefile exports, so that `pytest` alone behaves like `make test`: no SAM telemetry, no
+# retried account look-ups offline, no SDK v2 banner, and python3.12 beside the dev Python on pyenv.
+os.environ.setdefault("SAM_CLI_TELEMETRY", "0")
+os.environ.setdefault("AWS_MAX_ATTEMPTS", "1")
+os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+if shutil.which("pyenv") and "PYENV_VERSION" not in os.environ:
+    _versions = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True, text=True).stdout.split()
+    _python312 = next((v for v in _versions if v.startswith("3.12.")), None)
+    _current = subprocess.run(["pyenv", "version-name"], capture_output=True, text=True).stdout.strip().split(":")[0]
+    if _python312 and _current:
+        os.environ["PYENV_VERSION"] = f"{_current}:{_python312}"
 
 EVENTS_DIR = PROJECT_ROOT / "events"
 ENDPOINT_NAME = SamTemplate.load().parameters["EndpointName"]

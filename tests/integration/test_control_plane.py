@@ -8,12 +8,13 @@ from botocore.stub import Stubber
 from local.sample_events import OFFLINE_BUCKET, SAMPLE_TRAINING_JOB
 from tests.conftest import ENDPOINT_NAME, load_event
 from tests.event_expectations import CONTROL_EVENTS, EXPECTATIONS
+from tests.support.control_outcomes import assert_control_outcome
 
 IMAGE_PREFIX = "763104351884.dkr.ecr.us-east-1.amazonaws.com/"
 
 
 @pytest.mark.parametrize("event_name", CONTROL_EVENTS)
-def test_control_event_gives_the_expected_outcome(event_name, control_function):
+def test_control_event_gives_the_expected_outcome(event_name, control_function, control_plane):
     expected = EXPECTATIONS[event_name]
     event = load_event(event_name)
     with control_function(expected.function) as function:
@@ -24,7 +25,7 @@ def test_control_event_gives_the_expected_outcome(event_name, control_function):
             assert type(refusal.value).__name__ == expected.error_type
             assert any(field in str(refusal.value) for field in event)
         else:
-            assert isinstance(function.invoke(load_event(event_name)), dict)
+            assert_control_outcome(expected.function, event, function.invoke(event), control_plane)
 
 
 def test_bad_event_names_every_problem(control_function):

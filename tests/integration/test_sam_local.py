@@ -32,6 +32,7 @@ from local.sam_template import PROJECT_ROOT, load_template
 from tests.conftest import ENDPOINT_NAME, EVENTS_DIR
 from tests.event_expectations import EXPECTATIONS
 from tests.support.control_plane import seed_control_plane
+from tests.support.control_outcomes import assert_control_outcome
 from tests.support.models import CANNED_BREEDS, CannedModel
 
 SAM = str(Path(sys.executable).with_name("sam"))
@@ -200,7 +201,7 @@ def answers(built, servers, env_vars) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("event_name", sorted(EXPECTATIONS))
-def test_event_through_sam_local_invoke(event_name, answers):
+def test_event_through_sam_local_invoke(event_name, answers, servers):
     expected, answer = EXPECTATIONS[event_name], answers[event_name]
     if expected.status is not None:
         body = json.loads(answer["body"])
@@ -213,6 +214,9 @@ def test_event_through_sam_local_invoke(event_name, answers):
         assert answer.get("errorType") == expected.error_type, answer
     else:
         assert "errorType" not in answer, answer
+        event = json.loads((EVENTS_DIR / event_name).read_text())
+        later = event_name in SEQUENTIAL_EVENTS[:-1]
+        assert_control_outcome(expected.function, event, answer, servers[1], later_deploys=later)
 
 
 def test_a_broken_handler_path_fails_under_sam(tmp_path):

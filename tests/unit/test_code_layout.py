@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from dog_breeds.settings import PredictSettings
 from local.sam_template import PROJECT_ROOT, SamTemplate
 
 LAMBDA_SIDE = [PROJECT_ROOT / "functions", PROJECT_ROOT / "layers"]
@@ -62,3 +63,26 @@ def test_predict_function_limits_match_the_contract():
     # Below API Gateway's 30 s integration limit, so a slow endpoint answers 504 from us, not from the API
     assert properties["Timeout"] < 30
     assert properties["Runtime"] == "python3.12"
+    # The bounded retries fit in the function's timeout: attempts x (connect + read) leaves time to answer
+    timeouts = PredictSettings.from_environment({"ENDPOINT_NAME": "dog-breed-classifier"}).timeouts
+    budget = timeouts.max_attempts * (timeouts.connect_seconds + timeouts.read_seconds)
+    assert budget + 2 <= properties["Timeout"], f"{budget} s of endpoint calls in a {properties['Timeout']} s function"
+
+
+@pytest.mark.parametrize(
+    ("broken", "words"),
+    [("Handler: app.lambda_handler", "has no function 'missing'"), ("CodeUri: functions/predict/", "Handler module")],
+)
+def test_a_template_that_wires_a_handler_wrongly_is_refused_naming_it(broken, words, tmp_path):
+    # Given a template whose PredictFunction names a handler function (or code folder) that does not exist
+    from local.lambda_invoker import LambdaFunction, TemplateWiringError
+
+    text = (PROJECT_ROOT / "template.yaml").read_text()
+    replacement = {"Handler: app.lambda_handler": "Handler: app.missing"}.get(broken, "CodeUri: functions/nowhere/")
+    (tmp_path / "template.yaml").write_text(text.replace(broken, replacement, 1))
+    template = SamTemplate.load(tmp_path / "template.yaml")
+    template.root = PROJECT_ROOT
+    # Then the cold start fails with the project's wiring error, naming the function and what is missing
+    with pytest.raises(TemplateWiringError, match=words) as refusal, LambdaFunction("PredictFunction", template):
+        pass
+    assert "PredictFunction" in str(refusal.value)

@@ -1,0 +1,36 @@
+"""What a successful control-plane event must have done, checked in the control plane it ran against.
+
+Used by every runner of the events (in-process and `sam local invoke`), so a function that answered
+without doing its work fails both.
+"""
+
+from __future__ import annotations
+
+
+def assert_control_outcome(
+    function: str, event: dict, answer: dict, control_plane, later_deploys: bool = False
+) -> None:
+    """``later_deploys``: other deploys of the same endpoint ran after this one, so it may serve theirs."""
+    sagemaker = control_plane.client("sagemaker")
+    if function == "StartTrainingFunction":
+        job = sagemaker.describe_training_job(TrainingJobName=answer["training_job_name"])
+        resources = job["ResourceConfig"]
+        assert resources["InstanceType"] == event.get("instance_type", "ml.m5.2xlarge")
+        assert resources["InstanceCount"] == event.get("instance_count", 6)
+        assert job["HyperParameters"]["sagemaker_submit_directory"].strip('"') == event["source_s3_uri"]
+    elif function == "DeployEndpointFunction":
+        endpoint = sagemaker.describe_endpoint(EndpointName=answer["endpoint_name"])
+        assert later_deploys or endpoint["EndpointConfigName"] == answer["endpoint_config_name"]
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=answer["endpoint_config_name"])
+        assert config["ProductionVariants"][0]["InstanceType"] == event.get("instance_type", "ml.m5.large")
+        model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+        if "model_data_url" in event:
+            assert model["PrimaryContainer"]["ModelDataUrl"] == event["model_data_url"]
+    elif function == "RegisterAutoscalingFunction":
+        scaling = control_plane.client("application-autoscaling")
+        targets = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+        assert answer["resource_id"] in [target["ResourceId"] for target in targets]
+        policies = scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+        assert answer["policy_name"] in [policy["PolicyName"] for policy in policies]
+    else:
+        raise AssertionError(f"no outcome check for {function}")
