@@ -31,8 +31,8 @@ from local.loopback_server import free_port
 from local.sam_template import PROJECT_ROOT, load_template
 from tests.conftest import ENDPOINT_NAME, EVENTS_DIR
 from tests.event_expectations import EXPECTATIONS
-from tests.support.control_plane import seed_control_plane
 from tests.support.control_outcomes import assert_control_outcome
+from tests.support.control_plane import seed_control_plane
 from tests.support.models import CANNED_BREEDS, CannedModel
 
 SAM = str(Path(sys.executable).with_name("sam"))
