@@ -67,6 +67,7 @@ class OfflineStack(contextlib.AbstractContextManager):
             self.executor = LocalTrainingExecutor(
                 self.sagemaker, self.s3, self.work_dir / "jobs", self.log, self._max_hosts
             )
+            self._exit_stack.callback(self.executor.close)
         except BaseException:
             self._exit_stack.close()
             raise

@@ -42,6 +42,18 @@ class LocalTrainingExecutor:
     def __init__(self, sagemaker, s3, work_dir: Path, log: LogLine = print, max_hosts: int | None = None) -> None:
         self.sagemaker, self.s3, self.work_dir, self.log = sagemaker, s3, Path(work_dir), log
         self.max_hosts = max_hosts or os.cpu_count() or 1
+        self.running: set[subprocess.Popen] = set()  # host processes of jobs in progress
+
+    def close(self) -> None:
+        """Stop every host process still running (the stack is closing, on success or on failure)."""
+        for process in list(self.running):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        self.running.clear()
 
     def run(self, job_name: str) -> TrainingOutcome:
         job = self.sagemaker.describe_training_job(TrainingJobName=job_name)
@@ -106,6 +118,7 @@ class LocalTrainingExecutor:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        self.running.add(process)
         threading.Thread(target=self._stream, args=(host, process, host_dir), daemon=True).start()
         return process
 
@@ -140,6 +153,7 @@ class LocalTrainingExecutor:
                         process.wait(timeout=10)
                     except subprocess.TimeoutExpired:
                         process.kill()
+                self.running.discard(process)
         return failure
 
     def _download_prefix(self, uri: str, target: Path) -> Path:

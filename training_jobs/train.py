@@ -19,7 +19,9 @@ from breed_classifier.model import PretrainedWeightsUnavailableError
 from breed_classifier.training import TrainingRun, run_training
 
 # CheckpointConfig's default LocalPath: it exists when the job has a CheckpointConfig (spot training).
-SAGEMAKER_CHECKPOINTS = "/opt/ml/checkpoints"
+# CHECKPOINT_LOCAL_PATH names another (a job whose CheckpointConfig sets LocalPath; the tests, which
+# cannot use /opt/ml on the machine they run on).
+SAGEMAKER_CHECKPOINTS = os.environ.get("CHECKPOINT_LOCAL_PATH", "/opt/ml/checkpoints")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -183,3 +183,18 @@ def test_autoscaling_registers_target_tracking_per_minute_metric_idempotently(co
         == "SageMakerVariantInvocationsPerInstance"
     )
     assert (configuration["ScaleInCooldown"], configuration["ScaleOutCooldown"]) == (30, 30)
+
+
+def test_a_spot_job_keeps_checkpoints_in_s3_and_may_wait_longer_than_it_runs(control_function):
+    with control_function("StartTrainingFunction") as function:
+        sent: list[dict] = []  # the request as sent to SageMaker (moto keeps only part of it)
+        function.module.sagemaker.client.meta.events.register(
+            "provide-client-params.sagemaker.CreateTrainingJob", lambda params, **_: sent.append(dict(params))
+        )
+        result = function.invoke(load_event("start-training-spot.json"))
+    (request,) = sent
+    job_name = result["training_job_name"]
+    assert request["EnableManagedSpotTraining"] is True
+    assert request["CheckpointConfig"]["S3Uri"] == f"s3://{OFFLINE_BUCKET}/checkpoints/{job_name}"
+    stopping = request["StoppingCondition"]
+    assert stopping["MaxWaitTimeInSeconds"] > stopping["MaxRuntimeInSeconds"]

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+import time
 import urllib.error
 import urllib.request
 
 import pytest
+from launchers.package_source import upload_source
 
 from local.demo import DEMO_HYPERPARAMETERS, dataset_samples, post_image, run_demo, sample_images
 from local.offline_stack import OfflineStack
 from local.synthetic_images import CLASS_FOLDERS, write_image_folder
+from reliability.served_stack import deploy, write_artifact
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +94,64 @@ def test_a_second_model_replaces_the_first_without_a_failed_request(demo):
     assert len(statuses) > 5 and set(statuses) == {200}
 
 
-def test_closing_the_stack_stops_everything(tmp_path):
-    with OfflineStack(tmp_path) as stack:
-        urls = [stack.runtime.url, stack.control_plane.url]
-    for url in urls:
-        with pytest.raises(urllib.error.URLError):
-            urllib.request.urlopen(url + "/ping", timeout=2)  # noqa: S310
+def _refuses_connections(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url + "/ping", timeout=2)  # noqa: S310 (loopback)
+    except urllib.error.HTTPError:
+        return False  # something answered (moto answers /ping with 404): it is still running
+    except urllib.error.URLError as error:
+        return isinstance(error.reason, ConnectionRefusedError)
+    return False
+
+
+def test_closing_the_stack_stops_everything_even_when_the_block_fails(tmp_path):
+    with (
+        pytest.raises(RuntimeError, match="the user's code failed"),
+        OfflineStack(tmp_path, log=lambda line: None, quiet_functions=True) as stack,
+    ):
+        # Given every kind of child the stack starts: a model container, the API with its execution
+        # environments, and the host processes of a training job in progress
+        deploy(stack, write_artifact(tmp_path / "artifact"), "model-a")
+        api = stack.open_api()
+        data = write_image_folder(tmp_path / "data", {"train": 30, "valid": 10, "test": 10})
+        for path in sorted(p for p in data.rglob("*") if p.is_file()):
+            stack.s3.upload_file(str(path), stack.bucket, "data/" + path.relative_to(data).as_posix())
+        job = stack.invoke(
+            "StartTrainingFunction",
+            {
+                "source_s3_uri": upload_source(stack.s3, stack.bucket),
+                "instance_count": 2,
+                "hyperparameters": {
+                    "epochs": 50,
+                    "architecture": "small_cnn",
+                    "pretrained": False,
+                    "freeze-backbone": False,
+                    "image-size": 32,
+                },
+            },
+        )
+        threading.Thread(target=stack.executor.run, args=(job["training_job_name"],), daemon=True).start()
+        deadline = time.monotonic() + 60
+        while len(stack.executor.running) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        children = [
+            stack.endpoints.container("dog-breed-classifier").process,
+            *stack.executor.running,
+        ]
+        environments = list(api.pool._started)
+        urls = [
+            stack.runtime.url,
+            stack.control_plane.url,
+            api.url,
+            stack.endpoints.container("dog-breed-classifier").url,
+        ]
+        assert len(children) == 3 and environments and all(_refuses_connections(url) is False for url in urls)
+        # When the code inside the with-block fails
+        raise RuntimeError("the user's code failed")
+    # Then no server answers any more and no child process is left
+    assert all(_refuses_connections(url) for url in urls)
+    assert all(child.poll() is not None for child in children)
+    assert not any(environment.alive for environment in environments)
 
 
 def test_with_a_users_data_set_the_demo_asks_about_its_held_out_images(tmp_path):

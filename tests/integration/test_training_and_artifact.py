@@ -216,7 +216,9 @@ def test_ec2_entry_point_trains_on_the_same_data(dataset, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "test_accuracy=" in result.stdout
     assert (tmp_path / "model/model.pt").is_file()
-    assert (tmp_path / "output/metrics.json").is_file()
+    # It learned: test accuracy well above the 1-in-4 of guessing
+    metrics = json.loads((tmp_path / "output/metrics.json").read_text())
+    assert metrics["test"]["test_accuracy"] >= 0.5, metrics["test"]
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint(dataset, tmp_path):
@@ -233,6 +235,24 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(dataset, tmp_path):
     assert "resuming from the checkpoint after epoch 2" in resumed.stdout
     assert "epoch=1 " not in resumed.stdout and "epoch=3 " in resumed.stdout
     assert [row["epoch"] for row in json.loads((tmp_path / "output/metrics.json").read_text())["history"]] == [1, 2, 3]
+
+
+def test_a_spot_job_interrupted_after_an_epoch_resumes_from_its_checkpoints_folder(dataset, tmp_path):
+    # Given a SageMaker job with a CheckpointConfig: its checkpoints folder exists (SageMaker syncs it with S3)
+    checkpoints = tmp_path / "opt-ml-checkpoints"
+    checkpoints.mkdir()
+    env = {"CHECKPOINT_LOCAL_PATH": str(checkpoints)}
+    # When the first attempt is interrupted after its first epoch (stopped there, as a spot reclaim would)
+    first = run_sagemaker_hosts(tmp_path / "first", {"training": dataset}, 1, ("--epochs", "1"), env)[0]
+    assert first.returncode == 0, first.output
+    assert (checkpoints / "checkpoint.pt").is_file()
+    # And SageMaker runs the job again on a new instance with the same checkpoints and the full budget
+    second = run_sagemaker_hosts(tmp_path / "second", {"training": dataset}, 1, ("--epochs", "3"), env)[0]
+    # Then it resumes after epoch 1 and finishes with 3 epochs in all, not 1 + 3
+    assert second.returncode == 0, second.output
+    assert "resuming from the checkpoint after epoch 1" in second.output
+    history = json.loads((second.output_data_dir / "metrics.json").read_text())["history"]
+    assert [row["epoch"] for row in history] == [1, 2, 3]
 
 
 def test_pretrained_weights_offline_fail_with_a_clear_message(dataset, tmp_path):

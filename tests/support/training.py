@@ -43,7 +43,9 @@ class HostRun:
     output_data_dir: Path
 
 
-def run_sagemaker_hosts(workdir: Path, channels: dict[str, Path], hosts: int = 2, extra_args=()) -> list[HostRun]:
+def run_sagemaker_hosts(
+    workdir: Path, channels: dict[str, Path], hosts: int = 2, extra_args=(), extra_env: dict | None = None
+) -> list[HostRun]:
     """Start ``train.py`` once per host with the SM_* variables SageMaker sets; wait for all of them."""
     names = [f"algo-{i}" for i in range(1, hosts + 1)]
     port = free_port()
@@ -61,6 +63,7 @@ def run_sagemaker_hosts(workdir: Path, channels: dict[str, Path], hosts: int = 2
             "SM_OUTPUT_DIR": str(workdir / host / "output"),
             "OMP_NUM_THREADS": "1",
             **{f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()},
+            **(extra_env or {}),
         }
         processes.append(
             subprocess.Popen(
