@@ -17,7 +17,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup test reliability lambda-image lint build deploy upload-training-code clean
+.PHONY: help demo serve setup test reliability mutation lambda-image lint build deploy upload-training-code clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,6 +48,15 @@ test: setup ## run every offline test (unit, integration, and sam local invoke w
 
 reliability: setup ## fuzz, nasty images, faults and load against the offline stack: one table (.offline/reliability.json)
 	$(OFFLINE_PATH) $(BIN)/python -m reliability
+
+# Mutation testing (pytest-gremlins) over the code whose mistakes a caller would feel first, driven by the
+# fast tests that exercise it; about 15 minutes on 2 cores. Survivors are listed and justified in the README.
+MUTATION_TARGETS := layers/shared/python/dog_breeds/image_request.py,layers/shared/python/dog_breeds/errors.py,layers/shared/python/dog_breeds/adapters/sagemaker_endpoint.py,training_jobs/inference.py,layers/shared/python/dog_breeds/deploy_model.py
+MUTATION_TESTS := tests/unit tests/integration/test_endpoint_failures.py tests/integration/test_predict_events.py tests/integration/test_control_plane.py
+
+mutation: setup ## mutation testing of the codec, error table, endpoint adapter and handler, deploy logic
+	$(BIN)/pytest -q $(MUTATION_TESTS) --gremlins --gremlin-targets=$(MUTATION_TARGETS) --gremlin-workers=2 \
+		--gremlin-report=console,json
 
 lambda-image: ## build the Lambda python3.12 base image offline (air-gapped machines, CI); idempotent
 	@command -v debootstrap >/dev/null || { echo "lambda-image needs debootstrap (apt-get install debootstrap)"; exit 2; }

@@ -192,7 +192,7 @@ def _custom_attributes(context) -> str:
 
 def _checked_top_k(value) -> int:
     # ASCII digits only: int() would also take "+5", " 5", "1_0" and other scripts' digits.
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    text = str(value) if type(value) is int else value  # a JSON number; not a bool, which is an int too
     if not (isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 2):
         text = "0"
     if not 1 <= int(text) <= MAX_TOP_K:

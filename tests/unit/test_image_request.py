@@ -155,3 +155,74 @@ def test_a_json_body_that_is_not_utf8_is_a_400():
 def test_bytes_that_are_not_jpeg_or_png_are_undecodable(image):
     with pytest.raises(UndecodableImageError):
         read(image, "image/jpeg")
+
+
+def test_requests_are_values_that_cannot_be_changed_after_reading():
+    import dataclasses
+
+    request = read(JPEG, "image/jpeg")
+    url = read('{"url": "https://images.example.com/dog.jpg"}', "application/json", base64_encoded=False)
+    for value, field in ((request, "top_k"), (url, "top_k"), (url.url, "host")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, 1)
+
+
+def test_url_input_is_off_unless_the_caller_turns_it_on():
+    body = '{"url": "https://images.example.com/dog.jpg"}'
+    with pytest.raises(MalformedRequestError, match="disabled"):
+        read_prediction_request(body, False, {"content-type": "application/json"}, {}, LIMIT)
+
+
+def test_a_missing_content_type_is_named_as_none():
+    with pytest.raises(UnsupportedMediaTypeError, match="'none' is not accepted"):
+        read_prediction_request(base64.b64encode(JPEG).decode(), True, {}, {}, LIMIT)
+
+
+@pytest.mark.parametrize("top_k", ["1", "10", "20"])
+def test_top_k_from_1_to_20_is_accepted(top_k):
+    assert read(JPEG, "image/jpeg", {"top_k": top_k}).top_k == int(top_k)
+
+
+def test_declared_lengths_are_judged_against_the_limit_they_would_decode_to():
+    # A raw image may declare exactly the limit; a JSON body, the base64 of the limit plus 1024 bytes of JSON
+    image = JPEG + b"\x00" * (LIMIT - len(JPEG))
+    assert read(image, "image/jpeg", headers={"content-length": str(LIMIT)}).image == image
+    body = json.dumps({"image": base64.b64encode(JPEG).decode()})
+    json_limit = (LIMIT + 2) // 3 * 4 + 1024
+    accepted = read(body, "application/json", base64_encoded=False, headers={"content-length": str(json_limit)})
+    assert accepted.image == JPEG
+    with pytest.raises(PayloadTooLargeError):
+        read(body, "application/json", base64_encoded=False, headers={"content-length": str(json_limit + 1)})
+    # With a limit that is not a multiple of 3, the base64 length is still rounded to whole quartets
+    headers = {"content-type": "application/json", "content-length": str((1001 + 2) // 3 * 4 + 1025)}
+    with pytest.raises(PayloadTooLargeError):
+        read_prediction_request(body, False, headers, {}, 1001)
+
+
+@pytest.mark.parametrize(("containers", "refused_for_depth"), [(32, False), (33, True)])
+def test_up_to_32_objects_and_arrays_are_parsed(containers, refused_for_depth):
+    # Half arrays, half objects: both kinds count towards the bound
+    arrays, objects = containers // 2, containers - containers // 2
+    body = '{"a": ' * (objects - 1) + '{"x": ' + "[" * arrays + "1" + "]" * arrays + "}" * objects
+    with pytest.raises(MalformedRequestError) as refusal:
+        read(body, "application/json", base64_encoded=False)
+    assert ("nested too deeply" in refusal.value.message) == refused_for_depth
+
+
+def test_a_url_of_exactly_2048_characters_is_accepted():
+    url = "https://images.example.com/" + "d" * (2048 - len("https://images.example.com/"))
+    body = json.dumps({"url": url})
+    assert read(body, "application/json", base64_encoded=False).url.target.startswith("/ddd")
+
+
+def test_a_user_name_alone_is_refused_too():
+    with pytest.raises(MalformedRequestError, match="user name or password"):
+        read(
+            json.dumps({"url": "https://someone@images.example.com/dog.jpg"}), "application/json", base64_encoded=False
+        )
+
+
+def test_base64_with_stray_characters_is_refused_not_cleaned_up():
+    # Lenient decoding would drop the "!" and decode "AAAA" to three zero bytes
+    with pytest.raises(MalformedRequestError, match="not valid base64"):
+        read('{"image": "AAAA!"}', "application/json", base64_encoded=False)

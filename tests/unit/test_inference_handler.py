@@ -69,7 +69,8 @@ def test_an_image_gets_breed_names_best_first(model):
 
 
 @pytest.mark.parametrize(
-    ("attributes", "count"), [("top_k=2", 2), ("trace=1, top_k=1", 1), ("other=3", 4), ("top_k=20", 4)]
+    ("attributes", "count"),
+    [("top_k=2", 2), ("trace=1, top_k=1", 1), ("other=3", 4), ("top_k=20", 4), ("top_k=10", 4), (None, 4)],
 )
 def test_top_k_comes_from_the_custom_attributes(model, attributes, count):
     assert len(call(model, _jpeg(), attributes=attributes)[1]["predictions"]) == count
@@ -103,6 +104,10 @@ def test_json_bodies_carry_the_image_and_top_k(model):
         ("jpeg", "image/jpeg", "top_k=+5", 400, "MalformedRequest", "from 1 to 20"),
         ("jpeg", "image/jpeg", "top_k=٣", 400, "MalformedRequest", "from 1 to 20"),
         ("jpeg", "image/jpeg", "top_k=" + "1" * 5000, 400, "MalformedRequest", "from 1 to 20"),
+        ("jpeg", "image/jpeg", "top_k=005", 400, "MalformedRequest", "from 1 to 20"),
+        ('{"image": "", "top_k": true}', "application/json", None, 400, "MalformedRequest", "from 1 to 20"),
+        ('{"image": "", "top_k": 2.0}', "application/json", None, 400, "MalformedRequest", "from 1 to 20"),
+        (b"x" * (20 * 1024 * 1024), "image/jpeg", None, 422, "UndecodableImage", "not a decodable"),
     ],
 )
 def test_every_refusal_is_a_status_and_a_json_error(model, body, content_type, attributes, status, code, words):
@@ -119,6 +124,18 @@ def test_every_refusal_is_a_status_and_a_json_error(model, body, content_type, a
     assert context.status == (status, inference._REASONS[status])
     assert (error["code"], content_type_out) == (code, "application/json")
     assert words in error["message"]
+
+
+def test_without_a_request_context_the_defaults_apply(model):
+    text, _ = inference.transform_fn(model, _jpeg(), "image/jpeg", "application/json")
+    assert len(json.loads(text)["predictions"]) == 4
+    body = json.dumps({"image": base64.b64encode(_jpeg()).decode(), "top_k": 2})
+    assert len(json.loads(inference.transform_fn(model, body, "application/json", "*/*")[0])["predictions"]) == 2
+
+
+def test_a_source_of_exactly_40_megapixels_is_accepted(model):
+    status, answer, _ = call(model, _encoded(Image.new("1", (8000, 5000)), "PNG"), "image/png")
+    assert status is None and len(answer["predictions"]) == 4
 
 
 def test_a_failure_of_the_model_is_a_500_with_a_fixed_message(model, monkeypatch):
@@ -143,6 +160,16 @@ def test_the_toolkits_own_failures_are_answered_as_json_without_the_trace():
     }
     answer = Transformer.handle_error(context, GenericInferenceToolkitError(500, "boom"), "Traceback ...")
     assert context.status == (500, "Internal Server Error") and "Traceback" not in answer[0]
+    assert json.loads(answer[0])["error"] == {
+        "code": "ModelError",
+        "message": "the model failed to answer this request",
+    }
+    for status, code in ((415, "UnsupportedMediaType"), (499, "ModelError")):
+        answer = Transformer.handle_error(context, GenericInferenceToolkitError(status, "boom"), "Traceback ...")
+        expected = (415, "Unsupported Media Type") if status == 415 else (500, "Internal Server Error")
+        assert context.status == expected
+        message = "the request could not be read" if status == 415 else "the model failed to answer this request"
+        assert json.loads(answer[0])["error"] == {"code": code, "message": message}
 
 
 def _encoded(image: Image.Image, image_format: str) -> bytes:
