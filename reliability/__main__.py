@@ -72,6 +72,17 @@ class Report:
         return "\n".join(lines)
 
 
+def corpus_table(outcomes: list[dict]) -> str:
+    """One line per corpus image: what the endpoint answered, and the model process's peak RSS for it."""
+    lines = [f"{'corpus image':34} {'status':>6} {'code':18} {'peak RSS MB':>11} {'ms':>8}"]
+    for outcome in outcomes:
+        lines.append(
+            f"{outcome['name']:34} {outcome['status']:>6} {outcome['code'] or '-':18} "
+            f"{outcome['peak_rss_mb']:>11} {outcome['milliseconds']:>8}"
+        )
+    return "\n".join(lines)
+
+
 def sample_jpeg() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (320, 240), (120, 90, 60)).save(buffer, "JPEG")
@@ -160,6 +171,9 @@ def run(budget: Budget, work_dir: Path) -> Report:
                 500 not in drill.statuses and not drill.leaks,
             )
             report.add("faults", f"{drill.fault}: time to 200 (s)", drill.recovery_seconds, "recovers", healed)
+            if drill.runtime_ping_failed is not None:
+                failed_ping = drill.runtime_ping_failed
+                report.add("faults", f"{drill.fault}: runtime /ping failed meanwhile", failed_ping, "True", failed_ping)
     return report
 
 
@@ -170,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="reliability-") as work:
         report = run(SMALL if args.small else FULL, Path(work))
+    print(corpus_table(report.details["corpus"]))
+    print()
     print(report.table())
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"rows": [row.__dict__ for row in report.rows], **report.details}, indent=2))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ class DrillResult:
     statuses: Counter = field(default_factory=Counter)
     recovery_seconds: float | None = None
     leaks: int = 0
+    runtime_ping_failed: bool | None = None  # for container failures: did the runtime's health check say so?
 
     @property
     def answers(self) -> str:
@@ -81,7 +83,17 @@ def _during(stack: OfflineStack, image: bytes, result: DrillResult, seconds: flo
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         _ask(stack, image, result)
+        if result.runtime_ping_failed is False:
+            result.runtime_ping_failed = not _runtime_healthy(stack)
         time.sleep(0.3)  # under the route throttle: every answer here is the fault's
+
+
+def _runtime_healthy(stack: OfflineStack) -> bool:
+    try:
+        with urllib.request.urlopen(f"{stack.runtime.url}/ping", timeout=2) as answer:  # noqa: S310 (loopback)
+            return answer.status == 200
+    except OSError:
+        return False
 
 
 def _injected(
@@ -100,7 +112,7 @@ def _injected(
 
 
 def drill_container_killed(stack: OfflineStack, image: bytes, seconds: float) -> DrillResult:
-    result = DrillResult("model container killed (SIGKILL)", "503 until replaced")
+    result = DrillResult("model container killed (SIGKILL)", "503 until replaced", runtime_ping_failed=False)
     started = time.monotonic()
     os.kill(stack.endpoints.container(ENDPOINT).process.pid, signal.SIGKILL)
     _during(stack, image, result, seconds)
@@ -109,7 +121,7 @@ def drill_container_killed(stack: OfflineStack, image: bytes, seconds: float) ->
 
 
 def drill_container_stopped(stack: OfflineStack, image: bytes, seconds: float) -> DrillResult:
-    result = DrillResult("model container stopped (SIGSTOP)", "504 until replaced")
+    result = DrillResult("model container stopped (SIGSTOP)", "504 until replaced", runtime_ping_failed=False)
     started = time.monotonic()
     os.kill(stack.endpoints.container(ENDPOINT).process.pid, signal.SIGSTOP)
     _during(stack, image, result, seconds)
