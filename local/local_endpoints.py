@@ -7,9 +7,9 @@ moves to it; the old one is stopped only after its in-flight requests finish, as
 old fleet after the new one is InService.
 
 Containers are supervised as SageMaker supervises instances: a container whose process died, or that
-fails its ``/ping`` health check three times in a row (stopped, wedged), is marked unhealthy (the
-runtime's ``/ping`` then fails and calls get 503 or a timeout), killed, and replaced by a fresh one
-on the same artifact.
+fails its ``/ping`` health check (stopped, wedged) is marked unhealthy at once (the runtime's ``/ping``
+then fails, and calls get 503 or a timeout); after three failed checks in a row it is killed and
+replaced by a fresh one on the same artifact.
 """
 
 from __future__ import annotations
@@ -114,9 +114,9 @@ class LocalEndpoints:
                 watched = list(self._served.items())
             for name, served in watched:
                 if served.process.alive and served.process.ping():
-                    served.failed_pings = 0
+                    served.failed_pings, served.model.healthy = 0, True
                     continue
-                served.failed_pings += 1
+                served.failed_pings, served.model.healthy = served.failed_pings + 1, False
                 if served.process.alive and served.failed_pings < self.FAILED_PINGS_BEFORE_REPLACING:
                     continue
                 if not self._stopping.is_set():

@@ -73,6 +73,8 @@ def _until_served(
     stack: OfflineStack, image: bytes, result: DrillResult, since: float, limit_seconds: float = 60
 ) -> None:
     while time.monotonic() - since < limit_seconds:
+        if result.runtime_ping_failed is False:
+            result.runtime_ping_failed = not _runtime_healthy(stack)
         if _ask(stack, image, result) == 200:
             result.recovery_seconds = round(time.monotonic() - since, 2)
             return
