@@ -47,13 +47,7 @@ class LocalTrainingExecutor:
     def close(self) -> None:
         """Stop every host process still running (the stack is closing, on success or on failure)."""
         for process in list(self.running):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-        self.running.clear()
+            self._stop(process)
 
     def run(self, job_name: str) -> TrainingOutcome:
         job = self.sagemaker.describe_training_job(TrainingJobName=job_name)
@@ -147,14 +141,17 @@ class LocalTrainingExecutor:
                         failure = f"{host} exited with code {code}: {reason}"
         finally:
             for process in processes.values():
-                if process.poll() is None:
-                    process.terminate()
-                    try:
-                        process.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
-                self.running.discard(process)
+                self._stop(process)
         return failure
+
+    def _stop(self, process: subprocess.Popen) -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.running.discard(process)
 
     def _download_prefix(self, uri: str, target: Path) -> Path:
         bucket, prefix = _split(uri)

@@ -113,22 +113,28 @@ def _injected(
     return result
 
 
-def drill_container_killed(stack: OfflineStack, image: bytes, seconds: float) -> DrillResult:
-    result = DrillResult("model container killed (SIGKILL)", "503 until replaced", runtime_ping_failed=False)
+def _container_signalled(
+    stack: OfflineStack, signal_number: int, name: str, expected: str, image, seconds
+) -> DrillResult:
+    """Signal the endpoint's container and keep asking until it is replaced and serving again."""
+    result = DrillResult(name, expected, runtime_ping_failed=False)
     started = time.monotonic()
-    os.kill(stack.endpoints.container(ENDPOINT).process.pid, signal.SIGKILL)
+    os.kill(stack.endpoints.container(ENDPOINT).process.pid, signal_number)
     _during(stack, image, result, seconds)
     _until_served(stack, image, result, started)
     return result
+
+
+def drill_container_killed(stack: OfflineStack, image: bytes, seconds: float) -> DrillResult:
+    return _container_signalled(
+        stack, signal.SIGKILL, "model container killed (SIGKILL)", "503 until replaced", image, seconds
+    )
 
 
 def drill_container_stopped(stack: OfflineStack, image: bytes, seconds: float) -> DrillResult:
-    result = DrillResult("model container stopped (SIGSTOP)", "504 until replaced", runtime_ping_failed=False)
-    started = time.monotonic()
-    os.kill(stack.endpoints.container(ENDPOINT).process.pid, signal.SIGSTOP)
-    _during(stack, image, result, seconds)
-    _until_served(stack, image, result, started)
-    return result
+    return _container_signalled(
+        stack, signal.SIGSTOP, "model container stopped (SIGSTOP)", "504 until replaced", image, seconds
+    )
 
 
 def drill_container_slow(stack: OfflineStack, image: bytes, seconds: float) -> DrillResult:
