@@ -250,6 +250,8 @@ def test_sam_local_start_api_answers_real_http_requests(built, servers, env_vars
             "--env-vars",
             str(env_vars),
             "--skip-pull-image",
+            # SAM emulates Lambda authorizers only: the route's IAM (or JWT) auth is AWS's to check
+            "--disable-authorizer",
             "--host",
             "127.0.0.1",
             "--port",
