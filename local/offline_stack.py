@@ -30,6 +30,15 @@ from local.sam_template import SamTemplate
 from local.training_executor import LocalTrainingExecutor
 
 
+# An account's default concurrency for new accounts: what an unreserved function can count on.
+UNRESERVED_OFFLINE_CONCURRENCY = 10
+
+
+def offline_concurrency(reserved: str) -> int:
+    """How many execution environments the offline API may run: the reservation, or 10 when there is none."""
+    return UNRESERVED_OFFLINE_CONCURRENCY if reserved == "none" else int(reserved)
+
+
 class OfflineStack(contextlib.AbstractContextManager):
     def __init__(
         self,
@@ -99,7 +108,7 @@ class OfflineStack(contextlib.AbstractContextManager):
             parameters = self.template.parameters
             pool = ConcurrencyPool(
                 "PredictFunction",
-                int(parameters["PredictReservedConcurrency"]),
+                offline_concurrency(parameters["PredictReservedConcurrency"]),
                 self.environment,
                 self.parameter_overrides,
             )

@@ -22,6 +22,7 @@ VARIANTS = {
     "JWT": JWT,
     "NONE": {"AuthMode": "NONE"},
     "NONE with CORS": {"AuthMode": "NONE", "CorsAllowedOrigins": "https://app.example.com"},
+    "unreserved concurrency": {"PredictReservedConcurrency": "none"},
 }
 
 
@@ -97,3 +98,13 @@ def test_only_the_api_may_invoke_the_function_and_only_on_its_route():
     permission = _render({})["Resources"]["PredictFunctionApiPermission"]["Properties"]
     assert permission["Principal"] == "apigateway.amazonaws.com"
     assert permission["SourceArn"]["Fn::Sub"].endswith("${PredictionsApi}/*/POST/predictions")
+
+
+@pytest.mark.parametrize(("value", "reserved"), [("2", "2"), ("none", None)])
+def test_reserved_concurrency_can_be_left_unreserved_for_new_accounts(value, reserved):
+    # Lambda refuses a reservation that leaves fewer than 100 unreserved executions; "none" reserves nothing
+    function = _render({"PredictReservedConcurrency": value})["Resources"]["PredictFunction"]["Properties"]
+    if reserved:
+        assert function["ReservedConcurrentExecutions"] == {"Ref": "PredictReservedConcurrency"}
+    else:
+        assert "ReservedConcurrentExecutions" not in function

@@ -26,6 +26,18 @@ def test_sam_validate_lint_passes():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("region", ["us-east-1", "cn-north-1", "us-gov-west-1"])  # aws, aws-cn, aws-us-gov
+def test_the_template_lints_in_each_partition(region):
+    cfn_lint = str(Path(sys.executable).with_name("cfn-lint"))
+    result = subprocess.run(
+        [cfn_lint, "--regions", region, "--", str(PROJECT_ROOT / "template.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.skipif(not _python312_available(), reason="sam build needs python3.12 on PATH (the Lambda runtime)")
 def test_sam_build_packs_handler_and_layer(tmp_path):
     build_dir = tmp_path / "build"

@@ -59,7 +59,9 @@ def test_predict_function_limits_match_the_contract():
     template = SamTemplate.load()
     properties = template.function_properties("PredictFunction")
     assert template.parameters["PredictReservedConcurrency"] == "2"
-    assert properties["ReservedConcurrentExecutions"] == {"Ref": "PredictReservedConcurrency"}
+    assert properties["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReservePredictConcurrency", {"Ref": "PredictReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
     # Below API Gateway's 30 s integration limit, so a slow endpoint answers 504 from us, not from the API
     assert properties["Timeout"] < 30
     assert properties["Runtime"] == "python3.12"

@@ -29,6 +29,9 @@ def _targets(state: dict) -> list[str]:
 def test_the_definition_is_valid_asl_for_cfn_lint(tmp_path: Path):
     # SAM's transform hides the definition from cfn-lint; lint it as a plain AWS::StepFunctions::StateMachine
     substitutions = {name: TEMPLATE.resolve(value) for name, value in MACHINE["DefinitionSubstitutions"].items()}
+    # cfn-lint checks task ARNs before substitution, and only in the aws partition's spelling
+    partition = substitutions.pop("Partition")
+    definition = json.loads(json.dumps(DEFINITION).replace("${Partition}", partition))
     native = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Resources": {
@@ -36,7 +39,7 @@ def test_the_definition_is_valid_asl_for_cfn_lint(tmp_path: Path):
                 "Type": "AWS::StepFunctions::StateMachine",
                 "Properties": {
                     "RoleArn": TEMPLATE.arn("TrainingPipelineRole"),
-                    "Definition": DEFINITION,
+                    "Definition": definition,
                     "DefinitionSubstitutions": substitutions,
                 },
             }
@@ -82,11 +85,18 @@ def test_each_task_names_something_the_template_has_and_the_role_may_call(name):
         for statement in POLICY["Statement"]
         for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
     }
-    if state["Resource"] == "arn:aws:states:::lambda:invoke":
+    if state["Resource"] == "arn:${Partition}:states:::lambda:invoke":
         placeholder = re.fullmatch(r"\$\{(\w+)\}", state["Parameters"]["FunctionName"]).group(1)
         function = MACHINE["DefinitionSubstitutions"][placeholder]["Fn::GetAtt"][0]
         assert TEMPLATE.resource(function)["Type"] == "AWS::Serverless::Function"
         assert f"${{{function}.Arn}}" in allowed["lambda:InvokeFunction"]
     else:
-        service, api = re.fullmatch(r"arn:aws:states:::aws-sdk:(\w+):(\w+)", state["Resource"]).groups()
+        service, api = re.fullmatch(r"arn:\$\{Partition\}:states:::aws-sdk:(\w+):(\w+)", state["Resource"]).groups()
         assert f"{service}:{api[0].upper()}{api[1:]}" in allowed
+
+
+def test_no_arn_in_the_template_names_a_partition_of_its_own():
+    # aws-cn and aws-us-gov ARNs start arn:aws-cn: and arn:aws-us-gov:; every ARN takes the stack's partition
+    text = (PROJECT_ROOT / "template.yaml").read_text()
+    assert not re.findall(r"arn:aws[:-]", text)
+    assert MACHINE["DefinitionSubstitutions"]["Partition"] == {"Ref": "AWS::Partition"}
