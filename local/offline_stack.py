@@ -29,7 +29,6 @@ from local.local_endpoints import LocalEndpoints
 from local.sam_template import SamTemplate
 from local.training_executor import LocalTrainingExecutor
 
-
 # An account's default concurrency for new accounts: what an unreserved function can count on.
 UNRESERVED_OFFLINE_CONCURRENCY = 10
 
