@@ -198,3 +198,24 @@ def test_a_spot_job_keeps_checkpoints_in_s3_and_may_wait_longer_than_it_runs(con
     assert request["CheckpointConfig"]["S3Uri"] == f"s3://{OFFLINE_BUCKET}/checkpoints/{job_name}"
     stopping = request["StoppingCondition"]
     assert stopping["MaxWaitTimeInSeconds"] > stopping["MaxRuntimeInSeconds"]
+
+
+def test_debugger_is_off_unless_asked_for(control_function):
+    # Debugger is closed to new customers: a default job must not ask for it; an event (or the parameter) may
+    with control_function("StartTrainingFunction") as function:
+        sent: list[dict] = []
+        function.module.sagemaker.client.meta.events.register(
+            "provide-client-params.sagemaker.CreateTrainingJob", lambda params, **_: sent.append(dict(params))
+        )
+        function.invoke(load_event("start-training.json"))
+        function.invoke({**load_event("start-training.json"), "use_debugger": True})
+    default, asked = sent
+    assert not {"DebugHookConfig", "DebugRuleConfigurations", "ProfilerRuleConfigurations"} & set(default)
+    assert default["ProfilerConfig"] == {"DisableProfiler": True}
+    assert [rule["RuleConfigurationName"] for rule in asked["DebugRuleConfigurations"]] == [
+        "VanishingGradient",
+        "Overfit",
+        "Overtraining",
+        "PoorWeightInitialization",
+    ]
+    assert asked["ProfilerConfig"]["ProfilingIntervalInMilliseconds"] == 500

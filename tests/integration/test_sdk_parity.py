@@ -32,9 +32,10 @@ def _capture(client, into: list) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def captured_requests(control_plane_server, tmp_path_factory):
-    """(SDK request, function request) for the same configuration, captured once for this module."""
+@pytest.fixture(scope="module", params=[False, True], ids=["debugger-off", "debugger-on"])
+def captured_requests(request, control_plane_server, tmp_path_factory):
+    """(SDK request, function request) for the same configuration, with Debugger off and on."""
+    use_debugger = request.param
     control_plane_server.reset()
     seed_control_plane(control_plane_server)
     config = sdk_config_without_telemetry(tmp_path_factory.mktemp("sdk"))
@@ -55,12 +56,16 @@ def captured_requests(control_plane_server, tmp_path_factory):
         _capture(client, sdk)
         session = sagemaker.Session(boto_session=boto_session, sagemaker_client=client, default_bucket=OFFLINE_BUCKET)
         # A copy: the SDK adds its sagemaker_* entries to the dict it is given
-        estimator = build_estimator(session, EXECUTION_ROLE_ARN, OFFLINE_BUCKET, SAMPLE_SOURCE, dict(HYPERPARAMETERS))
+        estimator = build_estimator(
+            session, EXECUTION_ROLE_ARN, OFFLINE_BUCKET, SAMPLE_SOURCE, dict(HYPERPARAMETERS), use_debugger=use_debugger
+        )
         estimator.fit({"training": f"s3://{OFFLINE_BUCKET}/data/"}, wait=False, logs=False)
     ours: list[dict] = []
     with LambdaFunction("StartTrainingFunction", environment=control_plane_server.environment()) as function:
         _capture(function.module.sagemaker.client, ours)
-        function.invoke({"hyperparameters": HYPERPARAMETERS, "source_s3_uri": SAMPLE_SOURCE})
+        function.invoke(
+            {"hyperparameters": HYPERPARAMETERS, "source_s3_uri": SAMPLE_SOURCE, "use_debugger": use_debugger}
+        )
     return sdk[0], ours[0]
 
 
@@ -94,7 +99,22 @@ def test_hyperparameters_agree_but_for_the_job_name(sdk_request, function_reques
     assert json.loads(ours["sagemaker_submit_directory"]) == SAMPLE_SOURCE
 
 
+DEBUGGER_FIELDS = ("DebugHookConfig", "DebugRuleConfigurations", "ProfilerRuleConfigurations")
+
+
+def test_debugger_is_asked_for_only_when_it_is_on(sdk_request, function_request):
+    debugger_on = "DebugRuleConfigurations" in sdk_request
+    for field in DEBUGGER_FIELDS:
+        assert (field in function_request) == (field in sdk_request) == debugger_on, field
+    assert function_request["ProfilerConfig"] == sdk_request["ProfilerConfig"]
+    if not debugger_on:
+        assert function_request["ProfilerConfig"] == {"DisableProfiler": True}
+
+
 def test_debugger_rules_and_profiler_agree(sdk_request, function_request):
+    if "DebugRuleConfigurations" not in sdk_request:  # Debugger off: neither asks for rules
+        assert "DebugRuleConfigurations" not in function_request
+        return
     for field in ("DebugRuleConfigurations", "ProfilerConfig"):
         assert function_request[field] == sdk_request[field], field
     # The SDK builds the hook's collections from a set: their order varies from run to run

@@ -1,7 +1,8 @@
 """The PyTorch estimator with the project's defaults: the SDK twin of the start-training function.
 
-Same image, instance type and count, hyperparameters, Debugger rules and profiler settings as
-``functions/start_training`` (a test compares the two CreateTrainingJob requests field by field).
+Same image, instance type and count, hyperparameters, and Debugger settings (opt-in: Debugger is closed
+to new customers since 2026-07-30) as ``functions/start_training``; a test compares the two
+CreateTrainingJob requests field by field, with Debugger off and on.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ def debugger_rules() -> list:
     ]
 
 
+def _debugger_on() -> dict:
+    return {
+        "rules": debugger_rules(),
+        "profiler_config": ProfilerConfig(system_monitor_interval_millis=SYSTEM_MONITOR_INTERVAL_MS),
+    }
+
+
 def build_estimator(
     session,
     role: str,
@@ -42,6 +50,7 @@ def build_estimator(
     use_spot: bool = False,
     max_run: int = DEFAULT_MAX_RUN_SECONDS,
     job_prefix: str = DEFAULT_JOB_PREFIX,
+    use_debugger: bool = False,
 ) -> PyTorch:
     spot = (
         {"use_spot_instances": True, "max_wait": 2 * max_run, "checkpoint_s3_uri": f"s3://{bucket}/checkpoints"}
@@ -59,8 +68,7 @@ def build_estimator(
         hyperparameters=hyperparameters or {},
         output_path=f"s3://{bucket}/training-output",
         metric_definitions=METRIC_DEFINITIONS,
-        rules=debugger_rules(),
-        profiler_config=ProfilerConfig(system_monitor_interval_millis=SYSTEM_MONITOR_INTERVAL_MS),
+        **(_debugger_on() if use_debugger else {"debugger_hook_config": False, "disable_profiler": True}),
         max_run=max_run,
         base_job_name=job_prefix,
         sagemaker_session=session,

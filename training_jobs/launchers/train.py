@@ -37,6 +37,11 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instance-count", type=int, default=DEFAULT_INSTANCE_COUNT)
     parser.add_argument("--job-prefix", default=DEFAULT_JOB_PREFIX)
     parser.add_argument("--hyperparameter", type=hyperparameter, action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--debugger",
+        action="store_true",
+        help="SageMaker Debugger rules and system profiling (closed to new customers since 2026-07-30)",
+    )
 
 
 def estimator_from(args: argparse.Namespace, boto_session=None):
@@ -53,6 +58,7 @@ def estimator_from(args: argparse.Namespace, boto_session=None):
         args.instance_count,
         use_spot=getattr(args, "spot", False),
         job_prefix=args.job_prefix,
+        use_debugger=args.debugger,
     )
 
 

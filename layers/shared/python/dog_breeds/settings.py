@@ -128,6 +128,7 @@ class TrainingDefaults:
     max_runtime_seconds: int
     use_spot: bool
     source_s3_uri: str
+    use_debugger: bool = False
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> TrainingDefaults:
@@ -138,6 +139,7 @@ class TrainingDefaults:
             max_runtime_seconds=_number(env, "TRAINING_MAX_RUNTIME_SECONDS", int, 86400, minimum=60),
             use_spot=env.get("TRAINING_USE_SPOT", "false").strip().lower() == "true",
             source_s3_uri=env.get("TRAINING_SOURCE_S3_URI", "").strip(),
+            use_debugger=env.get("TRAINING_USE_DEBUGGER", "false").strip().lower() == "true",
         )
 
 

@@ -2,9 +2,12 @@
 
 Script mode on AWS's PyTorch training image, every host running ``train.py`` (on CPU instances the
 SDK's ``distribution`` options do not apply; the script forms the process group from ``SM_HOSTS``),
-the Debugger hook with the original notebook's four built-in rules, system profiling every 500 ms with
-the ProfilerReport rule, and optional managed spot training with checkpoints. Framework profiling is
-not configured: SageMaker Debugger deprecated it for PyTorch 2.0 and later.
+metric definitions for the training module's metric lines, and optional managed spot training with
+checkpoints. SageMaker Debugger is opt-in (``use_debugger``; it is closed to new customers since
+2026-07-30, so an account that never used it cannot start a job that asks for it): when on, the
+Debugger hook with the original notebook's four built-in rules and system profiling every 500 ms with
+the ProfilerReport rule; when off, the request carries neither, and profiling is disabled as the SDK
+does. Framework profiling is never configured: Debugger deprecated it for PyTorch 2.0 and later.
 
 tests/integration/test_control_plane.py compares this request field by field with the SDK's.
 """
@@ -64,6 +67,7 @@ class TrainingJobRequest:
     max_runtime_seconds: int
     source_s3_uri: str
     data_prefix: str
+    use_debugger: bool = False
 
 
 def read_training_event(event, defaults: TrainingDefaults, bucket: str) -> TrainingJobRequest:
@@ -76,6 +80,7 @@ def read_training_event(event, defaults: TrainingDefaults, bucket: str) -> Train
             "instance_type": text_matching(_INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.2xlarge"),
             "instance_count": whole_number(1, 100),
             "use_spot": boolean,
+            "use_debugger": boolean,
             "max_runtime_seconds": whole_number(60, 2_419_200),
             "source_s3_uri": text_matching(source_pattern, f"a .tar.gz under s3://{bucket}/{CODE_PREFIX}"),
             "data_prefix": text_matching(_PREFIX, "an S3 key prefix ending in '/', such as data/"),
@@ -95,6 +100,7 @@ def read_training_event(event, defaults: TrainingDefaults, bucket: str) -> Train
         max_runtime_seconds=fields.get("max_runtime_seconds", defaults.max_runtime_seconds),
         source_s3_uri=source,
         data_prefix=fields.get("data_prefix", DATA_PREFIX),
+        use_debugger=fields.get("use_debugger", defaults.use_debugger),
     )
 
 
@@ -148,29 +154,38 @@ def create_training_job_request(request: TrainingJobRequest, settings: ControlPl
         },
         "StoppingCondition": stopping,
         "HyperParameters": hyperparameters,
+        "ProfilerConfig": {"DisableProfiler": True},
+        "Tags": [
+            {"Key": "project", "Value": "dog-breed-classifier"},
+            {"Key": "launched-by", "Value": "start-training"},
+        ],
+    }
+    if request.use_debugger:
+        job.update(_debugger_configuration(output_path, region))
+    if request.use_spot:
+        job["EnableManagedSpotTraining"] = True
+        stopping["MaxWaitTimeInSeconds"] = 2 * request.max_runtime_seconds
+        job["CheckpointConfig"] = {"S3Uri": f"s3://{bucket}/{CHECKPOINT_PREFIX}/{job_name}"}
+    return job
+
+
+def _debugger_configuration(output_path: str, region: str) -> dict:
+    """The Debugger hook, its rules, and system profiling with the ProfilerReport rule."""
+    configuration = {
         "DebugHookConfig": {"S3OutputPath": output_path, "CollectionConfigurations": DEBUG_COLLECTIONS},
         "ProfilerConfig": {
             "S3OutputPath": output_path,
             "DisableProfiler": False,
             "ProfilingIntervalInMilliseconds": SYSTEM_MONITOR_INTERVAL_MS,
         },
-        "Tags": [
-            {"Key": "project", "Value": "dog-breed-classifier"},
-            {"Key": "launched-by", "Value": "start-training"},
-        ],
     }
     try:
         rules_image = image_uri(DEBUGGER_RULES_IMAGE, region)
     except UnsupportedRegionError:
-        rules_image = None  # Debugger's rule containers are not published in every region
-    if rules_image:
-        job["DebugRuleConfigurations"] = [_rule(name, rules_image) for name in DEBUGGER_RULES]
-        job["ProfilerRuleConfigurations"] = [_rule("ProfilerReport", rules_image)]
-    if request.use_spot:
-        job["EnableManagedSpotTraining"] = True
-        stopping["MaxWaitTimeInSeconds"] = 2 * request.max_runtime_seconds
-        job["CheckpointConfig"] = {"S3Uri": f"s3://{bucket}/{CHECKPOINT_PREFIX}/{job_name}"}
-    return job
+        return configuration  # Debugger's rule containers are not published in every region
+    configuration["DebugRuleConfigurations"] = [_rule(name, rules_image) for name in DEBUGGER_RULES]
+    configuration["ProfilerRuleConfigurations"] = [_rule("ProfilerReport", rules_image)]
+    return configuration
 
 
 def start_training(sagemaker, request: TrainingJobRequest, settings: ControlPlaneSettings) -> dict:
