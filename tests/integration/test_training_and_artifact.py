@@ -74,6 +74,14 @@ def test_the_model_learns_well_beyond_chance(two_host_run):
     assert len(report["history"]) >= 2  # more than one epoch ran
 
 
+def test_throughput_is_reported_every_epoch_without_debugger(two_host_run):
+    # Images per second over both hosts, step time and data-loader wait: observable without the profiler
+    history = json.loads((two_host_run[0].output_data_dir / "metrics.json").read_text())["history"]
+    for row in history:
+        assert row["train_images_per_second"] > 0 and row["train_step_seconds"] > 0
+        assert 0 <= row["train_data_wait_seconds"] < 60
+
+
 def test_metric_lines_are_read_by_the_regexes_sagemaker_is_given(two_host_run):
     found = {d["Name"] for d in METRIC_DEFINITIONS if re.search(d["Regex"], two_host_run[0].output)}
     assert found == {d["Name"] for d in METRIC_DEFINITIONS}

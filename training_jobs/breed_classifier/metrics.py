@@ -8,7 +8,19 @@ from __future__ import annotations
 import re
 
 _NUMBER = r"([0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
-METRIC_NAMES = ("train:loss", "train:accuracy", "valid:loss", "valid:accuracy", "test:loss", "test:accuracy")
+METRIC_NAMES = (
+    "train:loss",
+    "train:accuracy",
+    "valid:loss",
+    "valid:accuracy",
+    "test:loss",
+    "test:accuracy",
+    # Throughput, so training stays observable without SageMaker Debugger's profiler (closed to new customers):
+    # images per second over all hosts, and per training step the compute time and the wait for the data loader.
+    "train:images_per_second",
+    "train:step_seconds",
+    "train:data_wait_seconds",
+)
 METRIC_DEFINITIONS = [{"Name": name, "Regex": rf"{name.replace(':', '_')}={_NUMBER}"} for name in METRIC_NAMES]
 # What hyperparameter tuning minimises.
 OBJECTIVE_METRIC = "valid:loss"

@@ -129,7 +129,10 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
     for epoch in range(first_epoch, hp.epochs + 1):
         if hasattr(loaders["train"].sampler, "set_epoch"):
             loaders["train"].sampler.set_epoch(epoch)
-        train_loss, train_accuracy = _run_epoch(model, loaders["train"], device, optimizer, run.show_progress, epoch)
+        timing = EpochTiming()
+        train_loss, train_accuracy = _run_epoch(
+            model, loaders["train"], device, optimizer, run.show_progress, epoch, timing
+        )
         # Evaluation runs on the bare network: its shards may differ in length, and DDP's forward would
         # wait for a collective on the process with one batch fewer.
         valid_loss, valid_accuracy = _run_epoch(network, loaders["valid"], device)
@@ -139,6 +142,9 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
             "train_accuracy": train_accuracy,
             "valid_loss": valid_loss,
             "valid_accuracy": valid_accuracy,
+            "train_images_per_second": timing.images_per_second,
+            "train_step_seconds": timing.step_seconds,
+            "train_data_wait_seconds": timing.data_wait_seconds,
         }
         history.append(row)
         emit(metric_line(**row))
@@ -196,14 +202,29 @@ def _save_checkpoint(checkpoint_dir: Path, state: dict) -> None:
     os.replace(partial, checkpoint_dir / CHECKPOINT_FILE)
 
 
-def _run_epoch(model: nn.Module, loader, device, optimizer=None, show_progress=False, epoch=0) -> tuple[float, float]:
+@dataclass
+class EpochTiming:
+    """Where a training epoch's time went (filled by ``_run_epoch``); the throughput summed over processes."""
+
+    images_per_second: float = 0.0
+    step_seconds: float = 0.0
+    data_wait_seconds: float = 0.0
+
+
+def _run_epoch(
+    model: nn.Module, loader, device, optimizer=None, show_progress=False, epoch=0, timing: EpochTiming | None = None
+) -> tuple[float, float]:
     """One pass over this process's shard; returns (loss, accuracy) per sample over all processes."""
     training = optimizer is not None
     model.train(training)
     loss_sum, correct, count = 0.0, 0, 0
+    waited = computed = 0.0
     criterion = nn.CrossEntropyLoss(reduction="sum")
+    started = fetch_started = time.perf_counter()
     with torch.set_grad_enabled(training):
         for step, (images, targets) in enumerate(loader, start=1):
+            fetched = time.perf_counter()
+            waited += fetched - fetch_started
             images, targets = images.to(device), targets.to(device)
             outputs = model(images)
             loss = criterion(outputs, targets)
@@ -214,9 +235,15 @@ def _run_epoch(model: nn.Module, loader, device, optimizer=None, show_progress=F
             loss_sum += loss.item()
             correct += (outputs.argmax(1) == targets).sum().item()
             count += len(targets)
+            fetch_started = time.perf_counter()
+            computed += fetch_started - fetched
             if show_progress:
                 _progress_bar(epoch, step, len(loader))
+    steps = max(len(loader), 1)
     loss_sum, correct, count = sum_across_processes([loss_sum, correct, count], device)
+    if timing is not None:  # the images of every process over this process's wall time
+        timing.images_per_second = count / max(time.perf_counter() - started, 1e-9)
+        timing.step_seconds, timing.data_wait_seconds = computed / steps, waited / steps
     return loss_sum / max(count, 1), correct / max(count, 1)
 
 
