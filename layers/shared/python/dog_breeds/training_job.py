@@ -42,7 +42,17 @@ HYPERPARAMETER_NAMES = (
 _NUMBER = r"([0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
 METRIC_DEFINITIONS = [
     {"Name": name, "Regex": rf"{name.replace(':', '_')}={_NUMBER}"}
-    for name in ("train:loss", "train:accuracy", "valid:loss", "valid:accuracy", "test:loss", "test:accuracy")
+    for name in (
+        "train:loss",
+        "train:accuracy",
+        "valid:loss",
+        "valid:accuracy",
+        "test:loss",
+        "test:accuracy",
+        "train:images_per_second",
+        "train:step_seconds",
+        "train:data_wait_seconds",
+    )
 ]
 DEBUGGER_RULES = ("VanishingGradient", "Overfit", "Overtraining", "PoorWeightInitialization")
 # The tensors those rules read, saved every 500 steps (what the SDK configures for them).
