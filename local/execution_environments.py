@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import threading
+import warnings
 from collections.abc import Mapping
 
 from local.lambda_invoker import LambdaFunction
@@ -111,8 +112,6 @@ class ConcurrencyPool:
         self._started: list[ExecutionEnvironment] = []
         self._busy = 0
         self._lock = threading.Lock()
-        self.throttles = 0
-        self.cold_starts = 0
 
     def invoke(self, event: dict) -> dict:
         environment = self._acquire()
@@ -130,6 +129,12 @@ class ConcurrencyPool:
         for environment in environments:
             self._release(environment, True)
 
+    @property
+    def environments(self) -> list[ExecutionEnvironment]:
+        """The environments started so far and still in use (idle or busy)."""
+        with self._lock:
+            return list(self._started)
+
     def close(self) -> None:
         with self._lock:
             started, self._started, self._idle = list(self._started), [], []
@@ -139,7 +144,6 @@ class ConcurrencyPool:
     def _acquire(self) -> ExecutionEnvironment:
         with self._lock:
             if self._busy >= self.reserved_concurrency:
-                self.throttles += 1
                 raise LambdaThrottledError(f"{self.logical_id}: all {self.reserved_concurrency} environments are busy")
             self._busy += 1
             if self._idle:
@@ -152,7 +156,6 @@ class ConcurrencyPool:
             raise
         with self._lock:
             self._started.append(environment)
-            self.cold_starts += 1
         return environment
 
     def _release(self, environment: ExecutionEnvironment, healthy: bool) -> None:
@@ -168,6 +171,8 @@ class ConcurrencyPool:
 
 def _serve(logical_id: str, environment: dict, overrides: dict, connection) -> None:
     """The environment's process: cold start once, then answer invocations until the pipe closes."""
+    # Quiet functions (metrics disabled) would warn on every invocation that they have none to publish.
+    warnings.filterwarnings("ignore", "No application metrics to publish")
     try:
         function = LambdaFunction(logical_id, SamTemplate.load(overrides=overrides), environment).__enter__()
     except BaseException as exc:  # noqa: BLE001 (reported to the parent, which raises it)

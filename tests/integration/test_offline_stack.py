@@ -138,7 +138,7 @@ def test_closing_the_stack_stops_everything_even_when_the_block_fails(tmp_path):
             stack.endpoints.container("dog-breed-classifier").process,
             *stack.executor.running,
         ]
-        environments = list(api.pool._started)
+        environments = api.pool.environments
         urls = [
             stack.runtime.url,
             stack.control_plane.url,
