@@ -17,7 +17,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup test reliability mutation lambda-image lint build deploy upload-training-code clean
+.PHONY: help demo serve setup test reliability mutation preflight lambda-image lint build deploy upload-training-code clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ lint: setup ## ruff, sam validate --lint, policy linters
 	$(BIN)/ruff check .
 	$(BIN)/sam validate --lint --region us-east-1
 	$(BIN)/pytest -q tests/unit/test_policies.py tests/unit/test_state_machine.py tests/unit/test_code_layout.py
+
+preflight: setup ## what a deploy would run into in your account (quotas, concurrency, Debugger): ARGS="--parameter-overrides K=V"
+	$(OFFLINE_PATH) $(BIN)/python -m ops.preflight $(ARGS)
 
 build: setup ## sam build (needs python3.12 on PATH)
 	PATH=$(abspath $(BIN)):$$PATH sam build

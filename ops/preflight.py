@@ -1,0 +1,163 @@
+"""``make preflight``: what a deploy with these parameters would run into in this account, before it does.
+
+Reads the account's Lambda concurrency (GetAccountSettings), the SageMaker quotas for the chosen training
+and endpoint instance types (Service Quotas), whether Debugger is asked for, and whether the endpoint
+name is already taken by something outside the stack. Prints one table; exits 1 when something would
+fail (a blocker), 0 otherwise.
+
+    python -m ops.preflight [--stack-name dog-breed-classifier] [--parameter-overrides Name=Value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+import boto3
+from botocore.exceptions import ClientError
+
+from local.sam_template import SamTemplate
+
+# Lambda refuses a reservation that leaves fewer unreserved executions than this for the rest of the account.
+MINIMUM_UNRESERVED = 100
+BLOCKER, WARNING, OK = "BLOCKER", "warning", "ok"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    found: str
+    verdict: str
+    fix: str = ""
+
+
+def check_lambda_concurrency(lambda_client, reserved: str) -> Finding:
+    limits = lambda_client.get_account_settings()["AccountLimit"]
+    total, unreserved = limits["ConcurrentExecutions"], limits["UnreservedConcurrentExecutions"]
+    found = f"{total} in all, {unreserved} unreserved"
+    if reserved == "none":
+        return Finding("Lambda concurrency", found, OK)
+    left = unreserved - int(reserved)
+    if left < MINIMUM_UNRESERVED:
+        return Finding(
+            "Lambda concurrency",
+            f"{found}; reserving {reserved} leaves {left} (Lambda needs {MINIMUM_UNRESERVED})",
+            BLOCKER,
+            "deploy with PredictReservedConcurrency=none, or ask for a higher Lambda concurrency quota",
+        )
+    return Finding("Lambda concurrency", f"{found}; reserving {reserved} leaves {left}", OK)
+
+
+def sagemaker_quotas(quotas_client) -> dict[str, float]:
+    """Every SageMaker quota of the account by name (``ml.m5.large for endpoint usage`` and so on)."""
+    found: dict[str, float] = {}
+    for page in quotas_client.get_paginator("list_service_quotas").paginate(ServiceCode="sagemaker"):
+        found.update({quota["QuotaName"]: quota["Value"] for quota in page["Quotas"]})
+    return found
+
+
+def check_instances(quotas: dict[str, float], usage: str, instance_type: str, needed: int, wanted: int) -> Finding:
+    """``needed`` instances must fit the quota; ``wanted`` (e.g. the scaling maximum) should."""
+    name = f"{instance_type} for {usage} usage"
+    check = f"SageMaker {usage}"
+    if name not in quotas:
+        return Finding(check, f"no quota named {name!r}", WARNING, "check the instance type's spelling and region")
+    quota = int(quotas[name])
+    found = f"{name}: {quota}; this deploy uses {needed}" + (f" (up to {wanted})" if wanted > needed else "")
+    fix = f"ask Service Quotas for {name} = {max(needed, wanted)}, or choose another instance type or count"
+    if quota < needed:
+        return Finding(check, found, BLOCKER, fix)
+    if quota < wanted:
+        return Finding(check, found, WARNING, fix)
+    return Finding(check, found, OK)
+
+
+def check_debugger(use_debugger: str) -> Finding:
+    if use_debugger == "true":
+        return Finding(
+            "SageMaker Debugger",
+            "asked for (TrainingUseDebugger=true)",
+            WARNING,
+            "closed to new customers since 2026-07-30: jobs fail unless this account has used it",
+        )
+    return Finding("SageMaker Debugger", "not asked for", OK)
+
+
+def check_endpoint_name(sagemaker, endpoint_name: str, stack_exists: bool) -> Finding:
+    try:
+        status = sagemaker.describe_endpoint(EndpointName=endpoint_name)["EndpointStatus"]
+    except ClientError:
+        return Finding("endpoint name", f"{endpoint_name} is free", OK)
+    if stack_exists:
+        return Finding("endpoint name", f"{endpoint_name} exists ({status}); the pipeline will update it", OK)
+    return Finding(
+        "endpoint name",
+        f"{endpoint_name} exists ({status}) and no stack of this name does",
+        WARNING,
+        "the pipeline would replace that endpoint's model: choose another EndpointName",
+    )
+
+
+def stack_exists(cloudformation, stack_name: str) -> bool:
+    try:
+        cloudformation.describe_stacks(StackName=stack_name)
+    except ClientError:
+        return False
+    return True
+
+
+def run_preflight(clients: dict, parameters: dict[str, str], stack_name: str) -> list[Finding]:
+    quotas = sagemaker_quotas(clients["service-quotas"])
+    training_count = int(parameters["TrainingInstanceCount"])
+    endpoint_count = int(parameters["EndpointInstanceCount"])
+    return [
+        check_lambda_concurrency(clients["lambda"], parameters["PredictReservedConcurrency"]),
+        check_instances(quotas, "training job", parameters["TrainingInstanceType"], training_count, training_count),
+        check_instances(
+            quotas,
+            "endpoint",
+            parameters["EndpointInstanceType"],
+            endpoint_count,
+            max(endpoint_count, int(parameters["ScalingMaxCapacity"])),
+        ),
+        check_debugger(parameters["TrainingUseDebugger"]),
+        check_endpoint_name(
+            clients["sagemaker"], parameters["EndpointName"], stack_exists(clients["cloudformation"], stack_name)
+        ),
+    ]
+
+
+def table(findings: list[Finding]) -> str:
+    widths = [max(len(getattr(f, name)) for f in findings) for name in ("check", "verdict", "found")]
+    lines = []
+    for finding in findings:
+        line = f"{finding.check:{widths[0]}}  {finding.verdict:{widths[1]}}  {finding.found:{widths[2]}}"
+        lines.append((line + (f"  -> {finding.fix}" if finding.fix else "")).rstrip())
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None, clients: dict | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stack-name", default="dog-breed-classifier")
+    parser.add_argument("--parameter-overrides", nargs="*", default=[], metavar="NAME=VALUE")
+    args = parser.parse_args(argv)
+    overrides = dict(item.split("=", 1) for item in args.parameter_overrides)
+    try:
+        parameters = SamTemplate.load(overrides=overrides).parameters
+    except KeyError as exc:
+        print(f"preflight: {exc.args[0]}", file=sys.stderr)
+        return 2
+    if clients is None:
+        session = boto3.session.Session()
+        names = ("lambda", "service-quotas", "sagemaker", "cloudformation")
+        clients = {name: session.client(name) for name in names}
+    findings = run_preflight(clients, parameters, args.stack_name)
+    print(table(findings))
+    blockers = [finding for finding in findings if finding.verdict == BLOCKER]
+    print(f"\n{len(blockers)} blocker(s)" + (": the deploy or the pipeline would fail" if blockers else ""))
+    return 1 if blockers else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""`make preflight` against moto on loopback: each blocker it claims to find, found, with its fix.
+
+SageMaker and CloudFormation are moto's. moto 5 implements neither Lambda's GetAccountSettings nor
+SageMaker's Service Quotas (only the VPC ones), so those two calls are botocore Stubber responses,
+as AWS documents them, for an account with small quotas.
+"""
+
+from __future__ import annotations
+
+import pytest
+from botocore.stub import Stubber
+
+from local.sam_template import SamTemplate
+from ops.preflight import BLOCKER, OK, WARNING, main, run_preflight
+
+SMALL_ACCOUNT_QUOTAS = {
+    "ml.m5.2xlarge for training job usage": 2.0,
+    "ml.m5.large for endpoint usage": 0.0,
+    "ml.c5.large for endpoint usage": 4.0,
+}
+
+
+def _quotas(quotas: dict[str, float]) -> list[dict]:
+    return [
+        {"ServiceCode": "sagemaker", "QuotaCode": f"L-TEST{number:04d}", "QuotaName": name, "Value": value}
+        for number, (name, value) in enumerate(quotas.items())
+    ]
+
+
+@pytest.fixture
+def clients(control_plane):
+    lambda_client = control_plane.client("lambda")
+    quotas_client = control_plane.client("service-quotas")
+    lambda_stub, quotas_stub = Stubber(lambda_client), Stubber(quotas_client)
+
+    def account(total: int, unreserved: int, quotas: dict[str, float]) -> dict:
+        lambda_stub.add_response(
+            "get_account_settings",
+            {"AccountLimit": {"ConcurrentExecutions": total, "UnreservedConcurrentExecutions": unreserved}},
+        )
+        quotas_stub.add_response(
+            "list_service_quotas",
+            {"Quotas": _quotas(quotas)},
+            {"ServiceCode": "sagemaker"},
+        )
+        lambda_stub.activate()
+        quotas_stub.activate()
+        return {
+            "lambda": lambda_client,
+            "service-quotas": quotas_client,
+            "sagemaker": control_plane.client("sagemaker"),
+            "cloudformation": control_plane.client("cloudformation"),
+        }
+
+    return account
+
+
+def _verdicts(findings) -> dict[str, str]:
+    return {finding.check: finding.verdict for finding in findings}
+
+
+def test_a_new_account_with_small_quotas_is_told_every_blocker_with_its_fix(clients, capsys):
+    # Given a new account: 10 Lambda executions in all, 2 training and 0 endpoint instances of the defaults
+    code = main([], clients=clients(10, 10, SMALL_ACCOUNT_QUOTAS))
+    printed = capsys.readouterr().out
+    # Then preflight fails, naming each blocker and how to fix it
+    assert code == 1
+    assert "Lambda concurrency" in printed and "PredictReservedConcurrency=none" in printed
+    assert "ml.m5.2xlarge for training job usage: 2; this deploy uses 6" in printed
+    assert "ml.m5.large for endpoint usage: 0; this deploy uses 1 (up to 3)" in printed
+    assert "3 blocker(s)" in printed
+
+
+def test_the_fixes_it_suggests_make_it_pass(clients):
+    parameters = SamTemplate.load(
+        overrides={
+            "PredictReservedConcurrency": "none",
+            "TrainingInstanceCount": "2",
+            "EndpointInstanceType": "ml.c5.large",
+        }
+    ).parameters
+    findings = run_preflight(clients(10, 10, SMALL_ACCOUNT_QUOTAS), parameters, "dog-breed-classifier")
+    assert set(_verdicts(findings).values()) == {OK}
+
+
+def test_debugger_and_a_scaling_maximum_over_quota_are_warnings(clients):
+    parameters = SamTemplate.load(
+        overrides={"TrainingUseDebugger": "true", "ScalingMaxCapacity": "6", "EndpointInstanceType": "ml.c5.large"}
+    ).parameters
+    findings = _verdicts(run_preflight(clients(1000, 1000, SMALL_ACCOUNT_QUOTAS), parameters, "stack"))
+    assert findings["SageMaker Debugger"] == WARNING
+    assert findings["SageMaker endpoint"] == WARNING  # 4 instances allowed, scaling may ask for 6
+    assert findings["SageMaker training job"] == BLOCKER
+
+
+def test_an_endpoint_of_the_same_name_outside_the_stack_is_flagged(clients, control_plane):
+    sagemaker = control_plane.client("sagemaker")
+    sagemaker.create_model(
+        ModelName="m", PrimaryContainer={"Image": "x"}, ExecutionRoleArn="arn:aws:iam::123456789012:role/r"
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="c",
+        ProductionVariants=[
+            {"VariantName": "v", "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
+        ],
+    )
+    sagemaker.create_endpoint(EndpointName="dog-breed-classifier", EndpointConfigName="c")
+    findings = run_preflight(clients(1000, 1000, SMALL_ACCOUNT_QUOTAS), SamTemplate.load().parameters, "no-such-stack")
+    finding = next(f for f in findings if f.check == "endpoint name")
+    assert finding.verdict == WARNING and "choose another EndpointName" in finding.fix
