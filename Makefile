@@ -17,7 +17,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup test reliability mutation preflight lambda-image lint build deploy upload-training-code clean
+.PHONY: help demo serve setup test reliability mutation preflight destroy lambda-image lint build deploy upload-training-code clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ lint: setup ## ruff, sam validate --lint, policy linters
 
 preflight: setup ## what a deploy would run into in your account (quotas, concurrency, Debugger): ARGS="--parameter-overrides K=V"
 	$(OFFLINE_PATH) $(BIN)/python -m ops.preflight $(ARGS)
+
+destroy: setup ## delete the stack and what the pipeline made outside it (endpoint, models, scaling, bucket data)
+	PATH=$(abspath $(BIN)):$$PATH $(OFFLINE_PATH) $(BIN)/python -m ops.destroy $(ARGS)
 
 build: setup ## sam build (needs python3.12 on PATH)
 	PATH=$(abspath $(BIN)):$$PATH sam build

@@ -1,0 +1,72 @@
+"""`make destroy` end to end against moto on loopback: after it, nothing of the stack's is left anywhere.
+
+The stack is a stand-in created in moto's CloudFormation (its bucket, its EndpointName parameter and
+ArtifactsBucketName output); the endpoint, configs, models and auto-scaling are made by the real
+DeployEndpointFunction and RegisterAutoscalingFunction; `sam delete` itself runs against moto too.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ops.destroy import destroy, run_sam_delete
+from tests.conftest import ENDPOINT_NAME, load_event
+
+STACK = "destroy-test"
+STAND_IN_TEMPLATE = {
+    "Parameters": {"EndpointName": {"Type": "String", "Default": ENDPOINT_NAME}},
+    "Resources": {
+        "ArtifactsBucket": {
+            "Type": "AWS::S3::Bucket",
+            "Properties": {"BucketName": "destroy-test-artifacts", "VersioningConfiguration": {"Status": "Enabled"}},
+        }
+    },
+    "Outputs": {"ArtifactsBucketName": {"Value": {"Ref": "ArtifactsBucket"}}},
+}
+
+
+def test_destroy_leaves_nothing_behind(control_plane, control_function, monkeypatch):
+    # Given a stack whose versioned bucket holds objects, old versions and a delete marker
+    cloudformation, s3 = control_plane.client("cloudformation"), control_plane.client("s3")
+    cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(STAND_IN_TEMPLATE))
+    # (moto's CloudFormation leaves VersioningConfiguration out; the real template's bucket is versioned)
+    s3.put_bucket_versioning(Bucket="destroy-test-artifacts", VersioningConfiguration={"Status": "Enabled"})
+    for body in (b"v1", b"v2"):
+        s3.put_object(Bucket="destroy-test-artifacts", Key="training-output/model.tar.gz", Body=body)
+    s3.delete_object(Bucket="destroy-test-artifacts", Key="training-output/model.tar.gz")
+    s3.put_object(Bucket="destroy-test-artifacts", Key="data/train/x.jpg", Body=b"jpeg")
+    # And an endpoint with two models and auto-scaling, made by the pipeline's own functions
+    with control_function("DeployEndpointFunction") as function:
+        function.invoke(load_event("deploy-endpoint-from-job.json"))
+        function.invoke(load_event("deploy-endpoint-from-model-data.json"))
+    with control_function("RegisterAutoscalingFunction") as function:
+        function.invoke(load_event("register-autoscaling.json"))
+    # When destroy runs (sam delete included, pointed at moto like every other client)
+    for name, value in control_plane.environment().items():
+        monkeypatch.setenv(name, value)
+    names = ("cloudformation", "application-autoscaling", "cloudwatch", "sagemaker", "s3")
+    said: list[str] = []
+    code = destroy({name: control_plane.client(name) for name in names}, STACK, run_sam_delete, said.append)
+    # Then listing each service for the stack's names returns nothing
+    assert code == 0, said
+    sagemaker = control_plane.client("sagemaker")
+    assert sagemaker.list_endpoints()["Endpoints"] == []
+    assert sagemaker.list_endpoint_configs()["EndpointConfigs"] == []
+    assert sagemaker.list_models()["Models"] == []
+    scaling = control_plane.client("application-autoscaling")
+    assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+    assert scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"] == []
+    assert "destroy-test-artifacts" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    stacks = cloudformation.list_stacks()["StackSummaries"]
+    assert [s["StackStatus"] for s in stacks if s["StackName"] == STACK] == ["DELETE_COMPLETE"]
+    assert any("emptied s3://destroy-test-artifacts (4 object" in line for line in said), said
+
+
+def test_training_jobs_stay_as_history(control_plane, control_function, monkeypatch):
+    cloudformation = control_plane.client("cloudformation")
+    cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(STAND_IN_TEMPLATE))
+    jobs_before = control_plane.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
+    names = ("cloudformation", "application-autoscaling", "cloudwatch", "sagemaker", "s3")
+    destroy({name: control_plane.client(name) for name in names}, STACK, lambda stack: 0, lambda line: None)
+    assert control_plane.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == jobs_before
+    assert jobs_before, "the seeded control plane has a training job"
