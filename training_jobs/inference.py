@@ -193,9 +193,8 @@ def _custom_attributes(context) -> str:
 def _checked_top_k(value) -> int:
     # ASCII digits only: int() would also take "+5", " 5", "1_0" and other scripts' digits.
     text = str(value) if type(value) is int else value  # a JSON number; not a bool, which is an int too
-    if not (isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 2):
-        text = "0"
-    if not 1 <= int(text) <= MAX_TOP_K:
+    valid = isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 2
+    if not (valid and 1 <= int(text) <= MAX_TOP_K):
         raise RequestRefusedError(400, f"top_k must be a whole number from 1 to {MAX_TOP_K}")
     return int(text)
 

@@ -30,7 +30,7 @@ _REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "CMYK", "I", "F")
 _REDUCIBLE_FORM = {"1": "L", "I;16": "I", "I;16B": "I", "I;16L": "I", "P": "RGBA", "PA": "RGBA"}
 
 
-def central_square(width: int, height: int, image_size: int) -> tuple[float, float, float, float]:
+def central_square(width: int, height: int) -> tuple[float, float, float, float]:
     """The box (left, top, right, bottom), in source pixels, that the eval resize + centre crop keeps."""
     side = min(width, height) / RESIZE_RATIO
     left, top = (width - side) / 2, (height - side) / 2
@@ -75,7 +75,7 @@ class ResizedCentreCrop:
 
     def __call__(self, image: Image.Image) -> Image.Image:
         image = crop_to_square(image, self.image_size)  # a no-op on what the endpoint already cut down
-        box = central_square(*image.size, self.image_size)
+        box = central_square(*image.size)
         return image.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR, box=box)
 
     def __repr__(self) -> str:

@@ -115,8 +115,7 @@ def sniff_image_type(image: bytes) -> str:
 def _read_json_request(
     text: bytes, top_k: int, max_image_bytes: int, url_input_enabled: bool
 ) -> ImageRequest | UrlRequest:
-    outside_strings = _JSON_STRING.sub(b"", text)
-    if outside_strings.count(b"[") + outside_strings.count(b"{") > MAX_JSON_CONTAINERS:
+    if _containers(text) > MAX_JSON_CONTAINERS and _containers(_JSON_STRING.sub(b"", text)) > MAX_JSON_CONTAINERS:
         raise MalformedRequestError('The JSON body is nested too deeply; send {"image": "<base64 JPEG or PNG>"}.')
     try:
         document = json.loads(text)
@@ -141,6 +140,12 @@ def _read_json_request(
     _refuse_encoded_size(encoded, max_image_bytes)
     image = _base64_decode(encoded, '"image"')
     return ImageRequest(image=_checked_image(image, max_image_bytes), content_type=sniff_image_type(image), top_k=top_k)
+
+
+def _containers(text: bytes) -> int:
+    """Opening brackets in ``text``. Counted on the raw body first: that count is never below the count
+    outside strings, so the strings (a base64 image: megabytes) are stripped only when it is over the bound."""
+    return text.count(b"[") + text.count(b"{")
 
 
 def parse_image_url(url) -> ImageUrl:
