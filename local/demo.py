@@ -24,8 +24,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from launchers.package_source import upload_source
-
 from breed_classifier.labels import breed_name
 from local.offline_stack import OfflineStack
 from local.sam_template import PROJECT_ROOT
@@ -125,19 +123,16 @@ def run_demo(stack: OfflineStack, data_dir: Path | None, hyperparameters: dict, 
     files = sorted(p for p in data_dir.rglob("*") if p.is_file())
     for path in files:
         stack.s3.upload_file(str(path), stack.bucket, "data/" + path.relative_to(data_dir).as_posix())
-    source = upload_source(stack.s3, stack.bucket)  # what `make upload-training-code` does in AWS
-    say(f"      uploaded {len(files)} files to s3://{stack.bucket}/data/ and the training code to {source}")
+    say(f"      uploaded {len(files)} files to s3://{stack.bucket}/data/")
 
     say("[2/6] StartTrainingFunction")
     started_job = stack.invoke(
         "StartTrainingFunction",
-        {
-            "hyperparameters": hyperparameters,
-            "source_s3_uri": source,
-            "instance_count": 2,
-        },
+        {"hyperparameters": hyperparameters, "instance_count": 2},
     )
     job_name = started_job["training_job_name"]
+    job = stack.sagemaker.describe_training_job(TrainingJobName=job_name)
+    say(f"      the function stored its deployed training code: {job['HyperParameters']['sagemaker_submit_directory']}")
     say(f"      {job_name}: running it locally as SageMaker would (one process per host)")
     outcome = stack.executor.run(job_name)
     if not outcome.succeeded:

@@ -69,15 +69,19 @@ class LambdaFunction:
         properties = self.template.function_properties(logical_id)
         self.code_dir = self.template.root / properties["CodeUri"]
         self.module_name, _, self.handler_name = properties["Handler"].rpartition(".")
-        self.layer_dirs = [self._layer_dir(layer) for layer in properties.get("Layers", [])]
+        self.layer_dirs, files_layers = [], []
+        for layer in properties.get("Layers", []):
+            (self.layer_dirs if self._is_python_layer(layer) else files_layers).append(self._layer_dir(layer))
+        self.opt_dir = self._opt_dir(files_layers)
         self.function_name = self.template.resolve(properties.get("FunctionName", logical_id))
         self.timeout_seconds = int(properties.get("Timeout", 3))
+        # As the template declares them (what `sam local invoke` gets), then as this process runs them.
+        self.declared_environment = {
+            name: str(self.template.resolve(value)) for name, value in properties["Environment"]["Variables"].items()
+        }
         self.environment = {
             **self._lambda_service_variables(properties),
-            **{
-                name: str(self.template.resolve(value))
-                for name, value in properties["Environment"]["Variables"].items()
-            },
+            **{name: self._mounted(value) for name, value in self.declared_environment.items()},
             **(environment or {}),
         }
         self._saved_environment: dict[str, str] | None = None
@@ -136,14 +140,36 @@ class LambdaFunction:
             if any(origin.startswith(str(layer_dir)) for layer_dir in self.layer_dirs):
                 del sys.modules[name]
 
-    def _layer_dir(self, layer) -> Path:
+    def _layer_resource(self, layer) -> dict:
         if not (isinstance(layer, dict) and "Ref" in layer):
             raise TemplateWiringError(
                 f"{self.logical_id}: layer {layer!r} is not one of this template's layers; offline runs "
                 "(and `sam local invoke` without a network) cannot fetch layers by ARN"
             )
-        resource = self.template.resource(layer["Ref"])
+        return self.template.resource(layer["Ref"])
+
+    def _is_python_layer(self, layer) -> bool:
+        """`sam build` puts a layer built for Python under python/ (on the import path); others land in /opt."""
+        return str(self._layer_resource(layer).get("Metadata", {}).get("BuildMethod", "")).startswith("python")
+
+    def _opt_dir(self, files_layers: list[Path]) -> Path | None:
+        if len(files_layers) > 1:
+            raise TemplateWiringError(
+                f"{self.logical_id}: offline runs map /opt to one files layer; this function has {len(files_layers)}"
+            )
+        return files_layers[0] if files_layers else None
+
+    def _mounted(self, value: str) -> str:
+        """A path under /opt names the files layer's folder offline (Lambda extracts that layer to /opt)."""
+        if self.opt_dir is not None and (value == "/opt" or value.startswith("/opt/")):
+            return str(self.opt_dir / value[len("/opt") :].lstrip("/"))
+        return value
+
+    def _layer_dir(self, layer) -> Path:
+        resource = self._layer_resource(layer)
         layer_dir = (self.template.root / resource["Properties"]["ContentUri"]).resolve()
+        if not self._is_python_layer(layer):
+            return layer_dir
         if str(layer_dir) not in {str(Path(p).resolve()) for p in sys.path if p}:
             raise TemplateWiringError(
                 f"{self.logical_id}: layer {layer['Ref']} ({layer_dir}) is not on the import path; "

@@ -75,10 +75,8 @@ def sample_events() -> dict[str, dict]:
 def control_plane_events() -> dict[str, dict]:
     model_data = f"s3://{OFFLINE_BUCKET}/training-output/{SAMPLE_TRAINING_JOB}/output/model.tar.gz"
     return {
-        "start-training.json": {
-            "hyperparameters": {"epochs": 5, "learning-rate": 0.01},
-            "source_s3_uri": SAMPLE_SOURCE,
-        },
+        # No source_s3_uri: the function stores and runs the training code deployed with it.
+        "start-training.json": {"hyperparameters": {"epochs": 5, "learning-rate": 0.01}},
         "start-training-spot.json": {
             "use_spot": True,
             "instance_type": "ml.m5.xlarge",

@@ -57,11 +57,35 @@ def test_two_starts_make_two_uniquely_named_jobs(control_function, control_plane
     assert len(names) == 2
 
 
-def test_training_code_is_required(control_function):
-    with control_function("StartTrainingFunction") as function, pytest.raises(Exception) as refusal:
+def test_without_source_jobs_run_the_code_deployed_with_the_function_stored_once(control_function, control_plane):
+    # Given the artifacts bucket versioned, as the template makes it
+    s3 = control_plane.client("s3")
+    s3.put_bucket_versioning(Bucket=OFFLINE_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    # When two jobs start from events that name no training code
+    with control_function("StartTrainingFunction") as function:
+        names = [function.invoke({})["training_job_name"] for _ in range(2)]
+    sagemaker = control_plane.client("sagemaker")
+    sources = {
+        sagemaker.describe_training_job(TrainingJobName=name)["HyperParameters"]["sagemaker_submit_directory"]
+        for name in names
+    }
+    # Then both run the deployed code (training_jobs/ of this checkout) from one content address, written once
+    assert len(sources) == 1
+    source = sources.pop().strip('"')
+    key = source.removeprefix(f"s3://{OFFLINE_BUCKET}/")
+    assert_control_outcome("StartTrainingFunction", {}, {"training_job_name": names[0]}, control_plane)
+    versions = s3.list_object_versions(Bucket=OFFLINE_BUCKET, Prefix=key).get("Versions", [])
+    assert len(versions) == 1
+
+
+def test_a_function_deployed_without_its_training_code_says_so(control_function, tmp_path):
+    with (
+        control_function("StartTrainingFunction", TRAINING_CODE_DIR=str(tmp_path)) as function,
+        pytest.raises(Exception) as refusal,
+    ):
         function.invoke({})
-    assert type(refusal.value).__name__ == "InvalidEventError"
-    assert "make upload-training-code" in str(refusal.value)
+    assert type(refusal.value).__name__ == "SettingsError"
+    assert str(tmp_path) in str(refusal.value) and "train.py" in str(refusal.value)
 
 
 def _deployed(control_plane, name=ENDPOINT_NAME):

@@ -8,7 +8,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-from launchers.package_source import upload_source
 
 from local.demo import DEMO_HYPERPARAMETERS, dataset_samples, post_image, run_demo, sample_images
 from local.offline_stack import OfflineStack
@@ -72,13 +71,7 @@ def test_a_second_model_replaces_the_first_without_a_failed_request(demo):
         second_hyperparameters = {**DEMO_HYPERPARAMETERS, "epochs": 2, "seed": 7}
         started = stack.invoke(
             "StartTrainingFunction",
-            {
-                "hyperparameters": second_hyperparameters,
-                "instance_count": 1,
-                "source_s3_uri": stack.sagemaker.describe_training_job(TrainingJobName=result.training_job_name)[
-                    "HyperParameters"
-                ]["sagemaker_submit_directory"].strip('"'),
-            },
+            {"hyperparameters": second_hyperparameters, "instance_count": 1},
         )
         assert stack.executor.run(started["training_job_name"]).succeeded
         # When it is deployed to the live endpoint
@@ -119,7 +112,6 @@ def test_closing_the_stack_stops_everything_even_when_the_block_fails(tmp_path):
         job = stack.invoke(
             "StartTrainingFunction",
             {
-                "source_s3_uri": upload_source(stack.s3, stack.bucket),
                 "instance_count": 2,
                 "hyperparameters": {
                     "epochs": 50,

@@ -6,6 +6,10 @@ without doing its work fails both.
 
 from __future__ import annotations
 
+from launchers.package_source import TRAINING_JOBS
+
+from dog_breeds.training_code import code_key, source_tarball
+
 
 def assert_control_outcome(
     function: str, event: dict, answer: dict, control_plane, later_deploys: bool = False
@@ -17,7 +21,13 @@ def assert_control_outcome(
         resources = job["ResourceConfig"]
         assert resources["InstanceType"] == event.get("instance_type", "ml.m5.2xlarge")
         assert resources["InstanceCount"] == event.get("instance_count", 6)
-        assert job["HyperParameters"]["sagemaker_submit_directory"].strip('"') == event["source_s3_uri"]
+        source = job["HyperParameters"]["sagemaker_submit_directory"].strip('"')
+        if "source_s3_uri" in event:
+            assert source == event["source_s3_uri"]
+        else:  # the code deployed with the function, stored under its content address
+            bucket, _, key = source.removeprefix("s3://").partition("/")
+            stored = control_plane.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+            assert stored == source_tarball(TRAINING_JOBS) and key == code_key(stored)
     elif function == "DeployEndpointFunction":
         endpoint = sagemaker.describe_endpoint(EndpointName=answer["endpoint_name"])
         assert later_deploys or endpoint["EndpointConfigName"] == answer["endpoint_config_name"]

@@ -6,9 +6,10 @@ import shutil
 import tarfile
 
 import pytest
-from launchers.package_source import TRAINING_JOBS, source_tarball
+from launchers.package_source import TRAINING_JOBS
 from launchers.upload_data import DataLayoutError, image_files
 
+from dog_breeds.training_code import source_tarball
 from local.synthetic_images import write_image_folder
 
 
@@ -35,11 +36,11 @@ def test_the_training_code_package_is_reproducible_and_leaves_the_launchers_out(
             if path.is_file():
                 path.chmod(0o600 if number else 0o755)
     first, second = (source_tarball(copy) for copy in copies)
-    assert first == second == source_tarball()  # same bytes, same content address
+    assert first == second == source_tarball(TRAINING_JOBS)  # same bytes, same content address
     with tarfile.open(fileobj=io.BytesIO(first)) as archive:
         members = archive.getmembers()
     assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) for m in members} == {(0, 0, 0, "", "", 0o644)}
     with tarfile.open(fileobj=io.BytesIO(first)) as archive:
         names = archive.getnames()
     assert "train.py" in names and "inference.py" in names and "breed_classifier/model.py" in names
-    assert not any(name.startswith("launchers") or "__pycache__" in name for name in names)
+    assert not any(name.startswith(("launchers", "ec2train")) or "__pycache__" in name for name in names)

@@ -127,7 +127,7 @@ class TrainingDefaults:
     instance_count: int
     max_runtime_seconds: int
     use_spot: bool
-    source_s3_uri: str
+    code_dir: str = "/opt"
     use_debugger: bool = False
 
     @classmethod
@@ -138,7 +138,7 @@ class TrainingDefaults:
             instance_count=_number(env, "TRAINING_INSTANCE_COUNT", int, 6, minimum=1),
             max_runtime_seconds=_number(env, "TRAINING_MAX_RUNTIME_SECONDS", int, 86400, minimum=60),
             use_spot=env.get("TRAINING_USE_SPOT", "false").strip().lower() == "true",
-            source_s3_uri=env.get("TRAINING_SOURCE_S3_URI", "").strip(),
+            code_dir=env.get("TRAINING_CODE_DIR", "/opt"),
             use_debugger=env.get("TRAINING_USE_DEBUGGER", "false").strip().lower() == "true",
         )
 

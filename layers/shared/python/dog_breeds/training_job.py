@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from dog_breeds.container_images import DEBUGGER_RULES_IMAGE, TRAINING_IMAGE, UnsupportedRegionError, image_uri
 from dog_breeds.control_events import boolean, read_fields, text_matching, whole_number
-from dog_breeds.errors import InvalidEventError
 from dog_breeds.settings import ControlPlaneSettings, TrainingDefaults
+from dog_breeds.training_code import CODE_PREFIX
 
 # The flags of training_jobs/train.py (checked equal to breed_classifier.cli by a test).
 HYPERPARAMETER_NAMES = (
@@ -62,7 +63,7 @@ DEBUG_COLLECTIONS = [
 ]
 SYSTEM_MONITOR_INTERVAL_MS = 500
 ENTRY_POINT = "train.py"
-DATA_PREFIX, OUTPUT_PREFIX, CHECKPOINT_PREFIX, CODE_PREFIX = "data/", "training-output", "checkpoints", "code/"
+DATA_PREFIX, OUTPUT_PREFIX, CHECKPOINT_PREFIX = "data/", "training-output", "checkpoints"
 _INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9]+\.[a-z0-9]+")
 _PREFIX = re.compile(r"(?!/)(?!.*\.\.)[A-Za-z0-9!_.*'()/-]{1,200}/")
 _SCALAR_TYPES = (str, int, float, bool)
@@ -75,7 +76,7 @@ class TrainingJobRequest:
     instance_count: int
     use_spot: bool
     max_runtime_seconds: int
-    source_s3_uri: str
+    source_s3_uri: str | None  # None: the code deployed with the function (dog_breeds.training_code)
     data_prefix: str
     use_debugger: bool = False
 
@@ -96,19 +97,13 @@ def read_training_event(event, defaults: TrainingDefaults, bucket: str) -> Train
             "data_prefix": text_matching(_PREFIX, "an S3 key prefix ending in '/', such as data/"),
         },
     )
-    source = fields.get("source_s3_uri", defaults.source_s3_uri)
-    if not source:
-        raise InvalidEventError(
-            "no training code: give source_s3_uri, or deploy with the TrainingSourceS3Uri parameter "
-            "(`make upload-training-code` uploads training_jobs/ and prints it)"
-        )
     return TrainingJobRequest(
         hyperparameters=fields.get("hyperparameters", {}),
         instance_type=fields.get("instance_type", defaults.instance_type),
         instance_count=fields.get("instance_count", defaults.instance_count),
         use_spot=fields.get("use_spot", defaults.use_spot),
         max_runtime_seconds=fields.get("max_runtime_seconds", defaults.max_runtime_seconds),
-        source_s3_uri=source,
+        source_s3_uri=fields.get("source_s3_uri"),
         data_prefix=fields.get("data_prefix", DATA_PREFIX),
         use_debugger=fields.get("use_debugger", defaults.use_debugger),
     )
@@ -198,9 +193,17 @@ def _debugger_configuration(output_path: str, region: str) -> dict:
     return configuration
 
 
-def start_training(sagemaker, request: TrainingJobRequest, settings: ControlPlaneSettings) -> dict:
-    """Create the job; return what the pipeline needs next."""
+def start_training(
+    sagemaker, request: TrainingJobRequest, settings: ControlPlaneSettings, deployed_code: Callable[[], str]
+) -> dict:
+    """Create the job; return what the pipeline needs next.
+
+    ``deployed_code`` stores the code deployed with the function and returns its S3 URI; it is called only
+    when the event names no code of its own.
+    """
     job_name = training_job_name(settings.job_name_prefix)
+    if request.source_s3_uri is None:
+        request = replace(request, source_s3_uri=deployed_code())
     sagemaker.create_training_job(create_training_job_request(request, settings, job_name))
     return {
         "training_job_name": job_name,

@@ -1,0 +1,71 @@
+"""The code a training job runs: packed reproducibly, stored once under its content hash.
+
+The same files always give the same bytes (sorted entries, zeroed times, owners and modes), so the key
+``code/training_jobs-<sha256 prefix>.tar.gz`` names exactly the code a job ran, and storing unchanged code
+again is a no-op. StartTrainingFunction packs the copy deployed with it (the TrainingCodeLayer, which Lambda
+puts in ``/opt``); the SDK launchers pack ``training_jobs/`` in a checkout. Both give the same key.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+
+from dog_breeds.adapters.aws_calls import call_aws
+from dog_breeds.settings import SettingsError
+
+# What a SageMaker training job needs from training_jobs/: the entry point, the package it imports, and the
+# endpoint handler that train.py copies into model.tar.gz. Named, not globbed: in Lambda the folder is /opt,
+# which holds every layer's files.
+JOB_CODE = ("breed_classifier", "inference.py", "train.py")
+CODE_PREFIX = "code/"
+
+
+def source_tarball(root: Path) -> bytes:
+    """A reproducible .tar.gz of ``JOB_CODE`` under ``root`` (no caches, no compiled files)."""
+    missing = [name for name in JOB_CODE if not (root / name).exists()]
+    if missing:
+        raise SettingsError(f"the training code at {root} lacks {missing}: it must hold {list(JOB_CODE)}")
+    files = sorted(
+        path
+        for name in JOB_CODE
+        for path in ([root / name] if (root / name).is_file() else (root / name).rglob("*"))
+        if path.is_file() and path.suffix != ".pyc" and "__pycache__" not in path.parts
+    )
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for path in files:
+            info = tarfile.TarInfo(path.relative_to(root).as_posix())
+            info.size, info.mode = path.stat().st_size, 0o644
+            with path.open("rb") as handle:
+                tar.addfile(info, handle)
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def code_key(data: bytes) -> str:
+    return f"{CODE_PREFIX}training_jobs-{hashlib.sha256(data).hexdigest()[:16]}.tar.gz"
+
+
+def store_source(s3, bucket: str, data: bytes) -> str:
+    """Put ``data`` at its content address unless it is there already; return its S3 URI.
+
+    One conditional write (``If-None-Match: *``): S3 answers 412 when the key exists, or 409 while another
+    writer of the same key is mid-flight; both mean the same bytes are (or are about to be) there. No read
+    permission is needed, and the bucket's versioning gains no copies.
+    """
+    key = code_key(data)
+    call_aws(
+        "s3",
+        s3,
+        "put_object",
+        absent_codes=("PreconditionFailed", "ConditionalRequestConflict"),
+        Bucket=bucket,
+        Key=key,
+        Body=data,
+        ContentType="application/gzip",
+        IfNoneMatch="*",
+    )
+    return f"s3://{bucket}/{key}"
