@@ -17,7 +17,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup test reliability mutation preflight destroy lambda-image lint build deploy upload-training-code clean
+.PHONY: help demo serve setup test reliability mutation preflight destroy lambda-image lint build deploy local-invoke start-api local-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -79,9 +79,20 @@ build: setup ## sam build (needs python3.12 on PATH)
 deploy: build ## sam deploy (guided the first time: make deploy ARGS=--guided)
 	PATH=$(abspath $(BIN)):$$PATH sam deploy $(ARGS)
 
-upload-training-code: setup ## upload training_jobs/ content-addressed: make upload-training-code BUCKET=<ArtifactsBucketName>
-	@test -n "$(BUCKET)" || { echo "usage: make upload-training-code BUCKET=<the stack's ArtifactsBucketName>"; exit 2; }
-	cd training_jobs && ../$(BIN)/python -m launchers.package_source --bucket $(BUCKET)
+# sam local with a trained model served where the Lambda containers can reach it: a container of the project's
+# own on a Docker network it creates (local/sam_local.py says how, README "sam local" says why).
+FUNCTION ?= PredictFunction
+EVENT ?= events/predict-jpeg.json
+SAM_LOCAL := PATH=$(abspath $(BIN)):$$PATH $(OFFLINE_PATH) $(BIN)/python -m local.sam_local
+
+local-invoke: build ## sam local invoke answered by a locally served model: FUNCTION=PredictFunction EVENT=events/predict-jpeg.json
+	$(SAM_LOCAL) invoke $(FUNCTION) $(EVENT)
+
+start-api: build ## sam local start-api on 127.0.0.1:3000, answered by a locally served model (Ctrl-C stops it)
+	$(SAM_LOCAL) start-api --port $(or $(PORT),3000)
+
+local-down: ## remove the container and network that local-invoke and start-api started
+	$(SAM_LOCAL) down
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .ruff_cache

@@ -53,12 +53,16 @@ class ControlPlane:
         return {"AWS_ENDPOINT_URL": self.url, "AWS_REGION": region, "AWS_DEFAULT_REGION": region, **DUMMY_CREDENTIALS}
 
     def client(self, service: str):
-        region = PSEUDO_PARAMETERS["AWS::Region"]
+        return self.session().client(service, endpoint_url=self.url)
+
+    @staticmethod
+    def session() -> boto3.session.Session:
+        """A session with the dummy credentials, in the template's region (moto takes any credentials)."""
         return boto3.session.Session(
             aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            region_name=region,
-        ).client(service, endpoint_url=self.url)
+            region_name=PSEUDO_PARAMETERS["AWS::Region"],
+        )
 
 
 def _add_update_endpoint_to_moto() -> None:

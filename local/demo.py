@@ -108,13 +108,20 @@ def dataset_samples(data_dir: Path, limit: int = 4) -> list[tuple[str, bytes, st
     return samples
 
 
-def run_demo(stack: OfflineStack, data_dir: Path | None, hyperparameters: dict, say=print) -> DemoResult:
-    started = time.monotonic()
-    work_dir = stack.work_dir
+@dataclass
+class TrainedModel:
+    training_job_name: str
+    hosts: int
+    model_artifacts: str
+    job_dir: Path
+
+
+def write_demo_data(stack: OfflineStack, data_dir: Path | None, say=print) -> list[tuple[str, bytes, str, str | None]]:
+    """Upload ``data_dir`` (or a small generated data set) to the bucket's data/; return sample images."""
     if data_dir is None:
         say("[1/6] making a small generated data set (4 breeds, 64 x 64 images)")
         data_dir = write_image_folder(
-            work_dir / "data", {"train": 30, "valid": 10, "test": 10}, classes=len(CLASS_FOLDERS)
+            stack.work_dir / "data", {"train": 30, "valid": 10, "test": 10}, classes=len(CLASS_FOLDERS)
         )
         samples = sample_images(len(CLASS_FOLDERS))
     else:
@@ -124,41 +131,57 @@ def run_demo(stack: OfflineStack, data_dir: Path | None, hyperparameters: dict, 
     for path in files:
         stack.s3.upload_file(str(path), stack.bucket, "data/" + path.relative_to(data_dir).as_posix())
     say(f"      uploaded {len(files)} files to s3://{stack.bucket}/data/")
+    return samples
 
+
+def train(stack: OfflineStack, hyperparameters: dict, say=print) -> TrainedModel:
+    """StartTrainingFunction, then the job itself on this machine (2 processes as 2 hosts)."""
     say("[2/6] StartTrainingFunction")
-    started_job = stack.invoke(
-        "StartTrainingFunction",
-        {"hyperparameters": hyperparameters, "instance_count": 2},
-    )
-    job_name = started_job["training_job_name"]
+    job_name = stack.invoke("StartTrainingFunction", {"hyperparameters": hyperparameters, "instance_count": 2})[
+        "training_job_name"
+    ]
     job = stack.sagemaker.describe_training_job(TrainingJobName=job_name)
-    say(f"      the function stored its deployed training code: {job['HyperParameters']['sagemaker_submit_directory']}")
+    say(
+        "      the function stored its deployed training code: "
+        + job["HyperParameters"]["sagemaker_submit_directory"].strip('"')
+    )
     say(f"      {job_name}: running it locally as SageMaker would (one process per host)")
     outcome = stack.executor.run(job_name)
     if not outcome.succeeded:
         raise RuntimeError(f"training failed: {outcome.failure_reason}")
+    return TrainedModel(job_name, outcome.hosts, outcome.model_artifacts, outcome.job_dir)
 
+
+def deploy_and_scale(stack: OfflineStack, event: dict, say=print) -> tuple[dict, dict]:
+    """DeployEndpointFunction (the endpoint starts serving), then RegisterAutoscalingFunction."""
     say("[3/6] DeployEndpointFunction")
-    deployment = stack.invoke("DeployEndpointFunction", {"training_job_name": job_name})
+    deployment = stack.invoke("DeployEndpointFunction", event)
     stack.endpoints.sync()
     say(f"      endpoint {deployment['endpoint_name']} {deployment['action']} ({deployment['endpoint_config_name']})")
-
     say("[4/6] RegisterAutoscalingFunction")
     scaling = stack.invoke("RegisterAutoscalingFunction", {})
     say(
         f"      {scaling['resource_id']}: {scaling['min_capacity']}..{scaling['max_capacity']} instances, "
         "target 15 invocations per instance per minute"
     )
+    return deployment, scaling
+
+
+def run_demo(stack: OfflineStack, data_dir: Path | None, hyperparameters: dict, say=print) -> DemoResult:
+    started = time.monotonic()
+    samples = write_demo_data(stack, data_dir, say)
+    model = train(stack, hyperparameters, say)
+    deployment, scaling = deploy_and_scale(stack, {"training_job_name": model.training_job_name}, say)
 
     say("[5/6] POST /predictions through the local API")
     api = stack.open_api()
-    result = DemoResult(job_name, outcome.hosts, outcome.model_artifacts, deployment["action"], scaling)
+    result = DemoResult(model.training_job_name, model.hosts, model.model_artifacts, deployment["action"], scaling)
     for label, image, content_type, expected in samples:
         status, answer = post_image(api.url, image, content_type)
         result.predictions.append(Prediction(label, expected, status, answer))
     result.seconds = time.monotonic() - started
     say("[6/6] report")
-    write_report(result, outcome.job_dir, work_dir)
+    write_report(result, model.job_dir, stack.work_dir)
     return result
 
 

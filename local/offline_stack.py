@@ -26,6 +26,7 @@ from local.endpoint_server import EndpointServer
 from local.execution_environments import ConcurrencyPool
 from local.lambda_invoker import LambdaFunction
 from local.local_endpoints import LocalEndpoints
+from local.loopback_server import LOOPBACK
 from local.sam_template import SamTemplate
 from local.training_executor import LocalTrainingExecutor
 
@@ -47,14 +48,17 @@ class OfflineStack(contextlib.AbstractContextManager):
         quiet_functions: bool = False,
         parameter_overrides: dict[str, str] | None = None,
         function_environment: dict[str, str] | None = None,
+        listen: tuple[str, int, int] = (LOOPBACK, 0, 0),
     ) -> None:
+        """``listen``: (host, control-plane port, runtime port); 127.0.0.1 and free ports unless a container serves."""
         self.work_dir = Path(work_dir)
         self.log = log
         self.parameter_overrides = dict(parameter_overrides or {})
         self.template = SamTemplate.load(overrides=self.parameter_overrides)
         self.bucket = self.template.physical_id("ArtifactsBucket")
-        self.control_plane = ControlPlane()
-        self.runtime = EndpointServer()
+        host, control_plane_port, runtime_port = listen
+        self.control_plane = ControlPlane(control_plane_port, host)
+        self.runtime = EndpointServer(runtime_port, host=host)
         self._exit_stack = contextlib.ExitStack()
         self._max_hosts = max_hosts
         # Quiet: the functions log warnings only and emit no metrics lines (they would drown the demo's output).

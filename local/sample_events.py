@@ -52,10 +52,15 @@ def sample_api_event(
     )
 
 
+# The generated class each image event shows (local.synthetic_images.CLASS_FOLDERS): what a model trained on
+# the demo's data should answer first.
+SAMPLE_IMAGE_CLASSES = {"predict-jpeg.json": 0, "predict-png.json": 2, "predict-json-base64.json": 0}
+
+
 def sample_events() -> dict[str, dict]:
     rng = random.Random(3)
-    jpeg = encoded_image(class_image(0, rng, 48), "JPEG")
-    png = encoded_image(class_image(2, rng, 32), "PNG")
+    jpeg = encoded_image(class_image(SAMPLE_IMAGE_CLASSES["predict-jpeg.json"], rng, 48), "JPEG")
+    png = encoded_image(class_image(SAMPLE_IMAGE_CLASSES["predict-png.json"], rng, 32), "PNG")
     json_image = json.dumps({"image": base64.b64encode(jpeg).decode()}).encode()
     return {
         "predict-jpeg.json": sample_api_event(jpeg, "image/jpeg", {"top_k": "3"}),
@@ -93,6 +98,21 @@ def control_plane_events() -> dict[str, dict]:
         "register-autoscaling.json": {"min_capacity": 1, "max_capacity": 3},
         "register-autoscaling-bad.json": {"min_capacity": 4, "max_capacity": 2},
     }
+
+
+def create_sample_training_job(sagemaker) -> None:
+    """The Completed training job the deploy events name (moto completes a job at once)."""
+    sagemaker.create_training_job(
+        TrainingJobName=SAMPLE_TRAINING_JOB,
+        AlgorithmSpecification={
+            "TrainingImage": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.8.0-cpu-py312",
+            "TrainingInputMode": "File",
+        },
+        RoleArn=SamTemplate.load().arn("SageMakerExecutionRole"),
+        OutputDataConfig={"S3OutputPath": f"s3://{OFFLINE_BUCKET}/training-output"},
+        ResourceConfig={"InstanceType": "ml.m5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+    )
 
 
 def main() -> None:

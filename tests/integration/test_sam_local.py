@@ -1,16 +1,17 @@
-"""Every event in events/ through SAM's own container path: `sam build`, then `sam local invoke`.
+"""Every event in events/ through SAM's own container path, arranged as `make local-invoke` arranges it.
 
-What only this path checks: the built artifact and its dependencies, the handler string, the layer
-mounted at /opt, the environment SAM injects. The expectations are the same table the in-process
-runner uses (tests/event_expectations.py). Needs a running Docker engine and the Lambda base image
-(`make lambda-image` builds it offline); without them these tests skip, and the in-process invoker
-still covers every event (test_predict_events.py, test_control_plane.py).
+`make build`, then the project's services container (a trained model, the SageMaker Runtime server, moto) on
+the project's Docker network, and `sam local invoke --docker-network` reaching it by container name
+(local/sam_local.py). What only this path checks: the built artifact and its dependencies, the handler string,
+the layers mounted at /opt, the environment SAM injects, and the newcomer's commands themselves. The
+expectations are the same table the in-process runner uses (tests/event_expectations.py). Needs a running
+Docker engine and the Lambda base image (`make lambda-image` builds it offline); without them these tests
+skip, and the in-process invoker still covers every event (test_predict_events.py, test_control_plane.py).
 """
 
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import os
 import shutil
@@ -23,17 +24,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import yaml
 
+from breed_classifier.labels import breed_name
+from local import sam_local
 from local.demo import post_image
-from local.lambda_invoker import LambdaFunction
 from local.loopback_server import free_port
-from local.sam_template import PROJECT_ROOT, load_template
-from tests.conftest import ENDPOINT_NAME, EVENTS_DIR
+from local.sam_template import PROJECT_ROOT
+from local.sample_events import SAMPLE_IMAGE_CLASSES
+from local.synthetic_images import CLASS_FOLDERS
+from tests.conftest import EVENTS_DIR
 from tests.event_expectations import EXPECTATIONS
 from tests.support.control_outcomes import assert_control_outcome
-from tests.support.control_plane import seed_control_plane
-from tests.support.models import CANNED_BREEDS, CannedModel
 
 SAM = str(Path(sys.executable).with_name("sam"))
 BASE_IMAGE = "public.ecr.aws/lambda/python:3.12-x86_64"
@@ -84,26 +85,8 @@ def sam_build(source: Path, build_dir: Path) -> subprocess.CompletedProcess:
     )
 
 
-def sam_invoke(build_dir: Path, function: str, event: Path, env_vars: Path) -> dict:
-    result = subprocess.run(
-        [
-            SAM,
-            "local",
-            "invoke",
-            function,
-            "--template-file",
-            str(build_dir / "template.yaml"),
-            "--event",
-            str(event),
-            "--env-vars",
-            str(env_vars),
-            "--skip-pull-image",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=SAM_ENVIRONMENT,
-    )
+def last_json_line(result: subprocess.CompletedProcess) -> dict:
+    """What `sam local invoke` prints last: the function's answer."""
     last_line = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     try:
         return json.loads(last_line)
@@ -111,73 +94,33 @@ def sam_invoke(build_dir: Path, function: str, event: Path, env_vars: Path) -> d
         raise AssertionError(f"no JSON answer from sam local invoke:\n{result.stdout}\n{result.stderr}") from None
 
 
-LOOPBACK_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
-
-
-def declare_loopback_variables(build_dir: Path) -> None:
-    """Declare the endpoint-URL variables in the *built* template (this test's copy only).
-
-    `sam local invoke --env-vars` ignores names the template does not declare, and the real template
-    has no business declaring endpoint overrides; the source template.yaml is untouched.
-    """
-    path = build_dir / "template.yaml"
-    template = load_template(path)
-    for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::Function":
-            variables = resource["Properties"].setdefault("Environment", {}).setdefault("Variables", {})
-            variables.update({name: "" for name in LOOPBACK_VARIABLES})
-    path.write_text(yaml.safe_dump(template, sort_keys=False))
+def sam_invoke(build_dir: Path, function: str, event: Path, env_vars: Path) -> dict:
+    command = [SAM, "local", "invoke", function, "--template-file", str(build_dir / "template.yaml")]
+    command += ["--event", str(event), "--env-vars", str(env_vars), "--skip-pull-image"]
+    return last_json_line(subprocess.run(command, capture_output=True, text=True, timeout=300, env=SAM_ENVIRONMENT))
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    build_dir = tmp_path_factory.mktemp("sam") / "build"
-    result = sam_build(PROJECT_ROOT, build_dir)
-    assert result.returncode == 0, result.stdout + result.stderr
-    declare_loopback_variables(build_dir)
-    return build_dir
+def services():
+    """`make build`, then the project's services container, started afresh (a clean control plane)."""
+    built = subprocess.run(["make", "--no-print-directory", "build"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    sam_local.down(say=lambda line: None)
+    yield sam_local.up(say=lambda line: None)
+    sam_local.down(say=lambda line: None)
 
 
-def bridge_gateway() -> str:
-    """This machine's own address on Docker's default bridge (the network namespace the engine made).
-
-    SAM 1.170 accepts ``--docker-network host`` but still runs the container on the default bridge, so
-    the functions reach the test servers at the bridge's gateway: an address of this machine, inside the
-    network the CI run's own engine created. Nothing else listens there; the servers exist only for this test.
-    """
-    subnet = subprocess.run(
-        ["docker", "network", "inspect", "bridge", "--format", "{{range .IPAM.Config}}{{.Subnet}}{{end}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    return str(next(ipaddress.ip_network(subnet).hosts()))
-
-
-@pytest.fixture(scope="module")
-def servers():
-    """SageMaker Runtime and the control plane (moto), listening where the function containers reach them."""
-    from local.control_plane import ControlPlane
-    from local.endpoint_server import EndpointServer
-
-    gateway = bridge_gateway()
-    with EndpointServer(host=gateway) as runtime, ControlPlane(host=gateway) as control_plane:
-        runtime.serve(ENDPOINT_NAME, CannedModel())
-        yield runtime, control_plane
-
-
-@pytest.fixture(scope="module")
-def env_vars(servers, tmp_path_factory) -> Path:
-    """Every function's environment as the in-process invoker resolves it, pointed at the loopback servers."""
-    runtime, control_plane = servers
-    loopback = {**control_plane.environment(), "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": runtime.url}
-    variables = {}
-    for function in sorted({row.function for row in EXPECTATIONS.values()}):
-        resolved = LambdaFunction(function, environment=loopback).environment
-        variables[function] = {k: v for k, v in resolved.items() if not k.startswith("AWS_LAMBDA_")}
-    path = tmp_path_factory.mktemp("env") / "env.json"
-    path.write_text(json.dumps(variables))
-    return path
+def sam_local_invoke(function: str, event: Path) -> dict:
+    """`sam local invoke` exactly as `make local-invoke` runs it: the project's network, template copy, env file."""
+    return last_json_line(
+        subprocess.run(
+            [*sam_local.sam_arguments("invoke"), function, "--event", str(event)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=SAM_ENVIRONMENT,
+        )
+    )
 
 
 # Deploys of the one endpoint must not race each other; everything else is independent.
@@ -185,13 +128,11 @@ SEQUENTIAL_EVENTS = ("deploy-endpoint-from-job.json", "deploy-endpoint-from-mode
 
 
 @pytest.fixture(scope="module")
-def answers(built, servers, env_vars) -> dict[str, dict]:
+def answers(services) -> dict[str, dict]:
     """Every event's answer from `sam local invoke`, run a few at a time (each starts a container)."""
-    _, control_plane = servers
-    seed_control_plane(control_plane)
 
     def invoke(event_name: str) -> dict:
-        return sam_invoke(built, EXPECTATIONS[event_name].function, EVENTS_DIR / event_name, env_vars)
+        return sam_local_invoke(EXPECTATIONS[event_name].function, EVENTS_DIR / event_name)
 
     independent = [name for name in sorted(EXPECTATIONS) if name not in SEQUENTIAL_EVENTS]
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -200,8 +141,21 @@ def answers(built, servers, env_vars) -> dict[str, dict]:
     return results
 
 
+DEMO_BREEDS = [breed_name(folder) for folder in CLASS_FOLDERS]
+
+
+def assert_trained_model_answer(event_name: str, body: dict, top_k: int) -> None:
+    """The demo model (trained in the services container on the generated breeds) answered this image."""
+    predictions = body["predictions"]
+    assert len(predictions) == min(top_k, len(DEMO_BREEDS))
+    assert {p["breed"] for p in predictions} <= set(DEMO_BREEDS)
+    probabilities = [p["probability"] for p in predictions]
+    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.0001
+    assert predictions[0]["breed"] == DEMO_BREEDS[SAMPLE_IMAGE_CLASSES[event_name]]
+
+
 @pytest.mark.parametrize("event_name", sorted(EXPECTATIONS))
-def test_event_through_sam_local_invoke(event_name, answers, servers):
+def test_event_through_sam_local_invoke(event_name, answers, services):
     expected, answer = EXPECTATIONS[event_name], answers[event_name]
     if expected.status is not None:
         body = json.loads(answer["body"])
@@ -209,21 +163,38 @@ def test_event_through_sam_local_invoke(event_name, answers, servers):
         if expected.error_code:
             assert body["error"]["code"] == expected.error_code
         else:
-            assert [p["breed"] for p in body["predictions"]] == [b for b, _, _ in CANNED_BREEDS[: expected.top_k]]
+            assert_trained_model_answer(event_name, body, expected.top_k)
     elif expected.error_type:
         assert answer.get("errorType") == expected.error_type, answer
     else:
         assert "errorType" not in answer, answer
         event = json.loads((EVENTS_DIR / event_name).read_text())
         later = event_name in SEQUENTIAL_EVENTS[:-1]
-        assert_control_outcome(expected.function, event, answer, servers[1], later_deploys=later)
+        assert_control_outcome(expected.function, event, answer, services, later_deploys=later)
+
+
+def test_make_local_invoke_answers_200_with_the_trained_models_breeds(services):
+    # Given a fresh clone's README command, with the services container already up
+    # When the newcomer runs it on a prediction event
+    result = subprocess.run(
+        ["make", "--no-print-directory", "local-invoke", "FUNCTION=PredictFunction", "EVENT=events/predict-jpeg.json"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=SAM_ENVIRONMENT,
+    )
+    # Then SAM's own invoke answers 200 with the served model's predictions
+    answer = last_json_line(result)
+    assert answer["statusCode"] == 200, answer
+    assert_trained_model_answer("predict-jpeg.json", json.loads(answer["body"]), top_k=3)
 
 
 def test_a_broken_handler_path_fails_under_sam(tmp_path):
     # Given a copy of the project whose template names a handler that does not exist
     copy = tmp_path / "broken"
     copy.mkdir()
-    for part in ("template.yaml", "functions", "layers", "events"):
+    for part in ("template.yaml", "functions", "layers", "training_jobs", "events"):
         source = PROJECT_ROOT / part
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, copy / part)
     template = (copy / "template.yaml").read_text()
@@ -237,26 +208,12 @@ def test_a_broken_handler_path_fails_under_sam(tmp_path):
     assert answer.get("errorType") == "Runtime.HandlerNotFound", answer
 
 
-def test_sam_local_start_api_answers_real_http_requests(built, servers, env_vars):
-    # Given `sam local start-api` serving the built template on a loopback port
+def test_sam_local_start_api_answers_real_http_requests(services):
+    # Given `sam local start-api` serving the built template on a loopback port, as `make start-api` runs it
     port = free_port()
+    command = [*sam_local.sam_arguments("start-api"), "--disable-authorizer", "--host", "127.0.0.1"]
     api = subprocess.Popen(
-        [
-            SAM,
-            "local",
-            "start-api",
-            "--template-file",
-            str(built / "template.yaml"),
-            "--env-vars",
-            str(env_vars),
-            "--skip-pull-image",
-            # SAM emulates Lambda authorizers only: the route's IAM (or JWT) auth is AWS's to check
-            "--disable-authorizer",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        [*command, "--port", str(port)],
         env=SAM_ENVIRONMENT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -284,5 +241,5 @@ def test_sam_local_start_api_answers_real_http_requests(built, servers, env_vars
         output, _ = api.communicate(timeout=30)
     # Then the API answers as the contract says
     assert ok_status == 200, output[-3000:]
-    assert [p["breed"] for p in ok_body["predictions"]] == [b for b, _, _ in CANNED_BREEDS[:3]]
+    assert_trained_model_answer("predict-jpeg.json", ok_body, top_k=3)
     assert (refused_status, refused_body["error"]["code"]) == (415, "UnsupportedMediaType")

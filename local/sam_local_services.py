@@ -1,0 +1,70 @@
+"""What `sam local invoke` and `sam local start-api` call, served from a container of the project's own.
+
+    python -m local.sam_local_services --work-dir DIR --ports 5000 8080     # run by local/sam_local.py
+
+The offline stack (moto for S3, SageMaker and Application Auto Scaling; the SageMaker Runtime server with a
+model container) listening on every interface of its container, so the Lambda containers SAM starts on the
+same Docker network reach it by the container's name. Before it says it is ready it:
+
+1. serves a trained model on the stack's endpoint: the artifact cached in ``DIR/model.tar.gz``, or, the first
+   time, the demo's small model trained here (about a minute on 2 cores) and then cached;
+2. creates what the sample events in events/ refer to (the bucket, training data, a Completed job).
+
+Then it writes ``DIR/ready.json`` and serves until stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import threading
+from pathlib import Path
+
+from local.demo import DEMO_HYPERPARAMETERS, deploy_and_scale, train, write_demo_data
+from local.offline_stack import OfflineStack
+from local.sample_events import create_sample_training_job
+
+CACHED_MODEL_KEY = "training-output/sam-local/model.tar.gz"
+
+
+def serve_model(stack: OfflineStack, cache: Path, say=print) -> None:
+    if cache.is_file():
+        say(f"serving the cached model {cache}")
+        stack.s3.upload_file(str(cache), stack.bucket, CACHED_MODEL_KEY)
+        deploy_and_scale(stack, {"model_data_url": f"s3://{stack.bucket}/{CACHED_MODEL_KEY}"}, say)
+        return
+    model = train(stack, DEMO_HYPERPARAMETERS, say)
+    deploy_and_scale(stack, {"training_job_name": model.training_job_name}, say)
+    bucket, _, key = model.model_artifacts.removeprefix("s3://").partition("/")
+    stack.s3.download_file(bucket, key, str(cache))
+    say(f"cached the trained model in {cache}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-dir", type=Path, required=True)
+    parser.add_argument("--ports", type=int, nargs=2, required=True, metavar=("CONTROL_PLANE", "RUNTIME"))
+    args = parser.parse_args(argv)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    ready = args.work_dir / "ready.json"
+    ready.unlink(missing_ok=True)
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    listen = ("0.0.0.0", *args.ports)  # noqa: S104 (every interface of the container's own network namespace)
+    shutil.rmtree(args.work_dir / "stack", ignore_errors=True)
+    with OfflineStack(args.work_dir / "stack", log=say, quiet_functions=True, listen=listen) as stack:
+        write_demo_data(stack, None, say)
+        serve_model(stack, args.work_dir / "model.tar.gz", say)
+        create_sample_training_job(stack.sagemaker)
+        ready.write_text(json.dumps({"endpoint_name": stack.template.parameters["EndpointName"]}))
+        say("ready")
+        stopped.wait()
+    ready.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
