@@ -17,7 +17,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup test reliability mutation preflight destroy lambda-image lint build deploy upload-data local-invoke start-api local-down clean
+.PHONY: help demo serve setup test reliability mutation preflight destroy lambda-image lint build deploy upload-data starter-model local-invoke start-api local-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ build: setup ## sam build (needs python3.12 on PATH)
 
 deploy: build ## sam deploy (guided the first time: make deploy ARGS=--guided)
 	PATH=$(abspath $(BIN)):$$PATH sam deploy $(ARGS)
+
+starter-model: setup ## the starter model (ImageNet's dog breeds, real weights, no training) as .offline/starter-model/model.tar.gz
+	$(OFFLINE_PATH) $(BIN)/python training_jobs/starter_model.py --output .offline/starter-model/model.tar.gz
 
 upload-data: setup ## upload an ImageFolder data set to the stack's bucket: make upload-data DATA_DIR=~/dogImages BUCKET=<ArtifactsBucketName>
 	@test -n "$(DATA_DIR)" -a -n "$(BUCKET)" || { echo "usage: make upload-data DATA_DIR=<folder with train/ valid/ [test/]> BUCKET=<the stack's ArtifactsBucketName>"; exit 2; }

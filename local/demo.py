@@ -29,6 +29,9 @@ from local.offline_stack import OfflineStack
 from local.sam_template import PROJECT_ROOT
 from local.synthetic_images import CLASS_FOLDERS, class_image, encoded_image, write_image_folder
 
+PHOTOS = PROJECT_ROOT / "tests" / "data" / "photos"
+STARTER_MODEL_KEY = "starter-model/model.tar.gz"
+
 # Small and quick on a 2-core CPU; DEMO_HYPERPARAMETERS (JSON) overrides them, e.g. for real dog photos.
 DEMO_HYPERPARAMETERS = {
     "architecture": "small_cnn",
@@ -119,13 +122,13 @@ class TrainedModel:
 def write_demo_data(stack: OfflineStack, data_dir: Path | None, say=print) -> list[tuple[str, bytes, str, str | None]]:
     """Upload ``data_dir`` (or a small generated data set) to the bucket's data/; return sample images."""
     if data_dir is None:
-        say("[1/6] making a small generated data set (4 breeds, 64 x 64 images)")
+        say("[1/7] making a small generated data set (4 breeds, 64 x 64 images)")
         data_dir = write_image_folder(
             stack.work_dir / "data", {"train": 30, "valid": 10, "test": 10}, classes=len(CLASS_FOLDERS)
         )
         samples = sample_images(len(CLASS_FOLDERS))
     else:
-        say(f"[1/6] using the data set in {data_dir}")
+        say(f"[1/7] using the data set in {data_dir}")
         samples = dataset_samples(data_dir)
     files = sorted(p for p in data_dir.rglob("*") if p.is_file())
     for path in files:
@@ -136,7 +139,7 @@ def write_demo_data(stack: OfflineStack, data_dir: Path | None, say=print) -> li
 
 def train(stack: OfflineStack, hyperparameters: dict, say=print) -> TrainedModel:
     """StartTrainingFunction, then the job itself on this machine (2 processes as 2 hosts)."""
-    say("[2/6] StartTrainingFunction")
+    say("[2/7] StartTrainingFunction")
     job_name = stack.invoke("StartTrainingFunction", {"hyperparameters": hyperparameters, "instance_count": 2})[
         "training_job_name"
     ]
@@ -154,11 +157,11 @@ def train(stack: OfflineStack, hyperparameters: dict, say=print) -> TrainedModel
 
 def deploy_and_scale(stack: OfflineStack, event: dict, say=print) -> tuple[dict, dict]:
     """DeployEndpointFunction (the endpoint starts serving), then RegisterAutoscalingFunction."""
-    say("[3/6] DeployEndpointFunction")
+    say("[3/7] DeployEndpointFunction")
     deployment = stack.invoke("DeployEndpointFunction", event)
     stack.endpoints.sync()
     say(f"      endpoint {deployment['endpoint_name']} {deployment['action']} ({deployment['endpoint_config_name']})")
-    say("[4/6] RegisterAutoscalingFunction")
+    say("[4/7] RegisterAutoscalingFunction")
     scaling = stack.invoke("RegisterAutoscalingFunction", {})
     say(
         f"      {scaling['resource_id']}: {scaling['min_capacity']}..{scaling['max_capacity']} instances, "
@@ -167,20 +170,53 @@ def deploy_and_scale(stack: OfflineStack, event: dict, say=print) -> tuple[dict,
     return deployment, scaling
 
 
+def deploy_starter_model(stack: OfflineStack, say=print) -> dict:
+    """Build the starter model (starter_model.py), store it in the bucket, deploy it to the endpoint blue/green."""
+    from starter_model import build_starter_artifact, write_model_tarball
+
+    build_starter_artifact(stack.work_dir / "starter-model")
+    tarball = stack.work_dir / "starter-model.tar.gz"
+    write_model_tarball(stack.work_dir / "starter-model", tarball)
+    stack.s3.upload_file(str(tarball), stack.bucket, STARTER_MODEL_KEY)
+    deployment = stack.invoke("DeployEndpointFunction", {"model_data_url": f"s3://{stack.bucket}/{STARTER_MODEL_KEY}"})
+    stack.endpoints.sync()
+    say(f"      endpoint {deployment['endpoint_name']} {deployment['action']} to the starter model, blue/green")
+    return deployment
+
+
+def photo_samples() -> list[tuple[str, bytes, str, str | None]]:
+    """The real photos in tests/data/photos (MIT-licensed, see the README there)."""
+    shows = {"dog.128.jpg": "a dog", "dog_cat.png": "a dog and a cat", "cat.70.jpg": "a cat"}
+    return [
+        (
+            f"photo {name}",
+            (PHOTOS / name).read_bytes(),
+            "image/png" if name.endswith(".png") else "image/jpeg",
+            shows[name],
+        )
+        for name in sorted(shows)
+    ]
+
+
 def run_demo(stack: OfflineStack, data_dir: Path | None, hyperparameters: dict, say=print) -> DemoResult:
     started = time.monotonic()
     samples = write_demo_data(stack, data_dir, say)
     model = train(stack, hyperparameters, say)
     deployment, scaling = deploy_and_scale(stack, {"training_job_name": model.training_job_name}, say)
 
-    say("[5/6] POST /predictions through the local API")
+    say("[5/7] POST /predictions through the local API: the trained model, on held-out images")
     api = stack.open_api()
     result = DemoResult(model.training_job_name, model.hosts, model.model_artifacts, deployment["action"], scaling)
     for label, image, content_type, expected in samples:
         status, answer = post_image(api.url, image, content_type)
         result.predictions.append(Prediction(label, expected, status, answer))
+    say("[6/7] the starter model (ImageNet's dog breeds, real weights) on the same endpoint, then real photos")
+    deploy_starter_model(stack, say)
+    for label, image, content_type, expected in photo_samples():
+        status, answer = post_image(api.url, image, content_type)
+        result.predictions.append(Prediction(label, expected, status, answer))
     result.seconds = time.monotonic() - started
-    say("[6/6] report")
+    say("[7/7] report")
     write_report(result, model.job_dir, stack.work_dir)
     return result
 
@@ -258,12 +294,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve_forever(stack: OfflineStack) -> None:
-    sample = stack.work_dir / "sample.jpg"
-    sample.write_bytes(encoded_image(class_image(0, random.Random(1)), "JPEG"))
+    sample = PHOTOS / "dog.128.jpg"
     url = stack.api.url
     print(
         f"""
-The API is up at {url}/predictions (Ctrl-C to stop). Try:
+The API is up at {url}/predictions (Ctrl-C to stop), serving the starter model (ImageNet's dog breeds).
+Try it with a photo of your own dog, or:
 
   curl -s -X POST '{url}/predictions?top_k=3' -H 'Content-Type: image/jpeg' --data-binary @{sample}
   curl -s -X POST '{url}/predictions' -H 'Content-Type: application/json' -d '{{"image": "'$(base64 -w0 {sample})'"}}'

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from breed_classifier.artifact import save_artifact
 from breed_classifier.model import ModelConfig, build_model
-from breed_classifier.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from local.offline_stack import OfflineStack
 from local.synthetic_images import CLASS_FOLDERS
 
@@ -23,7 +22,7 @@ def write_artifact(model_dir: Path, architecture: str = "small_cnn", image_size:
     import torch
 
     torch.manual_seed(seed)
-    config = ModelConfig(architecture, len(CLASS_FOLDERS), image_size, IMAGENET_MEAN, IMAGENET_STD)
+    config = ModelConfig.for_architecture(architecture, len(CLASS_FOLDERS), image_size)
     save_artifact(model_dir, build_model(config), config, list(CLASS_FOLDERS))
     return model_dir
 

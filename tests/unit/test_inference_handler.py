@@ -16,7 +16,6 @@ from PIL import Image
 
 from breed_classifier.artifact import save_artifact
 from breed_classifier.model import ModelConfig, build_model
-from breed_classifier.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 FOLDERS = ["001.Affenpinscher", "002.Afghan_hound", "003.Airedale_terrier", "004.Akita"]
 
@@ -39,7 +38,7 @@ class Context:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    config = ModelConfig("small_cnn", len(FOLDERS), 32, IMAGENET_MEAN, IMAGENET_STD)
+    config = ModelConfig.for_architecture("small_cnn", len(FOLDERS), 32)
     model_dir = tmp_path_factory.mktemp("artifact")
     save_artifact(model_dir, build_model(config), config, FOLDERS)
     return inference.model_fn(str(model_dir))

@@ -10,8 +10,8 @@ from breed_classifier.data import make_loader
 from breed_classifier.distributed import DistributedSetupError, detect_process_group
 from breed_classifier.labels import breed_name
 from breed_classifier.metrics import metric_line, parse_metric_line
-from breed_classifier.model import ModelConfig, build_model
-from breed_classifier.preprocessing import IMAGENET_MEAN, IMAGENET_STD, crop_to_square, eval_transform, to_rgb
+from breed_classifier.model import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, build_model
+from breed_classifier.preprocessing import crop_to_square, eval_transform, to_rgb
 
 HOSTS = json.dumps(["algo-1", "algo-2", "algo-3"])
 
@@ -85,7 +85,7 @@ def test_the_head_is_the_original_notebooks_and_frozen_backbones_do_not_train():
 
 
 def test_unknown_architecture_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="resnet50, resnet18, small_cnn"):
+    with pytest.raises(ValueError, match="resnet50, resnet18, efficientnet_lite0, small_cnn"):
         build_model(ModelConfig("vgg16", 3, 64, IMAGENET_MEAN, IMAGENET_STD))
 
 
@@ -97,7 +97,7 @@ def test_the_square_kept_for_the_model_is_bounded_whatever_the_source(size, side
     # A source of any shape is cut to its central square and reduced to 2-4x the model's 256-px resize
     square = crop_to_square(Image.new("RGB", size), 224)
     assert square.size == (side, side)
-    assert eval_transform(224)(square).shape == (3, 224, 224)
+    assert eval_transform(224, IMAGENET_MEAN, IMAGENET_STD)(square).shape == (3, 224, 224)
 
 
 @pytest.mark.parametrize("mode", ["P", "1", "I;16", "LA", "CMYK"])

@@ -38,13 +38,14 @@ def image_folder(path: Path, transform) -> datasets.ImageFolder:
         raise DataLayoutError(f"{path}: {exc}") from exc
 
 
-def load_datasets(splits: DataSplits, image_size: int) -> dict[str, datasets.ImageFolder]:
+def load_datasets(splits: DataSplits, image_size: int, mean, std) -> dict[str, datasets.ImageFolder]:
+    """The splits, normalised with ``mean`` and ``std``: the values the model's config carries."""
     loaded = {
-        "train": image_folder(splits.train, train_transform(image_size)),
-        "valid": image_folder(splits.valid, eval_transform(image_size)),
+        "train": image_folder(splits.train, train_transform(image_size, mean, std)),
+        "valid": image_folder(splits.valid, eval_transform(image_size, mean, std)),
     }
     if splits.test is not None:
-        loaded["test"] = image_folder(splits.test, eval_transform(image_size))
+        loaded["test"] = image_folder(splits.test, eval_transform(image_size, mean, std))
     classes = loaded["train"].classes
     for name, dataset in loaded.items():
         if dataset.classes != classes:

@@ -1,4 +1,9 @@
-"""The network: a torchvision backbone with the seed's head (features -> 128 -> ReLU -> classes)."""
+"""The network: a backbone with the seed's head (features -> 128 -> ReLU -> classes), or ImageNet's own head.
+
+Backbones: torchvision's ResNet-50 and ResNet-18 (ImageNet weights are a download), EfficientNet-Lite0
+(ImageNet weights from a pinned registry package, so pretrained works offline), and a small CNN for tests.
+Each backbone's input normalisation is part of the config, and every preprocessing path reads it from there.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,22 @@ import torch
 from torch import nn
 from torchvision import models
 
-ARCHITECTURES = ("resnet50", "resnet18", "small_cnn")
+from breed_classifier import efficientnet_lite
+
+ARCHITECTURES = ("resnet50", "resnet18", "efficientnet_lite0", "small_cnn")
 HEAD_HIDDEN_UNITS = 128
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# What each backbone's weights were trained on: (mean, std) of the input normalisation.
+NORMALISATION = {
+    "resnet50": (IMAGENET_MEAN, IMAGENET_STD),
+    "resnet18": (IMAGENET_MEAN, IMAGENET_STD),
+    "efficientnet_lite0": (efficientnet_lite.MEAN, efficientnet_lite.STD),
+    "small_cnn": (IMAGENET_MEAN, IMAGENET_STD),
+}
+# Heads: the seed's two-layer MLP over the backbone's features, or ImageNet's classifier kept for a subset of
+# its classes plus one class holding the rest (a starter model: see breed_classifier.starter_model).
+HEADS = ("mlp", "imagenet_subset")
 
 
 class PretrainedWeightsUnavailableError(RuntimeError):
@@ -26,23 +45,38 @@ class ModelConfig:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     hidden_units: int = HEAD_HIDDEN_UNITS
+    head: str = "mlp"
+    imagenet_classes: tuple[int, ...] = ()  # head "imagenet_subset": the ImageNet classes kept, in order
+
+    @classmethod
+    def for_architecture(cls, architecture: str, num_classes: int, image_size: int) -> ModelConfig:
+        """A config with the normalisation the architecture's weights expect."""
+        if architecture not in NORMALISATION:
+            raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+        mean, std = NORMALISATION[architecture]
+        return cls(architecture, num_classes, image_size, mean, std)
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, document: dict) -> ModelConfig:
-        return cls(**{**document, "mean": tuple(document["mean"]), "std": tuple(document["std"])})
+        tuples = {name: tuple(document[name]) for name in ("mean", "std", "imagenet_classes") if name in document}
+        return cls(**{**document, **tuples})
 
 
 def build_model(config: ModelConfig, pretrained: bool = False, freeze_backbone: bool = False) -> nn.Module:
     """Return the classifier; with ``pretrained`` the backbone starts from ImageNet weights (a download)."""
     if config.architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {config.architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+    if config.head not in HEADS:
+        raise ValueError(f"unknown head {config.head!r}; choose one of {', '.join(HEADS)}")
     if config.architecture == "small_cnn":
         if pretrained:
-            raise ValueError("small_cnn has no pretrained weights; pass --pretrained false or choose a resnet")
+            raise ValueError("small_cnn has no pretrained weights; pass --pretrained false or choose another")
         backbone, features = _small_cnn()
+    elif config.architecture == "efficientnet_lite0":
+        backbone, features = _efficientnet_lite0(pretrained), efficientnet_lite.FEATURES
     else:
         backbone = _resnet(config.architecture, pretrained)
         features = backbone.fc.in_features
@@ -50,12 +84,48 @@ def build_model(config: ModelConfig, pretrained: bool = False, freeze_backbone: 
     if freeze_backbone:
         for parameter in backbone.parameters():
             parameter.requires_grad = False
+    if config.head == "imagenet_subset":
+        head = ImageNetSubsetHead(features, config.imagenet_classes)
+        if head.num_classes != config.num_classes:
+            raise ValueError(f"{len(config.imagenet_classes)} ImageNet classes + 1 != num_classes {config.num_classes}")
+        return nn.Sequential(backbone, head)
     head = nn.Sequential(
         nn.Linear(features, config.hidden_units),
         nn.ReLU(inplace=True),
         nn.Linear(config.hidden_units, config.num_classes),
     )
     return nn.Sequential(backbone, head)
+
+
+class ImageNetSubsetHead(nn.Module):
+    """ImageNet's 1000-way classifier, answered as the kept classes plus one class standing for all the others.
+
+    Its logits are the kept classes' logits and the largest of the others', so the answer ranks exactly as
+    ImageNet's own top-k with every other class folded into one entry (a cat photo ranks "not a dog" first
+    instead of being forced onto a breed). A probability is relative to the kept classes and that one best
+    other class, not to all 1000.
+    """
+
+    def __init__(self, features: int, kept: tuple[int, ...]) -> None:
+        super().__init__()
+        self.classifier = nn.Linear(features, 1000)
+        rest = sorted(set(range(1000)) - set(kept))
+        self.register_buffer("kept", torch.tensor(kept, dtype=torch.long), persistent=False)
+        self.register_buffer("rest", torch.tensor(rest, dtype=torch.long), persistent=False)
+        self.num_classes = len(kept) + 1
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        logits = self.classifier(features)
+        best_other = logits.index_select(1, self.rest).amax(dim=1, keepdim=True)
+        return torch.cat([logits.index_select(1, self.kept), best_other], dim=1)
+
+
+def _efficientnet_lite0(pretrained: bool) -> nn.Module:
+    backbone = efficientnet_lite.EfficientNetLite0Backbone()
+    if pretrained:
+        state = {k: v for k, v in efficientnet_lite.imagenet_state_dict().items() if not k.startswith("_fc.")}
+        backbone.load_state_dict(state)
+    return backbone
 
 
 def _resnet(architecture: str, pretrained: bool) -> nn.Module:

@@ -19,8 +19,6 @@ from PIL import Image, ImageOps
 from torchvision import transforms
 
 # ImageNet statistics: the backbone's pretrained weights expect inputs normalised with them.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_IMAGE_SIZE = 224
 # The short side is resized to 256/224 of the input size before the centre crop (the ImageNet convention).
 RESIZE_RATIO = 256 / 224
@@ -103,7 +101,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def eval_transform(image_size: int = DEFAULT_IMAGE_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+def eval_transform(image_size: int, mean: tuple[float, ...], std: tuple[float, ...]):
     """Central square resized to ``image_size``, tensor, normalise: validation, test and inference use this."""
     return transforms.Compose(
         [
@@ -114,7 +112,7 @@ def eval_transform(image_size: int = DEFAULT_IMAGE_SIZE, mean=IMAGENET_MEAN, std
     )
 
 
-def train_transform(image_size: int = DEFAULT_IMAGE_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+def train_transform(image_size: int, mean: tuple[float, ...], std: tuple[float, ...]):
     """Augmented pipeline for the training split only."""
     return transforms.Compose(
         [

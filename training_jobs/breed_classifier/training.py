@@ -33,8 +33,7 @@ from breed_classifier.distributed import (
     sum_across_processes,
 )
 from breed_classifier.metrics import metric_line
-from breed_classifier.model import ModelConfig, build_model
-from breed_classifier.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from breed_classifier.model import NORMALISATION, ModelConfig, build_model
 
 logger = logging.getLogger("breed_classifier")
 
@@ -93,9 +92,10 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
     # One process per host (SageMaker) or per GPU (torchrun, which sets LOCAL_RANK).
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    datasets = load_datasets(run.data, hp.image_size)
+    mean, std = NORMALISATION[hp.architecture]
+    datasets = load_datasets(run.data, hp.image_size, mean, std)
     classes = datasets["train"].classes
-    config = ModelConfig(hp.architecture, len(classes), hp.image_size, IMAGENET_MEAN, IMAGENET_STD)
+    config = ModelConfig.for_architecture(hp.architecture, len(classes), hp.image_size)
     if hp.freeze_backbone and not hp.pretrained:
         logger.warning(
             "the backbone is frozen but not pretrained: only the head will learn (use --freeze-backbone false)"

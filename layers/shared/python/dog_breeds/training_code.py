@@ -17,10 +17,10 @@ from pathlib import Path
 from dog_breeds.adapters.aws_calls import call_aws
 from dog_breeds.settings import SettingsError
 
-# What a SageMaker training job needs from training_jobs/: the entry point, the package it imports, and the
-# endpoint handler that train.py copies into model.tar.gz. Named, not globbed: in Lambda the folder is /opt,
-# which holds every layer's files.
-JOB_CODE = ("breed_classifier", "inference.py", "train.py")
+# What a SageMaker training job needs from training_jobs/: the entry point, the package it imports, the
+# endpoint handler that train.py copies into model.tar.gz, and the packages SageMaker installs first. Named,
+# not globbed: in Lambda the folder is /opt, which holds every layer's files.
+JOB_CODE = ("breed_classifier", "inference.py", "requirements.txt", "train.py")
 CODE_PREFIX = "code/"
 
 
