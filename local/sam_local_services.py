@@ -7,7 +7,8 @@ model container) listening on every interface of its container, so the Lambda co
 same Docker network reach it by the container's name. Before it says it is ready it:
 
 1. serves a trained model on the stack's endpoint: the artifact cached in ``DIR/model.tar.gz``, or, the first
-   time, the demo's small model trained here (about a minute on 2 cores) and then cached;
+   time, a small CNN trained here on the demo's generated breeds (``QUICK_HYPERPARAMETERS``, about 15 s on
+   2 cores: what SAM's path needs is a real model behind a real endpoint, not accuracy) and then cached;
 2. creates what the sample events in events/ refer to (the bucket, training data, a Completed job).
 
 Then it writes ``DIR/ready.json`` and serves until stopped.
@@ -22,7 +23,7 @@ import signal
 import threading
 from pathlib import Path
 
-from local.demo import DEMO_HYPERPARAMETERS, deploy_and_scale, train, write_demo_data
+from local.demo import QUICK_HYPERPARAMETERS, deploy_and_scale, train, write_demo_data
 from local.offline_stack import OfflineStack
 from local.sample_events import create_sample_training_job
 
@@ -35,7 +36,7 @@ def serve_model(stack: OfflineStack, cache: Path, say=print) -> None:
         stack.s3.upload_file(str(cache), stack.bucket, CACHED_MODEL_KEY)
         deploy_and_scale(stack, {"model_data_url": f"s3://{stack.bucket}/{CACHED_MODEL_KEY}"}, say)
         return
-    model = train(stack, DEMO_HYPERPARAMETERS, say)
+    model = train(stack, QUICK_HYPERPARAMETERS, say)
     deploy_and_scale(stack, {"training_job_name": model.training_job_name}, say)
     bucket, _, key = model.model_artifacts.removeprefix("s3://").partition("/")
     stack.s3.download_file(bucket, key, str(cache))

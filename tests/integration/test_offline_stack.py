@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from local.demo import DEMO_HYPERPARAMETERS, dataset_samples, post_image, run_demo, sample_images
+from local.demo import DEMO_HYPERPARAMETERS, QUICK_HYPERPARAMETERS, dataset_samples, post_image, run_demo, sample_images
 from local.offline_stack import OfflineStack
 from local.synthetic_images import CLASS_FOLDERS, write_image_folder
 from reliability.served_stack import deploy, write_artifact
@@ -26,10 +26,16 @@ def demo(tmp_path_factory):
 
 def test_the_answers_come_from_the_model_trained_in_this_run(demo):
     stack, result, lines = demo
-    assert len(result.predictions) == len(CLASS_FOLDERS)
-    for prediction in result.predictions:
-        assert prediction.status == 200, prediction.answer
-        assert prediction.answer["predictions"][0]["breed"] == prediction.expected
+    generated = [p for p in result.predictions if not p.image.startswith("photo ")]
+    assert len(generated) == len(CLASS_FOLDERS)
+    assert all(prediction.status == 200 for prediction in result.predictions)
+    # A frozen ImageNet backbone and a head trained for seconds: most held-out images right, each in the top 2
+    right = [p.answer["predictions"][0]["breed"] == p.expected for p in generated]
+    assert sum(right) >= len(generated) - 1, [p.answer for p in generated]
+    assert all(p.expected in [q["breed"] for q in p.answer["predictions"][:2]] for p in generated)
+    # Then the starter model answered the real photos: a breed for the dog, "not a dog" for the cat
+    photos = {p.image: p.answer["predictions"][0]["breed"] for p in result.predictions if p.image.startswith("photo ")}
+    assert photos["photo cat.70.jpg"] == "not a dog" and photos["photo dog.128.jpg"] != "not a dog"
     # The endpoint served the artifact the local executor uploaded for this run's job
     job = result.model_artifacts.split("/training-output/")[1].split("/")[0]
     assert job == result.training_job_name
@@ -68,7 +74,7 @@ def test_a_second_model_replaces_the_first_without_a_failed_request(demo):
     caller.start()
     try:
         # Given a second model, trained in this run with other hyperparameters
-        second_hyperparameters = {**DEMO_HYPERPARAMETERS, "epochs": 2, "seed": 7}
+        second_hyperparameters = {**QUICK_HYPERPARAMETERS, "epochs": 2, "seed": 7}
         started = stack.invoke(
             "StartTrainingFunction",
             {"hyperparameters": second_hyperparameters, "instance_count": 1},
