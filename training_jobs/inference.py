@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 
 from breed_classifier.artifact import load_artifact
+from breed_classifier.fast_path import inference_network
 from breed_classifier.preprocessing import crop_to_square, draft_size, eval_transform, to_rgb
 
 logger = logging.getLogger(__name__)
@@ -63,14 +64,16 @@ class RequestRefusedError(Exception):
 
 
 class Classifier:
-    """What ``model_fn`` returns: the network, its labels and its preprocessing, loaded once."""
+    """What ``model_fn`` returns: the network (TorchScript when it checks out, see fast_path), labels, preprocessing."""
 
     def __init__(self, model_dir: str) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         loaded = load_artifact(Path(model_dir), self.device)
-        self.network, self.breeds = loaded.network, loaded.breeds
+        self.network, self.runtime = inference_network(loaded.network, loaded.config.image_size, self.device)
+        self.breeds = loaded.breeds
         self.image_size = loaded.config.image_size
         self.transform = eval_transform(loaded.config.image_size, loaded.config.mean, loaded.config.std)
+        logger.info("serving %s with the %s runtime", loaded.config.architecture, self.runtime)
 
 
 def model_fn(model_dir: str) -> Classifier:

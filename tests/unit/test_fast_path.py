@@ -1,0 +1,80 @@
+"""The endpoint's TorchScript fast path: the same answers as eager fp32, or eager itself."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from inference import decode_image
+from starter_model import build_starter_artifact
+
+from breed_classifier.artifact import load_artifact
+from breed_classifier.fast_path import inference_network
+from breed_classifier.model import ModelConfig, build_model
+from local.synthetic_images import class_image, encoded_image
+
+PHOTOS = Path(__file__).resolve().parent.parent / "data" / "photos"
+
+
+@pytest.fixture(scope="module")
+def starter(tmp_path_factory):
+    """Real ImageNet weights (the starter model): answers that mean something on real photos."""
+    model_dir = tmp_path_factory.mktemp("starter") / "model"
+    build_starter_artifact(model_dir)
+    return load_artifact(model_dir)
+
+
+def images() -> list[bytes]:
+    import random
+
+    rng = random.Random(5)
+    generated = [encoded_image(class_image(i % 4, rng, 96), "JPEG") for i in range(8)]
+    return [path.read_bytes() for path in sorted(PHOTOS.glob("*.*")) if path.suffix != ".md"] + generated
+
+
+def test_the_fast_path_gives_eager_fp32_answers_on_real_photos_and_generated_images(starter):
+    fast, runtime = inference_network(starter.network, starter.config.image_size, torch.device("cpu"))
+    assert runtime == "torchscript"
+    from breed_classifier.preprocessing import eval_transform
+
+    transform = eval_transform(starter.config.image_size, starter.config.mean, starter.config.std)
+    batch = torch.stack([transform(decode_image(image, starter.config.image_size)) for image in images()])
+    with torch.inference_mode():
+        eager, served = torch.softmax(starter.network(batch), 1), torch.softmax(fast(batch), 1)
+    assert torch.equal(eager.argmax(1), served.argmax(1))
+    assert float((eager - served).abs().max()) <= 1e-3
+
+
+def test_eager_when_asked(monkeypatch):
+    monkeypatch.setenv("INFERENCE_RUNTIME", "eager")
+    network = build_model(ModelConfig.for_architecture("small_cnn", 3, 32)).eval()
+    assert inference_network(network, 32, torch.device("cpu")) == (network, "eager")
+
+
+def test_eager_when_the_runtime_is_unknown(monkeypatch, caplog):
+    monkeypatch.setenv("INFERENCE_RUNTIME", "onnx")
+    network = build_model(ModelConfig.for_architecture("small_cnn", 3, 32)).eval()
+    assert inference_network(network, 32, torch.device("cpu")) == (network, "eager")
+    assert "INFERENCE_RUNTIME='onnx'" in caplog.text
+
+
+def test_eager_when_tracing_fails(monkeypatch, caplog):
+    def broken_trace(*args, **kwargs):
+        raise RuntimeError("cannot trace this network")
+
+    monkeypatch.setattr(torch.jit, "trace", broken_trace)
+    network = build_model(ModelConfig.for_architecture("small_cnn", 3, 32)).eval()
+    assert inference_network(network, 32, torch.device("cpu")) == (network, "eager")
+    assert "serving eager" in caplog.text
+
+
+def test_eager_when_the_traced_network_disagrees(caplog):
+    class BatchDependent(torch.nn.Module):
+        """Python control flow on the batch size: a trace (made with one image) freezes one branch."""
+
+        def forward(self, x):
+            flat = x.flatten(1)[:, :3]
+            return flat if x.shape[0] == 1 else -flat
+
+    network = BatchDependent().eval()
+    assert inference_network(network, 8, torch.device("cpu"))[1] == "eager"
+    assert "disagrees" in caplog.text

@@ -1,0 +1,47 @@
+"""The network as the endpoint runs it: TorchScript, traced, frozen and optimised for this CPU, or eager.
+
+Done when the model loads (``model_fn``), on the serving machine, from the artifact's own weights: nothing is
+downloaded, no package is needed beyond the torch the container has, and the artifact stays portable (an
+optimised TorchScript file carries choices made for the CPU it was made on, and one written by a newer torch
+may not load in the inference container's). Before it is used it must agree with the eager network on a
+fixed probe batch (same top class, |delta p| <= ``TOLERANCE``); otherwise, or if any step fails, the eager
+network serves. ``INFERENCE_RUNTIME=eager`` (a model environment variable) turns it off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+TOLERANCE = 1e-4
+RUNTIMES = ("torchscript", "eager")
+
+
+def inference_network(network: nn.Module, image_size: int, device: torch.device) -> tuple[nn.Module, str]:
+    """(the module to call, the runtime's name); ``network`` must be in eval mode on ``device``."""
+    wanted = os.environ.get("INFERENCE_RUNTIME", "torchscript").strip().lower()
+    if wanted not in RUNTIMES:
+        logger.warning("INFERENCE_RUNTIME=%r is not one of %s; serving eager", wanted, RUNTIMES)
+        return network, "eager"
+    if wanted == "eager" or device.type != "cpu":  # optimize_for_inference targets CPUs
+        return network, "eager"
+    probe = torch.randn(2, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")  # TorchScript's deprecation notices and the tracer's constant warnings
+            optimised = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(network, probe[:1])))
+            expected, got = torch.softmax(network(probe), 1), torch.softmax(optimised(probe), 1)
+    except Exception:  # any failure to build it: the eager network is always right
+        logger.exception("could not build the TorchScript network; serving eager")
+        return network, "eager"
+    difference = float((expected - got).abs().max())
+    if difference > TOLERANCE or not torch.equal(expected.argmax(1), got.argmax(1)):
+        logger.warning("TorchScript disagrees with eager on the probe (|delta p| %.2e); serving eager", difference)
+        return network, "eager"
+    return optimised, "torchscript"
