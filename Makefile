@@ -17,7 +17,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup test reliability mutation preflight destroy lambda-image lint build deploy upload-data starter-model local-invoke start-api local-down clean
+.PHONY: help demo serve setup test reliability bench mutation preflight destroy lambda-image lint build deploy upload-data starter-model local-invoke start-api local-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ test: setup ## run every offline test (unit, integration, and sam local invoke w
 reliability: setup ## fuzz, nasty images, faults and load against the offline stack: one table (.offline/reliability.json)
 	$(OFFLINE_PATH) $(BIN)/python -m reliability
 
+bench: setup ## the project against course-style baselines: ratios, targets, pass/fail (.offline/bench/bench.md)
+	$(OFFLINE_PATH) $(BIN)/python -m benchmarks
+
 # Mutation testing (pytest-gremlins) over the code whose mistakes a caller would feel first, driven by the
 # fast tests that exercise it; about 15 minutes on 2 cores. Survivors are listed and justified in the README.
 MUTATION_TARGETS := layers/shared/python/dog_breeds/image_request.py,layers/shared/python/dog_breeds/errors.py,layers/shared/python/dog_breeds/adapters/sagemaker_endpoint.py,training_jobs/inference.py,layers/shared/python/dog_breeds/deploy_model.py
@@ -73,8 +76,12 @@ preflight: setup ## what a deploy would run into in your account (quotas, concur
 destroy: setup ## delete the stack and what the pipeline made outside it (endpoint, models, scaling, bucket data)
 	PATH=$(abspath $(BIN)):$$PATH $(OFFLINE_PATH) $(BIN)/python -m ops.destroy $(ARGS)
 
-build: setup ## sam build (needs python3.12 on PATH)
+# Lambda cannot write bytecode into /opt or /var/task, and SAM's build ships none, so without this step every
+# cold start compiles boto3/botocore, Powertools and the project anew. unchecked-hash: the .pyc files stay valid
+# although the zip's timestamps (2 s resolution) differ from the ones compiled against.
+build: setup ## sam build, then compile the build's Python for the Lambda runtime (needs python3.12 on PATH)
 	PATH=$(abspath $(BIN)):$$PATH sam build
+	python3.12 -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
 
 deploy: build ## sam deploy (guided the first time: make deploy ARGS=--guided)
 	PATH=$(abspath $(BIN)):$$PATH sam deploy $(ARGS)

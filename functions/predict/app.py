@@ -12,7 +12,8 @@ from dog_breeds.settings import PredictSettings
 
 settings = PredictSettings.from_environment()
 predict_breeds = PredictBreeds(settings, aws_client("sagemaker-runtime", settings.timeouts))
-logger, tracer, metrics = Logger(), Tracer(), Metrics()
+# Tracing patches botocore (the endpoint call) and http.client (URL input) only, not every library present.
+logger, tracer, metrics = Logger(), Tracer(patch_modules=("botocore", "httplib")), Metrics()
 app = APIGatewayHttpResolver()
 app.use(middlewares=[request_metrics(metrics)])
 

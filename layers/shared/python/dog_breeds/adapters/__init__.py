@@ -1,1 +1,1 @@
-"""The only modules that import boto3: each turns AWS errors into the project's own errors."""
+"""The only modules that talk to AWS (botocore): each turns AWS errors into the project's own errors."""

@@ -1,0 +1,1 @@
+"""`make bench`: the project against course-style baselines (see __main__)."""

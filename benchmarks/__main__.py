@@ -1,0 +1,159 @@
+"""``make bench``: the project's code against course-style baselines, measured in one run, ratios and targets.
+
+    python -m benchmarks [--small] [--output .offline/bench]
+
+Prints one table (each target with its measured value and pass/fail) and writes it as ``bench.json`` and
+``bench.md``. Nothing here fails on a time: a target that is missed is reported, not raised. ``--small`` uses
+a few rounds of each (what ``make test`` runs, to keep the benchmarks working, not to judge them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from benchmarks import measure
+
+FULL_ROUNDS, SMALL_ROUNDS = (
+    {"request": 15, "model": 20, "cold": 15, "handler": 200},
+    {
+        "request": 2,
+        "model": 2,
+        "cold": 2,
+        "handler": 10,
+    },
+)
+
+
+def run(rounds: dict[str, int]) -> dict:
+    peak = measure.matmul_peak_gflops()
+    requests = measure.endpoint_requests(rounds["request"])
+    model = measure.model_alone(rounds["model"])
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpu_count": torch.get_num_threads(), "platform": platform.platform(), "torch": torch.__version__},
+        "matmul_peak_gflops": peak,
+        "endpoint_requests": requests,
+        "model_alone": model,
+        "architectures": measure.architectures(rounds["model"]),
+        "fast_path_agreement": measure.fast_path_agreement(),
+        "cold_start": measure.cold_start(rounds["cold"]),
+        "handler_overhead": measure.handler_overhead(rounds["handler"]),
+    }
+
+
+def targets(results: dict) -> list[dict]:
+    """Each target of issue #11: what was measured, the bar, and whether it was met."""
+    rows = []
+
+    def add(name: str, value: float | None, bar: str, met: bool | None, unit: str = "x") -> None:
+        shown = "not built" if value is None else f"{value:.2f}{unit}"
+        rows.append(
+            {"target": name, "measured": shown, "bar": bar, "result": {True: "pass", False: "FAIL"}.get(met, "n/a")}
+        )
+
+    for row in results["endpoint_requests"]:
+        ratio = row["course_style"].median_ms / row["project"].median_ms
+        bar = 3.0 if row["image"] == "12MP" else 1.5
+        add(f"endpoint request, {row['image']} JPEG, vs course-style (median)", ratio, f">= {bar}x", ratio >= bar)
+    agreement = results["fast_path_agreement"]
+    add(
+        f"fast path vs eager fp32: top-1 identical on {agreement['images']} images, max |delta p|",
+        agreement["max_abs_delta_p"],
+        "identical, <= 1e-3",
+        agreement["top1_identical"] and agreement["max_abs_delta_p"] <= 1e-3,
+        unit="",
+    )
+    model = results["model_alone"]
+    share = model["gflop_per_image"] / (model["project"].median_ms / 1000) / results["matmul_peak_gflops"]
+    add("ResNet-50 alone, share of the measured fp32 matmul peak", share * 100, ">= 90%", share >= 0.9, unit="%")
+    add("throughput per instance through batching, vs course-style", None, ">= 2x", None)
+    cold = results["cold_start"]
+    ratio = cold["import_handler"].median_ms / cold["import_boto3"].median_ms
+    add("cold start: import the predict handler / import boto3 (whole processes)", ratio, "<= 1.3x", ratio <= 1.3)
+    handler = results["handler_overhead"]
+    overhead = handler["project_overhead_ms"]
+    add("predict handler overhead, p50", overhead, "<= 1 ms", overhead <= 1.0, unit=" ms")
+    below = handler["course_style_overhead_ms"] / overhead
+    add("predict handler overhead, course-style / project", below, ">= 50x", below >= 50)
+    add("DDP efficiency at 2 processes", None, ">= 0.9", None)
+    return rows
+
+
+def _plain(value):
+    if is_dataclass(value):
+        return asdict(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def markdown(results: dict, rows: list[dict]) -> str:
+    lines = [
+        f"# make bench, {results['when']}",
+        "",
+        f"fp32 matmul peak measured in this run: {results['matmul_peak_gflops']:.0f} GFLOP/s "
+        f"({results['machine']['cpu_count']} threads, torch {results['machine']['torch']}).",
+        "",
+        "| target | measured | bar | result |",
+        "|---|---|---|---|",
+        *[f"| {r['target']} | {r['measured']} | {r['bar']} | {r['result']} |" for r in rows],
+        "",
+        "| request | course-style median / p90 (ms) | project median / p90 (ms) |",
+        "|---|---|---|",
+    ]
+    for row in results["endpoint_requests"]:
+        before, after = row["course_style"], row["project"]
+        lines.append(
+            f"| {row['image']} JPEG | {before.median_ms:.1f} / {before.p90_ms:.1f} | {after.median_ms:.1f} / "
+            f"{after.p90_ms:.1f} ({row['runtime']}) |"
+        )
+    lines += [
+        "",
+        "| architecture | eager batch 1 (ms) | served batch 1 (ms) | served img/s, batch 1 | served img/s, batch 8 |",
+    ]
+    lines.append("|---|---|---|---|---|")
+    for row in results["architectures"]:
+        lines.append(
+            f"| {row['architecture']} | {row['eager_batch1'].median_ms:.1f} | {row['served_batch1'].median_ms:.1f} "
+            f"({row['runtime']}) | {row['served_images_per_second_batch1']:.1f} | "
+            f"{row['served_images_per_second_batch8']:.1f} |"
+        )
+    cold, handler = results["cold_start"], results["handler_overhead"]
+    lines += [
+        "",
+        f"Cold start (median of whole processes): `import boto3` {cold['import_boto3'].median_ms:.0f} ms, "
+        f"`import app` (predict handler, {cold['as']}) {cold['import_handler'].median_ms:.0f} ms.",
+        f"Predict handler overhead beyond the endpoint call ({handler['endpoint_call'].median_ms:.2f} ms on "
+        f"loopback): project {handler['project_overhead_ms']:.2f} ms, course-style "
+        f"{handler['course_style_overhead_ms']:.2f} ms.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", action="store_true", help="a few rounds of each (make test)")
+    parser.add_argument("--output", type=Path, default=measure.PROJECT_ROOT / ".offline" / "bench")
+    args = parser.parse_args(argv)
+    results = run(SMALL_ROUNDS if args.small else FULL_ROUNDS)
+    rows = targets(results)
+    args.output.mkdir(parents=True, exist_ok=True)
+    report = markdown(results, rows)
+    (args.output / "bench.md").write_text(report)
+    (args.output / "bench.json").write_text(json.dumps({**_plain(results), "targets": rows}, indent=2))
+    sys.stdout.write(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""`make bench` keeps working: a small budget of every measurement, its table and files (no time is judged)."""
+
+import json
+
+from benchmarks.__main__ import main
+
+TARGETS = (
+    "endpoint request, 500x375 JPEG",
+    "endpoint request, 12MP JPEG",
+    "fast path vs eager fp32",
+    "ResNet-50 alone",
+    "throughput per instance",
+    "cold start",
+    "predict handler overhead, p50",
+    "predict handler overhead, course-style / project",
+    "DDP efficiency",
+)
+
+
+def test_a_small_bench_prints_every_target_with_a_verdict_and_writes_json_and_markdown(tmp_path, capsys):
+    assert main(["--small", "--output", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "bench.json").read_text())
+    rows = {row["target"]: row for row in report["targets"]}
+    for target in TARGETS:
+        row = next(row for name, row in rows.items() if name.startswith(target))
+        assert row["result"] in ("pass", "FAIL", "n/a") and row["target"] in printed
+    # The served path agrees with eager fp32: the one row that is about answers, not time
+    agreement = report["fast_path_agreement"]
+    assert agreement["top1_identical"] and agreement["max_abs_delta_p"] <= 1e-3
+    assert report["matmul_peak_gflops"] > 0 and (tmp_path / "bench.md").read_text() == printed
