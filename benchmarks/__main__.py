@@ -21,15 +21,8 @@ import torch
 
 from benchmarks import measure
 
-FULL_ROUNDS, SMALL_ROUNDS = (
-    {"request": 15, "model": 20, "cold": 15, "handler": 200},
-    {
-        "request": 2,
-        "model": 2,
-        "cold": 2,
-        "handler": 10,
-    },
-)
+FULL_ROUNDS = {"request": 15, "model": 20, "cold": 15, "handler": 200, "train": 6}
+SMALL_ROUNDS = {"request": 2, "model": 2, "cold": 2, "handler": 10, "train": 1}
 
 
 def run(rounds: dict[str, int]) -> dict:
@@ -43,6 +36,7 @@ def run(rounds: dict[str, int]) -> dict:
         "endpoint_requests": requests,
         "model_alone": model,
         "architectures": measure.architectures(rounds["model"]),
+        "training_steps": measure.training_steps(rounds["train"]),
         "fast_path_agreement": measure.fast_path_agreement(),
         "cold_start": measure.cold_start(rounds["cold"]),
         "handler_overhead": measure.handler_overhead(rounds["handler"]),
@@ -83,6 +77,9 @@ def targets(results: dict) -> list[dict]:
     add("predict handler overhead, p50", overhead, "<= 1 ms", overhead <= 1.0, unit=" ms")
     below = handler["course_style_overhead_ms"] / overhead
     add("predict handler overhead, course-style / project", below, ">= 50x", below >= 50)
+    steps = results["training_steps"]
+    speedup = steps["channels_last"] / steps["contiguous_format"]
+    add("training step, frozen ResNet-50: channels_last / default (images/s)", speedup, "> 1x (reported)", speedup > 1)
     add("DDP efficiency at 2 processes", None, ">= 0.9", None)
     return rows
 
@@ -128,6 +125,12 @@ def markdown(results: dict, rows: list[dict]) -> str:
             f"({row['runtime']}) | {row['served_images_per_second_batch1']:.1f} | "
             f"{row['served_images_per_second_batch8']:.1f} |"
         )
+    steps = results["training_steps"]
+    lines += [
+        "",
+        f"Training step, frozen ResNet-50, batch 16: {steps['contiguous_format']:.1f} images/s in the default memory "
+        f"format, {steps['channels_last']:.1f} with channels_last (what training uses).",
+    ]
     cold, handler = results["cold_start"], results["handler_overhead"]
     lines += [
         "",

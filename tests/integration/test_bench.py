@@ -1,6 +1,7 @@
 """`make bench` keeps working: a small budget of every measurement, its table and files (no time is judged)."""
 
 import json
+import os
 
 from benchmarks.__main__ import main
 
@@ -13,12 +14,15 @@ TARGETS = (
     "cold start",
     "predict handler overhead, p50",
     "predict handler overhead, course-style / project",
+    "training step, frozen ResNet-50",
     "DDP efficiency",
 )
 
 
 def test_a_small_bench_prints_every_target_with_a_verdict_and_writes_json_and_markdown(tmp_path, capsys):
+    environment = dict(os.environ)
     assert main(["--small", "--output", str(tmp_path)]) == 0
+    assert dict(os.environ) == environment  # nothing leaks into the tests that run after it
     printed = capsys.readouterr().out
     report = json.loads((tmp_path / "bench.json").read_text())
     rows = {row["target"]: row for row in report["targets"]}
