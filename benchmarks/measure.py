@@ -47,16 +47,17 @@ class Timing:
         return cls(statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))] * 1000)
 
 
-def alternate(baseline: Callable[[], object], ours: Callable[[], object], rounds: int) -> tuple[Timing, Timing]:
-    """Time both ``rounds`` times each, alternating, after one warm-up call of each."""
-    baseline(), ours()
-    times: tuple[list[float], list[float]] = ([], [])
+def alternate(*calls: Callable[[], object], rounds: int) -> tuple[Timing, ...]:
+    """Time each call ``rounds`` times, in turn (a, b, a, b, ...), after one warm-up call of each."""
+    for call in calls:
+        call()
+    times: list[list[float]] = [[] for _ in calls]
     for _ in range(rounds):
-        for index, call in enumerate((baseline, ours)):
+        for index, call in enumerate(calls):
             started = time.perf_counter()
             call()
             times[index].append(time.perf_counter() - started)
-    return Timing.of(times[0]), Timing.of(times[1])
+    return tuple(Timing.of(seconds) for seconds in times)
 
 
 def matmul_peak_gflops(seconds: float = 1.0) -> float:
@@ -125,7 +126,7 @@ def endpoint_requests(rounds: int) -> list[dict]:
     baseline, ours = course_style_request(network, config), project_request(fast, config)
     rows = []
     for name, body in photo_jpegs().items():
-        before, after = alternate(lambda body=body: baseline(body), lambda body=body: ours(body), rounds)
+        before, after = alternate(lambda body=body: baseline(body), lambda body=body: ours(body), rounds=rounds)
         rows.append({"image": name, "runtime": runtime, "course_style": before, "project": after})
     return rows
 
@@ -143,7 +144,7 @@ def model_alone(rounds: int) -> dict:
         with torch.inference_mode():
             fast(pixels)
 
-    before, after = alternate(eager, optimised, rounds)
+    before, after = alternate(eager, optimised, rounds=rounds)
     return {"runtime": runtime, "eager": before, "project": after, "gflop_per_image": RESNET50_GFLOP}
 
 
@@ -158,8 +159,8 @@ def _architecture(architecture: str, rounds: int) -> dict:
     fast, runtime = inference_network(network, IMAGE_SIZE, torch.device("cpu"))
     one, eight = torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE), torch.randn(8, 3, IMAGE_SIZE, IMAGE_SIZE)
     with torch.inference_mode():
-        eager_1, served_1 = alternate(lambda: network(one), lambda: fast(one), rounds)
-        eager_8, served_8 = alternate(lambda: network(eight), lambda: fast(eight), max(2, rounds // 4))
+        eager_1, served_1 = alternate(lambda: network(one), lambda: fast(one), rounds=rounds)
+        eager_8, served_8 = alternate(lambda: network(eight), lambda: fast(eight), rounds=max(2, rounds // 4))
     return {
         "architecture": architecture,
         "runtime": runtime,
@@ -252,7 +253,7 @@ def cold_start(runs: int) -> dict:
         command = [python or sys.executable, "-c", code]
         return lambda: subprocess.run(command, cwd=handler_dir, env=environment, check=True)
 
-    boto3_only, handler = alternate(process("import boto3"), process("import app"), runs)
+    boto3_only, handler = alternate(process("import boto3"), process("import app"), rounds=runs)
     return {
         "as": f"{'built' if as_built else 'source'}, {Path(python or sys.executable).name}",
         "import_boto3": boto3_only,
@@ -301,8 +302,10 @@ def handler_overhead(rounds: int) -> dict:
         with LambdaFunction("PredictFunction", environment=environment) as function:
             answer = function.invoke(event)
             assert answer["statusCode"] == 200, answer
-            _, endpoint = alternate(endpoint_only, endpoint_only, rounds)
-            course, project = alternate(lambda: course_style_handler(event), lambda: function.invoke(event), rounds)
+            # The endpoint call alone, in the same rotation: each handler's overhead is its median minus this one
+            endpoint, course, project = alternate(
+                endpoint_only, lambda: course_style_handler(event), lambda: function.invoke(event), rounds=rounds
+            )
     return {
         "endpoint_call": endpoint,
         "course_style_overhead_ms": max(course.median_ms - endpoint.median_ms, 0.001),
