@@ -38,6 +38,7 @@ def run(rounds: dict[str, int]) -> dict:
         "architectures": measure.architectures(rounds["model"]),
         "training_steps": measure.training_steps(rounds["train"]),
         "fast_path_agreement": measure.fast_path_agreement(),
+        "reduced_precision": measure.reduced_precision_speed(rounds["model"]),
         "cold_start": measure.cold_start(rounds["cold"]),
         "handler_overhead": measure.handler_overhead(rounds["handler"]),
     }
@@ -69,6 +70,15 @@ def targets(results: dict) -> list[dict]:
     share = model["gflop_per_image"] / (model["project"].median_ms / 1000) / results["matmul_peak_gflops"]
     add("ResNet-50 alone, share of the measured fp32 matmul peak", share * 100, ">= 90%", share >= 0.9, unit="%")
     add("throughput per instance through batching, vs course-style", None, ">= 2x", None)
+    reduced = results["reduced_precision"]
+    speed = reduced["fp32_batch1"].median_ms / reduced["bf16_batch1"].median_ms
+    add(
+        f"opt-in bf16 vs served fp32, ResNet-50 batch 1 (top-1 agreement {agreement['bf16_top1_agreement']:.2f}, "
+        f"max |delta p| {agreement['bf16_max_abs_delta_p']:.3f})",
+        speed,
+        "reported",
+        None,
+    )
     cold = results["cold_start"]
     ratio = cold["import_handler"].median_ms / cold["import_boto3"].median_ms
     add("cold start: import the predict handler / import boto3 (whole processes)", ratio, "<= 1.3x", ratio <= 1.3)

@@ -26,7 +26,7 @@ from inference import decode_image
 from PIL import Image
 from torchvision import transforms
 
-from breed_classifier.fast_path import inference_network
+from breed_classifier.fast_path import ReducedPrecision, inference_network
 from breed_classifier.model import ModelConfig, build_model
 from breed_classifier.preprocessing import eval_transform
 
@@ -216,13 +216,35 @@ def fast_path_agreement() -> dict:
     bodies += [encoded_image(class_image(i % 4, rng, 96), "JPEG") for i in range(8)]
     transform = eval_transform(loaded.config.image_size, loaded.config.mean, loaded.config.std)
     batch = torch.stack([transform(decode_image(body, loaded.config.image_size)) for body in bodies])
+    reduced = ReducedPrecision(loaded.network)
     with torch.inference_mode():
         eager, served = torch.softmax(loaded.network(batch), 1), torch.softmax(fast(batch), 1)
+        bf16 = torch.softmax(reduced(batch), 1)
     return {
         "runtime": runtime,
         "images": len(bodies),
         "top1_identical": bool(torch.equal(eager.argmax(1), served.argmax(1))),
         "max_abs_delta_p": float((eager - served).abs().max()),
+        "bf16_top1_agreement": float((eager.argmax(1) == bf16.argmax(1)).float().mean()),
+        "bf16_max_abs_delta_p": float((eager - bf16).abs().max()),
+    }
+
+
+def reduced_precision_speed(rounds: int) -> dict:
+    """ResNet-50 at batch 1 and 8: the served fp32 path against the opt-in bf16 mode."""
+    network, _ = resnet50()
+    fast, runtime = inference_network(network, IMAGE_SIZE, torch.device("cpu"))
+    reduced = ReducedPrecision(network)
+    one, eight = torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE), torch.randn(8, 3, IMAGE_SIZE, IMAGE_SIZE)
+    with torch.inference_mode():
+        fp32_1, bf16_1 = alternate(lambda: fast(one), lambda: reduced(one), rounds=rounds)
+        fp32_8, bf16_8 = alternate(lambda: fast(eight), lambda: reduced(eight), rounds=max(2, rounds // 4))
+    return {
+        "fp32_runtime": runtime,
+        "fp32_batch1": fp32_1,
+        "bf16_batch1": bf16_1,
+        "fp32_images_per_second_batch8": 8000 / fp32_8.median_ms,
+        "bf16_images_per_second_batch8": 8000 / bf16_8.median_ms,
     }
 
 

@@ -11,6 +11,7 @@ TARGETS = (
     "fast path vs eager fp32",
     "ResNet-50 alone",
     "throughput per instance",
+    "opt-in bf16",
     "cold start",
     "predict handler overhead, p50",
     "predict handler overhead, course-style / project",

@@ -78,3 +78,21 @@ def test_eager_when_the_traced_network_disagrees(caplog):
     network = BatchDependent().eval()
     assert inference_network(network, 8, torch.device("cpu"))[1] == "eager"
     assert "disagrees" in caplog.text
+
+
+def test_opt_in_bf16_answers_float32_close_to_fp32_and_logs_its_agreement(starter, monkeypatch, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    monkeypatch.setenv("INFERENCE_RUNTIME", "bf16")
+    reduced, runtime = inference_network(starter.network, starter.config.image_size, torch.device("cpu"))
+    assert runtime == "bf16" and "top-1 agreement" in caplog.text
+    from breed_classifier.preprocessing import eval_transform
+
+    transform = eval_transform(starter.config.image_size, starter.config.mean, starter.config.std)
+    batch = torch.stack([transform(decode_image(image, starter.config.image_size)) for image in images()])
+    with torch.inference_mode():
+        eager, answered = torch.softmax(starter.network(batch), 1), torch.softmax(reduced(batch), 1)
+    assert answered.dtype == torch.float32
+    assert float((eager.argmax(1) == answered.argmax(1)).float().mean()) >= 0.8
+    assert float((eager - answered).abs().max()) < 0.2
