@@ -197,6 +197,57 @@ def training_steps(rounds: int) -> dict:
     return rates
 
 
+def _ddp_worker(rank: int, world_size: int, port: int, steps: int, results) -> None:
+    """One process of a data-parallel training loop (gloo on loopback, one thread), as training.py runs it."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    try:
+        torch.manual_seed(0)
+        config = ModelConfig.for_architecture("resnet50", 133, 112)
+        network = build_model(config, freeze_backbone=True).to(memory_format=torch.channels_last).train()
+        model = DistributedDataParallel(network) if world_size > 1 else network
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+        images = torch.randn(8, 3, 112, 112).to(memory_format=torch.channels_last)
+        targets = torch.randint(0, 133, (8,))
+
+        def step():
+            loss = torch.nn.functional.cross_entropy(model(images), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        step()
+        dist.barrier()
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        dist.barrier()
+        if rank == 0:
+            results.put(8 * steps * world_size / (time.perf_counter() - started))
+    finally:
+        dist.destroy_process_group()
+
+
+def ddp_efficiency(steps: int) -> dict:
+    """Images/s with 2 processes over 2 x images/s with 1 (frozen ResNet-50 at 112 px, one thread per process)."""
+    import torch.multiprocessing as mp
+
+    from local.loopback_server import free_port
+
+    context = mp.get_context("spawn")
+    rates = {}
+    for world_size in (1, 2):
+        results = context.Queue()
+        mp.start_processes(
+            _ddp_worker, args=(world_size, free_port(), steps, results), nprocs=world_size, start_method="spawn"
+        )
+        rates[world_size] = results.get(timeout=5)
+    return {"images_per_second_1": rates[1], "images_per_second_2": rates[2], "efficiency": rates[2] / (2 * rates[1])}
+
+
 def fast_path_agreement() -> dict:
     """Top-1 and |delta p| of the served path against eager fp32 (the starter model; real photos, generated images)."""
     import random
