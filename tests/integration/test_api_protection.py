@@ -23,6 +23,7 @@ VARIANTS = {
     "NONE": {"AuthMode": "NONE"},
     "NONE with CORS": {"AuthMode": "NONE", "CorsAllowedOrigins": "https://app.example.com"},
     "unreserved concurrency": {"PredictReservedConcurrency": "none"},
+    "Debugger on": {"TrainingUseDebugger": "true"},
 }
 
 
@@ -39,7 +40,7 @@ def _lint(document: dict, tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_each_auth_mode_renders_and_lints(variant, tmp_path):
+def test_each_variant_renders_and_lints(variant, tmp_path):
     result = _lint(_render(VARIANTS[variant]), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
