@@ -1,6 +1,6 @@
 """`make demo`: train -> deploy -> scale -> predict on this machine, with no AWS account.
 
-    python -m local.demo [--data-dir DIR] [--work-dir .offline] [--serve]
+    python -m local.demo [--data-dir DIR] [--work-dir .offline/demo] [--serve]
 
 Makes a small generated data set (or uses ``--data-dir`` / ``DATA_DIR``, e.g. a real dogImages folder),
 uploads it, and runs the same functions the state machine runs in AWS: StartTrainingFunction, then the
@@ -188,9 +188,9 @@ def deploy_starter_model(stack: OfflineStack, say=print) -> dict:
     """Build the starter model (starter_model.py), store it in the bucket, deploy it to the endpoint blue/green."""
     from starter_model import build_starter_artifact, write_model_tarball
 
-    build_starter_artifact(stack.work_dir / "starter-model")
-    tarball = stack.work_dir / "starter-model.tar.gz"
-    write_model_tarball(stack.work_dir / "starter-model", tarball)
+    build_starter_artifact(stack.work_dir / "starter-model" / "model")
+    tarball = stack.work_dir / "starter-model" / "model.tar.gz"
+    write_model_tarball(stack.work_dir / "starter-model" / "model", tarball)
     stack.s3.upload_file(str(tarball), stack.bucket, STARTER_MODEL_KEY)
     deployment = stack.invoke("DeployEndpointFunction", {"model_data_url": f"s3://{stack.bucket}/{STARTER_MODEL_KEY}"})
     stack.endpoints.sync()
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-dir", type=Path, default=Path(os.environ["DATA_DIR"]) if os.environ.get("DATA_DIR") else None
     )
-    parser.add_argument("--work-dir", type=Path, default=PROJECT_ROOT / ".offline")
+    parser.add_argument("--work-dir", type=Path, default=PROJECT_ROOT / ".offline" / "demo")
     parser.add_argument("--serve", action="store_true", help="keep the stack up after the demo")
     args = parser.parse_args(argv)
     if args.data_dir and not all((args.data_dir / split).is_dir() for split in ("train", "valid")):
