@@ -226,9 +226,11 @@ def start_api(port: int, say=print) -> int:
     command = [*sam_arguments("start-api"), "--host", "127.0.0.1", "--port", str(port), "--disable-authorizer"]
     say("$ " + " ".join(command))
     say(
-        f"then, with a photo: curl -s 'http://127.0.0.1:{port}/predictions?top_k=3' -H 'Content-Type: application/json'"
+        "The model behind it is a small CNN trained on the demo's generated breeds (it checks SAM's wiring; "
+        "for answers about real photos, `make serve` runs the starter model). Then, for example:"
     )
-    say("""        -d '{"image": "'$(base64 -w0 photo.jpg)'"}'""")
+    say(f"  curl -s 'http://127.0.0.1:{port}/predictions?top_k=3' -H 'Content-Type: application/json' \\")
+    say("""      -d '{"image": "'$(base64 -w0 tests/data/photos/dog.128.jpg)'"}'""")
     try:
         return subprocess.run(command).returncode
     except KeyboardInterrupt:
