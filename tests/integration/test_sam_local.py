@@ -243,3 +243,13 @@ def test_sam_local_start_api_answers_real_http_requests(services):
     assert ok_status == 200, output[-3000:]
     assert_trained_model_answer("predict-jpeg.json", ok_body, top_k=3)
     assert (refused_status, refused_body["error"]["code"]) == (415, "UnsupportedMediaType")
+
+
+def test_make_build_ships_bytecode_the_lambda_runtime_can_use_unchecked(services):
+    # Given `make build` (run by the services fixture): Lambda cannot write .pyc files into /opt or /var/task
+    built = PROJECT_ROOT / ".aws-sam" / "build"
+    for source in (built / "SharedLayer/python/botocore/client.py", built / "PredictFunction/app.py"):
+        compiled = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+        # Then each module has python3.12 bytecode beside it, valid whatever the zip does to timestamps
+        flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
+        assert flags == 0b01, f"{compiled}: not an unchecked hash-based .pyc (flags {flags:#b})"
