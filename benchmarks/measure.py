@@ -148,6 +148,18 @@ def model_alone(rounds: int) -> dict:
     return {"runtime": runtime, "eager": before, "project": after, "gflop_per_image": RESNET50_GFLOP}
 
 
+def batch_1_and_8(first: Callable, second: Callable, rounds: int) -> tuple[Timing, Timing, Timing, Timing]:
+    """Two networks on the same random pixels, alternating: batch 1 ``rounds`` times, batch 8 a quarter as often.
+
+    Returns (first at 1, second at 1, first at 8, second at 8).
+    """
+    one, eight = torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE), torch.randn(8, 3, IMAGE_SIZE, IMAGE_SIZE)
+    with torch.inference_mode():
+        at_1 = alternate(lambda: first(one), lambda: second(one), rounds=rounds)
+        at_8 = alternate(lambda: first(eight), lambda: second(eight), rounds=max(2, rounds // 4))
+    return (*at_1, *at_8)
+
+
 def architectures(rounds: int) -> list[dict]:
     """Latency at batch 1 and images per second at batch 8, eager and as served, for each real backbone."""
     return [_architecture(name, rounds) for name in ("resnet50", "efficientnet_lite0")]
@@ -157,10 +169,7 @@ def _architecture(architecture: str, rounds: int) -> dict:
     torch.manual_seed(0)
     network = build_model(ModelConfig.for_architecture(architecture, 133, IMAGE_SIZE)).eval()
     fast, runtime = inference_network(network, IMAGE_SIZE, torch.device("cpu"))
-    one, eight = torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE), torch.randn(8, 3, IMAGE_SIZE, IMAGE_SIZE)
-    with torch.inference_mode():
-        eager_1, served_1 = alternate(lambda: network(one), lambda: fast(one), rounds=rounds)
-        eager_8, served_8 = alternate(lambda: network(eight), lambda: fast(eight), rounds=max(2, rounds // 4))
+    eager_1, served_1, eager_8, served_8 = batch_1_and_8(network, fast, rounds)
     return {
         "architecture": architecture,
         "runtime": runtime,
@@ -285,11 +294,7 @@ def reduced_precision_speed(rounds: int) -> dict:
     """ResNet-50 at batch 1 and 8: the served fp32 path against the opt-in bf16 mode."""
     network, _ = resnet50()
     fast, runtime = inference_network(network, IMAGE_SIZE, torch.device("cpu"))
-    reduced = ReducedPrecision(network)
-    one, eight = torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE), torch.randn(8, 3, IMAGE_SIZE, IMAGE_SIZE)
-    with torch.inference_mode():
-        fp32_1, bf16_1 = alternate(lambda: fast(one), lambda: reduced(one), rounds=rounds)
-        fp32_8, bf16_8 = alternate(lambda: fast(eight), lambda: reduced(eight), rounds=max(2, rounds // 4))
+    fp32_1, bf16_1, fp32_8, bf16_8 = batch_1_and_8(fast, ReducedPrecision(network), rounds)
     return {
         "fp32_runtime": runtime,
         "fp32_batch1": fp32_1,
