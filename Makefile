@@ -79,8 +79,9 @@ destroy: setup ## delete the stack and what the pipeline made outside it (endpoi
 # Lambda cannot write bytecode into /opt or /var/task, and SAM's build ships none, so without this step every
 # cold start compiles boto3/botocore, Powertools and the project anew. unchecked-hash: the .pyc files stay valid
 # although the zip's timestamps (2 s resolution) differ from the ones compiled against.
-build: setup ## sam build, then compile the build's Python for the Lambda runtime (needs python3.12 on PATH)
+build: setup ## sam build, keep only the AWS models the functions call, compile for the Lambda runtime (python3.12)
 	PATH=$(abspath $(BIN)):$$PATH sam build
+	$(OFFLINE_PATH) $(BIN)/python -m ops.prune_botocore_models .aws-sam/build
 	python3.12 -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
 
 deploy: build ## sam deploy (guided the first time: make deploy ARGS=--guided)

@@ -362,10 +362,15 @@ def handler_overhead(rounds: int) -> dict:
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             **DUMMY_CREDENTIALS,
         }
+        sink = io.StringIO()
         credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
 
         def course_style_handler(event, context=None):
-            client = boto3.client("sagemaker-runtime", endpoint_url=runtime.url, **credentials)
+            # As the course project's lambdafunction.py: a new boto3 Session and client on every call, and the
+            # context and event type printed (to CloudWatch there; to a sink here, so the terminal stays clean)
+            print("Context:::", context, file=sink)
+            print("EventType::", type(event), file=sink)
+            client = boto3.Session().client("sagemaker-runtime", endpoint_url=runtime.url, **credentials)
             image = base64.b64decode(event["body"])
             answer = client.invoke_endpoint(EndpointName="dog-breed-classifier", ContentType="image/jpeg", Body=image)
             return {"statusCode": 200, "body": json.dumps(json.loads(answer["Body"].read()))}

@@ -33,3 +33,26 @@ def test_event_gives_the_expected_answer(event_name, predict_function):
     else:
         assert body["error"]["code"] == expected.error_code
         assert "Traceback" not in body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "event, what_is_named",
+    [
+        ({}, "requestContext"),
+        ("a string, not an event", "payload format 2.0"),
+        ({"requestContext": {"requestId": "r-1"}, "routeKey": "GET /predictions"}, "POST /predictions"),
+        ({"requestContext": {"requestId": "r-1"}, "headers": {"content-type": 7}}, "map text to text"),
+        ({"requestContext": {"requestId": "r-1"}, "body": {"not": "text"}}, "body be text"),
+    ],
+)
+def test_an_event_that_is_not_a_prediction_request_is_refused_with_what_is_accepted(
+    event, what_is_named, predict_function
+):
+    # Given an event that is not an HTTP API POST /predictions event (a test console, a wrong route, a bad shape)
+    with predict_function() as function:
+        response = function.invoke(event)
+    body = response_json(response)
+    # Then the answer is a 400 that says what the function accepts, not a 500 or a stack trace
+    assert response["statusCode"] == 400, body
+    assert body["error"]["code"] == "MalformedRequest"
+    assert what_is_named in body["error"]["message"]

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from breed_classifier.labels import breed_name
+from dog_breeds.adapters.clients import AWS_SERVICES
 from local import sam_local
 from local.demo import post_image
 from local.loopback_server import free_port
@@ -253,3 +254,11 @@ def test_make_build_ships_bytecode_the_lambda_runtime_can_use_unchecked(services
         # Then each module has python3.12 bytecode beside it, valid whatever the zip does to timestamps
         flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
         assert flags == 0b01, f"{compiled}: not an unchecked hash-based .pyc (flags {flags:#b})"
+
+
+def test_make_build_ships_only_the_aws_models_the_functions_call(services):
+    # Given `make build` (run by the services fixture), after which every sam local test above invoked the functions
+    data = PROJECT_ROOT / ".aws-sam" / "build" / "SharedLayer" / "python" / "botocore" / "data"
+    # Then the layer's botocore holds the models of the called services only (plus its own endpoint files)
+    assert {folder.name for folder in data.iterdir() if folder.is_dir()} == AWS_SERVICES
+    assert (data / "endpoints.json").is_file()

@@ -1,23 +1,81 @@
-"""What the HTTP API puts around the logic: error responses from the one table, and request metrics."""
+"""What the HTTP API puts around the logic: the event read, error responses from the one table, request metrics.
+
+The predict function answers one route, and API Gateway sends it nothing else (template.yaml), so it needs no
+router: Powertools' event handler would cost about 100 ms of every cold start (it imports asyncio and every
+event class) for a dispatch table of one line.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-from dog_breeds.errors import UNEXPECTED_ERROR, http_error
+from dog_breeds.errors import UNEXPECTED_ERROR, MalformedRequestError, http_error
 
 JSON = "application/json"
+PREDICTIONS_ROUTE = "POST /predictions"
 # Read at cold start (this module is imported then), not on every request.
 _METRICS_DISABLED = is_metrics_disabled()
 
 
-def error_response(exc: Exception, request_id: str, logger: Logger) -> Response:
+@dataclass(frozen=True)
+class HttpApiRequest:
+    """The parts of an API Gateway HTTP API (payload format 2.0) event that a prediction reads."""
+
+    request_id: str
+    body: str | None
+    is_base64_encoded: bool
+    headers: Mapping[str, str]  # names in lower case, as API Gateway delivers them
+    query: Mapping[str, str]
+
+    @classmethod
+    def from_event(cls, event: object) -> HttpApiRequest:
+        """Read ``event``; anything that is not a payload 2.0 event for ``POST /predictions`` is refused."""
+        if not isinstance(event, dict) or not isinstance(event.get("requestContext"), dict):
+            raise MalformedRequestError(
+                "This function answers API Gateway HTTP API events (payload format 2.0) with a requestContext."
+            )
+        route = event.get("routeKey", PREDICTIONS_ROUTE)
+        if route != PREDICTIONS_ROUTE:
+            raise MalformedRequestError(f"This function answers {PREDICTIONS_ROUTE} only, not {route!r}.")
+        headers, query, body = event.get("headers") or {}, event.get("queryStringParameters") or {}, event.get("body")
+        if not _is_text_map(headers) or not _is_text_map(query) or not isinstance(body, str | None):
+            raise MalformedRequestError("The event's headers and query must map text to text, and its body be text.")
+        return cls(
+            request_id=str(event["requestContext"].get("requestId", "")),
+            body=body,
+            is_base64_encoded=event.get("isBase64Encoded") is True,
+            headers={name.lower(): value for name, value in headers.items()},
+            query=query,
+        )
+
+
+def answer_api_request(
+    event: object, logger: Logger, metrics: Metrics, handle: Callable[[HttpApiRequest], dict]
+) -> dict:
+    """Answer ``event`` with ``handle``'s result as JSON, or with the error table's row for what it raised."""
+    started, outcome, request_id = time.perf_counter(), "Success", _request_id(event)
+    try:
+        request = HttpApiRequest.from_event(event)
+        return _json_response(200, handle(request))
+    except Exception as exc:
+        outcome = http_error(exc).code
+        return error_response(exc, request_id, logger)
+    finally:
+        if not _METRICS_DISABLED:  # Powertools would still flush every 100 metrics added
+            metrics.add_metric(
+                name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+            )
+        _count("Requests", "Outcome", outcome)
+
+
+def error_response(exc: Exception, request_id: str, logger: Logger) -> dict:
     """Answer ``exc`` as the error table says; the details go to the log, never to the caller."""
     error = http_error(exc)
     if error.code == UNEXPECTED_ERROR.code:
@@ -26,33 +84,25 @@ def error_response(exc: Exception, request_id: str, logger: Logger) -> Response:
         logger.warning("endpoint call failed", extra={"error_code": error.code, "cause": repr(exc.__cause__ or exc)})
     else:
         logger.info("request refused", extra={"error_code": error.code, "reason": error.message})
-    return Response(status_code=error.status, content_type=JSON, body=json.dumps(error.body(request_id)))
+    return _json_response(error.status, error.body(request_id))
 
 
-def request_metrics(metrics: Metrics):
-    """Middleware that records latency and the outcome (``Success`` or the error code) of every request."""
-
-    def measure(app, next_middleware):
-        started = time.perf_counter()
-        outcome = "Success"
-        try:
-            return next_middleware(app)
-        except Exception as exc:
-            outcome = http_error(exc).code
-            raise
-        finally:
-            if not _METRICS_DISABLED:  # Powertools would still flush every 100 metrics added
-                metrics.add_metric(
-                    name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
-                )
-            _count("Requests", "Outcome", outcome)
-
-    return measure
-
-
-def record_predicted_breed(metrics: Metrics, predictions: list[dict]) -> None:
+def record_predicted_breed(predictions: list[dict]) -> None:
     if predictions:
         _count("PredictedBreed", "Breed", predictions[0]["breed"])
+
+
+def _json_response(status: int, body: dict) -> dict:
+    return {"statusCode": status, "headers": {"Content-Type": JSON}, "body": json.dumps(body), "isBase64Encoded": False}
+
+
+def _request_id(event: object) -> str:
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    return str(context.get("requestId", "")) if isinstance(context, dict) else ""
+
+
+def _is_text_map(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
 
 def _count(name: str, dimension: str, value: str) -> None:
