@@ -4,15 +4,29 @@ moto 5 completes training jobs and puts endpoints InService at once; the offline
 training and serving itself (see README, "What is real and what is emulated"). moto also lacks
 ``UpdateEndpoint``: ``ControlPlane`` adds it (the endpoint moves to the new config, as SageMaker's does
 once the new fleet is InService), so the deploy function's blue/green path runs offline too.
+
+With ``emulate_lifecycles()`` (what the offline stack's pipeline runs need), jobs and endpoints go
+through their real states instead: a new training job is InProgress until someone (the offline stack's
+``Lifecycles``) finishes it, ``StopTrainingJob`` makes it Stopping, and a created or updated endpoint is
+Creating or Updating until it is served. ``serve_functions`` answers Lambda's Invoke API on the same port,
+which is where moto's Step Functions interpreter sends a state machine's ``lambda:invoke`` tasks.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import threading
+import traceback
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
 
 import boto3
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
 
 from local.loopback_server import LOOPBACK
 from local.sam_template import PSEUDO_PARAMETERS
@@ -20,23 +34,98 @@ from local.sam_template import PSEUDO_PARAMETERS
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 
 
+# Lambda's Invoke API: POST /2015-03-31/functions/<name or ARN>/invocations
+_INVOCATIONS_PREFIX, _INVOCATIONS_SUFFIX = "/2015-03-31/functions/", "/invocations"
+# The lambda function a state machine task names -> its result; raising is a function error.
+FunctionInvoker = Callable[[str, dict], dict]
+
+
 class ControlPlane:
     """A moto server on 127.0.0.1; ``environment()`` is what a process needs to reach it."""
 
     def __init__(self, port: int = 0, host: str = LOOPBACK) -> None:
-        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        self._host, self._port = host, port
+        self._server = None
+        self._thread: threading.Thread | None = None
+        self._functions: FunctionInvoker | None = None
         self.url = ""
 
     def start(self) -> ControlPlane:
         _add_update_endpoint_to_moto()
+        _add_training_and_endpoint_lifecycles_to_moto()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request otherwise
-        self._server.start()
-        host, port = self._server.get_host_and_port()
+        moto = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server(
+            self._host,
+            self._port,
+            self._route_lambda_invocations(moto),
+            threaded=True,
+            request_handler=MotoRequestHandler,
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="control-plane", daemon=True)
+        self._thread.start()
+        host, port = self._server.server_address[:2]
         self.url = f"http://{host}:{port}"
         return self
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._server = None
+        LIFECYCLES.clear()
+
+    def serve_functions(self, invoke: FunctionInvoker) -> None:
+        """Answer Lambda Invoke calls with ``invoke(function_name, event)``."""
+        self._functions = invoke
+
+    def enable_state_machine_executions(self) -> None:
+        """Have moto run state machines' definitions (its interpreter), with their tasks calling this server.
+
+        moto's interpreter sends its tasks to ``http://localhost:$MOTO_PORT``: one control plane per process
+        can run executions, the last one that enabled them.
+        """
+        request = urllib.request.Request(  # noqa: S310 (loopback)
+            f"{self.url}/moto-api/config",
+            data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=10).read()  # noqa: S310 (loopback)
+        os.environ["MOTO_PORT"] = str(self._server.server_address[1])
+
+    def emulate_lifecycles(self) -> None:
+        """Jobs stay InProgress and endpoints Creating/Updating until the offline stack moves them on."""
+        LIFECYCLES.set()
+
+    def _route_lambda_invocations(self, moto):
+        def application(environ, start_response):
+            path = environ.get("PATH_INFO", "")
+            if not (path.startswith(_INVOCATIONS_PREFIX) and path.endswith(_INVOCATIONS_SUFFIX)):
+                return moto(environ, start_response)
+            request = Request(environ)
+            name = urllib.parse.unquote(path[len(_INVOCATIONS_PREFIX) : -len(_INVOCATIONS_SUFFIX)]).split(":")
+            function_name = name[6] if len(name) >= 7 else name[-1]  # an ARN, a partial ARN or a name
+            return self._invoke(function_name, request.get_data())(environ, start_response)
+
+        return application
+
+    def _invoke(self, function_name: str, payload: bytes) -> Response:
+        if self._functions is None:
+            return Response(json.dumps({"message": "no functions are served"}), 404, content_type="application/json")
+        try:
+            event = json.loads(payload or b"{}")
+            result = self._functions(function_name, event)
+        except Exception as exc:  # a function error, answered as Lambda answers an unhandled one
+            error = {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_tb(exc.__traceback__),
+            }
+            return Response(
+                json.dumps(error), 200, headers={"X-Amz-Function-Error": "Unhandled"}, content_type="application/json"
+            )
+        return Response(json.dumps(result), 200, content_type="application/json")
 
     def __enter__(self) -> ControlPlane:
         return self.start()
@@ -78,8 +167,57 @@ def _add_update_endpoint_to_moto() -> None:
         config = backend.endpoint_configs.get(self._get_param("EndpointConfigName"))
         if endpoint is None or config is None:
             raise ValidationError(message="Could not find endpoint or endpoint configuration.")
+        if LIFECYCLES.is_set():  # the offline stack serves the new config, or rolls back to this one
+            endpoint.endpoint_status, endpoint.failure_reason = "Updating", None
         endpoint.endpoint_config_name = config.endpoint_config_name
         endpoint.production_variants = endpoint._process_production_variants(config.production_variants)
         return ActionResult({"EndpointArn": endpoint.arn})
 
     SageMakerResponse.update_endpoint = update_endpoint
+
+
+# Set while an offline stack drives jobs and endpoints through their states (moto's backends are per process).
+LIFECYCLES = threading.Event()
+
+
+def _add_training_and_endpoint_lifecycles_to_moto() -> None:
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import FakeEndpoint, FakeTrainingJob
+    from moto.sagemaker.responses import ActionResult, SageMakerResponse
+
+    if hasattr(SageMakerResponse, "stop_training_job"):
+        return
+    created_job, created_endpoint = FakeTrainingJob.__init__, FakeEndpoint.__init__
+
+    def job_in_progress(self, *args, **kwargs) -> None:
+        specification = kwargs.get("algorithm_specification", args[4] if len(args) > 4 else {})
+        definitions = list(specification.get("MetricDefinitions", []))
+        created_job(self, *args, **kwargs)
+        if LIFECYCLES.is_set():
+            self.training_job_status, self.secondary_status = "InProgress", "Training"
+            self.training_end_time, self.final_metric_data_list = None, []
+            # moto replaces the job's metric definitions with a sample of its own; SageMaker keeps them
+            self.algorithm_specification["MetricDefinitions"] = definitions
+
+    def endpoint_creating(self, *args, **kwargs) -> None:
+        created_endpoint(self, *args, **kwargs)
+        if LIFECYCLES.is_set():
+            self.endpoint_status = "Creating"
+
+    def stop_training_job(self) -> ActionResult:
+        job = self.sagemaker_backend.training_jobs.get(self._get_param("TrainingJobName"))
+        if job is None:
+            raise ValidationError(message="Could not find the training job.")
+        if job.training_job_status == "InProgress":
+            job.training_job_status, job.secondary_status = "Stopping", "Stopping"
+        return ActionResult({})
+
+    FakeTrainingJob.__init__, FakeEndpoint.__init__ = job_in_progress, endpoint_creating
+    SageMakerResponse.stop_training_job = stop_training_job
+
+
+def sagemaker_state():
+    """moto's SageMaker backend for the offline account and region (in this process): what lifecycles change."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    return sagemaker_backends[PSEUDO_PARAMETERS["AWS::AccountId"]][PSEUDO_PARAMETERS["AWS::Region"]]

@@ -94,6 +94,19 @@ class LocalEndpoints:
             changed.append(name)
         return changed
 
+    def serve_config(self, name: str, config_name: str) -> None:
+        """Serve ``config_name`` on endpoint ``name`` blue/green; raises, serving what it did, if it cannot start."""
+        with self._lock:
+            current = self._served.get(name)
+            if not (current and current.config_name == config_name):
+                self._switch(name, config_name, current)
+
+    def serving(self, name: str) -> str | None:
+        """The endpoint config whose container answers ``name`` now."""
+        with self._lock:
+            served = self._served.get(name)
+            return served.config_name if served else None
+
     def container(self, endpoint_name: str) -> ContainerProcess:
         """The container process serving ``endpoint_name`` now (for fault drills)."""
         with self._lock:

@@ -11,6 +11,9 @@ API Gateway HTTP API               ``ApiFront``: HTTP -> payload 2.0 event, the 
 Lambda                             ``LambdaFunction``: the template's handler, layer, environment;
                                    behind the API, one process per execution environment, at most
                                    the reserved concurrency of them (``ConcurrencyPool``)
+Step Functions                     moto's interpreter runs statemachine/pipeline.asl.json
+                                   (``PipelineRuns``); jobs and endpoints change state as the
+                                   local work progresses (``Lifecycles``)
 =================================  ==============================================================
 """
 
@@ -25,8 +28,10 @@ from local.control_plane import ControlPlane
 from local.endpoint_server import EndpointServer
 from local.execution_environments import ConcurrencyPool
 from local.lambda_invoker import LambdaFunction
+from local.lifecycles import Lifecycles
 from local.local_endpoints import LocalEndpoints
 from local.loopback_server import LOOPBACK
+from local.pipeline_runs import PipelineRuns
 from local.sam_template import SamTemplate
 from local.training_executor import LocalTrainingExecutor
 
@@ -66,6 +71,7 @@ class OfflineStack(contextlib.AbstractContextManager):
             {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"} if quiet_functions else {}
         ) | dict(function_environment or {})
         self.api: ApiFront | None = None
+        self._pipeline: PipelineRuns | None = None
 
     def __enter__(self) -> OfflineStack:
         try:
@@ -80,6 +86,8 @@ class OfflineStack(contextlib.AbstractContextManager):
                 self.sagemaker, self.s3, self.work_dir / "jobs", self.log, self._max_hosts
             )
             self._exit_stack.callback(self.executor.close)
+            self.lifecycles = Lifecycles(self.executor, self.endpoints, self.log).start()
+            self._exit_stack.callback(self.lifecycles.close)
         except BaseException:
             self._exit_stack.close()
             raise
@@ -101,6 +109,14 @@ class OfflineStack(contextlib.AbstractContextManager):
         """Invoke a template function once (a fresh execution environment), as ``aws lambda invoke`` would."""
         with LambdaFunction(logical_id, self.template, self.environment) as function:
             return function.invoke(event)
+
+    @property
+    def pipeline(self) -> PipelineRuns:
+        """The template's state machine, executing its ASL file here (from the first use on, jobs and endpoints
+        go through their real states: see ``Lifecycles``)."""
+        if self._pipeline is None:
+            self._pipeline = PipelineRuns(self)
+        return self._pipeline
 
     def open_api(self) -> ApiFront:
         """Start the HTTP front for POST /predictions with the template's reserved concurrency and route throttle.

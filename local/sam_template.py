@@ -195,6 +195,27 @@ class SamTemplate:
     def _typed_default(spec: dict, value: str):
         return value if spec.get("Type") != "Number" else (float(value) if "." in value else int(value))
 
+    def state_machine_definition(self, logical_id: str, substitutions: Mapping[str, str] | None = None) -> str:
+        """The ASL text CloudFormation would give Step Functions: ``DefinitionUri``'s file, substituted.
+
+        ``substitutions`` replace some of the template's ``DefinitionSubstitutions`` (the offline stack
+        polls every second, not every minute); every ``${Name}`` left must be one of them.
+        """
+        properties = self.resource(logical_id)["Properties"]
+        values = {name: str(self.resolve(value)) for name, value in properties["DefinitionSubstitutions"].items()}
+        unknown = set(substitutions or {}) - set(values)
+        if unknown:
+            raise KeyError(f"{logical_id} has no DefinitionSubstitutions {sorted(unknown)}")
+        values.update(substitutions or {})
+        text = (self.root / properties["DefinitionUri"]).read_text()
+
+        def replace(match: re.Match) -> str:
+            if match.group(1) not in values:
+                raise KeyError(f"{properties['DefinitionUri']} uses ${{{match.group(1)}}}, which is not substituted")
+            return values[match.group(1)]
+
+        return re.sub(r"\$\{([A-Za-z0-9]+)\}", replace, text)
+
     def function_properties(self, logical_id: str) -> dict:
         """The function's properties merged over Globals.Function (environment variables merged too)."""
         resource = self.resource(logical_id)

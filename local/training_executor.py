@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,6 +35,8 @@ class TrainingOutcome:
     model_artifacts: str | None
     failure_reason: str | None
     job_dir: Path
+    stopped: bool = False
+    final_metrics: dict[str, float] = field(default_factory=dict)  # as SageMaker reads them from the log
 
 
 class LocalTrainingExecutor:
@@ -49,7 +52,8 @@ class LocalTrainingExecutor:
         for process in list(self.running):
             self._stop(process)
 
-    def run(self, job_name: str) -> TrainingOutcome:
+    def run(self, job_name: str, should_stop: Callable[[], bool] = lambda: False) -> TrainingOutcome:
+        """Run the job to its end; ``should_stop`` is polled, and stops every host when it says so."""
         job = self.sagemaker.describe_training_job(TrainingJobName=job_name)
         job_dir = self.work_dir / job_name
         requested = job["ResourceConfig"]["InstanceCount"]
@@ -78,13 +82,19 @@ class LocalTrainingExecutor:
         processes = {
             host: self._start_host(host, hosts, job_dir, code_dir, program, arguments, channels, port) for host in hosts
         }
-        failure = self._wait(processes, job_dir)
+        failure = self._wait(processes, job_dir, should_stop)
+        metrics = final_metrics(job_dir / "algo-1" / "training.log", job["AlgorithmSpecification"])
+        if failure == _STOPPED:
+            self.log(f"training job {job_name} stopped")
+            return TrainingOutcome(
+                job_name, False, len(hosts), None, None, job_dir, stopped=True, final_metrics=metrics
+            )
         if failure:
             self.log(f"training job {job_name} failed: {failure}")
             return TrainingOutcome(job_name, False, len(hosts), None, failure, job_dir)
         artifacts = self._upload_model(job, job_name, job_dir / "algo-1/model", job_dir / "model.tar.gz")
         self.log(f"training job {job_name} completed; model at {artifacts}")
-        return TrainingOutcome(job_name, True, len(hosts), artifacts, None, job_dir)
+        return TrainingOutcome(job_name, True, len(hosts), artifacts, None, job_dir, final_metrics=metrics)
 
     def _start_host(self, host, hosts, job_dir, code_dir, program, arguments, channels, port) -> subprocess.Popen:
         host_dir = job_dir / host
@@ -123,12 +133,17 @@ class LocalTrainingExecutor:
                 log_file.write(line)
                 self.log(f"[{host}] {line.rstrip()}")
 
-    def _wait(self, processes: dict[str, subprocess.Popen], job_dir: Path) -> str | None:
+    def _wait(
+        self, processes: dict[str, subprocess.Popen], job_dir: Path, should_stop: Callable[[], bool]
+    ) -> str | None:
         """Wait for every host; if one fails, stop the others (they would block on the lost peer)."""
         pending = dict(processes)
         failure = None
         try:
             while pending and failure is None:
+                if should_stop():
+                    failure = _STOPPED
+                    break
                 for host, process in list(pending.items()):
                     try:
                         code = process.wait(timeout=0.5)
@@ -179,6 +194,22 @@ class LocalTrainingExecutor:
         key = f"{prefix.rstrip('/')}/{job_name}/output/model.tar.gz".lstrip("/")
         self.s3.upload_file(str(archive), bucket, key)
         return f"s3://{bucket}/{key}"
+
+
+_STOPPED = "stopped on request"
+
+
+def final_metrics(log_file: Path, algorithm: dict) -> dict[str, float]:
+    """Each metric's last value in rank 0's log, read with the job's MetricDefinitions (SageMaker's way)."""
+    found: dict[str, float] = {}
+    if not log_file.exists():
+        return found
+    definitions = [(d["Name"], re.compile(d["Regex"])) for d in algorithm.get("MetricDefinitions", [])]
+    for line in log_file.read_text(errors="replace").splitlines():
+        for name, pattern in definitions:
+            if match := pattern.search(line):
+                found[name] = float(match.group(1))
+    return found
 
 
 def _split(uri: str) -> tuple[str, str]:

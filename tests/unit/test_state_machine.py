@@ -1,4 +1,7 @@
-"""The pipeline's definition: valid ASL (cfn-lint), a connected graph, and tasks that exist and are allowed."""
+"""The pipeline's definition file: valid ASL (cfn-lint), a connected graph, tasks that exist and are allowed.
+
+tests/integration/test_pipeline_executions.py executes the same file through every branch.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ from local.sam_template import PROJECT_ROOT, SamTemplate
 
 TEMPLATE = SamTemplate.load()
 MACHINE = TEMPLATE.resource("TrainingPipeline")["Properties"]
-DEFINITION = MACHINE["Definition"]
+DEFINITION_TEXT = (PROJECT_ROOT / MACHINE["DefinitionUri"]).read_text()
+DEFINITION = json.loads(DEFINITION_TEXT)  # placeholders sit inside strings: the file is JSON before substitution
 STATES = DEFINITION["States"]
 POLICY = json.loads((PROJECT_ROOT / "policies/pipeline-state-machine.json").read_text())
 
@@ -31,7 +35,7 @@ def test_the_definition_is_valid_asl_for_cfn_lint(tmp_path: Path):
     substitutions = {name: TEMPLATE.resolve(value) for name, value in MACHINE["DefinitionSubstitutions"].items()}
     # cfn-lint checks task ARNs before substitution, and only in the aws partition's spelling
     partition = substitutions.pop("Partition")
-    definition = json.loads(json.dumps(DEFINITION).replace("${Partition}", partition))
+    definition = json.loads(DEFINITION_TEXT.replace("${Partition}", partition))
     native = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Resources": {
@@ -95,8 +99,13 @@ def test_each_task_names_something_the_template_has_and_the_role_may_call(name):
         assert f"{service}:{api[0].upper()}{api[1:]}" in allowed
 
 
+def test_the_template_has_no_inline_definition_the_file_is_the_only_one():
+    assert "Definition" not in MACHINE and MACHINE["DefinitionUri"] == "statemachine/pipeline.asl.json"
+    assert set(re.findall(r"\$\{(\w+)\}", DEFINITION_TEXT)) == set(MACHINE["DefinitionSubstitutions"])
+
+
 def test_no_arn_in_the_template_names_a_partition_of_its_own():
     # aws-cn and aws-us-gov ARNs start arn:aws-cn: and arn:aws-us-gov:; every ARN takes the stack's partition
-    text = (PROJECT_ROOT / "template.yaml").read_text()
+    text = (PROJECT_ROOT / "template.yaml").read_text() + DEFINITION_TEXT
     assert not re.findall(r"arn:aws[:-]", text)
     assert MACHINE["DefinitionSubstitutions"]["Partition"] == {"Ref": "AWS::Partition"}

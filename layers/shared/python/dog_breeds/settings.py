@@ -183,3 +183,24 @@ class ScalingDefaults:
 
 # Control-plane calls are rare and may be slow; they get more time and one more attempt than predictions.
 CONTROL_PLANE_TIMEOUTS = EndpointTimeouts(connect_seconds=5.0, read_seconds=30.0, max_attempts=3)
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """The release gate: a candidate needs this test accuracy, and may lose at most this much to the serving model."""
+
+    minimum_test_accuracy: float
+    maximum_accuracy_regression: float
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> GateSettings:
+        env = os.environ if environ is None else environ
+        settings = cls(
+            minimum_test_accuracy=_number(env, "GATE_MINIMUM_TEST_ACCURACY", float, 0.6, minimum=0.0),
+            maximum_accuracy_regression=_number(env, "GATE_MAXIMUM_ACCURACY_REGRESSION", float, 0.02, minimum=0.0),
+        )
+        if settings.minimum_test_accuracy > 1 or settings.maximum_accuracy_regression > 1:
+            raise SettingsError(
+                "GATE_MINIMUM_TEST_ACCURACY and GATE_MAXIMUM_ACCURACY_REGRESSION are fractions from 0 to 1"
+            )
+        return settings

@@ -45,6 +45,45 @@ class SageMakerControl:
             "update_endpoint", EndpointName=name, EndpointConfigName=config_name, RetainAllVariantProperties=True
         )
 
+    def describe_endpoint_config(self, name: str) -> dict | None:
+        return self._describe("describe_endpoint_config", EndpointConfigName=name)
+
+    def describe_model(self, name: str) -> dict | None:
+        return self._describe("describe_model", ModelName=name)
+
+    # --- the model registry: one package group per endpoint ---
+
+    def ensure_model_package_group(self, name: str, description: str, tags: list[dict]) -> None:
+        if self._describe("describe_model_package_group", ModelPackageGroupName=name) is None:
+            self._call(
+                "create_model_package_group",
+                ModelPackageGroupName=name,
+                ModelPackageGroupDescription=description,
+                Tags=tags,
+            )
+
+    def create_model_package(self, request: dict) -> str:
+        return self._call("create_model_package", **request)["ModelPackageArn"]
+
+    def describe_model_package(self, arn: str) -> dict | None:
+        return self._describe("describe_model_package", ModelPackageName=arn)
+
+    def update_model_package(self, arn: str, **changes) -> None:
+        self._call("update_model_package", ModelPackageArn=arn, **changes)
+
+    def latest_model_packages(self, group: str, status: str, limit: int) -> list[dict]:
+        """The group's newest ``limit`` package versions with approval ``status``, newest first (summaries)."""
+        answer = self._call(
+            "list_model_packages",
+            ModelPackageGroupName=group,
+            ModelApprovalStatus=status,
+            ModelPackageType="Versioned",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=limit,
+        )
+        return answer.get("ModelPackageSummaryList", [])
+
     def _describe(self, operation: str, **names) -> dict | None:
         """Describe by name; ``None`` when it does not exist.
 

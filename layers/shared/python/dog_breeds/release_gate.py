@@ -1,0 +1,165 @@
+"""The release gate: register a trained model in the endpoint's package group, then approve or reject it.
+
+A candidate is approved when its test accuracy reaches the threshold and is not worse than the serving
+model's by more than the tolerance. The serving model is found through the endpoint (endpoint -> config ->
+model -> model data) and matched to its package in the registry, so the comparison is with what answers
+requests now, not with the newest approval. Every decision is written on the package itself
+(``ModelApprovalStatus`` and ``ApprovalDescription``), so the registry says which model was released and why.
+
+A person can override a rejection: approve the package (``aws sagemaker update-model-package``) and start
+the pipeline with ``{"release_model_package_arn": ...}``; the override is recorded on the package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
+from dog_breeds.control_events import read_fields, text_matching
+from dog_breeds.deploy_model import TAGS
+from dog_breeds.errors import InvalidEventError, TrainingNotCompleteError
+from dog_breeds.settings import ControlPlaneSettings, GateSettings
+
+APPROVED, REJECTED, PENDING = "Approved", "Rejected", "PendingManualApproval"
+ACCURACY, LOSS = "test:accuracy", "test:loss"
+# How many approved versions to search for the serving model's package.
+_SERVING_SEARCH_DEPTH = 20
+_JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+_PACKAGE_ARN = re.compile(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[a-z0-9-]+/[0-9]+")
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    training_job_name: str | None
+    release_model_package_arn: str | None
+
+
+def read_gate_event(event) -> GateRequest:
+    fields = read_fields(
+        event,
+        {
+            "training_job_name": text_matching(_JOB_NAME, "a SageMaker training job name"),
+            "release_model_package_arn": text_matching(_PACKAGE_ARN, "a model package version ARN"),
+        },
+    )
+    if ("training_job_name" in fields) == ("release_model_package_arn" in fields):
+        raise InvalidEventError("give exactly one of training_job_name or release_model_package_arn")
+    return GateRequest(fields.get("training_job_name"), fields.get("release_model_package_arn"))
+
+
+def run_gate(sagemaker, request: GateRequest, settings: ControlPlaneSettings, gate: GateSettings) -> dict:
+    if request.training_job_name:
+        return judge_candidate(sagemaker, request.training_job_name, settings, gate)
+    return release_approved_package(sagemaker, request.release_model_package_arn, settings)
+
+
+def judge_candidate(sagemaker, job_name: str, settings: ControlPlaneSettings, gate: GateSettings) -> dict:
+    """Register ``job_name``'s model as a package version with its test metrics; approve or reject it."""
+    job = sagemaker.describe_training_job(job_name)
+    if job is None or job["TrainingJobStatus"] != "Completed":
+        status = "missing" if job is None else job["TrainingJobStatus"]
+        raise TrainingNotCompleteError(f"training job {job_name} is {status}; only a Completed job can be judged")
+    metrics = {item["MetricName"]: item["Value"] for item in job.get("FinalMetricDataList", [])}
+    accuracy = metrics.get(ACCURACY)
+    model_data_url = job["ModelArtifacts"]["S3ModelArtifacts"]
+    group = settings.endpoint_name
+    sagemaker.ensure_model_package_group(group, f"Models trained for the {group} endpoint", TAGS)
+    serving = serving_package(sagemaker, settings.endpoint_name)
+    decision, reason = _decide(accuracy, serving, gate)
+    package_arn = sagemaker.create_model_package(
+        {
+            "ModelPackageGroupName": group,
+            "ModelPackageDescription": f"trained by {job_name}",
+            "InferenceSpecification": {
+                "Containers": [{"Image": image_uri(INFERENCE_IMAGE, settings.region), "ModelDataUrl": model_data_url}],
+                "SupportedContentTypes": ["image/jpeg", "image/png", "application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            "ModelApprovalStatus": PENDING,
+            "CustomerMetadataProperties": {
+                "training_job_name": job_name,
+                **{name: f"{value:.6f}" for name, value in metrics.items() if name in (ACCURACY, LOSS)},
+                "gate_decision": decision,  # kept when a person later changes the approval status
+            },
+            # A retried invocation registers the same version once
+            "ClientToken": hashlib.sha256(job_name.encode()).hexdigest()[:32],
+        }
+    )
+    sagemaker.update_model_package(package_arn, ModelApprovalStatus=decision, ApprovalDescription=reason[:1024])
+    return {
+        "decision": decision,
+        "reason": reason,
+        "model_package_arn": package_arn,
+        "test_accuracy": accuracy,
+        "serving_test_accuracy": serving["accuracy"] if serving else None,
+        "deploy": {"training_job_name": job_name},
+    }
+
+
+def release_approved_package(sagemaker, package_arn: str, settings: ControlPlaneSettings) -> dict:
+    """Deploy a package a person approved, whatever the gate said; the override is recorded on it."""
+    package = sagemaker.describe_model_package(package_arn)
+    if package is None or package.get("ModelPackageGroupName") != settings.endpoint_name:
+        raise InvalidEventError(f"{package_arn} is not a package version of the {settings.endpoint_name} group")
+    status = package.get("ModelApprovalStatus")
+    if status != APPROVED:
+        raise InvalidEventError(
+            f"{package_arn} is {status}; approve it first: aws sagemaker update-model-package --model-package-arn "
+            f'{package_arn} --model-approval-status Approved --approval-description "why"'
+        )
+    properties = dict(package.get("CustomerMetadataProperties") or {})
+    properties["released_by"] = "manual approval" if properties.get("gate_decision") != REJECTED else "override"
+    sagemaker.update_model_package(package_arn, CustomerMetadataProperties=properties)
+    model_data_url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    reason = f"released by a person's approval: {package.get('ApprovalDescription', '(no description)')}"
+    return {
+        "decision": APPROVED,
+        "reason": reason,
+        "model_package_arn": package_arn,
+        "test_accuracy": _number(properties.get(ACCURACY)),
+        "serving_test_accuracy": None,
+        "deploy": {"model_data_url": model_data_url},
+    }
+
+
+def serving_package(sagemaker, endpoint_name: str) -> dict | None:
+    """The approved package whose model the endpoint serves now, with its test accuracy; None if none is."""
+    endpoint = sagemaker.describe_endpoint(endpoint_name)
+    if endpoint is None:
+        return None
+    config = sagemaker.describe_endpoint_config(endpoint["EndpointConfigName"]) or {}
+    variants = config.get("ProductionVariants") or [{}]
+    model = sagemaker.describe_model(variants[0].get("ModelName", "")) if variants[0].get("ModelName") else None
+    serving_data = (model or {}).get("PrimaryContainer", {}).get("ModelDataUrl")
+    for summary in sagemaker.latest_model_packages(endpoint_name, APPROVED, _SERVING_SEARCH_DEPTH):
+        package = sagemaker.describe_model_package(summary["ModelPackageArn"]) or {}
+        containers = package.get("InferenceSpecification", {}).get("Containers", [{}])
+        if serving_data and containers[0].get("ModelDataUrl") == serving_data:
+            accuracy = _number((package.get("CustomerMetadataProperties") or {}).get(ACCURACY))
+            return {"arn": summary["ModelPackageArn"], "accuracy": accuracy}
+    return None
+
+
+def _decide(accuracy: float | None, serving: dict | None, gate: GateSettings) -> tuple[str, str]:
+    threshold, tolerance = gate.minimum_test_accuracy, gate.maximum_accuracy_regression
+    if accuracy is None:
+        return REJECTED, f"rejected: the training job reported no {ACCURACY} metric"
+    if accuracy < threshold:
+        return REJECTED, f"rejected by threshold: test accuracy {accuracy:.4f} < {threshold:.4f}"
+    if serving and serving["accuracy"] is not None and accuracy < serving["accuracy"] - tolerance:
+        return REJECTED, (
+            f"rejected by regression: test accuracy {accuracy:.4f} < serving model's {serving['accuracy']:.4f} "
+            f"- tolerance {tolerance:.4f} ({serving['arn']})"
+        )
+    against = (
+        f"; serving model's {serving['accuracy']:.4f} - tolerance {tolerance:.4f}"
+        if serving and serving["accuracy"] is not None
+        else "; no registered model serves yet"
+    )
+    return APPROVED, f"approved: test accuracy {accuracy:.4f} >= threshold {threshold:.4f}{against}"
+
+
+def _number(text: str | None) -> float | None:
+    return float(text) if text else None
