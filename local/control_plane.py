@@ -48,11 +48,13 @@ class ControlPlane:
         self._server = None
         self._thread: threading.Thread | None = None
         self._functions: FunctionInvoker | None = None
+        self._moto_port_before: str | None = None  # set when this control plane took MOTO_PORT
         self.url = ""
 
     def start(self) -> ControlPlane:
         _add_update_endpoint_to_moto()
         _add_training_and_endpoint_lifecycles_to_moto()
+        _make_update_model_package_partial_in_moto()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request otherwise
         moto = DomainDispatcherApplication(create_backend_app)
         self._server = make_server(
@@ -74,6 +76,9 @@ class ControlPlane:
             self._thread.join()
             self._server = None
         LIFECYCLES.clear()
+        if self._moto_port_before is not None:
+            os.environ.pop("MOTO_PORT", None)
+            os.environ.update({"MOTO_PORT": self._moto_port_before} if self._moto_port_before else {})
 
     def serve_functions(self, invoke: FunctionInvoker) -> None:
         """Answer Lambda Invoke calls with ``invoke(function_name, event)``."""
@@ -92,6 +97,7 @@ class ControlPlane:
             method="POST",
         )
         urllib.request.urlopen(request, timeout=10).read()  # noqa: S310 (loopback)
+        self._moto_port_before = os.environ.get("MOTO_PORT", "")
         os.environ["MOTO_PORT"] = str(self._server.server_address[1])
 
     def emulate_lifecycles(self) -> None:
@@ -221,3 +227,33 @@ def sagemaker_state():
     from moto.sagemaker.models import sagemaker_backends
 
     return sagemaker_backends[PSEUDO_PARAMETERS["AWS::AccountId"]][PSEUDO_PARAMETERS["AWS::Region"]]
+
+
+def _make_update_model_package_partial_in_moto() -> None:
+    """SageMaker's UpdateModelPackage changes what it is given; moto's clears the rest (status, metadata)."""
+    from moto.sagemaker.models import SageMakerModelBackend
+
+    original = SageMakerModelBackend.update_model_package
+    if getattr(original, "partial", False):
+        return
+
+    def update_model_package(self, model_package_arn: str, model_approval_status, approval_description, **rest):
+        package = self.model_packages.get(self.model_package_name_mapping.get(model_package_arn, model_package_arn))
+        if package is not None:
+            model_approval_status = model_approval_status or package.model_approval_status
+            if approval_description is None:
+                approval_description = package.approval_description
+            rest["customer_metadata_properties"] = {
+                **(package.customer_metadata_properties or {}),
+                **(rest.get("customer_metadata_properties") or {}),
+            }
+        return original(
+            self,
+            model_package_arn=model_package_arn,
+            model_approval_status=model_approval_status,
+            approval_description=approval_description,
+            **rest,
+        )
+
+    update_model_package.partial = True
+    SageMakerModelBackend.update_model_package = update_model_package

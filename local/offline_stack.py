@@ -105,6 +105,11 @@ class OfflineStack(contextlib.AbstractContextManager):
             **self._function_overrides,
         }
 
+    def update_parameters(self, overrides: dict[str, str]) -> None:
+        """As ``sam deploy --parameter-overrides`` on the deployed stack: the functions' next cold starts see them."""
+        self.parameter_overrides.update(overrides)
+        self.template = SamTemplate.load(overrides=self.parameter_overrides)
+
     def invoke(self, logical_id: str, event: dict) -> dict:
         """Invoke a template function once (a fresh execution environment), as ``aws lambda invoke`` would."""
         with LambdaFunction(logical_id, self.template, self.environment) as function:

@@ -10,8 +10,10 @@ jobs and endpoints ``Lifecycles`` moves through their real states.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -41,6 +43,8 @@ class PipelineRuns:
             if resource["Type"] == "AWS::Serverless::Function"
         }
         self._invocations = threading.Lock()  # one execution environment at a time: they share os.environ
+        # The interpreter logs every Fail state as an error with its parse tree; follow() reports the outcome.
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         control_plane = stack.control_plane
         control_plane.serve_functions(self._invoke)
         control_plane.emulate_lifecycles()
@@ -54,9 +58,11 @@ class PipelineRuns:
         )["stateMachineArn"]
 
     def start(self, pipeline_input: dict | None = None) -> str:
-        return self.sfn.start_execution(stateMachineArn=self.state_machine_arn, input=json.dumps(pipeline_input or {}))[
-            "executionArn"
-        ]
+        # Named here: moto names every unnamed execution "None", where Step Functions makes up a unique name
+        name = f"offline-{uuid.uuid4().hex[:16]}"
+        return self.sfn.start_execution(
+            stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(pipeline_input or {})
+        )["executionArn"]
 
     def run(
         self, pipeline_input: dict | None = None, say: Callable[[str], None] = print, timeout_seconds: float = 900
