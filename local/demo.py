@@ -3,8 +3,9 @@
     python -m local.demo [--data-dir DIR] [--work-dir .offline/demo] [--serve]
 
 Makes a small generated data set (or uses ``--data-dir`` / ``DATA_DIR``, e.g. a real dogImages folder),
-uploads it, and runs the same functions the state machine runs in AWS: StartTrainingFunction, then the
-local training executor (2 processes as 2 hosts), DeployEndpointFunction, RegisterAutoscalingFunction.
+uploads it, and executes the pipeline's own definition (statemachine/pipeline.asl.json) in moto's Step
+Functions: StartTrainingFunction, the training job (2 processes as 2 hosts), ReleaseGateFunction (registry
+and gate), DeployEndpointFunction, RegisterAutoscalingFunction, printing each state as it is entered.
 Then it sends sample images through the local API and prints the answers. ``--serve`` keeps the stack
 up and prints curl commands. Ctrl-C stops everything it started.
 """
@@ -151,37 +152,23 @@ def write_demo_data(stack: OfflineStack, data_dir: Path | None, say=print) -> li
     return samples
 
 
-def train(stack: OfflineStack, hyperparameters: dict, say=print) -> TrainedModel:
-    """StartTrainingFunction, then the job itself on this machine (2 processes as 2 hosts)."""
-    say("[2/7] StartTrainingFunction")
-    job_name = stack.invoke("StartTrainingFunction", {"hyperparameters": hyperparameters, "instance_count": 2})[
-        "training_job_name"
-    ]
+def run_pipeline(stack: OfflineStack, hyperparameters: dict, say=print) -> tuple[TrainedModel, dict, dict]:
+    """The pipeline itself (statemachine/pipeline.asl.json) in moto's Step Functions, its states as they happen."""
+    say("[2/7] the pipeline: train (2 processes as 2 hosts) -> register -> gate -> deploy -> scale")
+    execution = stack.pipeline.run({"training": {"hyperparameters": hyperparameters, "instance_count": 2}}, say=say)
+    output = execution.output or {}
+    if execution.status != "SUCCEEDED":
+        raise RuntimeError(f"the pipeline ended {execution.status}: {execution.error}: {execution.cause}")
+    job_name = output["started"]["training_job_name"]
     job = stack.sagemaker.describe_training_job(TrainingJobName=job_name)
-    say(
-        "      the function stored its deployed training code: "
-        + job["HyperParameters"]["sagemaker_submit_directory"].strip('"')
-    )
-    say(f"      {job_name}: running it locally as SageMaker would (one process per host)")
-    outcome = stack.executor.run(job_name)
-    if not outcome.succeeded:
-        raise RuntimeError(f"training failed: {outcome.failure_reason}")
-    return TrainedModel(job_name, outcome.hosts, outcome.model_artifacts, outcome.job_dir)
-
-
-def deploy_and_scale(stack: OfflineStack, event: dict, say=print) -> tuple[dict, dict]:
-    """DeployEndpointFunction (the endpoint starts serving), then RegisterAutoscalingFunction."""
-    say("[3/7] DeployEndpointFunction")
-    deployment = stack.invoke("DeployEndpointFunction", event)
-    stack.endpoints.sync()
-    say(f"      endpoint {deployment['endpoint_name']} {deployment['action']} ({deployment['endpoint_config_name']})")
-    say("[4/7] RegisterAutoscalingFunction")
-    scaling = stack.invoke("RegisterAutoscalingFunction", {})
-    say(
-        f"      {scaling['resource_id']}: {scaling['min_capacity']}..{scaling['max_capacity']} instances, "
-        "target 15 invocations per instance per minute"
-    )
-    return deployment, scaling
+    say(f"[3/7] {output['candidate']['reason']}")
+    say(f"      registered as {output['candidate']['model_package_arn']}")
+    deployment, scaling = output["deployment"], output["autoscaling"]
+    say(f"[4/7] endpoint {deployment['endpoint_name']} {deployment['action']} ({deployment['endpoint_config_name']})")
+    say(f"      auto-scaling on {scaling['resource_id']} ({scaling['policy_name']})")
+    hosts = min(job["ResourceConfig"]["InstanceCount"], stack.executor.max_hosts)
+    model = TrainedModel(job_name, hosts, job["ModelArtifacts"]["S3ModelArtifacts"], stack.executor.work_dir / job_name)
+    return model, deployment, scaling
 
 
 def deploy_starter_model(stack: OfflineStack, say=print) -> dict:
@@ -215,8 +202,7 @@ def photo_samples() -> list[tuple[str, bytes, str, str | None]]:
 def run_demo(stack: OfflineStack, data_dir: Path | None, hyperparameters: dict, say=print) -> DemoResult:
     started = time.monotonic()
     samples = write_demo_data(stack, data_dir, say)
-    model = train(stack, hyperparameters, say)
-    deployment, scaling = deploy_and_scale(stack, {"training_job_name": model.training_job_name}, say)
+    model, deployment, scaling = run_pipeline(stack, hyperparameters, say)
 
     say("[5/7] POST /predictions through the local API: the trained model, on held-out images")
     api = stack.open_api()

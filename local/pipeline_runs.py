@@ -71,7 +71,7 @@ class PipelineRuns:
         return self.follow(self.start(pipeline_input), say, timeout_seconds)
 
     def follow(self, arn: str, say: Callable[[str], None] = print, timeout_seconds: float = 900) -> Execution:
-        execution, seen = Execution(arn, "RUNNING"), 0
+        execution, seen, repeats = Execution(arn, "RUNNING"), 0, 0
         deadline = time.monotonic() + timeout_seconds
         while True:
             status = self.sfn.describe_execution(executionArn=arn)["status"]
@@ -79,8 +79,14 @@ class PipelineRuns:
             for event in events[seen:]:
                 if event["type"].endswith("StateEntered"):
                     name = event["stateEnteredEventDetails"]["name"]
+                    if name in execution.states:  # a polling loop going round: said once, counted
+                        repeats += 1
+                    else:
+                        if repeats:
+                            say(f"         (polled: {repeats} states again)")
+                        repeats = 0
+                        say(f"      -> {name}")
                     execution.states.append(name)
-                    say(f"      -> {name}")
             seen = len(events)
             if status in _FINISHED:
                 break

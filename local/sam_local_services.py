@@ -23,11 +23,31 @@ import signal
 import threading
 from pathlib import Path
 
-from local.demo import QUICK_HYPERPARAMETERS, deploy_and_scale, train, write_demo_data
+from local.demo import QUICK_HYPERPARAMETERS, write_demo_data
 from local.offline_stack import OfflineStack
 from local.sample_events import create_sample_training_job
 
 CACHED_MODEL_KEY = "training-output/sam-local/model.tar.gz"
+
+
+def train(stack: OfflineStack, hyperparameters: dict, say=print) -> str:
+    """StartTrainingFunction, then the job itself on this machine; returns its model.tar.gz URI."""
+    job_name = stack.invoke("StartTrainingFunction", {"hyperparameters": hyperparameters, "instance_count": 2})[
+        "training_job_name"
+    ]
+    say(f"{job_name}: running it locally as SageMaker would")
+    outcome = stack.executor.run(job_name)
+    if not outcome.succeeded:
+        raise RuntimeError(f"training failed: {outcome.failure_reason}")
+    return outcome.model_artifacts
+
+
+def deploy_and_scale(stack: OfflineStack, event: dict, say=print) -> None:
+    """DeployEndpointFunction (the endpoint starts serving), then RegisterAutoscalingFunction."""
+    deployment = stack.invoke("DeployEndpointFunction", event)
+    stack.endpoints.sync()
+    say(f"endpoint {deployment['endpoint_name']} {deployment['action']} ({deployment['endpoint_config_name']})")
+    stack.invoke("RegisterAutoscalingFunction", {})
 
 
 def serve_model(stack: OfflineStack, cache: Path, say=print) -> None:
@@ -36,9 +56,9 @@ def serve_model(stack: OfflineStack, cache: Path, say=print) -> None:
         stack.s3.upload_file(str(cache), stack.bucket, CACHED_MODEL_KEY)
         deploy_and_scale(stack, {"model_data_url": f"s3://{stack.bucket}/{CACHED_MODEL_KEY}"}, say)
         return
-    model = train(stack, QUICK_HYPERPARAMETERS, say)
-    deploy_and_scale(stack, {"training_job_name": model.training_job_name}, say)
-    bucket, _, key = model.model_artifacts.removeprefix("s3://").partition("/")
+    model_artifacts = train(stack, QUICK_HYPERPARAMETERS, say)
+    deploy_and_scale(stack, {"model_data_url": model_artifacts}, say)
+    bucket, _, key = model_artifacts.removeprefix("s3://").partition("/")
     stack.s3.download_file(bucket, key, str(cache))
     say(f"cached the trained model in {cache}")
 
