@@ -175,6 +175,9 @@ def _add_update_endpoint_to_moto() -> None:
             raise ValidationError(message="Could not find endpoint or endpoint configuration.")
         if LIFECYCLES.is_set():  # the offline stack serves the new config, or rolls back to this one
             endpoint.endpoint_status, endpoint.failure_reason = "Updating", None
+        if self._get_param("DeploymentConfig"):  # DescribeEndpoint shows the guardrails of the last update
+            endpoint.last_deployment_config = self._get_param("DeploymentConfig")
+        endpoint.data_capture_config = config.data_capture_config
         endpoint.endpoint_config_name = config.endpoint_config_name
         endpoint.production_variants = endpoint._process_production_variants(config.production_variants)
         return ActionResult({"EndpointArn": endpoint.arn})

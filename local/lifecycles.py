@@ -9,16 +9,63 @@ polls (the pipeline) to see:
 - an endpoint is Creating or Updating until ``LocalEndpoints`` serves its new config. A new endpoint whose
   container cannot start becomes Failed; an update whose container cannot start is rolled back, as
   SageMaker does: InService on the old config, with the ``FailureReason``.
+- an update with deployment guardrails (a ``DeploymentConfig`` with a canary) moves the canary share of
+  requests first, bakes, moves the rest, bakes again, and rolls back when one of its alarms fires. The alarms
+  are the template's ``AWS::CloudWatch::Alarm`` resources, evaluated on the new fleet's requests since the
+  update began (CloudWatch would use one-minute periods; offline bakes last seconds).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from local.control_plane import sagemaker_state
-from local.local_endpoints import LocalEndpoints
+from local.local_endpoints import FleetMetrics, LocalEndpoints, RolledBack
+from local.sam_template import SamTemplate
 from local.training_executor import LocalTrainingExecutor
+
+_COMPARISONS = {
+    "GreaterThanOrEqualToThreshold": lambda value, threshold: value >= threshold,
+    "GreaterThanThreshold": lambda value, threshold: value > threshold,
+}
+
+
+@dataclass(frozen=True)
+class OfflineAlarm:
+    """One of the template's rollback alarms, read on the offline fleet's counts."""
+
+    name: str
+    metric: str
+    threshold: float
+    comparison: str
+
+    def value(self, metrics: FleetMetrics) -> float:
+        readings = {
+            "InvocationModelErrors": metrics.model_errors,
+            "Invocation5XXErrors": metrics.errors_5xx,
+            "ModelLatency": metrics.p99_ms(),  # the alarm's expression turns microseconds into milliseconds
+        }
+        return readings[self.metric]
+
+    def in_alarm(self, metrics: FleetMetrics) -> bool:
+        return _COMPARISONS[self.comparison](self.value(metrics), self.threshold)
+
+
+def template_alarms(template: SamTemplate) -> dict[str, OfflineAlarm]:
+    alarms = {}
+    for logical_id, resource in template.resources.items():
+        if resource["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        properties = resource["Properties"]
+        metric = properties.get("MetricName") or next(
+            query["MetricStat"]["Metric"]["MetricName"] for query in properties["Metrics"] if "MetricStat" in query
+        )
+        name = template.physical_id(logical_id)
+        threshold = float(template.resolve(properties["Threshold"]))
+        alarms[name] = OfflineAlarm(name, metric, threshold, properties["ComparisonOperator"])
+    return alarms
 
 
 class Lifecycles:
@@ -28,9 +75,11 @@ class Lifecycles:
         endpoints: LocalEndpoints,
         log: Callable[[str], None] = print,
         interval_seconds: float = 0.2,
+        template: Callable[[], SamTemplate] = SamTemplate.load,
     ) -> None:
-        self.executor, self.endpoints, self.log = executor, endpoints, log
+        self.executor, self.endpoints, self.log, self.template = executor, endpoints, log, template
         self._started: set[str] = set()
+        self._moving: set[str] = set()  # endpoints whose change is in progress
         self._workers: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, args=(interval_seconds,), name="lifecycles", daemon=True)
@@ -55,8 +104,13 @@ class Lifecycles:
                     self._workers.append(worker)
                     worker.start()
             for name, endpoint in list(state.endpoints.items()):
-                if endpoint.endpoint_status in ("Creating", "Updating"):
-                    self._serve(name, endpoint)
+                if endpoint.endpoint_status in ("Creating", "Updating") and name not in self._moving:
+                    self._moving.add(name)
+                    worker = threading.Thread(
+                        target=self._serve, args=(name, endpoint), name=f"serve-{name}", daemon=True
+                    )
+                    self._workers.append(worker)
+                    worker.start()
 
     def _train(self, name: str) -> None:
         job = sagemaker_state().training_jobs[name]
@@ -80,16 +134,46 @@ class Lifecycles:
     def _serve(self, name: str, endpoint) -> None:
         previous = self.endpoints.serving(name)
         try:
-            self.endpoints.serve_config(name, endpoint.endpoint_config_name)
+            guardrails = getattr(endpoint, "last_deployment_config", None) if previous else None
+            if guardrails and endpoint.endpoint_status == "Updating":
+                self._roll_out(name, endpoint.endpoint_config_name, guardrails)
+            else:
+                self.endpoints.serve_config(name, endpoint.endpoint_config_name)
         except Exception as exc:
-            reason = f"The container for {endpoint.endpoint_config_name} did not start: {str(exc)[-600:]}"
+            if isinstance(exc, RolledBack):
+                reason = f"Update rolled back: {exc}"
+            else:
+                reason = f"The container for {endpoint.endpoint_config_name} did not start: {str(exc)[-600:]}"
             if previous is None:
                 endpoint.endpoint_status, endpoint.failure_reason = "Failed", reason
             else:  # SageMaker keeps the old fleet serving and says why the update did not happen
                 config = sagemaker_state().endpoint_configs[previous]
                 endpoint.endpoint_config_name, endpoint.endpoint_status = previous, "InService"
                 endpoint.production_variants = endpoint._process_production_variants(config.production_variants)
-                endpoint.failure_reason = f"Update rolled back. {reason}"
+                endpoint.failure_reason = (
+                    reason if reason.startswith("Update rolled back") else f"Update rolled back. {reason}"
+                )
             self.log(f"endpoint {name}: {endpoint.failure_reason}")
-            return
-        endpoint.endpoint_status = "InService"
+        else:
+            endpoint.endpoint_status = "InService"
+        finally:
+            self._moving.discard(name)
+
+    def _roll_out(self, name: str, config_name: str, guardrails: dict) -> None:
+        routing = guardrails["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+        share = routing["CanarySize"]["Value"] / 100 if routing["Type"] == "CANARY" else 1.0
+        known = template_alarms(self.template())
+        watched = [
+            known[alarm["AlarmName"]]
+            for alarm in guardrails.get("AutoRollbackConfiguration", {}).get("Alarms", [])
+            if alarm["AlarmName"] in known
+        ]
+
+        def tripped(metrics: FleetMetrics) -> str | None:
+            for alarm in watched:
+                if alarm.in_alarm(metrics):
+                    reading = f"{alarm.metric} {alarm.value(metrics):g}, threshold {alarm.threshold:g}"
+                    return f"alarm {alarm.name} went to ALARM ({reading})"
+            return None
+
+        self.endpoints.roll_out(name, config_name, share, routing["WaitIntervalInSeconds"], tripped)

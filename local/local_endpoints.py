@@ -18,11 +18,11 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from local.endpoint_server import EndpointServer
+from local.endpoint_server import EndpointServer, ModelFailure
 from local.model_container import ContainerModel, ContainerProcess
 
 
@@ -51,6 +51,68 @@ class _TrackedModel:
 
 
 @dataclass
+class FleetMetrics:
+    """What CloudWatch would count for the new fleet during a rollout (the rollback alarms read these)."""
+
+    invocations: int = 0
+    model_errors: int = 0  # InvocationModelErrors: the model answered an error
+    errors_5xx: int = 0  # Invocation5XXErrors
+    latencies_ms: list[float] = field(default_factory=list)  # ModelLatency
+
+    def p99_ms(self) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
+
+
+@dataclass
+class Rollout:
+    endpoint: str
+    config_name: str
+    canary_started: float  # time.monotonic() when the canary began taking traffic
+    ended: float = 0.0  # when all traffic moved, or moved back
+    outcome: str = "in progress"  # "completed", or the alarm that rolled it back
+    metrics: FleetMetrics | None = None
+
+
+class RolledBack(Exception):
+    """A rollout's alarm fired: the old fleet serves again."""
+
+
+class _CanaryRouter:
+    """Sends ``share`` of requests to the new fleet (every 1/share-th one, so the split is exact), the rest to the
+    old one; counts the new fleet's outcomes."""
+
+    def __init__(self, old: _TrackedModel, new: _TrackedModel, share: float) -> None:
+        self.old, self.new, self.share = old, new, share
+        self.metrics, self._credit, self._lock = FleetMetrics(), 0.0, threading.Lock()
+
+    @property
+    def healthy(self) -> bool:
+        return self.old.healthy and self.new.healthy
+
+    def invoke(self, *arguments):
+        with self._lock:
+            self._credit += self.share
+            to_new = self._credit >= 1.0
+            if to_new:
+                self._credit -= 1.0
+        if not to_new:
+            return self.old.invoke(*arguments)
+        started = time.perf_counter()
+        try:
+            return self.new.invoke(*arguments)
+        except ModelFailure as failure:
+            with self._lock:
+                self.metrics.model_errors += 1
+                self.metrics.errors_5xx += failure.status >= 500
+            raise
+        finally:
+            with self._lock:
+                self.metrics.invocations += 1
+                self.metrics.latencies_ms.append((time.perf_counter() - started) * 1000)
+
+
+@dataclass
 class _Served:
     config_name: str
     process: ContainerProcess
@@ -74,6 +136,7 @@ class LocalEndpoints:
         self._served: dict[str, _Served] = {}
         self._lock = threading.RLock()
         self.replacements: list[tuple[str, float]] = []  # (endpoint, seconds from failure seen to serving again)
+        self.rollouts: list[Rollout] = []  # guarded updates, as they went
         self._stopping = threading.Event()
         self._supervisor = threading.Thread(
             target=self._supervise, args=(health_check_seconds,), name="endpoint-supervisor", daemon=True
@@ -106,6 +169,49 @@ class LocalEndpoints:
         with self._lock:
             served = self._served.get(name)
             return served.config_name if served else None
+
+    def roll_out(
+        self,
+        name: str,
+        config_name: str,
+        canary_share: float,
+        bake_seconds: float,
+        tripped: Callable[[FleetMetrics], str | None],
+    ) -> None:
+        """Move ``name`` to ``config_name`` as deployment guardrails do: the canary share of traffic first, for
+        ``bake_seconds``, then all of it for as long again; ``tripped`` is checked all along, and an alarm it
+        names sends every request back to the old fleet (``RolledBack``). The old fleet retires at the end."""
+        with self._lock:
+            current = self._served.get(name)
+        if current is None or current.config_name == config_name:
+            return self.serve_config(name, config_name)
+        new = self._start(name, config_name)  # raises, changing nothing, if the container cannot start
+        router = _CanaryRouter(current.model, new.model, canary_share)
+        rollout = Rollout(name, config_name, time.monotonic(), metrics=router.metrics)
+        self.rollouts.append(rollout)
+        for phase_share in (canary_share, 1.0):
+            router.share = phase_share
+            self.server.serve(name, router)
+            self.log(f"endpoint {name}: {phase_share:.0%} of traffic on {config_name}, baking {bake_seconds:g} s")
+            deadline = time.monotonic() + bake_seconds
+            while time.monotonic() < deadline:
+                alarm = tripped(router.metrics)
+                if alarm:
+                    self.server.serve(name, current.model)
+                    rollout.ended, rollout.outcome = time.monotonic(), alarm
+                    new.model.drain()
+                    new.process.stop()
+                    self.log(f"endpoint {name}: {alarm}; rolled back to {current.config_name}")
+                    raise RolledBack(alarm)
+                time.sleep(0.1)
+        with self._lock:
+            self.server.serve(name, new.model)
+            self._served[name] = new
+        rollout.ended, rollout.outcome = time.monotonic(), "completed"
+        current.model.drain()
+        current.process.stop()
+        self.log(f"endpoint {name}: now serving {config_name}; retired {current.config_name}")
+        return None
 
     def container(self, endpoint_name: str) -> ContainerProcess:
         """The container process serving ``endpoint_name`` now (for fault drills)."""
@@ -151,14 +257,17 @@ class LocalEndpoints:
         self.replacements.append((name, time.monotonic() - seen))
         self.log(f"endpoint {name}: serving {failed.config_name} again from a new container")
 
-    def _switch(self, name: str, config_name: str, current: _Served | None) -> None:
+    def _start(self, name: str, config_name: str) -> _Served:
         config = self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
         model_name = config["ProductionVariants"][0]["ModelName"]
         model_data = self.sagemaker.describe_model(ModelName=model_name)["PrimaryContainer"]["ModelDataUrl"]
         model_dir = self._unpack(model_data, self.work_dir / "endpoints" / config_name)
         self.log(f"endpoint {name}: starting a container for {config_name} ({model_data})")
         process = ContainerProcess(model_dir).start()  # returns once /ping answers
-        served = _Served(config_name, process, _TrackedModel(ContainerModel(process.url)))
+        return _Served(config_name, process, _TrackedModel(ContainerModel(process.url)))
+
+    def _switch(self, name: str, config_name: str, current: _Served | None) -> None:
+        served = self._start(name, config_name)
         self.server.serve(name, served.model)  # traffic moves here, atomically
         self._served[name] = served
         if current:

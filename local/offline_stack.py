@@ -86,7 +86,9 @@ class OfflineStack(contextlib.AbstractContextManager):
                 self.sagemaker, self.s3, self.work_dir / "jobs", self.log, self._max_hosts
             )
             self._exit_stack.callback(self.executor.close)
-            self.lifecycles = Lifecycles(self.executor, self.endpoints, self.log).start()
+            self.lifecycles = Lifecycles(
+                self.executor, self.endpoints, self.log, template=lambda: self.template
+            ).start()
             self._exit_stack.callback(self.lifecycles.close)
         except BaseException:
             self._exit_stack.close()

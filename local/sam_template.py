@@ -112,7 +112,7 @@ class SamTemplate:
     def physical_id(self, logical_id: str) -> str:
         """The name a resource gets offline: its template name, or the stack-derived name it is given."""
         properties = self.resource(logical_id).get("Properties", {})
-        for key in ("FunctionName", "Name", "RoleName", "BucketName"):
+        for key in ("FunctionName", "Name", "RoleName", "BucketName", "AlarmName"):
             if key in properties:
                 return self.resolve(properties[key])
         stack = PSEUDO_PARAMETERS["AWS::StackName"]

@@ -10,17 +10,24 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import threading
 import time
 
 import pytest
 
 from local.demo import QUICK_HYPERPARAMETERS, write_demo_data
 from local.offline_stack import OfflineStack
+from local.sam_template import PROJECT_ROOT
+
+PHOTOS = PROJECT_ROOT / "tests" / "data" / "photos"
 
 GOOD_TRAINING = {"hyperparameters": QUICK_HYPERPARAMETERS, "instance_count": 1, "instance_type": "ml.m5.xlarge"}
 # Learns nothing: test accuracy stays near chance (1 in 4 generated breeds)
 POOR_TRAINING = {**GOOD_TRAINING, "hyperparameters": {**QUICK_HYPERPARAMETERS, "epochs": 1, "learning-rate": 1e-9}}
 GATE = {"GateMinimumTestAccuracy": "0.5", "GateMaximumAccuracyRegression": "0.02"}
+# Updates go through the guardrails as in AWS, with a bake of seconds instead of minutes
+ROLLOUT = {"RolloutCanaryPercent": "20", "RolloutBakeSeconds": "2"}
+BROKEN_TRANSFORM = b"\n\ndef transform_fn(*arguments, **options):\n    raise RuntimeError('a bad release')\n"
 
 
 def quiet(_line: str) -> None:
@@ -30,7 +37,11 @@ def quiet(_line: str) -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     with OfflineStack(
-        tmp_path_factory.mktemp("pipeline"), log=quiet, quiet_functions=True, max_hosts=1, parameter_overrides=GATE
+        tmp_path_factory.mktemp("pipeline"),
+        log=quiet,
+        quiet_functions=True,
+        max_hosts=1,
+        parameter_overrides=GATE | ROLLOUT,
     ) as stack:
         write_demo_data(stack, None, say=quiet)
         yield stack
@@ -54,14 +65,27 @@ def serving_config(stack) -> str:
     ]
 
 
-def broken_package(stack, name: str) -> str:
-    """An approved package whose model cannot load (a model.pth that is not one): a bad release, on purpose."""
+def broken_package(stack, name: str, serving_model_data: str | None = None) -> str:
+    """An approved package with a bad model, on purpose: one that cannot load (a model.pth that is not one), or,
+    given the serving model's data, that model with an inference.py whose every answer is an error."""
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        junk = b"not a model"
-        info = tarfile.TarInfo("model.pth")
-        info.size = len(junk)
-        tar.addfile(info, io.BytesIO(junk))
+        if serving_model_data is None:
+            _add(tar, "model.pth", b"not a model")
+        else:
+            bucket, _, key = serving_model_data.removeprefix("s3://").partition("/")
+            body = stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as good:
+                for member in good.getmembers():
+                    content = good.extractfile(member).read() if member.isfile() else None
+                    if member.name == "code/inference.py":
+                        content += (
+                            b"\n\ndef transform_fn(*arguments, **options):\n    raise RuntimeError('a bad release')\n"
+                        )
+                    if content is None:
+                        tar.addfile(member)
+                    else:
+                        _add(tar, member.name, content)
     key = f"releases/{name}/model.tar.gz"
     stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=archive.getvalue())
     group = stack.template.parameters["EndpointName"]
@@ -87,6 +111,12 @@ def test_a_first_release_that_cannot_start_leaves_the_endpoint_failed_with_its_r
     assert "did not start" in execution.cause
     endpoint = stack.sagemaker.describe_endpoint(EndpointName=stack.template.parameters["EndpointName"])
     assert endpoint["EndpointStatus"] == "Failed"
+
+
+def _add(tar: tarfile.TarFile, name: str, content: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(content)
+    tar.addfile(info, io.BytesIO(content))
 
 
 def test_a_good_model_is_registered_approved_deployed_and_scaled(stack, released):
@@ -180,3 +210,53 @@ def test_a_training_job_stopped_by_a_person_ends_the_pipeline_as_stopped(stack):
     execution = stack.pipeline.follow(arn, say=quiet)
     assert (execution.status, execution.error) == ("FAILED", "TrainingJobStopped")
     assert stack.sagemaker.describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "Stopped"
+
+
+def test_a_release_that_answers_errors_under_traffic_is_rolled_back_by_its_alarm_within_the_canary(stack, released):
+    endpoint_name = stack.template.parameters["EndpointName"]
+    serving = serving_config(stack)
+    model_data = stack.sagemaker.describe_model(ModelName=serving)["PrimaryContainer"]["ModelDataUrl"]
+    bad_release = broken_package(stack, "errors-under-traffic", serving_model_data=model_data)
+    runtime = stack.control_plane.session().client("sagemaker-runtime", endpoint_url=stack.runtime.url)
+    image = (PHOTOS / "dog.128.jpg").read_bytes()
+    outcomes: list[tuple[float, bool]] = []
+    stop = threading.Event()
+
+    def clients() -> None:  # continuous traffic, as the API's callers would send it
+        while not stop.is_set():
+            try:
+                runtime.invoke_endpoint(EndpointName=endpoint_name, ContentType="image/jpeg", Body=image)
+                outcomes.append((time.monotonic(), True))
+            except runtime.exceptions.ModelError:
+                outcomes.append((time.monotonic(), False))
+
+    traffic = threading.Thread(target=clients)
+    traffic.start()
+    try:
+        time.sleep(1)
+        started = time.monotonic()
+        execution = stack.pipeline.run({"release_model_package_arn": bad_release}, say=quiet)
+        time.sleep(1)
+    finally:
+        stop.set()
+        traffic.join()
+    # Then the alarm rolled the update back, and the old model serves
+    assert (execution.status, execution.error) == ("FAILED", "EndpointUpdateRolledBack")
+    endpoint = stack.sagemaker.describe_endpoint(EndpointName=endpoint_name)
+    assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == ("InService", serving)
+    assert "went to ALARM" in endpoint["FailureReason"] and "model-errors" in endpoint["FailureReason"]
+    assert endpoint["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "CANARY"
+    # And clients saw failures only from the canary's share of traffic, only while it took traffic
+    rollout = stack.endpoints.rollouts[-1]
+    assert rollout.config_name != serving and "model-errors" in rollout.outcome
+    during = [ok for at, ok in outcomes if rollout.canary_started <= at <= rollout.ended]
+    failures = during.count(False)
+    canary_share = int(ROLLOUT["RolloutCanaryPercent"]) / 100
+    assert 0 < failures <= canary_share * len(during) + 1, (failures, len(during))
+    assert all(ok for at, ok in outcomes if at > rollout.ended + 0.5), "after the rollback every request succeeds"
+    print(
+        f"\nrollback under traffic: {len(outcomes)} requests sent, {[ok for _, ok in outcomes].count(False)} failed, "
+        f"all {failures} while the canary took {canary_share:.0%} of traffic ({len(during)} requests then); "
+        f"rolled back {rollout.ended - rollout.canary_started:.2f} s after the canary started "
+        f"({rollout.ended - started:.1f} s after the release began, container start included)"
+    )

@@ -22,6 +22,7 @@ INFERENCE_PROGRAM = "inference.py"
 _INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9]+\.[a-z0-9]+")
 _JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 TAGS = [{"Key": "project", "Value": "dog-breed-classifier"}]
+DATA_CAPTURE_PREFIX = "data-capture"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class DeployRequest:
     model_data_url: str | None
     instance_type: str
     instance_count: int
+    data_capture_percent: int = 0
+    canary_percent: int = 10
+    bake_seconds: int = 600
+    rollback_alarms: tuple[str, ...] = ()
 
 
 def read_deploy_event(event, defaults: EndpointDefaults, bucket: str) -> DeployRequest:
@@ -50,6 +55,10 @@ def read_deploy_event(event, defaults: EndpointDefaults, bucket: str) -> DeployR
         fields.get("model_data_url"),
         fields.get("instance_type", defaults.instance_type),
         fields.get("instance_count", defaults.instance_count),
+        defaults.data_capture_percent,
+        defaults.canary_percent,
+        defaults.bake_seconds,
+        defaults.rollback_alarms,
     )
 
 
@@ -57,8 +66,9 @@ def deploy_model(sagemaker, request: DeployRequest, settings: ControlPlaneSettin
     """Create or update the endpoint so that it serves ``request``'s model. Idempotent."""
     model_data_url = request.model_data_url or _completed_job_artifact(sagemaker, request.training_job_name)
     image = image_uri(INFERENCE_IMAGE, settings.region)
+    capture = data_capture_config(settings.bucket, request.data_capture_percent)
     digest = hashlib.sha256(
-        "|".join([model_data_url, image, request.instance_type, str(request.instance_count)]).encode()
+        "|".join([model_data_url, image, request.instance_type, str(request.instance_count), repr(capture)]).encode()
     ).hexdigest()[:11]
     name = f"{settings.endpoint_name}-{digest}"
     if not sagemaker.model_exists(name):
@@ -92,6 +102,7 @@ def deploy_model(sagemaker, request: DeployRequest, settings: ControlPlaneSettin
                         "InitialVariantWeight": 1.0,
                     }
                 ],
+                **({"DataCaptureConfig": capture} if capture else {}),
                 "Tags": TAGS,
             }
         )
@@ -106,7 +117,7 @@ def deploy_model(sagemaker, request: DeployRequest, settings: ControlPlaneSettin
             f"endpoint {settings.endpoint_name} is {endpoint['EndpointStatus']}; deploy again when it is InService"
         )
     else:
-        sagemaker.update_endpoint(settings.endpoint_name, name)
+        sagemaker.update_endpoint(settings.endpoint_name, name, deployment_config(request))
         action = "updated"
     return {
         "endpoint_name": settings.endpoint_name,
@@ -114,6 +125,42 @@ def deploy_model(sagemaker, request: DeployRequest, settings: ControlPlaneSettin
         "model_name": name,
         "model_data_url": model_data_url,
         "action": action,
+    }
+
+
+def deployment_config(request: DeployRequest) -> dict | None:
+    """Deployment guardrails for an update: a canary, a bake, and rollback when a named alarm fires.
+
+    The canary is a share of the new fleet's capacity; it takes traffic for ``bake_seconds``, then the rest
+    moves and bakes as long again. Any alarm in ALARM meanwhile rolls everything back to the old fleet.
+    """
+    if not request.rollback_alarms:
+        return None
+    return {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": request.canary_percent},
+                "WaitIntervalInSeconds": request.bake_seconds,
+            },
+            "TerminationWaitInSeconds": 0,
+            # SageMaker accepts 600-14400 s for the whole update: two bakes, with room for the fleet to start
+            "MaximumExecutionTimeoutInSeconds": min(14400, max(600, 2 * request.bake_seconds + 1800)),
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in request.rollback_alarms]},
+    }
+
+
+def data_capture_config(bucket: str, percent: int) -> dict | None:
+    """Capture ``percent`` of requests and predictions under data-capture/ (the bucket's encryption applies)."""
+    if not percent:
+        return None
+    return {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": percent,
+        "DestinationS3Uri": f"s3://{bucket}/{DATA_CAPTURE_PREFIX}",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
     }
 
 

@@ -147,14 +147,27 @@ class TrainingDefaults:
 class EndpointDefaults:
     instance_type: str
     instance_count: int
+    data_capture_percent: int = 0  # 0: no capture
+    canary_percent: int = 10
+    bake_seconds: int = 600
+    rollback_alarms: tuple[str, ...] = ()  # none: updates are plain blue/green, without guardrails
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> EndpointDefaults:
         env = os.environ if environ is None else environ
-        return cls(
+        defaults = cls(
             instance_type=env.get("ENDPOINT_INSTANCE_TYPE", "ml.m5.large"),
             instance_count=_number(env, "ENDPOINT_INSTANCE_COUNT", int, 1, minimum=1),
+            data_capture_percent=_number(env, "DATA_CAPTURE_PERCENT", int, 0, minimum=0),
+            canary_percent=_number(env, "ROLLOUT_CANARY_PERCENT", int, 10, minimum=1),
+            bake_seconds=_number(env, "ROLLOUT_BAKE_SECONDS", int, 600, minimum=0),
+            rollback_alarms=tuple(name for name in env.get("ROLLBACK_ALARM_NAMES", "").split(",") if name.strip()),
         )
+        if defaults.data_capture_percent > 100 or defaults.canary_percent > 50 or defaults.bake_seconds > 3600:
+            raise SettingsError(
+                "DATA_CAPTURE_PERCENT must be 0-100, ROLLOUT_CANARY_PERCENT 1-50 and ROLLOUT_BAKE_SECONDS 0-3600"
+            )
+        return defaults
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,15 @@ class SageMakerControl:
     def create_endpoint(self, name: str, config_name: str, tags: list[dict]) -> None:
         self._call("create_endpoint", EndpointName=name, EndpointConfigName=config_name, Tags=tags)
 
-    def update_endpoint(self, name: str, config_name: str) -> None:
+    def update_endpoint(self, name: str, config_name: str, deployment_config: dict | None = None) -> None:
         # Keep the instance count auto-scaling has set; the new config brings the new model.
+        guardrails = {"DeploymentConfig": deployment_config} if deployment_config else {}
         self._call(
-            "update_endpoint", EndpointName=name, EndpointConfigName=config_name, RetainAllVariantProperties=True
+            "update_endpoint",
+            EndpointName=name,
+            EndpointConfigName=config_name,
+            RetainAllVariantProperties=True,
+            **guardrails,
         )
 
     def describe_endpoint_config(self, name: str) -> dict | None:
