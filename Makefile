@@ -6,6 +6,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The real AWS CLI (v1, from PyPI) in a venv of its own: it pins its own botocore, older than the project's.
+AWS_CLI_VENV := .venv-awscli
+AWS_CLI_VERSION := 1.46.3
 
 # `sam build` needs python3.12 on PATH; pyenv machines select it beside the dev Python.
 PYENV_312 := $(shell command -v pyenv >/dev/null 2>&1 && pyenv versions --bare 2>/dev/null | grep -m1 -E '^3\.12\.')
@@ -17,7 +20,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup test reliability bench mutation preflight destroy lambda-image lint build deploy upload-data starter-model local-invoke start-api local-down clean
+.PHONY: help demo serve setup test captured reliability bench mutation preflight destroy lambda-image lint build deploy upload-data starter-model local-invoke start-api local-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,6 +40,8 @@ $(STAMP): requirements-dev.txt requirements-lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c requirements-lock.txt
+	test -x $(AWS_CLI_VENV)/bin/aws || { $(PYTHON) -m venv $(AWS_CLI_VENV) && \
+		$(AWS_CLI_VENV)/bin/python -m pip install --quiet awscli==$(AWS_CLI_VERSION); }
 	touch $@
 
 test: setup ## run every offline test (unit, integration, and sam local invoke when a Docker engine runs)
@@ -48,6 +53,9 @@ test: setup ## run every offline test (unit, integration, and sam local invoke w
 
 reliability: setup ## fuzz, nasty images, faults and load against the offline stack: one table (.offline/reliability.json)
 	$(OFFLINE_PATH) $(BIN)/python -m reliability
+
+captured: setup ## what the endpoint was asked and answered, from its data capture (BUCKET=... [ARGS="--limit 50"])
+	$(OFFLINE_PATH) $(BIN)/python -m ops.captured_requests --bucket "$(BUCKET)" $(ARGS)
 
 bench: setup ## the project against course-style baselines: ratios, targets, pass/fail (.offline/bench/bench.md)
 	$(OFFLINE_PATH) $(BIN)/python -m benchmarks

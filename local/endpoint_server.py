@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from werkzeug.exceptions import HTTPException
@@ -51,6 +52,8 @@ class EndpointServer(LoopbackServer):
 
     def __init__(self, port: int = 0, region: str = "us-east-1", threads: int = 8, host: str = LOOPBACK) -> None:
         self.models: dict[str, InferenceModel] = {}
+        # endpoint -> called with (request body, its content type, answer, its content type) after each answer
+        self.observers: dict[str, Callable[[bytes, str, bytes, str], None]] = {}
         self.region = region
         self.invocations = 0
         self.client_addresses: list[tuple[str, int]] = []
@@ -91,10 +94,11 @@ class EndpointServer(LoopbackServer):
         model = self.models.get(endpoint_name)
         if model is None:
             return _error(400, "ValidationError", f"Endpoint {endpoint_name} of account {ACCOUNT_ID} not found.")
+        request_type = request.headers.get("Content-Type", "application/octet-stream")
         try:
             body, content_type = model.invoke(
                 request.get_data(),
-                request.headers.get("Content-Type", "application/octet-stream"),
+                request_type,
                 request.headers.get("Accept", "application/json"),
                 request.headers.get("X-Amzn-SageMaker-Custom-Attributes", ""),
             )
@@ -104,6 +108,9 @@ class EndpointServer(LoopbackServer):
             return self._model_error(endpoint_name, failure.status, failure.message)
         except Exception:  # the container answers 500 for anything its code raises
             return self._model_error(endpoint_name, 500, "the model container failed")
+        observer = self.observers.get(endpoint_name)
+        if observer is not None:
+            observer(request.get_data(), request_type, body, content_type)
         return Response(
             body, status=200, content_type=content_type, headers={"x-Amzn-Invoked-Production-Variant": "AllTraffic"}
         )

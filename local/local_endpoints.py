@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from local.data_capture import DataCapture
 from local.endpoint_server import EndpointServer, ModelFailure
 from local.model_container import ContainerModel, ContainerProcess
 
@@ -137,6 +138,7 @@ class LocalEndpoints:
         self._lock = threading.RLock()
         self.replacements: list[tuple[str, float]] = []  # (endpoint, seconds from failure seen to serving again)
         self.rollouts: list[Rollout] = []  # guarded updates, as they went
+        self._captures: dict[str, DataCapture] = {}
         self._stopping = threading.Event()
         self._supervisor = threading.Thread(
             target=self._supervise, args=(health_check_seconds,), name="endpoint-supervisor", daemon=True
@@ -208,6 +210,7 @@ class LocalEndpoints:
             self.server.serve(name, new.model)
             self._served[name] = new
         rollout.ended, rollout.outcome = time.monotonic(), "completed"
+        self._capture(name, config_name)
         current.model.drain()
         current.process.stop()
         self.log(f"endpoint {name}: now serving {config_name}; retired {current.config_name}")
@@ -221,6 +224,8 @@ class LocalEndpoints:
     def close(self) -> None:
         self._stopping.set()
         self._supervisor.join(timeout=10)
+        for capture in list(self._captures.values()):
+            capture.flush()
         with self._lock:
             for name, served in list(self._served.items()):
                 self.server.remove(name)
@@ -229,6 +234,8 @@ class LocalEndpoints:
 
     def _supervise(self, interval_seconds: float) -> None:
         while not self._stopping.wait(interval_seconds):
+            for capture in list(self._captures.values()):
+                capture.flush()
             with self._lock:
                 watched = list(self._served.items())
             for name, served in watched:
@@ -270,12 +277,26 @@ class LocalEndpoints:
         served = self._start(name, config_name)
         self.server.serve(name, served.model)  # traffic moves here, atomically
         self._served[name] = served
+        self._capture(name, config_name)
         if current:
             current.model.drain()
             current.process.stop()
             self.log(f"endpoint {name}: now serving {config_name}; retired {current.config_name}")
         else:
             self.log(f"endpoint {name}: InService with {config_name}")
+
+    def _capture(self, name: str, config_name: str) -> None:
+        """Capture as ``config_name``'s DataCaptureConfig says (or stop capturing)."""
+        config = self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name).get("DataCaptureConfig")
+        previous = self._captures.pop(name, None)
+        if previous is not None:
+            previous.flush()
+        if config and config.get("EnableCapture"):
+            capture = DataCapture(self.s3, name, "AllTraffic", config)
+            self._captures[name] = capture
+            self.server.observers[name] = capture
+        else:
+            self.server.observers.pop(name, None)
 
     def _unpack(self, uri: str, target: Path) -> Path:
         parts = urlsplit(uri)

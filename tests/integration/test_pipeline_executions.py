@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 import tarfile
 import threading
 import time
@@ -18,6 +20,7 @@ import pytest
 from local.demo import QUICK_HYPERPARAMETERS, write_demo_data
 from local.offline_stack import OfflineStack
 from local.sam_template import PROJECT_ROOT
+from ops.captured_requests import captured_requests
 
 PHOTOS = PROJECT_ROOT / "tests" / "data" / "photos"
 
@@ -26,7 +29,8 @@ GOOD_TRAINING = {"hyperparameters": QUICK_HYPERPARAMETERS, "instance_count": 1, 
 POOR_TRAINING = {**GOOD_TRAINING, "hyperparameters": {**QUICK_HYPERPARAMETERS, "epochs": 1, "learning-rate": 1e-9}}
 GATE = {"GateMinimumTestAccuracy": "0.5", "GateMaximumAccuracyRegression": "0.02"}
 # Updates go through the guardrails as in AWS, with a bake of seconds instead of minutes
-ROLLOUT = {"RolloutCanaryPercent": "20", "RolloutBakeSeconds": "2"}
+ROLLOUT = {"RolloutCanaryPercent": "20", "RolloutBakeSeconds": "2", "DataCapturePercent": "100"}
+AWS_CLI = PROJECT_ROOT / ".venv-awscli" / "bin" / "aws"  # installed by make setup
 BROKEN_TRANSFORM = b"\n\ndef transform_fn(*arguments, **options):\n    raise RuntimeError('a bad release')\n"
 
 
@@ -260,3 +264,51 @@ def test_a_release_that_answers_errors_under_traffic_is_rolled_back_by_its_alarm
         f"rolled back {rollout.ended - rollout.canary_started:.2f} s after the canary started "
         f"({rollout.ended - started:.1f} s after the release began, container start included)"
     )
+
+
+def test_data_capture_keeps_what_the_endpoint_was_asked_and_what_it_answered(stack, released):
+    endpoint_name = stack.template.parameters["EndpointName"]
+    runtime = stack.control_plane.session().client("sagemaker-runtime", endpoint_url=stack.runtime.url)
+    image = (PHOTOS / "cat.70.jpg").read_bytes()
+    answers = [
+        json.loads(
+            runtime.invoke_endpoint(EndpointName=endpoint_name, ContentType="image/jpeg", Body=image)["Body"].read()
+        )
+        for _ in range(3)
+    ]
+    # Then `make captured` (ops/captured_requests.py) reads them back from the bucket, with their predictions
+    deadline, found = time.monotonic() + 15, []
+    while time.monotonic() < deadline and not (found and found[0].input_bytes == len(image)):
+        found = captured_requests(stack.s3, stack.bucket, endpoint_name, limit=3)
+        time.sleep(0.5)
+    assert [(r.content_type, r.input_bytes) for r in found] == [("image/jpeg", len(image))] * 3
+    assert found[0].predictions == answers[-1]["predictions"]
+    config = stack.sagemaker.describe_endpoint_config(EndpointConfigName=serving_config(stack))["DataCaptureConfig"]
+    assert config["InitialSamplingPercentage"] == 100
+    assert config["DestinationS3Uri"] == f"s3://{stack.bucket}/data-capture"
+
+
+def test_the_aws_cli_shows_the_registry_and_the_guardrails_of_the_offline_stack(stack, released):
+    # Given the real AWS CLI pointed at the offline control plane
+    environment = {**os.environ, **stack.control_plane.environment()}
+    endpoint_name = stack.template.parameters["EndpointName"]
+
+    def aws(*arguments: str) -> dict:
+        command = [str(AWS_CLI), "--endpoint-url", stack.control_plane.url, "--output", "json", *arguments]
+        result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    packages = aws("sagemaker", "list-model-packages", "--model-package-group-name", endpoint_name)
+    statuses = {package["ModelApprovalStatus"] for package in packages["ModelPackageSummaryList"]}
+    assert {"Approved", "Rejected"} <= statuses
+    endpoint = aws("sagemaker", "describe-endpoint", "--endpoint-name", endpoint_name)
+    guardrails = endpoint["LastDeploymentConfig"]
+    assert guardrails["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["CanarySize"]["Value"] == 20
+    alarms = {alarm["AlarmName"] for alarm in guardrails["AutoRollbackConfiguration"]["Alarms"]}
+    assert alarms == {
+        f"{endpoint_name}-model-errors",
+        f"{endpoint_name}-invocation-5xx",
+        f"{endpoint_name}-latency-p99",
+    }
+    assert endpoint["DataCaptureConfig"]["EnableCapture"] is True
