@@ -38,6 +38,7 @@ EXPECTATIONS = {
     "deploy-endpoint-from-job.json": Expectation("DeployEndpointFunction"),
     "deploy-endpoint-from-model-data.json": Expectation("DeployEndpointFunction"),
     "deploy-endpoint-bad.json": Expectation("DeployEndpointFunction", error_type="InvalidEventError"),
+    "release-gate-bad.json": Expectation("ReleaseGateFunction", error_type="InvalidEventError"),
     "register-autoscaling.json": Expectation("RegisterAutoscalingFunction"),
     "register-autoscaling-bad.json": Expectation("RegisterAutoscalingFunction", error_type="InvalidEventError"),
 }
