@@ -133,6 +133,7 @@ def test_a_good_model_is_registered_approved_deployed_and_scaled(stack, released
     assert registered["ModelApprovalStatus"] == "Approved"
     assert float(registered["CustomerMetadataProperties"]["test:accuracy"]) >= 0.5
     assert "approved: test accuracy" in registered["ApprovalDescription"]
+    print(f"\ngate, accepted: {registered['ApprovalDescription']}")
     assert registered["InferenceSpecification"]["Containers"][0]["ModelDataUrl"].endswith("/output/model.tar.gz")
     # And the endpoint serves that model's config
     assert serving_config(stack) == released.output["deployment"]["endpoint_config_name"]
@@ -143,6 +144,7 @@ def test_a_candidate_below_the_threshold_is_rejected_and_the_serving_model_stays
     execution = stack.pipeline.run({"training": POOR_TRAINING}, say=quiet)
     assert (execution.status, execution.error) == ("FAILED", "CandidateRejected")
     assert "rejected by threshold" in execution.cause and "< 0.5000" in execution.cause
+    print(f"\ngate, rejected by threshold: {execution.cause}")
     assert "DeployEndpoint" not in execution.states[execution.states.index("JudgeCandidate") :]
     rejected = stack.sagemaker.list_model_packages(
         ModelPackageGroupName=stack.template.parameters["EndpointName"], ModelApprovalStatus="Rejected"
@@ -161,6 +163,7 @@ def test_a_candidate_worse_than_the_serving_model_is_rejected_then_a_person_can_
     # Then the candidate is rejected for regressing against the model the endpoint serves, named in the cause
     assert (execution.status, execution.error) == ("FAILED", "CandidateRejected")
     assert "rejected by regression" in execution.cause
+    print(f"\ngate, rejected by regression: {execution.cause}")
     assert released.output["candidate"]["model_package_arn"] in execution.cause
     summaries = stack.sagemaker.list_model_packages(
         ModelPackageGroupName=stack.template.parameters["EndpointName"], SortBy="CreationTime", SortOrder="Descending"
@@ -176,6 +179,7 @@ def test_a_candidate_worse_than_the_serving_model_is_rejected_then_a_person_can_
     assert release.status == "SUCCEEDED", (release.error, release.cause)
     assert "StartTraining" not in release.states and "ReleaseApprovedPackage" in release.states
     assert package(stack, candidate)["CustomerMetadataProperties"]["released_by"] == "override"
+    print(f"\ngate, overridden: {release.output['candidate']['reason']}; now serving {candidate}")
     assert serving_config(stack) == release.output["deployment"]["endpoint_config_name"]
 
 
