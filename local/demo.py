@@ -25,6 +25,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from breed_classifier.cli import add_hyperparameter_arguments
 from breed_classifier.labels import breed_name
 from local.offline_stack import OfflineStack
 from local.sam_template import PROJECT_ROOT
@@ -47,6 +48,8 @@ DEMO_HYPERPARAMETERS = {
     "image-size": 96,
     "num-workers": 0,
 }
+# The stack's parameters for a demo: endpoint updates bake seconds, not the 10 minutes a deploy uses.
+DEMO_STACK_PARAMETERS = {"RolloutBakeSeconds": "3"}
 # A small CNN from scratch, for when only the wiring matters (the sam local services, quick tests): 10 s.
 QUICK_HYPERPARAMETERS = {
     "architecture": "small_cnn",
@@ -77,6 +80,8 @@ class DemoResult:
     scaling: dict
     predictions: list[Prediction] = field(default_factory=list)
     seconds: float = 0.0
+    gate: str = ""
+    generated_data: bool = True
 
 
 def post_image(api_url: str, image: bytes, content_type: str, top_k: int = 3, retries: int = 6) -> tuple[int, dict]:
@@ -152,7 +157,7 @@ def write_demo_data(stack: OfflineStack, data_dir: Path | None, say=print) -> li
     return samples
 
 
-def run_pipeline(stack: OfflineStack, hyperparameters: dict, say=print) -> tuple[TrainedModel, dict, dict]:
+def run_pipeline(stack: OfflineStack, hyperparameters: dict, say=print) -> tuple[TrainedModel, dict, dict, str]:
     """The pipeline itself (statemachine/pipeline.asl.json) in moto's Step Functions, its states as they happen."""
     say("[2/7] the pipeline: train (2 processes as 2 hosts) -> register -> gate -> deploy -> scale")
     execution = stack.pipeline.run({"training": {"hyperparameters": hyperparameters, "instance_count": 2}}, say=say)
@@ -168,7 +173,7 @@ def run_pipeline(stack: OfflineStack, hyperparameters: dict, say=print) -> tuple
     say(f"      auto-scaling on {scaling['resource_id']} ({scaling['policy_name']})")
     hosts = min(job["ResourceConfig"]["InstanceCount"], stack.executor.max_hosts)
     model = TrainedModel(job_name, hosts, job["ModelArtifacts"]["S3ModelArtifacts"], stack.executor.work_dir / job_name)
-    return model, deployment, scaling
+    return model, deployment, scaling, output["candidate"]["reason"]
 
 
 def deploy_starter_model(stack: OfflineStack, say=print) -> dict:
@@ -180,7 +185,7 @@ def deploy_starter_model(stack: OfflineStack, say=print) -> dict:
     write_model_tarball(stack.work_dir / "starter-model" / "model", tarball)
     stack.s3.upload_file(str(tarball), stack.bucket, STARTER_MODEL_KEY)
     deployment = stack.invoke("DeployEndpointFunction", {"model_data_url": f"s3://{stack.bucket}/{STARTER_MODEL_KEY}"})
-    stack.endpoints.sync()
+    stack.settle_endpoints()
     say(f"      endpoint {deployment['endpoint_name']} {deployment['action']} to the starter model, blue/green")
     return deployment
 
@@ -201,12 +206,14 @@ def photo_samples() -> list[tuple[str, bytes, str, str | None]]:
 
 def run_demo(stack: OfflineStack, data_dir: Path | None, hyperparameters: dict, say=print) -> DemoResult:
     started = time.monotonic()
+    stack.update_parameters(DEMO_STACK_PARAMETERS)
     samples = write_demo_data(stack, data_dir, say)
-    model, deployment, scaling = run_pipeline(stack, hyperparameters, say)
+    model, deployment, scaling, gate = run_pipeline(stack, hyperparameters, say)
 
     say("[5/7] POST /predictions through the local API: the trained model, on held-out images")
     api = stack.open_api()
     result = DemoResult(model.training_job_name, model.hosts, model.model_artifacts, deployment["action"], scaling)
+    result.gate, result.generated_data = gate, data_dir is None
     for label, image, content_type, expected in samples:
         status, answer = post_image(api.url, image, content_type)
         result.predictions.append(Prediction(label, expected, status, answer))
@@ -222,27 +229,87 @@ def run_demo(stack: OfflineStack, data_dir: Path | None, hyperparameters: dict, 
 
 
 def write_report(result: DemoResult, job_dir: Path, work_dir: Path) -> None:
+    """``report.md``: what was trained and how, per epoch, the test numbers, the plot, and the answers."""
     metrics_file = job_dir / "algo-1/output/data/metrics.json"
     curves = job_dir / "algo-1/output/data/training_curves.png"
     if curves.exists():
         shutil.copy2(curves, work_dir / "training_curves.png")
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-    lines = [
-        "# Offline demo report",
+    test, best = metrics.get("test", {}), metrics.get("best_epoch")
+    lines = ["# Offline demo report", ""]
+    if result.generated_data:
+        lines += [
+            "> **Generated data.** The images are synthetic (4 classes of coloured shapes named after breeds), so",
+            "> the accuracy below says the pipeline works end to end, not how well a model tells dogs apart. Run",
+            "> `DATA_DIR=~/dogImages make demo` for numbers that mean that.",
+            "",
+        ]
+    ended = f"stopped early after epoch {metrics['history'][-1]['epoch']}" if metrics.get("stopped_early") else "ran"
+    lines += [
+        f"- training job `{result.training_job_name}` on {result.hosts} local hosts; {ended}; best epoch {best}",
+        f"- test accuracy **{test.get('test_accuracy', float('nan')):.4f}**, "
+        f"test loss **{test.get('test_loss', float('nan')):.4f}** (the best epoch's weights, on the test split)",
+        f"- release gate: {result.gate}",
+        f"- model `{result.model_artifacts}`; endpoint {result.endpoint_action}; "
+        f"auto-scaling on `{result.scaling['resource_id']}`",
+        f"- wall time {result.seconds:.0f} s",
         "",
-        f"- training job: `{result.training_job_name}` on {result.hosts} local hosts",
-        f"- best epoch: {metrics.get('best_epoch')}, test: {metrics.get('test')}",
-        f"- model: `{result.model_artifacts}`",
-        f"- endpoint: {result.endpoint_action}; auto-scaling {result.scaling['resource_id']}",
-        f"- wall time: {result.seconds:.0f} s",
+        "## Hyperparameters",
         "",
-        "| image | expected | top prediction | probability |",
-        "|---|---|---|---|",
+        "| name | value |",
+        "|---|---|",
+        *(f"| {name} | {value} |" for name, value in metrics.get("hyperparameters", {}).items()),
+        "",
+        "## Per epoch",
+        "",
+        "![training curves](training_curves.png)",
+        "",
+        "| epoch | train loss | train accuracy | valid loss | valid accuracy |",
+        "|---|---|---|---|---|",
     ]
+    for row in metrics.get("history", []):
+        mark = " (best)" if row["epoch"] == best else ""
+        lines.append(
+            f"| {row['epoch']}{mark} | {row['train_loss']:.4f} | {row['train_accuracy']:.4f} "
+            f"| {row['valid_loss']:.4f} | {row['valid_accuracy']:.4f} |"
+        )
+    lines += ["", "## Predictions", "", "| image | expected | top prediction | probability |", "|---|---|---|---|"]
     for prediction in result.predictions:
         top = prediction.answer.get("predictions", [{}])[0]
-        lines.append(f"| {prediction.image} | {prediction.expected} | {top.get('breed')} | {top.get('probability')} |")
+        probability = f"{top['probability']:.2f}" if "probability" in top else f"HTTP {prediction.status}"
+        lines.append(f"| {prediction.image} | {prediction.expected or ''} | {top.get('breed', '')} | {probability} |")
     (work_dir / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def read_demo_hyperparameters(text: str) -> dict:
+    """``DEMO_HYPERPARAMETERS`` over the defaults; a ValueError that says what is wrong and what is accepted."""
+    try:
+        given = json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"DEMO_HYPERPARAMETERS is not JSON ({exc.msg}); give an object such as '{{\"epochs\": 5}}'"
+        ) from None
+    if not isinstance(given, dict):
+        raise ValueError("DEMO_HYPERPARAMETERS must be a JSON object such as '{\"epochs\": 5}'")
+    merged = {**DEMO_HYPERPARAMETERS, **given}
+    parser = _RefusingParser(prog="DEMO_HYPERPARAMETERS", add_help=False)
+    add_hyperparameter_arguments(parser)
+    accepted = sorted(action.dest.replace("_", "-") for action in parser._actions)
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        raise ValueError(f"DEMO_HYPERPARAMETERS: unknown hyperparameter(s) {unknown}; accepted: {accepted}")
+    arguments = [
+        item
+        for name, value in merged.items()
+        for item in (f"--{name}", str(value).lower() if isinstance(value, bool) else str(value))
+    ]
+    parser.parse_args(arguments)
+    return merged
+
+
+class _RefusingParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise ValueError(f"DEMO_HYPERPARAMETERS: {message}")
 
 
 def print_predictions(result: DemoResult, say=print) -> None:
@@ -271,7 +338,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    hyperparameters = {**DEMO_HYPERPARAMETERS, **json.loads(os.environ.get("DEMO_HYPERPARAMETERS", "{}"))}
+    try:
+        hyperparameters = read_demo_hyperparameters(os.environ.get("DEMO_HYPERPARAMETERS", ""))
+    except ValueError as exc:  # one line, and the previous run's report stays where it is
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     # Ctrl-C and `kill` both end in the same clean shutdown (SIGINT is ignored when started in the background).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -20,11 +20,12 @@ Step Functions                     moto's interpreter runs statemachine/pipeline
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from local.api_front import ApiFront, RouteThrottle
-from local.control_plane import ControlPlane
+from local.control_plane import LIFECYCLES, ControlPlane, sagemaker_state
 from local.endpoint_server import EndpointServer
 from local.execution_environments import ConcurrencyPool
 from local.lambda_invoker import LambdaFunction
@@ -33,7 +34,7 @@ from local.local_endpoints import LocalEndpoints
 from local.loopback_server import LOOPBACK
 from local.pipeline_runs import PipelineRuns
 from local.sam_template import SamTemplate
-from local.training_executor import LocalTrainingExecutor
+from local.training_executor import LocalTrainingExecutor, TrainingOutcome
 
 # An account's default concurrency for new accounts: what an unreserved function can count on.
 UNRESERVED_OFFLINE_CONCURRENCY = 10
@@ -106,6 +107,40 @@ class OfflineStack(contextlib.AbstractContextManager):
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.runtime.url,
             **self._function_overrides,
         }
+
+    def run_training_job(self, job_name: str, timeout_seconds: float = 1800) -> TrainingOutcome:
+        """The job, run to its end: here, or, once pipelines run (``Lifecycles`` runs every job), awaited."""
+        if not LIFECYCLES.is_set():
+            return self.executor.run(job_name)
+        deadline = time.monotonic() + timeout_seconds
+        while (job := sagemaker_state().training_jobs[job_name]).training_job_status in ("InProgress", "Stopping"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"training job {job_name} still {job.training_job_status}")
+            time.sleep(0.2)
+        artifacts = job.model_artifacts["S3ModelArtifacts"] if job.training_job_status == "Completed" else None
+        hosts = min(job.resource_config["InstanceCount"], self.executor.max_hosts)
+        return TrainingOutcome(
+            job_name,
+            artifacts is not None,
+            hosts,
+            artifacts,
+            getattr(job, "failure_reason", None),
+            self.executor.work_dir / job_name,
+            stopped=job.training_job_status == "Stopped",
+        )
+
+    def settle_endpoints(self, timeout_seconds: float = 1800) -> list[str]:
+        """Serve every endpoint's current config; returns the endpoints whose served config changed. Once
+        pipelines run, ``Lifecycles`` moves endpoints (through their guardrails): this waits for it."""
+        if not LIFECYCLES.is_set():
+            return self.endpoints.sync()
+        before = {name: self.endpoints.serving(name) for name in sagemaker_state().endpoints}
+        deadline = time.monotonic() + timeout_seconds
+        while any(e.endpoint_status in ("Creating", "Updating") for e in sagemaker_state().endpoints.values()):
+            if time.monotonic() > deadline:
+                raise TimeoutError("an endpoint is still Creating or Updating")
+            time.sleep(0.2)
+        return [name for name, served in before.items() if self.endpoints.serving(name) != served]
 
     def update_parameters(self, overrides: dict[str, str]) -> None:
         """As ``sam deploy --parameter-overrides`` on the deployed stack: the functions' next cold starts see them."""

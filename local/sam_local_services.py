@@ -36,7 +36,7 @@ def train(stack: OfflineStack, hyperparameters: dict, say=print) -> str:
         "training_job_name"
     ]
     say(f"{job_name}: running it locally as SageMaker would")
-    outcome = stack.executor.run(job_name)
+    outcome = stack.run_training_job(job_name)
     if not outcome.succeeded:
         raise RuntimeError(f"training failed: {outcome.failure_reason}")
     return outcome.model_artifacts
@@ -45,7 +45,7 @@ def train(stack: OfflineStack, hyperparameters: dict, say=print) -> str:
 def deploy_and_scale(stack: OfflineStack, event: dict, say=print) -> None:
     """DeployEndpointFunction (the endpoint starts serving), then RegisterAutoscalingFunction."""
     deployment = stack.invoke("DeployEndpointFunction", event)
-    stack.endpoints.sync()
+    stack.settle_endpoints()
     say(f"endpoint {deployment['endpoint_name']} {deployment['action']} ({deployment['endpoint_config_name']})")
     stack.invoke("RegisterAutoscalingFunction", {})
 

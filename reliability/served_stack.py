@@ -40,7 +40,7 @@ def deploy(stack: OfflineStack, model_dir: Path, name: str) -> dict:
     """Deploy an artifact through the template's DeployEndpointFunction, then serve it locally."""
     url = upload_artifact(stack, model_dir, f"training-output/{name}/output/model.tar.gz")
     deployment = stack.invoke("DeployEndpointFunction", {"model_data_url": url})
-    stack.endpoints.sync()
+    stack.settle_endpoints()
     return deployment
 
 

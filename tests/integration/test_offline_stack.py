@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 import urllib.error
@@ -10,6 +12,7 @@ import urllib.request
 import pytest
 
 from local.demo import DEMO_HYPERPARAMETERS, QUICK_HYPERPARAMETERS, dataset_samples, post_image, run_demo, sample_images
+from local.demo import main as demo_main
 from local.offline_stack import OfflineStack
 from local.synthetic_images import CLASS_FOLDERS, write_image_folder
 from reliability.served_stack import deploy, write_artifact
@@ -43,7 +46,49 @@ def test_the_answers_come_from_the_model_trained_in_this_run(demo):
     job_dir = stack.work_dir / "jobs" / result.training_job_name
     assert result.hosts == 2 and (job_dir / "algo-2/training.log").is_file()
     assert any("[algo-1] test_loss=" in line for line in lines)
-    assert (stack.work_dir / "report.md").is_file() and (stack.work_dir / "training_curves.png").is_file()
+    assert (stack.work_dir / "training_curves.png").read_bytes().startswith(b"\x89PNG")
+    # The pipeline's own definition ran it: each state said as it was entered
+    for state in ("StartTraining", "JudgeCandidate", "DeployEndpoint", "RegisterAutoscaling", "Done"):
+        assert f"      -> {state}" in lines
+
+
+def test_the_report_says_what_was_trained_how_it_went_and_that_the_data_was_generated(demo):
+    stack, result, _ = demo
+    report = (stack.work_dir / "report.md").read_text()
+    metrics = json.loads(
+        (stack.work_dir / "jobs" / result.training_job_name / "algo-1/output/data/metrics.json").read_text()
+    )
+    assert "**Generated data.**" in report
+    assert f"test accuracy **{metrics['test']['test_accuracy']:.4f}**" in report
+    assert "| learning_rate | 0.003 |" in report and "| architecture | efficientnet_lite0 |" in report
+    epochs = [line for line in report.splitlines() if re.match(r"\| \d+( \(best\))? \| \d", line)]
+    assert len(epochs) == len(metrics["history"]) and f"| {metrics['best_epoch']} (best) |" in report
+    assert "![training curves](training_curves.png)" in report and "release gate: approved" in report
+    assert "{" not in report.split("## Predictions")[0], "no raw Python dicts"
+
+
+@pytest.mark.parametrize(
+    "value, named",
+    [
+        ("{epochs: 5}", "not JSON"),
+        ("[5]", "JSON object"),
+        ('{"epochs": 0}', "--epochs"),
+        ('{"architecture": "vgg"}', "--architecture"),
+        ('{"epoch": 5}', "unknown hyperparameter(s) ['epoch']"),
+    ],
+)
+def test_bad_demo_hyperparameters_get_one_line_and_keep_the_previous_report(
+    value, named, tmp_path, monkeypatch, capsys
+):
+    # Given a previous run's report
+    (tmp_path / "report.md").write_text("the previous report")
+    monkeypatch.setenv("DEMO_HYPERPARAMETERS", value)
+    # When the demo is started with hyperparameters it cannot train with
+    code = demo_main(["--work-dir", str(tmp_path)])
+    # Then it says what is wrong in one line, starts nothing, and the previous report is still there
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and named in error and len(error.splitlines()) == 1
+    assert (tmp_path / "report.md").read_text() == "the previous report"
 
 
 def test_every_client_talked_to_the_loopback_servers(demo):
@@ -79,10 +124,10 @@ def test_a_second_model_replaces_the_first_without_a_failed_request(demo):
             "StartTrainingFunction",
             {"hyperparameters": second_hyperparameters, "instance_count": 1},
         )
-        assert stack.executor.run(started["training_job_name"]).succeeded
+        assert stack.run_training_job(started["training_job_name"]).succeeded
         # When it is deployed to the live endpoint
         deployment = stack.invoke("DeployEndpointFunction", {"training_job_name": started["training_job_name"]})
-        changed = stack.endpoints.sync()
+        changed = stack.settle_endpoints()
     finally:
         stop.set()
         caller.join()

@@ -1,37 +1,48 @@
-"""A training-curve PNG drawn with Pillow (no plotting library needed in the training container)."""
+"""The training-curves plot: loss and accuracy per epoch, train and valid, the best epoch marked.
+
+matplotlib is imported when a plot is drawn, so the inference container, which serves the same package
+without matplotlib, never needs it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, ImageDraw
-
-_COLOURS = {"train": (31, 119, 180), "valid": (255, 127, 14)}
+_SPLITS = {"train": "tab:blue", "valid": "tab:orange"}
 
 
-def write_training_curves(history: list[dict], path: Path, width: int = 720, height: int = 300) -> None:
-    """Two panels, loss and accuracy per epoch, for the train and valid splits."""
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    panel_width = width // 2
-    for panel, metric in enumerate(("loss", "accuracy")):
-        left, top, right, bottom = panel * panel_width + 40, 30, (panel + 1) * panel_width - 15, height - 30
-        draw.rectangle((left, top, right, bottom), outline="black")
-        draw.text((left, 10), f"{metric} per epoch (train blue, valid orange)", fill="black")
-        values = [row[f"{split}_{metric}"] for row in history for split in _COLOURS]
-        low, high = (0.0, 1.0) if metric == "accuracy" else (0.0, max(values + [1e-6]))
-        draw.text((left - 35, top), f"{high:.2f}", fill="black")
-        for split, colour in _COLOURS.items():
-            points = [
-                (
-                    left + (right - left) * (i / max(1, len(history) - 1)),
-                    bottom - (bottom - top) * ((row[f"{split}_{metric}"] - low) / ((high - low) or 1)),
-                )
-                for i, row in enumerate(history)
-            ]
-            if len(points) > 1:
-                draw.line(points, fill=colour, width=2)
-            for x, y in points:
-                draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
+def write_training_curves(
+    history: list[dict],
+    path: Path,
+    best_epoch: int | None = None,
+    stopped_early: bool = False,
+    max_epochs: int | None = None,
+) -> None:
+    """Two panels, loss and accuracy against the epoch; the best epoch (lowest valid loss) marked, and where
+    early stopping ended the run when it did."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    from matplotlib import pyplot
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [row["epoch"] for row in history]
+    figure, panels = pyplot.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for panel, metric in zip(panels, ("loss", "accuracy"), strict=True):
+        for split, colour in _SPLITS.items():
+            panel.plot(epochs, [row[f"{split}_{metric}"] for row in history], marker="o", color=colour, label=split)
+        if best_epoch:
+            panel.axvline(best_epoch, color="tab:green", linestyle="--", label=f"best epoch ({best_epoch})")
+        panel.set_xlabel("epoch")
+        panel.set_ylabel(metric)
+        panel.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if metric == "accuracy":
+            panel.set_ylim(0, 1.02)
+        panel.grid(alpha=0.3)
+        panel.legend()
+    ended = f"stopped early at epoch {epochs[-1]}" if stopped_early and epochs else f"{len(epochs)} epochs"
+    planned = f" of {max_epochs}" if stopped_early and max_epochs else ""
+    figure.suptitle(f"Training curves: {ended}{planned}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)

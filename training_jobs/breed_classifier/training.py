@@ -262,4 +262,10 @@ def _write_reports(run: TrainingRun, result: TrainingResult) -> None:
     run.output_dir.mkdir(parents=True, exist_ok=True)
     report = {**asdict(result), "hyperparameters": asdict(run.hyperparameters)}
     (run.output_dir / "metrics.json").write_text(json.dumps(report, indent=2))
-    write_training_curves(result.history, run.output_dir / "training_curves.png")
+    write_training_curves(
+        result.history,
+        run.output_dir / "training_curves.png",
+        best_epoch=result.best_epoch,
+        stopped_early=result.stopped_early,
+        max_epochs=run.hyperparameters.epochs,
+    )
