@@ -36,7 +36,11 @@ TOO_MANY_REQUESTS = Response('{"message":"Too Many Requests"}', status=429, cont
 INTERNAL_SERVER_ERROR = Response('{"message":"Internal Server Error"}', status=500, content_type=JSON)
 
 
-def event_for(request: Request) -> dict:
+# The API's routes (template.yaml), all integrated with PredictFunction
+ROUTES = ("POST /predictions", "GET /openapi.json")
+
+
+def event_for(request: Request, route: str = ROUTES[0]) -> dict:
     """The payload 2.0 event API Gateway would deliver for this HTTP request."""
     as_text = request.headers.get("Content-Type", "").startswith(_TEXT_TYPES)
     return http_api_event(
@@ -49,6 +53,7 @@ def event_for(request: Request) -> dict:
         epoch_ms=int(time.time() * 1000),
         domain=request.host,
         api_id="offline",
+        route=route,
     )
 
 
@@ -95,21 +100,22 @@ class ApiFront(LoopbackServer):
 
     def _app(self, environ, start_response):
         request = Request(environ)
-        if request.path != "/predictions":
-            response = Response('{"message":"Not Found"}', status=404, content_type=JSON)
-        elif request.method != "POST":
+        route = f"{request.method} {request.path}"
+        if route in ROUTES:
+            response = self._route(request, route)
+        elif request.path in {known.split(" ", 1)[1] for known in ROUTES}:
             response = Response('{"message":"Method Not Allowed"}', status=405, content_type=JSON)
         else:
-            response = self._predict(request)
+            response = Response('{"message":"Not Found"}', status=404, content_type=JSON)
         return response(environ, start_response)
 
-    def _predict(self, request: Request) -> Response:
+    def _route(self, request: Request, route: str) -> Response:
         self._count("requests")
         if self.throttle is not None and not self.throttle.admit():
             self._count("throttled_by_route")
             return TOO_MANY_REQUESTS
         try:
-            answer = self.pool.invoke(event_for(request))
+            answer = self.pool.invoke(event_for(request, route))
         except LambdaThrottledError:
             self._count("throttled_by_lambda")
             return INTERNAL_SERVER_ERROR

@@ -25,14 +25,16 @@ def http_api_event(
     epoch_ms: int,
     domain: str,
     api_id: str,
+    route: str = ROUTE,
 ) -> dict:
     """The event API Gateway delivers: lower-case header names, binary bodies base64-encoded."""
+    method, path = route.split(" ", 1)
     headers = {name.lower(): value for name, value in headers.items()}
     user_agent = headers.get("user-agent", "")
     event = {
         "version": "2.0",
-        "routeKey": ROUTE,
-        "rawPath": "/predictions",
+        "routeKey": route,
+        "rawPath": path,
         "rawQueryString": "&".join(f"{k}={v}" for k, v in query.items()),
         "headers": headers,
         "requestContext": {
@@ -41,14 +43,14 @@ def http_api_event(
             "domainName": domain,
             "domainPrefix": domain.split(".")[0],
             "http": {
-                "method": "POST",
-                "path": "/predictions",
+                "method": method,
+                "path": path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": source_ip,
                 "userAgent": user_agent,
             },
             "requestId": request_id,
-            "routeKey": ROUTE,
+            "routeKey": route,
             "stage": "$default",
             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(epoch_ms // 1000)),
             "timeEpoch": epoch_ms,

@@ -1,4 +1,7 @@
-"""POST /predictions: an image in, dog breeds with probabilities out (see README, "Calling the API")."""
+"""POST /predictions: an image in, dog breeds with probabilities out (see README, "Calling the API").
+
+GET /openapi.json answers the API's contract (``dog_breeds/openapi.json``).
+"""
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths

@@ -74,7 +74,7 @@ def test_none_is_an_explicit_opt_out():
 
 def test_cors_allows_only_the_origins_given():
     cors = _render(VARIANTS["NONE with CORS"])["Resources"]["PredictionsApi"]["Properties"]["CorsConfiguration"]
-    assert cors["AllowOrigins"] == {"Ref": "CorsAllowedOrigins"} and cors["AllowMethods"] == ["POST"]
+    assert cors["AllowOrigins"] == {"Ref": "CorsAllowedOrigins"} and cors["AllowMethods"] == ["GET", "POST"]
 
 
 def test_every_request_is_throttled_and_logged_as_json():
@@ -95,10 +95,17 @@ def test_default_throttle_answers_429_before_lambda_would_throttle():
     assert burst >= 1 and burst + rate * assumed_p99_seconds <= reserved
 
 
-def test_only_the_api_may_invoke_the_function_and_only_on_its_route():
-    permission = _render({})["Resources"]["PredictFunctionApiPermission"]["Properties"]
-    assert permission["Principal"] == "apigateway.amazonaws.com"
-    assert permission["SourceArn"]["Fn::Sub"].endswith("${PredictionsApi}/*/POST/predictions")
+def test_only_the_api_may_invoke_the_function_and_only_on_its_routes():
+    resources = _render({"AuthMode": "IAM"})["Resources"]
+    permissions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    assert {p["Principal"] for p in permissions} == {"apigateway.amazonaws.com"}
+    assert sorted(p["SourceArn"]["Fn::Sub"].split("${PredictionsApi}")[1] for p in permissions) == [
+        "/*/GET/openapi.json",
+        "/*/POST/predictions",
+    ]
+    # The contract is public whatever AuthMode is; predictions stay signed
+    assert resources["OpenApiRoute"]["Properties"]["AuthorizationType"] == "NONE"
+    assert resources["PredictionsRoute"]["Properties"]["AuthorizationType"] == "AWS_IAM"
 
 
 @pytest.mark.parametrize(("value", "reserved"), [("2", "2"), ("none", None)])

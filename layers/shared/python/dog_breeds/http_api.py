@@ -1,8 +1,8 @@
 """What the HTTP API puts around the logic: the event read, error responses from the one table, request metrics.
 
-The predict function answers one route, and API Gateway sends it nothing else (template.yaml), so it needs no
-router: Powertools' event handler would cost about 100 ms of every cold start (it imports asyncio and every
-event class) for a dispatch table of one line.
+The predict function answers two routes, and API Gateway sends it nothing else (template.yaml), so it needs
+no router: Powertools' event handler would cost about 100 ms of every cold start (it imports asyncio and every
+event class) for a dispatch table of two lines.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
@@ -20,6 +22,7 @@ from dog_breeds.errors import UNEXPECTED_ERROR, MalformedRequestError, http_erro
 
 JSON = "application/json"
 PREDICTIONS_ROUTE = "POST /predictions"
+OPENAPI_ROUTE = "GET /openapi.json"  # the API's contract, dog_breeds/openapi.json
 # Read at cold start (this module is imported then), not on every request.
 _METRICS_DISABLED = is_metrics_disabled()
 
@@ -60,6 +63,13 @@ def answer_api_request(
     event: object, logger: Logger, metrics: Metrics, handle: Callable[[HttpApiRequest], dict]
 ) -> dict:
     """Answer ``event`` with ``handle``'s result as JSON, or with the error table's row for what it raised."""
+    if isinstance(event, dict) and event.get("routeKey") == OPENAPI_ROUTE:
+        return {
+            "statusCode": 200,
+            "headers": {"Content-Type": JSON},
+            "body": openapi_document(),
+            "isBase64Encoded": False,
+        }
     started, outcome, request_id = time.perf_counter(), "Success", _request_id(event)
     try:
         request = HttpApiRequest.from_event(event)
@@ -85,6 +95,12 @@ def error_response(exc: Exception, request_id: str, logger: Logger) -> dict:
     else:
         logger.info("request refused", extra={"error_code": error.code, "reason": error.message})
     return _json_response(error.status, error.body(request_id))
+
+
+@cache
+def openapi_document() -> str:
+    """The API's OpenAPI 3.1 document (read when first asked for, not at cold start)."""
+    return (Path(__file__).parent / "openapi.json").read_text()
 
 
 def record_predicted_breed(predictions: list[dict]) -> None:
