@@ -37,7 +37,7 @@ INTERNAL_SERVER_ERROR = Response('{"message":"Internal Server Error"}', status=5
 
 
 # The API's routes (template.yaml), all integrated with PredictFunction
-ROUTES = ("POST /predictions", "GET /openapi.json")
+ROUTES = ("POST /predictions", "GET /openapi.json", "GET /")
 
 
 def event_for(request: Request, route: str = ROUTES[0]) -> dict:

@@ -370,6 +370,7 @@ def serve_forever(stack: OfflineStack) -> None:
     print(
         f"""
 The API is up at {url}/predictions (Ctrl-C to stop), serving the starter model (ImageNet's dog breeds).
+Open {url}/ in a browser to try it with a photo; its contract is at {url}/openapi.json.
 Try it with a photo of your own dog, or:
 
   curl -s -X POST '{url}/predictions?top_k=3' -H 'Content-Type: image/jpeg' --data-binary @{sample}

@@ -100,11 +100,13 @@ def test_only_the_api_may_invoke_the_function_and_only_on_its_routes():
     permissions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
     assert {p["Principal"] for p in permissions} == {"apigateway.amazonaws.com"}
     assert sorted(p["SourceArn"]["Fn::Sub"].split("${PredictionsApi}")[1] for p in permissions) == [
+        "/*/GET/",
         "/*/GET/openapi.json",
         "/*/POST/predictions",
     ]
-    # The contract is public whatever AuthMode is; predictions stay signed
+    # The contract and the web page are public whatever AuthMode is; predictions stay signed
     assert resources["OpenApiRoute"]["Properties"]["AuthorizationType"] == "NONE"
+    assert resources["WebPageRoute"]["Properties"]["AuthorizationType"] == "NONE"
     assert resources["PredictionsRoute"]["Properties"]["AuthorizationType"] == "AWS_IAM"
 
 

@@ -1,8 +1,8 @@
 """What the HTTP API puts around the logic: the event read, error responses from the one table, request metrics.
 
-The predict function answers two routes, and API Gateway sends it nothing else (template.yaml), so it needs
+The predict function answers three routes, and API Gateway sends it nothing else (template.yaml), so it needs
 no router: Powertools' event handler would cost about 100 ms of every cold start (it imports asyncio and every
-event class) for a dispatch table of two lines.
+event class) for a dispatch table of three lines.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dog_breeds.errors import UNEXPECTED_ERROR, MalformedRequestError, http_erro
 JSON = "application/json"
 PREDICTIONS_ROUTE = "POST /predictions"
 OPENAPI_ROUTE = "GET /openapi.json"  # the API's contract, dog_breeds/openapi.json
+WEB_PAGE_ROUTE = "GET /"  # a page to try the API from a browser, dog_breeds/web_page.html
 # Read at cold start (this module is imported then), not on every request.
 _METRICS_DISABLED = is_metrics_disabled()
 
@@ -63,13 +64,11 @@ def answer_api_request(
     event: object, logger: Logger, metrics: Metrics, handle: Callable[[HttpApiRequest], dict]
 ) -> dict:
     """Answer ``event`` with ``handle``'s result as JSON, or with the error table's row for what it raised."""
-    if isinstance(event, dict) and event.get("routeKey") == OPENAPI_ROUTE:
-        return {
-            "statusCode": 200,
-            "headers": {"Content-Type": JSON},
-            "body": openapi_document(),
-            "isBase64Encoded": False,
-        }
+    route = event.get("routeKey") if isinstance(event, dict) else None
+    if route in _DOCUMENTS:
+        content_type, name = _DOCUMENTS[route]
+        headers = {"Content-Type": content_type, "X-Content-Type-Options": "nosniff"}
+        return {"statusCode": 200, "headers": headers, "body": _document(name), "isBase64Encoded": False}
     started, outcome, request_id = time.perf_counter(), "Success", _request_id(event)
     try:
         request = HttpApiRequest.from_event(event)
@@ -97,10 +96,16 @@ def error_response(exc: Exception, request_id: str, logger: Logger) -> dict:
     return _json_response(error.status, error.body(request_id))
 
 
+_DOCUMENTS = {
+    OPENAPI_ROUTE: (JSON, "openapi.json"),
+    WEB_PAGE_ROUTE: ("text/html; charset=utf-8", "web_page.html"),
+}
+
+
 @cache
-def openapi_document() -> str:
-    """The API's OpenAPI 3.1 document (read when first asked for, not at cold start)."""
-    return (Path(__file__).parent / "openapi.json").read_text()
+def _document(name: str) -> str:
+    """A file served as it is (read when first asked for, not at cold start)."""
+    return (Path(__file__).parent / name).read_text()
 
 
 def record_predicted_breed(predictions: list[dict]) -> None:
