@@ -20,7 +20,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup test captured reliability bench mutation preflight destroy lambda-image lint build deploy upload-data starter-model local-invoke start-api local-down clean
+.PHONY: help demo serve setup test captured plan reliability bench mutation preflight destroy lambda-image lint build deploy upload-data starter-model local-invoke start-api local-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,6 +53,10 @@ test: setup ## run every offline test (unit, integration, and sam local invoke w
 
 reliability: setup ## fuzz, nasty images, faults and load against the offline stack: one table (.offline/reliability.json)
 	$(OFFLINE_PATH) $(BIN)/python -m reliability
+
+plan: setup ## capacity and cost of the configuration at a peak (PEAK=4 requests/s; ARGS="--validate --burst 3 ...")
+	mkdir -p .offline
+	$(OFFLINE_PATH) $(BIN)/python -m ops.capacity_plan --peak-rps $(or $(PEAK),4) --plot .offline/plan.png $(ARGS)
 
 captured: setup ## what the endpoint was asked and answered, from its data capture (BUCKET=... [ARGS="--limit 50"])
 	$(OFFLINE_PATH) $(BIN)/python -m ops.captured_requests --bucket "$(BUCKET)" $(ARGS)
