@@ -27,6 +27,7 @@ latency side by side.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import random
 import sys
@@ -115,7 +116,8 @@ def plan(config: Configuration, load: Load) -> Plan:
     instance_capacity = 1 / load.model_seconds
     needed = max(config.min_instances, math.ceil(admitted / (instance_capacity * TARGET_UTILISATION)))
     at_peak = min(needed, config.max_instances)
-    wanted_concurrency = math.ceil(load.peak_rps * load.function_seconds / TARGET_UTILISATION)
+    rate, burst = throttle_for(load.peak_rps, load.burst)
+    wanted_concurrency = math.ceil(rate * load.function_seconds / TARGET_UTILISATION)
     average_rps = load.peak_rps * load.average_share
     requests = average_rps * 3600 * HOURS_PER_MONTH
     served = min(average_rps, admitted) * 3600 * HOURS_PER_MONTH
@@ -138,9 +140,9 @@ def plan(config: Configuration, load: Load) -> Plan:
         instances_at_peak=at_peak,
         endpoint_overloaded=needed > config.max_instances,
         scaling_target_now_rps=config.target_per_instance_per_minute / 60,
-        recommended_throttle_rate=round(min(load.peak_rps, 0.9 * function_capacity), 2),
-        recommended_throttle_burst=max(0, min(load.burst, concurrency - 1)),
-        recommended_reserved_concurrency=wanted_concurrency,
+        recommended_throttle_rate=rate,
+        recommended_throttle_burst=burst,
+        recommended_reserved_concurrency=max(wanted_concurrency, burst + 1),
         recommended_target_per_minute=round(60 * instance_capacity * TARGET_UTILISATION, 1),
         # Admitted requests do not queue (the function has room for them): their time is the function's own
         predicted_p95_seconds=load.function_p95_seconds or load.function_seconds,
@@ -163,6 +165,16 @@ def refused_share(offered_rps: float, rate: float, burst: int, arrivals: int = 2
         else:
             refused += 1
     return refused / arrivals
+
+
+def throttle_for(peak_rps: float, burst: int, refused_at_most: float = 0.01) -> tuple[float, int]:
+    """A route throttle that refuses at most ``refused_at_most`` of independent callers at the peak: a rate a
+    quarter above it, and the smallest bucket (at least ``burst``) that absorbs their bunching."""
+    rate = round(1.25 * peak_rps, 2)
+    for size in range(max(burst, 1), 1000):
+        if refused_share(peak_rps, rate, size, arrivals=5000) <= refused_at_most:
+            return rate, size
+    return rate, 1000
 
 
 def report(config: Configuration, load: Load, result: Plan) -> str:
@@ -192,10 +204,10 @@ def report(config: Configuration, load: Load, result: Plan) -> str:
         f"{TARGET_UTILISATION:.0%}",
         f"- predicted p95 latency of answered requests: {result.predicted_p95_seconds * 1000:.0f} ms",
         "",
-        "To carry the peak:",
+        "To carry the peak (at most 1 % of independent callers refused, instances at 70 %):",
         f"  PredictReservedConcurrency={result.recommended_reserved_concurrency} "
-        f"ApiThrottleRateLimit={max(result.recommended_throttle_rate, load.peak_rps)} "
-        f"ApiThrottleBurstLimit={max(0, min(load.burst, result.recommended_reserved_concurrency - 1))} "
+        f"ApiThrottleRateLimit={result.recommended_throttle_rate:g} "
+        f"ApiThrottleBurstLimit={result.recommended_throttle_burst} "
         f"ScalingMaxCapacity={max(config.max_instances, result.instances_needed)} "
         f"ScalingTargetInvocationsPerInstance={result.recommended_target_per_minute:g}",
         "",
@@ -235,6 +247,13 @@ def plot(config: Configuration, load: Load, path: Path) -> None:
     pyplot.close(figure)
 
 
+def latencies_from_bench(path: Path) -> tuple[float, float]:
+    """(model ms, function overhead ms) from make bench's JSON: a 500x375 JPEG served, and the handler's own time."""
+    bench = json.loads(path.read_text())
+    request = next(row for row in bench["endpoint_requests"] if row["image"] == "500x375")
+    return request["project"]["median_ms"], bench["handler_overhead"]["project_overhead_ms"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peak-rps", type=float, required=True, help="requests a second at the peak")
@@ -242,6 +261,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--function-ms", type=float, default=120.0, help="prediction function duration, p50")
     parser.add_argument("--model-ms", type=float, default=60.0, help="one request on one endpoint instance")
     parser.add_argument("--average-share", type=float, default=0.3, help="average traffic as a share of the peak")
+    parser.add_argument(
+        "--from-bench",
+        type=Path,
+        nargs="?",
+        const=Path(".offline/bench/bench.json"),
+        default=None,
+        help="take --model-ms (a 500x375 JPEG request, served) and the handler's overhead from make bench's JSON, "
+        "plus --network-ms for the function's call to the endpoint",
+    )
+    parser.add_argument("--network-ms", type=float, default=20.0, help="the function's round trip to the endpoint")
     parser.add_argument("--parameter-overrides", nargs="*", default=[], metavar="Name=Value")
     parser.add_argument("--plot", type=Path, default=None, help="write the capacity and cost plot here (PNG)")
     parser.add_argument("--validate", action="store_true", help="run the offline API at the peak and compare")
@@ -250,6 +279,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--peak-rps, --function-ms and --model-ms must be above 0, --burst at least 0")
     if not 0 < args.average_share <= 1:
         parser.error("--average-share is a fraction above 0, at most 1")
+    if args.from_bench:
+        try:
+            args.model_ms, overhead_ms = latencies_from_bench(args.from_bench)
+        except (OSError, ValueError, KeyError, StopIteration) as exc:
+            parser.error(f"--from-bench {args.from_bench}: not make bench's JSON ({exc!r}); run make bench first")
+        args.function_ms = args.model_ms + overhead_ms + args.network_ms
     overrides = dict(item.split("=", 1) for item in args.parameter_overrides if "=" in item)
     try:
         config = Configuration.from_template(SamTemplate.load(overrides=overrides))

@@ -60,7 +60,7 @@ class Validation:
         )
 
 
-def validate(config: Configuration, load: Load, seconds: float = 10.0) -> Validation:
+def validate(config: Configuration, load: Load, seconds: float = 20.0) -> Validation:
     with EndpointServer() as server:
         server.serve(ENDPOINT_NAME, _TimedModel(load.model_seconds))
         environment = {

@@ -67,6 +67,15 @@ def test_the_report_says_what_was_trained_how_it_went_and_that_the_data_was_gene
     assert "{" not in report.split("## Predictions")[0], "no raw Python dicts"
 
 
+def test_a_data_dir_without_train_and_valid_gets_one_line_and_keeps_the_previous_report(tmp_path, capsys):
+    (tmp_path / "report.md").write_text("the previous report")
+    (tmp_path / "photos").mkdir()
+    code = demo_main(["--work-dir", str(tmp_path), "--data-dir", str(tmp_path / "photos")])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and "needs train/ and valid/" in error and len(error.splitlines()) == 1
+    assert (tmp_path / "report.md").read_text() == "the previous report"
+
+
 @pytest.mark.parametrize(
     "value, named",
     [

@@ -45,3 +45,15 @@ def test_impossible_loads_are_refused_saying_what_is_accepted(arguments, capsys)
         main(arguments)
     error = capsys.readouterr().err
     assert refusal.value.code == 2 and ("must be above 0" in error or "fraction above 0" in error)
+
+
+def test_what_it_recommends_carries_the_peak():
+    load = Load(peak_rps=4, burst=1, function_seconds=0.1, model_seconds=0.07)
+    result = plan(DEFAULTS, load)
+    # The recommended throttle refuses almost no independent caller at the peak ...
+    assert refused_share(4, result.recommended_throttle_rate, result.recommended_throttle_burst) <= 0.015
+    # ... its burst fits in the recommended concurrency, and the function carries the throttle's rate
+    assert result.recommended_reserved_concurrency >= result.recommended_throttle_burst + 1
+    assert result.recommended_reserved_concurrency / load.function_seconds >= result.recommended_throttle_rate
+    # while the defaults (4/s, burst 1) refuse about half of them at 4/s: a token bucket that small loses tokens
+    assert result.route_429_share > 0.4
