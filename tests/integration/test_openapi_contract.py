@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
@@ -11,32 +12,18 @@ from openapi_schema_validator import OAS31Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from local.api_front import ApiFront
-from local.control_plane import DUMMY_CREDENTIALS
-from local.endpoint_server import EndpointServer
-from local.execution_environments import ConcurrencyPool
 from local.sam_template import PROJECT_ROOT
 from tests.conftest import ENDPOINT_NAME
 from tests.support.models import CannedModel
+from tests.support.offline_api import offline_api
 
 PHOTO = (PROJECT_ROOT / "tests" / "data" / "photos" / "dog.128.jpg").read_bytes()
 
 
 @pytest.fixture(scope="module")
 def api():
-    with EndpointServer() as server:
-        server.serve(ENDPOINT_NAME, CannedModel())
-        environment = {
-            **DUMMY_CREDENTIALS,
-            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": server.url,
-            "POWERTOOLS_LOG_LEVEL": "ERROR",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        }
-        pool = ConcurrencyPool("PredictFunction", 1, environment)
-        pool.warm(1)
-        with ApiFront(pool, None) as front:
-            yield front, server
-        pool.close()
+    with offline_api(CannedModel()) as (front, server):
+        yield front, server
 
 
 def call(url: str, method: str = "GET", body: bytes | None = None, content_type: str = "") -> tuple[int, dict]:
@@ -67,7 +54,7 @@ def assert_matches_contract(document: dict, status: int, body: dict) -> None:
     "query, body, content_type, status",
     [
         ("?top_k=3", PHOTO, "image/jpeg", 200),
-        ("", json.dumps({"image": __import__("base64").b64encode(PHOTO).decode()}).encode(), "application/json", 200),
+        ("", json.dumps({"image": base64.b64encode(PHOTO).decode()}).encode(), "application/json", 200),
         ("?top_k=0", PHOTO, "image/jpeg", 400),
         ("", b"{not json", "application/json", 400),
         ("", PHOTO, "image/gif", 415),

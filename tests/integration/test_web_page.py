@@ -14,13 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from local.api_front import ApiFront
-from local.control_plane import DUMMY_CREDENTIALS
-from local.endpoint_server import EndpointServer
-from local.execution_environments import ConcurrencyPool
 from local.sam_template import PROJECT_ROOT
-from tests.conftest import ENDPOINT_NAME
 from tests.support.models import CANNED_BREEDS, CannedModel
+from tests.support.offline_api import offline_api
 
 PHOTOS = PROJECT_ROOT / "tests" / "data" / "photos"
 ARTIFACTS = PROJECT_ROOT / ".offline" / "test-artifacts"
@@ -34,19 +30,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def api():
-    with EndpointServer() as server:
-        server.serve(ENDPOINT_NAME, CannedModel())
-        environment = {
-            **DUMMY_CREDENTIALS,
-            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": server.url,
-            "POWERTOOLS_LOG_LEVEL": "ERROR",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        }
-        pool = ConcurrencyPool("PredictFunction", 1, environment)
-        pool.warm(1)
-        with ApiFront(pool, None) as front:
-            yield front
-        pool.close()
+    with offline_api(CannedModel()) as (front, server):
+        yield front
 
 
 @pytest.fixture(scope="module")
