@@ -49,6 +49,7 @@ class ControlPlane:
         self._thread: threading.Thread | None = None
         self._functions: FunctionInvoker | None = None
         self._moto_port_before: str | None = None  # set when this control plane took MOTO_PORT
+        self.lifecycles_on = False
         self.url = ""
 
     def start(self) -> ControlPlane:
@@ -75,7 +76,6 @@ class ControlPlane:
             self._server.shutdown()
             self._thread.join()
             self._server = None
-        LIFECYCLES.clear()
         if self._moto_port_before is not None:
             os.environ.pop("MOTO_PORT", None)
             os.environ.update({"MOTO_PORT": self._moto_port_before} if self._moto_port_before else {})
@@ -101,14 +101,21 @@ class ControlPlane:
         os.environ["MOTO_PORT"] = str(self._server.server_address[1])
 
     def emulate_lifecycles(self) -> None:
-        """Jobs stay InProgress and endpoints Creating/Updating until the offline stack moves them on."""
-        LIFECYCLES.set()
+        """Jobs stay InProgress and endpoints Creating/Updating until the offline stack moves them on.
+
+        For requests to this control plane only: moto's backends are per process, and another offline stack in
+        the same process keeps moto's instant jobs and endpoints."""
+        self.lifecycles_on = True
 
     def _route_lambda_invocations(self, moto):
         def application(environ, start_response):
             path = environ.get("PATH_INFO", "")
             if not (path.startswith(_INVOCATIONS_PREFIX) and path.endswith(_INVOCATIONS_SUFFIX)):
-                return moto(environ, start_response)
+                _SERVING.control_plane = self  # moto answers in this thread: its patches ask who is asked
+                try:
+                    return moto(environ, start_response)
+                finally:
+                    _SERVING.control_plane = None
             request = Request(environ)
             name = urllib.parse.unquote(path[len(_INVOCATIONS_PREFIX) : -len(_INVOCATIONS_SUFFIX)]).split(":")
             function_name = name[6] if len(name) >= 7 else name[-1]  # an ARN, a partial ARN or a name
@@ -173,7 +180,7 @@ def _add_update_endpoint_to_moto() -> None:
         config = backend.endpoint_configs.get(self._get_param("EndpointConfigName"))
         if endpoint is None or config is None:
             raise ValidationError(message="Could not find endpoint or endpoint configuration.")
-        if LIFECYCLES.is_set():  # the offline stack serves the new config, or rolls back to this one
+        if _emulating_lifecycles():  # the offline stack serves the new config, or rolls back to this one
             endpoint.endpoint_status, endpoint.failure_reason = "Updating", None
         if self._get_param("DeploymentConfig"):  # DescribeEndpoint shows the guardrails of the last update
             endpoint.last_deployment_config = self._get_param("DeploymentConfig")
@@ -185,8 +192,13 @@ def _add_update_endpoint_to_moto() -> None:
     SageMakerResponse.update_endpoint = update_endpoint
 
 
-# Set while an offline stack drives jobs and endpoints through their states (moto's backends are per process).
-LIFECYCLES = threading.Event()
+# The control plane whose request this thread is answering (moto's patches below act for it only).
+_SERVING = threading.local()
+
+
+def _emulating_lifecycles() -> bool:
+    control_plane = getattr(_SERVING, "control_plane", None)
+    return control_plane is not None and control_plane.lifecycles_on
 
 
 def _add_training_and_endpoint_lifecycles_to_moto() -> None:
@@ -202,7 +214,7 @@ def _add_training_and_endpoint_lifecycles_to_moto() -> None:
         specification = kwargs.get("algorithm_specification", args[4] if len(args) > 4 else {})
         definitions = list(specification.get("MetricDefinitions", []))
         created_job(self, *args, **kwargs)
-        if LIFECYCLES.is_set():
+        if _emulating_lifecycles():
             self.training_job_status, self.secondary_status = "InProgress", "Training"
             self.training_end_time, self.final_metric_data_list = None, []
             # moto replaces the job's metric definitions with a sample of its own; SageMaker keeps them
@@ -210,7 +222,7 @@ def _add_training_and_endpoint_lifecycles_to_moto() -> None:
 
     def endpoint_creating(self, *args, **kwargs) -> None:
         created_endpoint(self, *args, **kwargs)
-        if LIFECYCLES.is_set():
+        if _emulating_lifecycles():
             self.endpoint_status = "Creating"
 
     def stop_training_job(self) -> ActionResult:

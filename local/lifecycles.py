@@ -76,8 +76,12 @@ class Lifecycles:
         log: Callable[[str], None] = print,
         interval_seconds: float = 0.2,
         template: Callable[[], SamTemplate] = SamTemplate.load,
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``active``: whether this stack's control plane emulates lifecycles (another stack in the process
+        shares moto's backends, and must not have its jobs run twice)."""
         self.executor, self.endpoints, self.log, self.template = executor, endpoints, log, template
+        self.active = active
         self._started: set[str] = set()
         self._moving: set[str] = set()  # endpoints whose change is in progress
         self._workers: list[threading.Thread] = []
@@ -96,6 +100,8 @@ class Lifecycles:
 
     def _watch(self, interval_seconds: float) -> None:
         while not self._stopping.wait(interval_seconds):
+            if not self.active():
+                continue
             state = sagemaker_state()
             for name, job in list(state.training_jobs.items()):
                 if job.training_job_status == "InProgress" and name not in self._started:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from local.api_front import ApiFront, RouteThrottle
-from local.control_plane import LIFECYCLES, ControlPlane, sagemaker_state
+from local.control_plane import ControlPlane, sagemaker_state
 from local.endpoint_server import EndpointServer
 from local.execution_environments import ConcurrencyPool
 from local.lambda_invoker import LambdaFunction
@@ -88,7 +88,11 @@ class OfflineStack(contextlib.AbstractContextManager):
             )
             self._exit_stack.callback(self.executor.close)
             self.lifecycles = Lifecycles(
-                self.executor, self.endpoints, self.log, template=lambda: self.template
+                self.executor,
+                self.endpoints,
+                self.log,
+                template=lambda: self.template,
+                active=lambda: self.control_plane.lifecycles_on,
             ).start()
             self._exit_stack.callback(self.lifecycles.close)
         except BaseException:
@@ -110,7 +114,7 @@ class OfflineStack(contextlib.AbstractContextManager):
 
     def run_training_job(self, job_name: str, timeout_seconds: float = 1800) -> TrainingOutcome:
         """The job, run to its end: here, or, once pipelines run (``Lifecycles`` runs every job), awaited."""
-        if not LIFECYCLES.is_set():
+        if not self.control_plane.lifecycles_on:
             return self.executor.run(job_name)
         deadline = time.monotonic() + timeout_seconds
         while (job := sagemaker_state().training_jobs[job_name]).training_job_status in ("InProgress", "Stopping"):
@@ -132,7 +136,7 @@ class OfflineStack(contextlib.AbstractContextManager):
     def settle_endpoints(self, timeout_seconds: float = 1800) -> list[str]:
         """Serve every endpoint's current config; returns the endpoints whose served config changed. Once
         pipelines run, ``Lifecycles`` moves endpoints (through their guardrails): this waits for it."""
-        if not LIFECYCLES.is_set():
+        if not self.control_plane.lifecycles_on:
             return self.endpoints.sync()
         before = {name: self.endpoints.serving(name) for name in sagemaker_state().endpoints}
         deadline = time.monotonic() + timeout_seconds
