@@ -1,7 +1,7 @@
 """Where the AWS container images live, per region: PyTorch training and inference, Debugger rules.
 
 The account that hosts AWS's Deep Learning Containers differs in a few regions, so the image URI is
-looked up, not formatted from one account. tests/unit/test_container_images.py checks these tables
+looked up, not formatted from one account. tests/unit/test_single_sources.py checks these tables
 against the SageMaker Python SDK's own lookup for every region the SDK knows.
 """
 
