@@ -25,7 +25,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from breed_classifier.cli import add_hyperparameter_arguments
+from breed_classifier.cli import HYPERPARAMETER_NAMES, add_hyperparameter_arguments
 from breed_classifier.labels import breed_name
 from local.offline_stack import OfflineStack
 from local.sam_template import PROJECT_ROOT
@@ -294,7 +294,7 @@ def read_demo_hyperparameters(text: str) -> dict:
     merged = {**DEMO_HYPERPARAMETERS, **given}
     parser = _RefusingParser(prog="DEMO_HYPERPARAMETERS", add_help=False)
     add_hyperparameter_arguments(parser)
-    accepted = sorted(action.dest.replace("_", "-") for action in parser._actions)
+    accepted = sorted(HYPERPARAMETER_NAMES)
     unknown = sorted(set(given) - set(accepted))
     if unknown:
         raise ValueError(f"DEMO_HYPERPARAMETERS: unknown hyperparameter(s) {unknown}; accepted: {accepted}")

@@ -207,13 +207,8 @@ class LocalEndpoints:
                     raise RolledBack(alarm)
                 time.sleep(0.1)
         with self._lock:
-            self.server.serve(name, new.model)
-            self._served[name] = new
+            self._move_traffic(name, new, current)
         rollout.ended, rollout.outcome = time.monotonic(), "completed"
-        self._capture(name, config_name)
-        current.model.drain()
-        current.process.stop()
-        self.log(f"endpoint {name}: now serving {config_name}; retired {current.config_name}")
         return None
 
     def container(self, endpoint_name: str) -> ContainerProcess:
@@ -274,16 +269,19 @@ class LocalEndpoints:
         return _Served(config_name, process, _TrackedModel(ContainerModel(process.url)))
 
     def _switch(self, name: str, config_name: str, current: _Served | None) -> None:
-        served = self._start(name, config_name)
-        self.server.serve(name, served.model)  # traffic moves here, atomically
+        self._move_traffic(name, self._start(name, config_name), current)
+
+    def _move_traffic(self, name: str, served: _Served, current: _Served | None) -> None:
+        """All of ``name``'s traffic to ``served`` at once; ``current`` retires once its requests finish."""
+        self.server.serve(name, served.model)
         self._served[name] = served
-        self._capture(name, config_name)
+        self._capture(name, served.config_name)
         if current:
             current.model.drain()
             current.process.stop()
-            self.log(f"endpoint {name}: now serving {config_name}; retired {current.config_name}")
+            self.log(f"endpoint {name}: now serving {served.config_name}; retired {current.config_name}")
         else:
-            self.log(f"endpoint {name}: InService with {config_name}")
+            self.log(f"endpoint {name}: InService with {served.config_name}")
 
     def _capture(self, name: str, config_name: str) -> None:
         """Capture as ``config_name``'s DataCaptureConfig says (or stop capturing)."""

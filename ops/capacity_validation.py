@@ -17,15 +17,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
 
-from local.api_front import ApiFront, RouteThrottle
-from local.control_plane import DUMMY_CREDENTIALS
-from local.endpoint_server import EndpointServer
-from local.execution_environments import ConcurrencyPool
+from local.api_front import RouteThrottle
+from local.offline_api import offline_api
 from local.sam_template import PROJECT_ROOT
 from ops.capacity_plan import UNRESERVED_ACCOUNT_CONCURRENCY, Configuration, Load, Plan, plan
 
 PHOTO = (PROJECT_ROOT / "tests" / "data" / "photos" / "dog.128.jpg").read_bytes()
-ENDPOINT_NAME = "dog-breed-classifier"
 
 
 class _TimedModel:
@@ -61,33 +58,20 @@ class Validation:
 
 
 def validate(config: Configuration, load: Load, seconds: float = 20.0) -> Validation:
-    with EndpointServer() as server:
-        server.serve(ENDPOINT_NAME, _TimedModel(load.model_seconds))
-        environment = {
-            **DUMMY_CREDENTIALS,
-            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": server.url,
-            "ENDPOINT_NAME": ENDPOINT_NAME,
-            "POWERTOOLS_LOG_LEVEL": "ERROR",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        }
-        concurrency = config.reserved_concurrency or UNRESERVED_ACCOUNT_CONCURRENCY
-        pool = ConcurrencyPool("PredictFunction", concurrency, environment)
-        try:
-            pool.warm(concurrency)
-            with ApiFront(pool, RouteThrottle(config.throttle_rate, config.throttle_burst)) as front:
-                url = f"{front.url}/predictions"
-                durations = []
-                for _ in range(8):  # spaced further apart than the throttle's rate: none is refused
-                    started = time.perf_counter()
-                    assert _post(url) == 200
-                    durations.append(time.perf_counter() - started)
-                    time.sleep(1.2 / config.throttle_rate)
-                ordered = sorted(durations)
-                measured = replace(load, function_seconds=statistics.median(ordered), function_p95_seconds=ordered[-1])
-                time.sleep(1.0 / config.throttle_rate + config.throttle_burst / config.throttle_rate)  # refill
-                outcomes = _open_loop(url, load.peak_rps, seconds)
-        finally:
-            pool.close()
+    concurrency = config.reserved_concurrency or UNRESERVED_ACCOUNT_CONCURRENCY
+    throttle = RouteThrottle(config.throttle_rate, config.throttle_burst)
+    with offline_api(_TimedModel(load.model_seconds), concurrency, throttle) as (front, _):
+        url = f"{front.url}/predictions"
+        durations = []
+        for _ in range(8):  # spaced further apart than the throttle's rate: none is refused
+            started = time.perf_counter()
+            assert _post(url) == 200
+            durations.append(time.perf_counter() - started)
+            time.sleep(1.2 / config.throttle_rate)
+        ordered = sorted(durations)
+        measured = replace(load, function_seconds=statistics.median(ordered), function_p95_seconds=ordered[-1])
+        time.sleep(1.0 / config.throttle_rate + config.throttle_burst / config.throttle_rate)  # refill
+        outcomes = _open_loop(url, load.peak_rps, seconds)
     answered = sorted(latency for status, latency in outcomes if status == 200)
     p95 = answered[min(len(answered) - 1, int(0.95 * len(answered)))] if answered else float("nan")
     share = sum(status == 429 for status, _ in outcomes) / len(outcomes)

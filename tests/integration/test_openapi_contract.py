@@ -12,10 +12,10 @@ from openapi_schema_validator import OAS31Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from local.offline_api import offline_api
 from local.sam_template import PROJECT_ROOT
 from tests.conftest import ENDPOINT_NAME
 from tests.support.models import CannedModel
-from tests.support.offline_api import offline_api
 
 PHOTO = (PROJECT_ROOT / "tests" / "data" / "photos" / "dog.128.jpg").read_bytes()
 

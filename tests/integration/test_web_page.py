@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from local.offline_api import offline_api
 from local.sam_template import PROJECT_ROOT
 from tests.support.models import CANNED_BREEDS, CannedModel
-from tests.support.offline_api import offline_api
 
 PHOTOS = PROJECT_ROOT / "tests" / "data" / "photos"
 ARTIFACTS = PROJECT_ROOT / ".offline" / "test-artifacts"
@@ -41,7 +41,9 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,900"):
+    # Headless, and off the network but for the page: no component updates, sync or background requests
+    quiet = ("--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run")
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,900", *quiet):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     yield driver

@@ -20,7 +20,8 @@ from dog_breeds.settings import ControlPlaneSettings, EndpointDefaults
 VARIANT_NAME = "AllTraffic"
 INFERENCE_PROGRAM = "inference.py"
 _INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9]+\.[a-z0-9]+")
-_JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+# A SageMaker training job name (also what the release gate accepts)
+JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 TAGS = [{"Key": "project", "Value": "dog-breed-classifier"}]
 DATA_CAPTURE_PREFIX = "data-capture"
 
@@ -42,7 +43,7 @@ def read_deploy_event(event, defaults: EndpointDefaults, bucket: str) -> DeployR
     fields = read_fields(
         event,
         {
-            "training_job_name": text_matching(_JOB_NAME, "a SageMaker training job name"),
+            "training_job_name": text_matching(JOB_NAME, "a SageMaker training job name"),
             "model_data_url": text_matching(model_data, f"an s3://{bucket}/... model.tar.gz URI"),
             "instance_type": text_matching(_INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.large"),
             "instance_count": whole_number(1, 10),

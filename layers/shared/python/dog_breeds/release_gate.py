@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
 from dog_breeds.control_events import read_fields, text_matching
-from dog_breeds.deploy_model import TAGS
+from dog_breeds.deploy_model import JOB_NAME, TAGS
 from dog_breeds.errors import InvalidEventError, TrainingNotCompleteError
 from dog_breeds.settings import ControlPlaneSettings, GateSettings
 
@@ -26,7 +26,6 @@ APPROVED, REJECTED, PENDING = "Approved", "Rejected", "PendingManualApproval"
 ACCURACY, LOSS = "test:accuracy", "test:loss"
 # How many approved versions to search for the serving model's package.
 _SERVING_SEARCH_DEPTH = 20
-_JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _PACKAGE_ARN = re.compile(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[a-z0-9-]+/[0-9]+")
 
 
@@ -40,7 +39,7 @@ def read_gate_event(event) -> GateRequest:
     fields = read_fields(
         event,
         {
-            "training_job_name": text_matching(_JOB_NAME, "a SageMaker training job name"),
+            "training_job_name": text_matching(JOB_NAME, "a SageMaker training job name"),
             "release_model_package_arn": text_matching(_PACKAGE_ARN, "a model package version ARN"),
         },
     )

@@ -1,0 +1,39 @@
+"""The prediction API alone on loopback, for one model: what tests of the API and ``make plan --validate`` run.
+
+The SageMaker Runtime server serves ``model`` as the template's endpoint; ``concurrency`` execution
+environments of PredictFunction sit behind the API front, with API Gateway's route throttle when one is given.
+The whole offline stack (``OfflineStack``) is for when the control plane and training matter too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from local.api_front import ApiFront, RouteThrottle
+from local.control_plane import DUMMY_CREDENTIALS
+from local.endpoint_server import EndpointServer
+from local.execution_environments import ConcurrencyPool
+from local.sam_template import SamTemplate
+
+
+@contextlib.contextmanager
+def offline_api(
+    model, concurrency: int = 1, throttle: RouteThrottle | None = None
+) -> Iterator[tuple[ApiFront, EndpointServer]]:
+    endpoint_name = SamTemplate.load().parameters["EndpointName"]
+    with EndpointServer() as server:
+        server.serve(endpoint_name, model)
+        environment = {
+            **DUMMY_CREDENTIALS,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": server.url,
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+        pool = ConcurrencyPool("PredictFunction", concurrency, environment)
+        try:
+            pool.warm(concurrency)
+            with ApiFront(pool, throttle) as front:
+                yield front, server
+        finally:
+            pool.close()
