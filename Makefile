@@ -29,10 +29,10 @@ help: ## list the targets
 OFFLINE_PATH := PYTHONPATH=.:layers/shared/python:training_jobs
 
 demo: setup ## train -> deploy -> scale -> predict offline, no AWS account (DATA_DIR=... for your data)
-	$(OFFLINE_PATH) $(BIN)/python -m local.demo
+	$(OFFLINE_PATH) $(BIN)/python -m offline_stack.demo
 
 serve: setup ## the demo, then keep the API up on loopback and print curl commands (Ctrl-C stops it)
-	$(OFFLINE_PATH) $(BIN)/python -m local.demo --serve
+	$(OFFLINE_PATH) $(BIN)/python -m offline_stack.demo --serve
 
 setup: $(STAMP) ## create .venv with the pinned toolchain (idempotent)
 
@@ -66,7 +66,7 @@ bench: setup ## the project against course-style baselines: ratios, targets, pas
 
 # Mutation testing (pytest-gremlins) over the code whose mistakes a caller would feel first, driven by the
 # fast tests that exercise it; about 15 minutes on 2 cores. Survivors are listed and justified in the README.
-MUTATION_TARGETS := layers/shared/python/dog_breeds/image_request.py,layers/shared/python/dog_breeds/errors.py,layers/shared/python/dog_breeds/adapters/sagemaker_endpoint.py,training_jobs/inference.py,layers/shared/python/dog_breeds/deploy_model.py
+MUTATION_TARGETS := layers/shared/python/dog_breeds/image_request.py,layers/shared/python/dog_breeds/errors.py,layers/shared/python/dog_breeds/adapters/sagemaker_endpoint.py,training_jobs/inference.py,layers/shared/python/dog_breeds/deploy_endpoint.py
 MUTATION_TESTS := tests/unit tests/integration/test_endpoint_failures.py tests/integration/test_predict_events.py tests/integration/test_control_plane.py
 
 mutation: setup ## mutation testing of the codec, error table, endpoint adapter and handler, deploy logic
@@ -75,7 +75,7 @@ mutation: setup ## mutation testing of the codec, error table, endpoint adapter 
 
 lambda-image: ## build the Lambda python3.12 base image offline (air-gapped machines, CI); idempotent
 	@command -v debootstrap >/dev/null || { echo "lambda-image needs debootstrap (apt-get install debootstrap)"; exit 2; }
-	local/lambda_base_image/build.sh
+	offline_stack/lambda_base_image/build.sh
 
 lint: setup ## ruff, sam validate --lint, policy linters
 	$(BIN)/ruff check .
@@ -107,10 +107,10 @@ upload-data: setup ## upload an ImageFolder data set to the stack's bucket: make
 	$(OFFLINE_PATH) $(BIN)/python -m launchers.upload_data --data-dir $(DATA_DIR) --bucket $(BUCKET)
 
 # sam local with a trained model served where the Lambda containers can reach it: a container of the project's
-# own on a Docker network it creates (local/sam_local.py says how, README "sam local" says why).
+# own on a Docker network it creates (offline_stack/sam_local.py says how, README "sam local" says why).
 FUNCTION ?= PredictFunction
 EVENT ?= events/predict-jpeg.json
-SAM_LOCAL := PATH=$(abspath $(BIN)):$$PATH $(OFFLINE_PATH) $(BIN)/python -m local.sam_local
+SAM_LOCAL := PATH=$(abspath $(BIN)):$$PATH $(OFFLINE_PATH) $(BIN)/python -m offline_stack.sam_local
 
 local-invoke: build ## sam local invoke answered by a locally served model: FUNCTION=PredictFunction EVENT=events/predict-jpeg.json
 	$(SAM_LOCAL) invoke $(FUNCTION) $(EVENT)

@@ -244,7 +244,7 @@ def ddp_efficiency(steps: int) -> dict:
     """Images/s with 2 processes over 2 x images/s with 1 (frozen ResNet-50 at 112 px, one thread per process)."""
     import torch.multiprocessing as mp
 
-    from local.loopback_server import free_port
+    from offline_stack.loopback_server import free_port
 
     context = mp.get_context("spawn")
     rates = {}
@@ -265,7 +265,7 @@ def fast_path_agreement() -> dict:
     from starter_model import build_starter_artifact
 
     from breed_classifier.artifact import load_artifact
-    from local.synthetic_images import class_image, encoded_image
+    from offline_stack.synthetic_images import class_image, encoded_image
 
     with tempfile.TemporaryDirectory() as work:
         build_starter_artifact(Path(work) / "model")
@@ -347,10 +347,10 @@ def handler_overhead(rounds: int) -> dict:
     """Time in the predict function beyond the endpoint call, against a course-style handler; the endpoint is local."""
     import boto3
 
-    from local.control_plane import DUMMY_CREDENTIALS
-    from local.endpoint_server import EndpointServer
-    from local.lambda_invoker import LambdaFunction
-    from local.sample_events import sample_api_event
+    from offline_stack.control_plane import DUMMY_CREDENTIALS
+    from offline_stack.endpoint_server import EndpointServer
+    from offline_stack.lambda_invoker import LambdaFunction
+    from offline_stack.sample_events import sample_api_event
 
     class Constant:
         def invoke(self, body, content_type, accept, custom_attributes):

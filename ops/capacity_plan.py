@@ -34,7 +34,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from local.sam_template import SamTemplate
+from offline_stack.sam_template import SamTemplate
 
 # List prices, us-east-1, as of 2026-11 (https://aws.amazon.com/lambda/pricing/, /api-gateway/pricing/,
 # /sagemaker/pricing/). Other regions differ by up to about 30 %.

@@ -17,9 +17,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
 
-from local.api_front import RouteThrottle
-from local.offline_api import offline_api
-from local.sam_template import PROJECT_ROOT
+from offline_stack.api_front import RouteThrottle
+from offline_stack.offline_api import offline_api
+from offline_stack.sam_template import PROJECT_ROOT
 from ops.capacity_plan import UNRESERVED_ACCOUNT_CONCURRENCY, Configuration, Load, Plan, plan
 
 PHOTO = (PROJECT_ROOT / "tests" / "data" / "photos" / "dog.128.jpg").read_bytes()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import boto3
 
-from dog_breeds.deploy_model import DATA_CAPTURE_PREFIX
+from dog_breeds.deploy_endpoint import DATA_CAPTURE_PREFIX
 
 
 @dataclass(frozen=True)

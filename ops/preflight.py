@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import boto3
 from botocore.exceptions import ClientError
 
-from local.sam_template import SamTemplate
+from offline_stack.sam_template import SamTemplate
 
 # Lambda refuses a reservation that leaves fewer unreserved executions than this for the rest of the account.
 MINIMUM_UNRESERVED = 100

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from local.lambda_invoker import LambdaFunction
-from local.sam_template import PROJECT_ROOT
+from offline_stack.lambda_invoker import LambdaFunction
+from offline_stack.sam_template import PROJECT_ROOT
 from reliability.faults import DRILL_FUNCTION_ENVIRONMENT, DRILLS, run_drills
 from reliability.fuzz_predict import fuzz_predict_handler
 from reliability.image_corpus import PEAK_RSS_LIMIT_MB, build_corpus, measure_corpus

@@ -15,9 +15,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from local.demo import post_image
-from local.endpoint_server import ModelFailure, ServiceFault
-from local.offline_stack import OfflineStack
+from offline_stack.demo import post_image
+from offline_stack.endpoint_server import ModelFailure, ServiceFault
+from offline_stack.stack import OfflineStack
 from reliability.leaks import leaks
 
 ENDPOINT = "dog-breed-classifier"

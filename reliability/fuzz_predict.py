@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from local.http_api_events import http_api_event
+from offline_stack.http_api_events import http_api_event
 from reliability.leaks import leaks
 
 HANG_SECONDS = 30.0

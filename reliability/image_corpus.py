@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from local.sam_template import PROJECT_ROOT
+from offline_stack.sam_template import PROJECT_ROOT
 from reliability.leaks import leaks
 
 # The stated limit: one model process (one TorchServe worker) stays under this for any image.
@@ -183,7 +183,7 @@ def _reset_peak_rss() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from local.model_container import ToolkitHandler
+    from offline_stack.model_container import ToolkitHandler
 
     parser = argparse.ArgumentParser(description="Serve a corpus of images through the toolkit, measuring peak RSS.")
     parser.add_argument("--model-dir", type=Path, required=True)

@@ -16,9 +16,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from local.api_front import RouteThrottle
-from local.demo import post_image
-from local.offline_stack import OfflineStack
+from offline_stack.api_front import RouteThrottle
+from offline_stack.demo import post_image
+from offline_stack.stack import OfflineStack
 from reliability.served_stack import deploy, write_artifact
 
 HEADROOM = 2.0  # the p99 used in the formula is the measured one times this (2 cores shared by everything)

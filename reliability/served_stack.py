@@ -13,8 +13,8 @@ from pathlib import Path
 
 from breed_classifier.artifact import save_artifact
 from breed_classifier.model import ModelConfig, build_model
-from local.offline_stack import OfflineStack
-from local.synthetic_images import CLASS_FOLDERS
+from offline_stack.stack import OfflineStack
+from offline_stack.synthetic_images import CLASS_FOLDERS
 
 
 def write_artifact(model_dir: Path, architecture: str = "small_cnn", image_size: int = 64, seed: int = 0) -> Path:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from local.control_plane import DUMMY_CREDENTIALS, ControlPlane
-from local.endpoint_server import EndpointServer
-from local.lambda_invoker import LambdaFunction
-from local.sam_template import PROJECT_ROOT, SamTemplate
+from offline_stack.control_plane import DUMMY_CREDENTIALS, ControlPlane
+from offline_stack.endpoint_server import EndpointServer
+from offline_stack.lambda_invoker import LambdaFunction
+from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
 from tests.support.control_plane import seed_control_plane
 from tests.support.models import CannedModel
 

@@ -4,7 +4,7 @@ from aws_lambda_powertools import Logger
 
 from dog_breeds.adapters.clients import aws_client
 from dog_breeds.adapters.sagemaker_control import SageMakerControl
-from dog_breeds.deploy_model import deploy_model, read_deploy_event
+from dog_breeds.deploy_endpoint import deploy_endpoint, read_deploy_event
 from dog_breeds.settings import CONTROL_PLANE_TIMEOUTS, ControlPlaneSettings, EndpointDefaults
 
 settings, defaults = ControlPlaneSettings.from_environment(), EndpointDefaults.from_environment()
@@ -14,6 +14,6 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context) -> dict:
-    result = deploy_model(sagemaker, read_deploy_event(event, defaults, settings.bucket), settings)
+    result = deploy_endpoint(sagemaker, read_deploy_event(event, defaults, settings.bucket), settings)
     logger.info("endpoint deployment", extra=result)
     return result

@@ -2,9 +2,9 @@
 
 from aws_lambda_powertools import Logger
 
-from dog_breeds.adapters.autoscaling import VariantScaling
+from dog_breeds.adapters.application_autoscaling import VariantScaling
 from dog_breeds.adapters.clients import aws_client
-from dog_breeds.scale_endpoint import read_scaling_event, register_autoscaling
+from dog_breeds.register_autoscaling import read_scaling_event, register_autoscaling
 from dog_breeds.settings import CONTROL_PLANE_TIMEOUTS, ControlPlaneSettings, ScalingDefaults
 
 settings, defaults = ControlPlaneSettings.from_environment(), ScalingDefaults.from_environment()

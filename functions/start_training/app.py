@@ -7,8 +7,8 @@ from aws_lambda_powertools import Logger
 from dog_breeds.adapters.clients import aws_client
 from dog_breeds.adapters.sagemaker_control import SageMakerControl
 from dog_breeds.settings import CONTROL_PLANE_TIMEOUTS, ControlPlaneSettings, TrainingDefaults
+from dog_breeds.start_training import read_training_event, start_training
 from dog_breeds.training_code import source_tarball, store_source
-from dog_breeds.training_job import read_training_event, start_training
 
 settings, defaults = ControlPlaneSettings.from_environment(), TrainingDefaults.from_environment()
 sagemaker = SageMakerControl(aws_client("sagemaker", CONTROL_PLANE_TIMEOUTS))

@@ -16,10 +16,10 @@ import urllib.request
 
 import pytest
 
-from local.api_front import ApiFront, RouteThrottle
-from local.control_plane import DUMMY_CREDENTIALS
-from local.endpoint_server import EndpointServer
-from local.execution_environments import ConcurrencyPool
+from offline_stack.api_front import ApiFront, RouteThrottle
+from offline_stack.control_plane import DUMMY_CREDENTIALS
+from offline_stack.endpoint_server import EndpointServer
+from offline_stack.execution_environments import ConcurrencyPool
 from tests.conftest import ENDPOINT_NAME
 from tests.support.models import CannedModel
 

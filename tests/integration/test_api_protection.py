@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from local.sam_template import SamTemplate
+from offline_stack.sam_template import SamTemplate
 
 CFN_LINT = str(Path(sys.executable).with_name("cfn-lint"))
 JWT = {"AuthMode": "JWT", "JwtIssuer": "https://issuer.example.com/pool", "JwtAudience": "app-client-1,app-client-2"}

@@ -1,6 +1,6 @@
 """The planner's prediction holds on the offline API: the 429 share at the peak within 20 %, side by side."""
 
-from local.sam_template import SamTemplate
+from offline_stack.sam_template import SamTemplate
 from ops.capacity_plan import Configuration, Load
 from ops.capacity_validation import validate
 

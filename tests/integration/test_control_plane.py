@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.stub import Stubber
 
-from local.sample_events import OFFLINE_BUCKET, SAMPLE_TRAINING_JOB
+from offline_stack.sample_events import OFFLINE_BUCKET, SAMPLE_TRAINING_JOB
 from tests.conftest import ENDPOINT_NAME, load_event
 from tests.event_expectations import CONTROL_EVENTS, EXPECTATIONS
 from tests.support.control_outcomes import assert_control_outcome

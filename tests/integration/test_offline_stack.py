@@ -11,10 +11,17 @@ import urllib.request
 
 import pytest
 
-from local.demo import DEMO_HYPERPARAMETERS, QUICK_HYPERPARAMETERS, dataset_samples, post_image, run_demo, sample_images
-from local.demo import main as demo_main
-from local.offline_stack import OfflineStack
-from local.synthetic_images import CLASS_FOLDERS, write_image_folder
+from offline_stack.demo import (
+    DEMO_HYPERPARAMETERS,
+    QUICK_HYPERPARAMETERS,
+    dataset_samples,
+    post_image,
+    run_demo,
+    sample_images,
+)
+from offline_stack.demo import main as demo_main
+from offline_stack.stack import OfflineStack
+from offline_stack.synthetic_images import CLASS_FOLDERS, write_image_folder
 from reliability.served_stack import deploy, write_artifact
 
 
@@ -220,7 +227,7 @@ def test_with_a_users_data_set_the_demo_asks_about_its_held_out_images(tmp_path)
 
 
 def test_a_data_dir_without_the_splits_is_refused_before_anything_starts(tmp_path, capsys):
-    from local.demo import main
+    from offline_stack.demo import main
 
     assert main(["--data-dir", str(tmp_path), "--work-dir", str(tmp_path / "work")]) == 2
     assert "needs train/ and valid/" in capsys.readouterr().err

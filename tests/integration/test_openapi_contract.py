@@ -12,8 +12,8 @@ from openapi_schema_validator import OAS31Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from local.offline_api import offline_api
-from local.sam_template import PROJECT_ROOT
+from offline_stack.offline_api import offline_api
+from offline_stack.sam_template import PROJECT_ROOT
 from tests.conftest import ENDPOINT_NAME
 from tests.support.models import CannedModel
 

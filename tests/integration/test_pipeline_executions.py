@@ -17,9 +17,9 @@ import time
 
 import pytest
 
-from local.demo import QUICK_HYPERPARAMETERS, write_demo_data
-from local.offline_stack import OfflineStack
-from local.sam_template import PROJECT_ROOT
+from offline_stack.demo import QUICK_HYPERPARAMETERS, write_demo_data
+from offline_stack.sam_template import PROJECT_ROOT
+from offline_stack.stack import OfflineStack
 from ops.captured_requests import captured_requests
 
 PHOTOS = PROJECT_ROOT / "tests" / "data" / "photos"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from botocore.stub import Stubber
 
-from local.sam_template import SamTemplate
+from offline_stack.sam_template import SamTemplate
 from ops.preflight import BLOCKER, OK, WARNING, main, run_preflight
 
 SMALL_ACCOUNT_QUOTAS = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from local.sam_template import PROJECT_ROOT
+from offline_stack.sam_template import PROJECT_ROOT
 
 SAM = str(Path(sys.executable).with_name("sam"))
 

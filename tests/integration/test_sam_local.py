@@ -2,7 +2,7 @@
 
 `make build`, then the project's services container (a trained model, the SageMaker Runtime server, moto) on
 the project's Docker network, and `sam local invoke --docker-network` reaching it by container name
-(local/sam_local.py). What only this path checks: the built artifact and its dependencies, the handler string,
+(offline_stack/sam_local.py). What only this path checks: the built artifact and its dependencies, the handler string,
 the layers mounted at /opt, the environment SAM injects, and the newcomer's commands themselves. The
 expectations are the same table the in-process runner uses (tests/event_expectations.py). Needs a running
 Docker engine and the Lambda base image (`make lambda-image` builds it offline); without them these tests
@@ -24,15 +24,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from local import sam_local
 
 from breed_classifier.labels import breed_name
 from dog_breeds.adapters.clients import AWS_SERVICES
-from local import sam_local
-from local.demo import post_image
-from local.loopback_server import free_port
-from local.sam_template import PROJECT_ROOT
-from local.sample_events import SAMPLE_IMAGE_CLASSES
-from local.synthetic_images import CLASS_FOLDERS
+from offline_stack.demo import post_image
+from offline_stack.loopback_server import free_port
+from offline_stack.sam_template import PROJECT_ROOT
+from offline_stack.sample_events import SAMPLE_IMAGE_CLASSES
+from offline_stack.synthetic_images import CLASS_FOLDERS
 from tests.conftest import EVENTS_DIR
 from tests.event_expectations import EXPECTATIONS
 from tests.support.control_outcomes import assert_control_outcome

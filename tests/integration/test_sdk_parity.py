@@ -12,8 +12,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from local.lambda_invoker import LambdaFunction
-from local.sample_events import OFFLINE_BUCKET, SAMPLE_SOURCE
+from offline_stack.lambda_invoker import LambdaFunction
+from offline_stack.sample_events import OFFLINE_BUCKET, SAMPLE_SOURCE
 from tests.support.control_plane import EXECUTION_ROLE_ARN, seed_control_plane
 
 HYPERPARAMETERS = {"epochs": 5, "learning-rate": 0.01}

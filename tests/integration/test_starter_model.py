@@ -23,9 +23,9 @@ from starter_model import IMAGENET_DOGS, build_starter_artifact
 from torchvision import transforms
 
 from breed_classifier.efficientnet_lite import imagenet_state_dict
-from local.demo import STARTER_MODEL_KEY, deploy_starter_model, post_image
-from local.model_container import ContainerModel, ContainerProcess
-from local.offline_stack import OfflineStack
+from offline_stack.demo import STARTER_MODEL_KEY, deploy_starter_model, post_image
+from offline_stack.model_container import ContainerModel, ContainerProcess
+from offline_stack.stack import OfflineStack
 
 PHOTOS = Path(__file__).resolve().parent.parent / "data" / "photos"
 DOG_PHOTOS = ("dog.128.jpg", "dog_cat.png")

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from breed_classifier.metrics import METRIC_DEFINITIONS, OBJECTIVE_METRIC
-from local.endpoint_server import ModelFailure
-from local.model_container import ContainerModel, ContainerProcess
-from local.synthetic_images import CLASS_FOLDERS, class_image, encoded_image, write_image_folder
+from offline_stack.endpoint_server import ModelFailure
+from offline_stack.model_container import ContainerModel, ContainerProcess
+from offline_stack.synthetic_images import CLASS_FOLDERS, class_image, encoded_image, write_image_folder
 from reliability.leaks import leaks
 from tests.conftest import ENDPOINT_NAME, load_event, response_json
 from tests.support.training import FAST_HYPERPARAMETERS, run_entry_point, run_sagemaker_hosts
@@ -214,9 +214,9 @@ def test_model_container_answers_422_through_sagemaker_runtime_as_a_client_error
 
 
 def ec2train(dataset, workdir, *arguments: str, **options):
-    """``ec2train.py`` on ``dataset``, writing the model and reports under ``workdir``."""
+    """``train_outside_sagemaker.py`` on ``dataset``, writing the model and reports under ``workdir``."""
     paths = ["--data-dir", str(dataset), "--model-dir", str(workdir / "model"), "--output-dir", str(workdir / "output")]
-    return run_entry_point("ec2train.py", *paths, *arguments, **options)
+    return run_entry_point("train_outside_sagemaker.py", *paths, *arguments, **options)
 
 
 def test_ec2_entry_point_trains_on_the_same_data(dataset, tmp_path):

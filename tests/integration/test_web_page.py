@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from local.offline_api import offline_api
-from local.sam_template import PROJECT_ROOT
+from offline_stack.offline_api import offline_api
+from offline_stack.sam_template import PROJECT_ROOT
 from tests.support.models import CANNED_BREEDS, CannedModel
 
 PHOTOS = PROJECT_ROOT / "tests" / "data" / "photos"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from local.sam_template import SamTemplate
-from local.sample_events import OFFLINE_BUCKET, create_sample_training_job
+from offline_stack.sam_template import SamTemplate
+from offline_stack.sample_events import OFFLINE_BUCKET, create_sample_training_job
 
 EXECUTION_ROLE_ARN = SamTemplate.load().arn("SageMakerExecutionRole")
 

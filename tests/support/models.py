@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 
-from local.endpoint_server import ModelFailure, ServiceFault
+from offline_stack.endpoint_server import ModelFailure, ServiceFault
 
 CANNED_BREEDS = [
     ("Labrador retriever", 95, 0.61),

@@ -9,8 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from local.loopback_server import free_port
-from local.sam_template import PROJECT_ROOT
+from offline_stack.loopback_server import free_port
+from offline_stack.sam_template import PROJECT_ROOT
 
 TRAINING_JOBS = PROJECT_ROOT / "training_jobs"
 # Small and fast on a 2-core CPU, and still a real network that has to learn.

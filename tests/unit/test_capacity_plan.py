@@ -2,7 +2,7 @@
 
 import pytest
 
-from local.sam_template import SamTemplate
+from offline_stack.sam_template import SamTemplate
 from ops.capacity_plan import Configuration, Load, main, plan, refused_share
 
 DEFAULTS = Configuration.from_template(SamTemplate.load())

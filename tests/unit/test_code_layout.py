@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from dog_breeds.settings import PredictSettings
-from local.sam_template import PROJECT_ROOT, SamTemplate
+from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
 
 LAMBDA_SIDE = [PROJECT_ROOT / "functions", PROJECT_ROOT / "layers"]
 ADAPTERS = PROJECT_ROOT / "layers/shared/python/dog_breeds/adapters"
@@ -28,7 +28,7 @@ def _imported_top_levels(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("path", _python_files(*LAMBDA_SIDE), ids=lambda p: str(p.relative_to(PROJECT_ROOT)))
 def test_lambda_side_never_imports_torch_training_code_or_the_offline_stack(path):
-    assert not _imported_top_levels(path) & {"torch", "torchvision", "training_jobs", "local", "sagemaker"}
+    assert not _imported_top_levels(path) & {"torch", "torchvision", "training_jobs", "offline_stack", "sagemaker"}
 
 
 @pytest.mark.parametrize("path", _python_files(*LAMBDA_SIDE), ids=lambda p: str(p.relative_to(PROJECT_ROOT)))
@@ -77,7 +77,7 @@ def test_predict_function_limits_match_the_contract():
 )
 def test_a_template_that_wires_a_handler_wrongly_is_refused_naming_it(broken, words, tmp_path):
     # Given a template whose PredictFunction names a handler function (or code folder) that does not exist
-    from local.lambda_invoker import LambdaFunction, TemplateWiringError
+    from offline_stack.lambda_invoker import LambdaFunction, TemplateWiringError
 
     text = (PROJECT_ROOT / "template.yaml").read_text()
     replacement = {"Handler: app.lambda_handler": "Handler: app.missing"}.get(broken, "CodeUri: functions/nowhere/")

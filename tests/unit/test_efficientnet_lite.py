@@ -11,7 +11,7 @@ from breed_classifier.data import load_datasets
 from breed_classifier.efficientnet_lite import EfficientNetLite0, imagenet_state_dict
 from breed_classifier.model import ModelConfig, build_model
 from breed_classifier.preprocessing import eval_transform, to_rgb
-from local.synthetic_images import write_image_folder
+from offline_stack.synthetic_images import write_image_folder
 
 PHOTOS = Path(__file__).resolve().parent.parent / "data" / "photos"
 

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from dog_breeds.deploy_model import read_deploy_event
+from dog_breeds.deploy_endpoint import read_deploy_event
 from dog_breeds.errors import ERROR_TABLE, UNEXPECTED_ERROR, MalformedRequestError, ModelFailedError, http_error
 from dog_breeds.settings import EndpointDefaults
 

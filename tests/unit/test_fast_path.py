@@ -10,7 +10,7 @@ from starter_model import build_starter_artifact
 from breed_classifier.artifact import load_artifact
 from breed_classifier.fast_path import inference_network
 from breed_classifier.model import ModelConfig, build_model
-from local.synthetic_images import class_image, encoded_image
+from offline_stack.synthetic_images import class_image, encoded_image
 
 PHOTOS = Path(__file__).resolve().parent.parent / "data" / "photos"
 

@@ -10,7 +10,7 @@ from launchers.package_source import TRAINING_JOBS
 from launchers.upload_data import DataLayoutError, image_files
 
 from dog_breeds.training_code import source_tarball
-from local.synthetic_images import write_image_folder
+from offline_stack.synthetic_images import write_image_folder
 
 
 def test_upload_refuses_a_folder_without_train_and_valid(tmp_path):

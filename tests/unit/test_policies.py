@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from parliament import analyze_policy_string
 
-from local.sam_template import PROJECT_ROOT, SamTemplate
+from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
 
 POLICIES_DIR = PROJECT_ROOT / "policies"
 TEMPLATE = SamTemplate.load()

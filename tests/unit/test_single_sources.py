@@ -5,7 +5,7 @@ import sagemaker.image_uris
 
 from breed_classifier.cli import HYPERPARAMETER_NAMES
 from breed_classifier.metrics import METRIC_DEFINITIONS
-from dog_breeds import training_job
+from dog_breeds import start_training
 from dog_breeds.container_images import (
     DEBUGGER_RULE_ACCOUNTS,
     DEBUGGER_RULES_IMAGE,
@@ -18,11 +18,11 @@ from dog_breeds.container_images import (
 
 
 def test_the_functions_know_the_training_scripts_hyperparameters():
-    assert training_job.HYPERPARAMETER_NAMES == HYPERPARAMETER_NAMES
+    assert start_training.HYPERPARAMETER_NAMES == HYPERPARAMETER_NAMES
 
 
 def test_the_functions_use_the_training_modules_metric_regexes():
-    assert training_job.METRIC_DEFINITIONS == METRIC_DEFINITIONS
+    assert start_training.METRIC_DEFINITIONS == METRIC_DEFINITIONS
 
 
 def _sdk_regions(framework: str, **kwargs) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from local.sam_template import PROJECT_ROOT, SamTemplate
+from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
 
 TEMPLATE = SamTemplate.load()
 MACHINE = TEMPLATE.resource("TrainingPipeline")["Properties"]

@@ -12,7 +12,7 @@ import argparse
 from sagemaker.tuner import CategoricalParameter, ContinuousParameter, HyperparameterTuner
 
 from breed_classifier.metrics import METRIC_DEFINITIONS, OBJECTIVE_METRIC
-from launchers.train import common_arguments, estimator_from
+from launchers.start_training_job import common_arguments, estimator_from
 
 BATCH_SIZES = [32, 64, 128, 256]
 HYPERPARAMETER_RANGES = {

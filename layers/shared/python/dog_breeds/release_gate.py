@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
 from dog_breeds.control_events import read_fields, text_matching
-from dog_breeds.deploy_model import JOB_NAME, TAGS
+from dog_breeds.deploy_endpoint import JOB_NAME, TAGS
 from dog_breeds.errors import InvalidEventError, TrainingNotCompleteError
 from dog_breeds.settings import ControlPlaneSettings, GateSettings
 

@@ -27,7 +27,7 @@ class SettingsError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class EndpointTimeouts:
+class ClientTimeouts:
     """How long one endpoint call may take: connect, read, and attempts in all (bounded retries)."""
 
     connect_seconds: float = 2.0
@@ -40,7 +40,7 @@ class PredictSettings:
     endpoint_name: str
     max_image_bytes: int
     url_allowed_hosts: frozenset[str]
-    timeouts: EndpointTimeouts
+    timeouts: ClientTimeouts
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> PredictSettings:
@@ -59,7 +59,7 @@ class PredictSettings:
             endpoint_name=endpoint_name,
             max_image_bytes=_number(env, "MAX_IMAGE_BYTES", int, 4 * 1024 * 1024, minimum=1),
             url_allowed_hosts=hosts,
-            timeouts=EndpointTimeouts(
+            timeouts=ClientTimeouts(
                 connect_seconds=_number(env, "ENDPOINT_CONNECT_TIMEOUT_SECONDS", float, 2.0, minimum=0.1),
                 read_seconds=_number(env, "ENDPOINT_READ_TIMEOUT_SECONDS", float, 10.0, minimum=0.1),
                 max_attempts=_number(env, "ENDPOINT_MAX_ATTEMPTS", int, 2, minimum=1),
@@ -195,7 +195,7 @@ class ScalingDefaults:
 
 
 # Control-plane calls are rare and may be slow; they get more time and one more attempt than predictions.
-CONTROL_PLANE_TIMEOUTS = EndpointTimeouts(connect_seconds=5.0, read_seconds=30.0, max_attempts=3)
+CONTROL_PLANE_TIMEOUTS = ClientTimeouts(connect_seconds=5.0, read_seconds=30.0, max_attempts=3)
 
 
 @dataclass(frozen=True)

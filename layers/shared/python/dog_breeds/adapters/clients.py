@@ -14,16 +14,16 @@ from functools import cache
 import botocore.session
 from botocore.config import Config
 
-from dog_breeds.settings import EndpointTimeouts
+from dog_breeds.settings import ClientTimeouts
 
-DEFAULT_TIMEOUTS = EndpointTimeouts()
+DEFAULT_TIMEOUTS = ClientTimeouts()
 # Every AWS API the functions call. `make build` keeps only these services' models in the built botocore
 # (ops/prune_botocore_models.py): the other ~440 are 27 MB of layer that each cold start lists.
 AWS_SERVICES = frozenset({"application-autoscaling", "s3", "sagemaker", "sagemaker-runtime"})
 
 
 @cache
-def aws_client(service_name: str, timeouts: EndpointTimeouts = DEFAULT_TIMEOUTS):
+def aws_client(service_name: str, timeouts: ClientTimeouts = DEFAULT_TIMEOUTS):
     """Return the shared client for ``service_name`` configured with ``timeouts``."""
     if service_name not in AWS_SERVICES:
         raise ValueError(f"{service_name!r} is not in AWS_SERVICES {sorted(AWS_SERVICES)}: add it there first")

@@ -21,10 +21,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from local.control_plane import sagemaker_state
-from local.local_endpoints import FleetMetrics, LocalEndpoints, RolledBack
-from local.sam_template import SamTemplate
-from local.training_executor import LocalTrainingExecutor
+from offline_stack.control_plane import sagemaker_state
+from offline_stack.local_endpoints import FleetMetrics, LocalEndpoints, RolledBack
+from offline_stack.sam_template import SamTemplate
+from offline_stack.training_executor import LocalTrainingExecutor
 
 _COMPARISONS = {
     "GreaterThanOrEqualToThreshold": lambda value, threshold: value >= threshold,

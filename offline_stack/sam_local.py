@@ -1,13 +1,13 @@
 """`make local-invoke` and `make start-api`: SAM's own commands, answered by a model served in a local container.
 
-    python -m local.sam_local up                       # network + services container, ready to answer
-    python -m local.sam_local invoke FUNCTION EVENT    # e.g. PredictFunction events/predict-jpeg.json
-    python -m local.sam_local start-api [--port 3000]  # sam local start-api on 127.0.0.1
-    python -m local.sam_local down                     # remove the container and the network
+    python -m offline_stack.sam_local up                       # network + services container, ready to answer
+    python -m offline_stack.sam_local invoke FUNCTION EVENT    # e.g. PredictFunction events/predict-jpeg.json
+    python -m offline_stack.sam_local start-api [--port 3000]  # sam local start-api on 127.0.0.1
+    python -m offline_stack.sam_local down                     # remove the container and the network
 
 How the pieces meet, and why (README, "sam local"):
 
-- The project creates a Docker network (``dog-breeds-local``) and runs ``local.sam_local_services`` in a
+- The project creates a Docker network (``dog-breeds-local``) and runs ``offline_stack.sam_local_services`` in a
   container on it (``dog-breeds-services``): moto for the control plane, the SageMaker Runtime server and a
   model container serving a trained model. SAM attaches each Lambda container to that network
   (``--docker-network``), so functions reach the services by container name, and nothing else: no address of
@@ -37,9 +37,9 @@ from pathlib import Path
 
 import yaml
 
-from local.control_plane import ControlPlane
-from local.lambda_invoker import LambdaFunction
-from local.sam_template import PROJECT_ROOT, PSEUDO_PARAMETERS, SamTemplate, load_template
+from offline_stack.control_plane import ControlPlane
+from offline_stack.lambda_invoker import LambdaFunction
+from offline_stack.sam_template import PROJECT_ROOT, PSEUDO_PARAMETERS, SamTemplate, load_template
 
 NETWORK = "dog-breeds-local"
 CONTROL_PLANE_PORT, RUNTIME_PORT = 5000, 8080  # inside the services container
@@ -155,7 +155,7 @@ def _run_arguments() -> list[str]:
         str(python),
         IMAGE,
         "-m",
-        "local.sam_local_services",
+        "offline_stack.sam_local_services",
         "--work-dir",
         str(WORK_DIR),
         "--ports",

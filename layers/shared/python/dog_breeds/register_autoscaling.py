@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dog_breeds.control_events import positive_number, read_fields, whole_number
-from dog_breeds.deploy_model import VARIANT_NAME
+from dog_breeds.deploy_endpoint import VARIANT_NAME
 from dog_breeds.errors import InvalidEventError
 from dog_breeds.settings import ScalingDefaults
 

@@ -6,7 +6,7 @@ the artifact's ``code/inference.py`` through the AWS PyTorch inference toolkit's
 import path and ``SAGEMAKER_PROGRAM`` naming the module. Only TorchServe is left out: the handler is
 called directly, one request at a time, as one TorchServe worker would.
 
-Each container is its own process (``python -m local.model_container``), so two artifacts never share
+Each container is its own process (``python -m offline_stack.model_container``), so two artifacts never share
 imported modules, and nothing from training_jobs/ is importable unless the artifact carries it.
 ``ContainerModel`` is how the endpoint server forwards invocations to such a process.
 """
@@ -25,8 +25,8 @@ from pathlib import Path
 import urllib3
 from werkzeug.wrappers import Request, Response
 
-from local.endpoint_server import ModelFailure, ServiceFault
-from local.loopback_server import free_port
+from offline_stack.endpoint_server import ModelFailure, ServiceFault
+from offline_stack.loopback_server import free_port
 
 
 class _RequestProcessor:
@@ -120,9 +120,9 @@ class ContainerModel:
 
 
 class ContainerProcess:
-    """Start ``python -m local.model_container`` for one artifact; stop it on exit (no stray process).
+    """Start ``python -m offline_stack.model_container`` for one artifact; stop it on exit (no stray process).
 
-    The process sees the artifact's ``code/`` and the project root (for ``local``) on its path, not
+    The process sees the artifact's ``code/`` and the project root (for ``offline_stack``) on its path, not
     training_jobs/: what the artifact does not carry, it cannot import.
     """
 
@@ -157,7 +157,7 @@ class ContainerProcess:
             [
                 sys.executable,
                 "-m",
-                "local.model_container",
+                "offline_stack.model_container",
                 "--model-dir",
                 str(self.model_dir),
                 "--port",

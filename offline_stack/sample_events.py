@@ -1,4 +1,4 @@
-"""Write the sample events in events/: ``python -m local.sample_events``.
+"""Write the sample events in events/: ``python -m offline_stack.sample_events``.
 
 API Gateway HTTP API (payload format 2.0) events for ``PredictFunction``, small enough to read, and
 direct-invocation events for the control-plane functions. They name the offline stack's bucket
@@ -12,9 +12,9 @@ import base64
 import json
 import random
 
-from local.http_api_events import http_api_event
-from local.sam_template import PROJECT_ROOT, SamTemplate
-from local.synthetic_images import class_image, encoded_image
+from offline_stack.http_api_events import http_api_event
+from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
+from offline_stack.synthetic_images import class_image, encoded_image
 
 EVENTS_DIR = PROJECT_ROOT / "events"
 OFFLINE_BUCKET = SamTemplate.load().physical_id("ArtifactsBucket")
@@ -52,7 +52,7 @@ def sample_api_event(
     )
 
 
-# The generated class each image event shows (local.synthetic_images.CLASS_FOLDERS): what a model trained on
+# The generated class each image event shows (offline_stack.synthetic_images.CLASS_FOLDERS): what a model trained on
 # the demo's data should answer first.
 SAMPLE_IMAGE_CLASSES = {"predict-jpeg.json": 0, "predict-png.json": 2, "predict-json-base64.json": 0}
 

@@ -1,6 +1,6 @@
 """`make demo`: train -> deploy -> scale -> predict on this machine, with no AWS account.
 
-    python -m local.demo [--data-dir DIR] [--work-dir .offline/demo] [--serve]
+    python -m offline_stack.demo [--data-dir DIR] [--work-dir .offline/demo] [--serve]
 
 Makes a small generated data set (or uses ``--data-dir`` / ``DATA_DIR``, e.g. a real dogImages folder),
 uploads it, and executes the pipeline's own definition (statemachine/pipeline.asl.json) in moto's Step
@@ -27,9 +27,9 @@ from pathlib import Path
 
 from breed_classifier.cli import HYPERPARAMETER_NAMES, add_hyperparameter_arguments
 from breed_classifier.labels import breed_name
-from local.offline_stack import OfflineStack
-from local.sam_template import PROJECT_ROOT
-from local.synthetic_images import CLASS_FOLDERS, class_image, encoded_image, write_image_folder
+from offline_stack.sam_template import PROJECT_ROOT
+from offline_stack.stack import OfflineStack
+from offline_stack.synthetic_images import CLASS_FOLDERS, class_image, encoded_image, write_image_folder
 
 PHOTOS = PROJECT_ROOT / "tests" / "data" / "photos"
 STARTER_MODEL_KEY = "starter-model/model.tar.gz"

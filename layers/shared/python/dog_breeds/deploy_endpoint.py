@@ -63,7 +63,7 @@ def read_deploy_event(event, defaults: EndpointDefaults, bucket: str) -> DeployR
     )
 
 
-def deploy_model(sagemaker, request: DeployRequest, settings: ControlPlaneSettings) -> dict:
+def deploy_endpoint(sagemaker, request: DeployRequest, settings: ControlPlaneSettings) -> dict:
     """Create or update the endpoint so that it serves ``request``'s model. Idempotent."""
     model_data_url = request.model_data_url or _completed_job_artifact(sagemaker, request.training_job_name)
     image = image_uri(INFERENCE_IMAGE, settings.region)

@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from local.loopback_server import LOOPBACK, LoopbackServer
+from offline_stack.loopback_server import LOOPBACK, LoopbackServer
 
 ACCOUNT_ID = "123456789012"
 

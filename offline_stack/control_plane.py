@@ -28,8 +28,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from local.loopback_server import LOOPBACK
-from local.sam_template import PSEUDO_PARAMETERS
+from offline_stack.loopback_server import LOOPBACK
+from offline_stack.sam_template import PSEUDO_PARAMETERS
 
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 

@@ -9,7 +9,7 @@ import base64
 import time
 from collections.abc import Mapping
 
-from local.sam_template import PSEUDO_PARAMETERS
+from offline_stack.sam_template import PSEUDO_PARAMETERS
 
 ROUTE = "POST /predictions"
 

@@ -1,6 +1,6 @@
 """What `sam local invoke` and `sam local start-api` call, served from a container of the project's own.
 
-    python -m local.sam_local_services --work-dir DIR --ports 5000 8080     # run by local/sam_local.py
+    python -m offline_stack.sam_local_services --work-dir DIR --ports 5000 8080     # run by offline_stack/sam_local.py
 
 The offline stack (moto for S3, SageMaker and Application Auto Scaling; the SageMaker Runtime server with a
 model container) listening on every interface of its container, so the Lambda containers SAM starts on the
@@ -23,9 +23,9 @@ import signal
 import threading
 from pathlib import Path
 
-from local.demo import QUICK_HYPERPARAMETERS, write_demo_data
-from local.offline_stack import OfflineStack
-from local.sample_events import create_sample_training_job
+from offline_stack.demo import QUICK_HYPERPARAMETERS, write_demo_data
+from offline_stack.sample_events import create_sample_training_job
+from offline_stack.stack import OfflineStack
 
 CACHED_MODEL_KEY = "training-output/sam-local/model.tar.gz"
 

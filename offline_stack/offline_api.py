@@ -10,11 +10,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from local.api_front import ApiFront, RouteThrottle
-from local.control_plane import DUMMY_CREDENTIALS
-from local.endpoint_server import EndpointServer
-from local.execution_environments import ConcurrencyPool
-from local.sam_template import SamTemplate
+from offline_stack.api_front import ApiFront, RouteThrottle
+from offline_stack.control_plane import DUMMY_CREDENTIALS
+from offline_stack.endpoint_server import EndpointServer
+from offline_stack.execution_environments import ConcurrencyPool
+from offline_stack.sam_template import SamTemplate
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """Train on an EC2 instance or a laptop: the same training module as SageMaker, with plain paths.
 
-    python ec2train.py --data-dir dogImages --model-dir model --output-dir output --epochs 5
+    python train_outside_sagemaker.py --data-dir dogImages --model-dir model --output-dir output --epochs 5
 
 Trains on ``train/``, selects the epoch on ``valid/``, reports on ``test/``. For several processes on
 one or more machines, start it with ``torchrun`` (it reads torchrun's RANK/WORLD_SIZE).

@@ -24,17 +24,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from local.api_front import ApiFront, RouteThrottle
-from local.control_plane import ControlPlane, sagemaker_state
-from local.endpoint_server import EndpointServer
-from local.execution_environments import ConcurrencyPool
-from local.lambda_invoker import LambdaFunction
-from local.lifecycles import Lifecycles
-from local.local_endpoints import LocalEndpoints
-from local.loopback_server import LOOPBACK
-from local.pipeline_runs import PipelineRuns
-from local.sam_template import SamTemplate
-from local.training_executor import LocalTrainingExecutor, TrainingOutcome
+from offline_stack.api_front import ApiFront, RouteThrottle
+from offline_stack.control_plane import ControlPlane, sagemaker_state
+from offline_stack.endpoint_server import EndpointServer
+from offline_stack.execution_environments import ConcurrencyPool
+from offline_stack.lambda_invoker import LambdaFunction
+from offline_stack.lifecycles import Lifecycles
+from offline_stack.local_endpoints import LocalEndpoints
+from offline_stack.loopback_server import LOOPBACK
+from offline_stack.pipeline_runs import PipelineRuns
+from offline_stack.sam_template import SamTemplate
+from offline_stack.training_executor import LocalTrainingExecutor, TrainingOutcome
 
 # An account's default concurrency for new accounts: what an unreserved function can count on.
 UNRESERVED_OFFLINE_CONCURRENCY = 10

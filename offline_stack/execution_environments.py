@@ -16,8 +16,8 @@ import threading
 import warnings
 from collections.abc import Mapping
 
-from local.lambda_invoker import LambdaFunction
-from local.sam_template import SamTemplate
+from offline_stack.lambda_invoker import LambdaFunction
+from offline_stack.sam_template import SamTemplate
 
 
 class ExecutionEnvironmentError(RuntimeError):

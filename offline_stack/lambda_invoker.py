@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from local.sam_template import PSEUDO_PARAMETERS, SamTemplate
+from offline_stack.sam_template import PSEUDO_PARAMETERS, SamTemplate
 
 
 class TemplateWiringError(RuntimeError):

@@ -1,6 +1,6 @@
 """Start a training job with the SageMaker Python SDK (the SDK twin of the start-training function).
 
-    python -m launchers.train --bucket BUCKET --role ROLE_ARN [--instance-count 6] [--spot] [--wait]
+    python -m launchers.start_training_job --bucket BUCKET --role ROLE_ARN [--instance-count 6] [--spot] [--wait]
         [--hyperparameter epochs=10 --hyperparameter learning-rate=0.01]
 
 BUCKET and ROLE_ARN are the stack's ArtifactsBucketName and SageMakerExecutionRoleArn outputs. The

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 from werkzeug.wrappers import Request, Response
 
-from local.execution_environments import ConcurrencyPool, ExecutionEnvironmentError, LambdaThrottledError
-from local.http_api_events import http_api_event
-from local.loopback_server import LoopbackServer
+from offline_stack.execution_environments import ConcurrencyPool, ExecutionEnvironmentError, LambdaThrottledError
+from offline_stack.http_api_events import http_api_event
+from offline_stack.loopback_server import LoopbackServer
 
 _TEXT_TYPES = ("application/json", "text/")
 JSON = "application/json"

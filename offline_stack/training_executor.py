@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from local.loopback_server import free_port
+from offline_stack.loopback_server import free_port
 
 LogLine = Callable[[str], None]
 
