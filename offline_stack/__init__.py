@@ -1,5 +1,5 @@
 """The offline stack: runs the SAM application's pieces on one machine, on loopback only.
 
 Nothing in functions/, layers/ or training_jobs/ imports this package; it imports them the way
-Lambda and SageMaker would (see README, "What is real and what is emulated").
+Lambda and SageMaker would (see README, "What the demo runs, and what is real").
 """

@@ -1,7 +1,7 @@
 """The AWS control plane on loopback: moto in server mode, reached by boto3 through AWS_ENDPOINT_URL.
 
 moto 5 completes training jobs and puts endpoints InService at once; the offline stack runs the real
-training and serving itself (see README, "What is real and what is emulated"). moto also lacks
+training and serving itself (see README, "What the demo runs, and what is real"). moto also lacks
 ``UpdateEndpoint``: ``ControlPlane`` adds it (the endpoint moves to the new config, as SageMaker's does
 once the new fleet is InService), so the deploy function's blue/green path runs offline too.
 

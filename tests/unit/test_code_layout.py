@@ -1,4 +1,4 @@
-"""The layering rules of DESIGN.md and STYLE.md, checked on the source tree."""
+"""The layering rules (README, "Layout"): handlers -> logic -> adapters, and the Lambda side apart from training."""
 
 import ast
 from pathlib import Path

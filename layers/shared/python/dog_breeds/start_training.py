@@ -9,7 +9,7 @@ Debugger hook with the original notebook's four built-in rules and system profil
 the ProfilerReport rule; when off, the request carries neither, and profiling is disabled as the SDK
 does. Framework profiling is never configured: Debugger deprecated it for PyTorch 2.0 and later.
 
-tests/integration/test_control_plane.py compares this request field by field with the SDK's.
+tests/integration/test_sdk_parity.py compares this request field by field with the SDK's.
 """
 
 from __future__ import annotations
