@@ -23,7 +23,8 @@ export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 .PHONY: help demo serve setup test captured plan reliability bench mutation preflight destroy lambda-image lint build deploy upload-data starter-model local-invoke start-api local-down clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{name[NR] = $$1; text[NR] = $$2; \
+		if (length($$1) > width) width = length($$1)} END {for (i = 1; i <= NR; i++) printf "  make %-*s  %s\n", width, name[i], text[i]}'
 
 # The offline stack imports the layer and the launchers the way Lambda and the training box do.
 OFFLINE_PATH := PYTHONPATH=.:layers/shared/python:training_jobs
@@ -65,7 +66,7 @@ bench: setup ## the project against course-style baselines: ratios, targets, pas
 	$(OFFLINE_PATH) $(BIN)/python -m benchmarks
 
 # Mutation testing (pytest-gremlins) over the code whose mistakes a caller would feel first, driven by the
-# fast tests that exercise it; about 15 minutes on 2 cores. Survivors are listed and justified in the README.
+# fast tests that exercise it; about 15 minutes on 2 cores. Survivors are listed and justified in docs/testing.md.
 MUTATION_TARGETS := layers/shared/python/dog_breeds/image_request.py,layers/shared/python/dog_breeds/errors.py,layers/shared/python/dog_breeds/adapters/sagemaker_endpoint.py,training_jobs/inference.py,layers/shared/python/dog_breeds/deploy_endpoint.py
 MUTATION_TESTS := tests/unit tests/integration/test_endpoint_failures.py tests/integration/test_predict_events.py tests/integration/test_control_plane.py
 
@@ -107,7 +108,7 @@ upload-data: setup ## upload an ImageFolder data set to the stack's bucket: make
 	$(OFFLINE_PATH) $(BIN)/python -m launchers.upload_data --data-dir $(DATA_DIR) --bucket $(BUCKET)
 
 # sam local with a trained model served where the Lambda containers can reach it: a container of the project's
-# own on a Docker network it creates (offline_stack/sam_local.py says how, README "sam local" says why).
+# own on a Docker network it creates (offline_stack/sam_local.py says how, docs/sam-local.md says why).
 FUNCTION ?= PredictFunction
 EVENT ?= events/predict-jpeg.json
 SAM_LOCAL := PATH=$(abspath $(BIN)):$$PATH $(OFFLINE_PATH) $(BIN)/python -m offline_stack.sam_local

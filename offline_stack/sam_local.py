@@ -5,7 +5,7 @@
     python -m offline_stack.sam_local start-api [--port 3000]  # sam local start-api on 127.0.0.1
     python -m offline_stack.sam_local down                     # remove the container and the network
 
-How the pieces meet, and why (README, "sam local"):
+How the pieces meet, and why (docs/sam-local.md):
 
 - The project creates a Docker network (``dog-breeds-local``) and runs ``offline_stack.sam_local_services`` in a
   container on it (``dog-breeds-services``): moto for the control plane, the SageMaker Runtime server and a

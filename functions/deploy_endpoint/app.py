@@ -1,4 +1,4 @@
-"""Deploys a trained model to the endpoint: creates it, or updates it blue/green (see README)."""
+"""Deploys a trained model to the endpoint: creates it, or updates it blue/green (see docs/pipeline.md, "Releases")."""
 
 from aws_lambda_powertools import Logger
 

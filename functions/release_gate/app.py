@@ -1,4 +1,4 @@
-"""The pipeline's release gate: registers a trained model and approves or rejects it (see README, Releases)."""
+"""The pipeline's release gate: registers a trained model and approves or rejects it (see docs/pipeline.md, "Releases")."""
 
 from aws_lambda_powertools import Logger
 

@@ -1,4 +1,4 @@
-"""Starts a SageMaker training job for the classifier (see README, "The training pipeline")."""
+"""Starts a SageMaker training job for the classifier (see docs/pipeline.md, "The training pipeline")."""
 
 from pathlib import Path
 

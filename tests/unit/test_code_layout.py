@@ -88,3 +88,15 @@ def test_a_template_that_wires_a_handler_wrongly_is_refused_naming_it(broken, wo
     with pytest.raises(TemplateWiringError, match=words) as refusal, LambdaFunction("PredictFunction", template):
         pass
     assert "PredictFunction" in str(refusal.value)
+
+
+def test_make_help_lists_every_documented_target_in_aligned_columns():
+    import re
+    import subprocess
+
+    lines = subprocess.run(["make", "--no-print-directory", "help"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    rows = [re.match(r"  make (\S+)( +)\S", line) for line in lines.stdout.splitlines()]
+    assert rows and all(rows), lines.stdout
+    documented = re.findall(r"^([a-z-]+):.*## ", (PROJECT_ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert [row[1] for row in rows] == documented
+    assert len({row.end(2) for row in rows}) == 1, "the descriptions do not start in one column:\n" + lines.stdout
