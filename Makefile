@@ -78,8 +78,10 @@ lambda-image: ## build the Lambda python3.12 base image offline (air-gapped mach
 	@command -v debootstrap >/dev/null || { echo "lambda-image needs debootstrap (apt-get install debootstrap)"; exit 2; }
 	offline_stack/lambda_base_image/build.sh
 
-lint: setup ## ruff, sam validate --lint, policy linters
+lint: setup ## ruff, mypy, sam validate --lint, policy linters
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	for handler in functions/*/app.py; do $(BIN)/mypy $$handler || exit 1; done
 	$(BIN)/sam validate --lint --region us-east-1
 	$(BIN)/pytest -q tests/unit/test_policies.py tests/unit/test_state_machine.py tests/unit/test_code_layout.py
 

@@ -31,20 +31,31 @@ import json
 import math
 import random
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from offline_stack.sam_template import SamTemplate
 
+
 # List prices, us-east-1, as of 2026-11 (https://aws.amazon.com/lambda/pricing/, /api-gateway/pricing/,
 # /sagemaker/pricing/). Other regions differ by up to about 30 %.
-PRICES = {
-    "as_of": "2026-11",
-    "lambda_per_million_requests": 0.20,
-    "lambda_per_gb_second": 0.0000166667,
-    "http_api_per_million_requests": 1.00,
-    "endpoint_per_hour": {"ml.m5.large": 0.115, "ml.m5.xlarge": 0.23, "ml.c5.large": 0.102, "ml.c5.xlarge": 0.204},
-}
+@dataclass(frozen=True)
+class Prices:
+    as_of: str
+    lambda_per_million_requests: float
+    lambda_per_gb_second: float
+    http_api_per_million_requests: float
+    endpoint_per_hour: Mapping[str, float]
+
+
+PRICES = Prices(
+    as_of="2026-11",
+    lambda_per_million_requests=0.20,
+    lambda_per_gb_second=0.0000166667,
+    http_api_per_million_requests=1.00,
+    endpoint_per_hour={"ml.m5.large": 0.115, "ml.m5.xlarge": 0.23, "ml.c5.large": 0.102, "ml.c5.xlarge": 0.204},
+)
 HOURS_PER_MONTH = 730
 # Auto-scaling aims instances at this share of what one can serve, leaving room for the minute it takes to react
 TARGET_UTILISATION = 0.7
@@ -122,11 +133,11 @@ def plan(config: Configuration, load: Load) -> Plan:
     requests = average_rps * 3600 * HOURS_PER_MONTH
     served = min(average_rps, admitted) * 3600 * HOURS_PER_MONTH
     average_instances = max(config.min_instances, min(at_peak, math.ceil(needed * load.average_share)))
-    hourly = PRICES["endpoint_per_hour"].get(config.instance_type, PRICES["endpoint_per_hour"]["ml.m5.large"])
+    hourly = PRICES.endpoint_per_hour.get(config.instance_type, PRICES.endpoint_per_hour["ml.m5.large"])
     cost = {
-        "lambda": served / 1e6 * PRICES["lambda_per_million_requests"]
-        + served * load.function_seconds * config.memory_mb / 1024 * PRICES["lambda_per_gb_second"],
-        "http_api": requests / 1e6 * PRICES["http_api_per_million_requests"],
+        "lambda": served / 1e6 * PRICES.lambda_per_million_requests
+        + served * load.function_seconds * config.memory_mb / 1024 * PRICES.lambda_per_gb_second,
+        "http_api": requests / 1e6 * PRICES.http_api_per_million_requests,
         "endpoint": average_instances * HOURS_PER_MONTH * hourly,
     }
     cost["total"] = sum(cost.values())
@@ -211,7 +222,7 @@ def report(config: Configuration, load: Load, result: Plan) -> str:
         f"ScalingMaxCapacity={max(config.max_instances, result.instances_needed)} "
         f"ScalingTargetInvocationsPerInstance={result.recommended_target_per_minute:g}",
         "",
-        f"Monthly cost at {load.average_share:.0%} of the peak on average (list prices {PRICES['as_of']}, us-east-1): "
+        f"Monthly cost at {load.average_share:.0%} of the peak on average (list prices {PRICES.as_of}, us-east-1): "
         + ", ".join(f"{name} ${value:,.2f}" for name, value in result.monthly_cost.items()),
     ]
     return "\n".join(lines)
@@ -245,7 +256,7 @@ def plot(config: Configuration, load: Load, path: Path) -> None:
     cost.plot(offered, [p.monthly_cost["total"] for p in plans], color="tab:green")
     cost.set_ylim(bottom=0)
     cost.set_xlabel("peak traffic (requests/s)")
-    cost.set_ylabel(f"monthly cost (USD, list prices {PRICES['as_of']})")
+    cost.set_ylabel(f"monthly cost (USD, list prices {PRICES.as_of})")
     figure.suptitle("Capacity and cost of this configuration")
     figure.savefig(path, dpi=100)
     pyplot.close(figure)

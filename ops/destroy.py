@@ -109,8 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         print("nothing deleted")
         return 1
     session = boto3.session.Session()
-    names = ("cloudformation", "application-autoscaling", "cloudwatch", "sagemaker", "s3")
-    clients = {name: session.client(name) for name in names}
+    clients = {
+        "cloudformation": session.client("cloudformation"),
+        "application-autoscaling": session.client("application-autoscaling"),
+        "cloudwatch": session.client("cloudwatch"),
+        "sagemaker": session.client("sagemaker"),
+        "s3": session.client("s3"),
+    }
     try:
         return destroy(clients, args.stack_name, run_sam_delete)
     except ClientError as exc:

@@ -150,8 +150,12 @@ def main(argv: list[str] | None = None, clients: dict | None = None) -> int:
         return 2
     if clients is None:
         session = boto3.session.Session()
-        names = ("lambda", "service-quotas", "sagemaker", "cloudformation")
-        clients = {name: session.client(name) for name in names}
+        clients = {
+            "lambda": session.client("lambda"),
+            "service-quotas": session.client("service-quotas"),
+            "sagemaker": session.client("sagemaker"),
+            "cloudformation": session.client("cloudformation"),
+        }
     findings = run_preflight(clients, parameters, args.stack_name)
     print(table(findings))
     blockers = [finding for finding in findings if finding.verdict == BLOCKER]

@@ -7,13 +7,14 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 
 from dog_breeds.adapters.clients import aws_client
+from dog_breeds.adapters.sagemaker_endpoint import SageMakerEndpoint
 from dog_breeds.http_api import HttpApiRequest, answer_api_request, record_predicted_breed
 from dog_breeds.image_request import read_prediction_request
 from dog_breeds.predict_breeds import PredictBreeds
 from dog_breeds.settings import PredictSettings
 
 settings = PredictSettings.from_environment()
-predict_breeds = PredictBreeds(settings, aws_client("sagemaker-runtime", settings.timeouts))
+predict_breeds = PredictBreeds(settings, SageMakerEndpoint(aws_client("sagemaker-runtime", settings.timeouts)))
 # Tracing patches botocore (the endpoint call) and http.client (URL input) only, not every library present.
 logger, tracer, metrics = Logger(), Tracer(patch_modules=("botocore", "httplib")), Metrics()
 

@@ -1,4 +1,4 @@
-"""The pipeline's release gate: registers a trained model and approves or rejects it (see docs/pipeline.md, "Releases")."""
+"""The release gate: registers a trained model, approves or rejects it (docs/pipeline.md, "Releases")."""
 
 from aws_lambda_powertools import Logger
 

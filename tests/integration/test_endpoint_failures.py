@@ -108,11 +108,11 @@ def test_unexpected_failure_is_a_plain_500(endpoint_server, predict_function, mo
 def test_two_invocations_share_one_runtime_client(endpoint_server, predict_function):
     # Given one execution environment (one cold start)
     with predict_function() as function:
-        client_before = function.module.predict_breeds.runtime_client
+        client_before = function.module.predict_breeds.endpoint.client
         # When it serves two requests
         first = function.invoke(load_event(JPEG_EVENT))
         second = function.invoke(load_event("predict-png.json"))
-        client_after = function.module.predict_breeds.runtime_client
+        client_after = function.module.predict_breeds.endpoint.client
     # Then both went through the one client created at cold start, over one kept-alive connection
     assert first["statusCode"] == second["statusCode"] == 200
     assert client_before is client_after

@@ -12,17 +12,16 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from dog_breeds.aws_names import INSTANCE_TYPE, TRAINING_JOB_NAME, tags
 from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
 from dog_breeds.control_events import read_fields, text_matching, whole_number
 from dog_breeds.errors import EndpointBusyError, InvalidEventError, TrainingNotCompleteError
+from dog_breeds.ports import EndpointDeployments, TrainingJobs
 from dog_breeds.settings import ControlPlaneSettings, EndpointDefaults
 
 VARIANT_NAME = "AllTraffic"
 INFERENCE_PROGRAM = "inference.py"
-_INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9]+\.[a-z0-9]+")
-# A SageMaker training job name (also what the release gate accepts)
-JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
-TAGS = [{"Key": "project", "Value": "dog-breed-classifier"}]
+TAGS = tags()
 DATA_CAPTURE_PREFIX = "data-capture"
 
 
@@ -43,9 +42,9 @@ def read_deploy_event(event, defaults: EndpointDefaults, bucket: str) -> DeployR
     fields = read_fields(
         event,
         {
-            "training_job_name": text_matching(JOB_NAME, "a SageMaker training job name"),
+            "training_job_name": text_matching(TRAINING_JOB_NAME, "a SageMaker training job name"),
             "model_data_url": text_matching(model_data, f"an s3://{bucket}/... model.tar.gz URI"),
-            "instance_type": text_matching(_INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.large"),
+            "instance_type": text_matching(INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.large"),
             "instance_count": whole_number(1, 10),
         },
     )
@@ -63,9 +62,14 @@ def read_deploy_event(event, defaults: EndpointDefaults, bucket: str) -> DeployR
     )
 
 
-def deploy_endpoint(sagemaker, request: DeployRequest, settings: ControlPlaneSettings) -> dict:
+def deploy_endpoint(sagemaker: EndpointDeployments, request: DeployRequest, settings: ControlPlaneSettings) -> dict:
     """Create or update the endpoint so that it serves ``request``'s model. Idempotent."""
-    model_data_url = request.model_data_url or _completed_job_artifact(sagemaker, request.training_job_name)
+    if request.model_data_url is not None:
+        model_data_url = request.model_data_url
+    elif request.training_job_name is not None:
+        model_data_url = _completed_job_artifact(sagemaker, request.training_job_name)
+    else:
+        raise InvalidEventError("give exactly one of training_job_name or model_data_url")
     image = image_uri(INFERENCE_IMAGE, settings.region)
     capture = data_capture_config(settings.bucket, request.data_capture_percent)
     digest = hashlib.sha256(
@@ -165,7 +169,7 @@ def data_capture_config(bucket: str, percent: int) -> dict | None:
     }
 
 
-def _completed_job_artifact(sagemaker, job_name: str) -> str:
+def _completed_job_artifact(sagemaker: TrainingJobs, job_name: str) -> str:
     job = sagemaker.describe_training_job(job_name)
     if job is None:
         raise InvalidEventError(f"training job {job_name} does not exist")

@@ -85,7 +85,9 @@ def http_error(exc: BaseException) -> HttpError:
     """Return the HTTP status, stable code and safe message for any exception."""
     row = next((row for cls, row in ERROR_TABLE.items() if isinstance(exc, cls)), UNEXPECTED_ERROR)
     # Rows without a fixed message belong to PredictionError subclasses, whose message is ours.
-    return HttpError(row.status, row.code, row.fixed_message or exc.message)
+    if row.fixed_message is None and isinstance(exc, PredictionError):
+        return HttpError(row.status, row.code, exc.message)
+    return HttpError(row.status, row.code, row.fixed_message or str(UNEXPECTED_ERROR.fixed_message))
 
 
 # --- control-plane errors: raised to the caller (Step Functions or a CLI), whose Catch names them ---

@@ -19,6 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from dog_breeds.errors import UNEXPECTED_ERROR, MalformedRequestError, http_error
+from dog_breeds.ports import Prediction
 
 JSON = "application/json"
 PREDICTIONS_ROUTE = "POST /predictions"
@@ -108,7 +109,7 @@ def _document(name: str) -> str:
     return (Path(__file__).parent / name).read_text()
 
 
-def record_predicted_breed(predictions: list[dict]) -> None:
+def record_predicted_breed(predictions: list[Prediction]) -> None:
     if predictions:
         _count("PredictedBreed", "Breed", predictions[0]["breed"])
 

@@ -2,34 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from dog_breeds.adapters.sagemaker_endpoint import invoke_endpoint
 from dog_breeds.image_request import ImageRequest, UrlRequest, sniff_image_type
+from dog_breeds.ports import EndpointRuntime, ImageDownload, Prediction
 from dog_breeds.settings import PredictSettings
 
 
 @dataclass
 class PredictBreeds:
-    """Answers prediction requests with one endpoint client, created once and handed in.
+    """Answers prediction requests through one endpoint runtime, created once and handed in.
 
     ``download`` fetches ``{"url": ...}`` images (``adapters.image_download.download_image`` unless a
     test hands in another); it is imported on first use, since most requests never fetch a URL.
     """
 
     settings: PredictSettings
-    runtime_client: object
-    download: Callable[..., bytes] | None = None
+    endpoint: EndpointRuntime
+    download: ImageDownload | None = None
 
-    def __call__(self, request: ImageRequest | UrlRequest) -> list[dict]:
+    def __call__(self, request: ImageRequest | UrlRequest) -> list[Prediction]:
         if isinstance(request, UrlRequest):
-            if self.download is None:
-                from dog_breeds.adapters.image_download import download_image
-
-                self.download = download_image
-            image = self.download(request.url, self.settings.url_allowed_hosts, self.settings.max_image_bytes)
+            image = self._download()(request.url, self.settings.url_allowed_hosts, self.settings.max_image_bytes)
             request = ImageRequest(image=image, content_type=sniff_image_type(image), top_k=request.top_k)
-        return invoke_endpoint(
-            self.runtime_client, self.settings.endpoint_name, request.image, request.content_type, request.top_k
-        )
+        return self.endpoint.predict(self.settings.endpoint_name, request.image, request.content_type, request.top_k)
+
+    def _download(self) -> ImageDownload:
+        if self.download is None:
+            from dog_breeds.adapters.image_download import download_image
+
+            self.download = download_image
+        return self.download

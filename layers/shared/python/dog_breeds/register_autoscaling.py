@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from dog_breeds.control_events import positive_number, read_fields, whole_number
 from dog_breeds.deploy_endpoint import VARIANT_NAME
 from dog_breeds.errors import InvalidEventError
+from dog_breeds.ports import ScalableTargets
 from dog_breeds.settings import ScalingDefaults
 
 METRIC = "SageMakerVariantInvocationsPerInstance"
@@ -57,7 +58,7 @@ def read_scaling_event(event, defaults: ScalingDefaults) -> ScalingRequest:
     return request
 
 
-def register_autoscaling(scaling, endpoint_name: str, request: ScalingRequest) -> dict:
+def register_autoscaling(scaling: ScalableTargets, endpoint_name: str, request: ScalingRequest) -> dict:
     """Register the variant and (re)write its policy; running it twice leaves the same state."""
     resource_id = f"endpoint/{endpoint_name}/variant/{VARIANT_NAME}"
     scaling.register_target(resource_id, request.min_capacity, request.max_capacity)

@@ -16,10 +16,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from dog_breeds.aws_names import TRAINING_JOB_NAME, tags
 from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
 from dog_breeds.control_events import read_fields, text_matching
-from dog_breeds.deploy_endpoint import JOB_NAME, TAGS
 from dog_breeds.errors import InvalidEventError, TrainingNotCompleteError
+from dog_breeds.ports import ModelRegistry
 from dog_breeds.settings import ControlPlaneSettings, GateSettings
 
 APPROVED, REJECTED, PENDING = "Approved", "Rejected", "PendingManualApproval"
@@ -39,7 +40,7 @@ def read_gate_event(event) -> GateRequest:
     fields = read_fields(
         event,
         {
-            "training_job_name": text_matching(JOB_NAME, "a SageMaker training job name"),
+            "training_job_name": text_matching(TRAINING_JOB_NAME, "a SageMaker training job name"),
             "release_model_package_arn": text_matching(_PACKAGE_ARN, "a model package version ARN"),
         },
     )
@@ -48,13 +49,19 @@ def read_gate_event(event) -> GateRequest:
     return GateRequest(fields.get("training_job_name"), fields.get("release_model_package_arn"))
 
 
-def run_gate(sagemaker, request: GateRequest, settings: ControlPlaneSettings, gate: GateSettings) -> dict:
+def run_gate(
+    sagemaker: ModelRegistry, request: GateRequest, settings: ControlPlaneSettings, gate: GateSettings
+) -> dict:
     if request.training_job_name:
         return judge_candidate(sagemaker, request.training_job_name, settings, gate)
-    return release_approved_package(sagemaker, request.release_model_package_arn, settings)
+    if request.release_model_package_arn:
+        return release_approved_package(sagemaker, request.release_model_package_arn, settings)
+    raise InvalidEventError("give exactly one of training_job_name or release_model_package_arn")
 
 
-def judge_candidate(sagemaker, job_name: str, settings: ControlPlaneSettings, gate: GateSettings) -> dict:
+def judge_candidate(
+    sagemaker: ModelRegistry, job_name: str, settings: ControlPlaneSettings, gate: GateSettings
+) -> dict:
     """Register ``job_name``'s model as a package version with its test metrics; approve or reject it."""
     job = sagemaker.describe_training_job(job_name)
     if job is None or job["TrainingJobStatus"] != "Completed":
@@ -64,7 +71,7 @@ def judge_candidate(sagemaker, job_name: str, settings: ControlPlaneSettings, ga
     accuracy = metrics.get(ACCURACY)
     model_data_url = job["ModelArtifacts"]["S3ModelArtifacts"]
     group = settings.endpoint_name
-    sagemaker.ensure_model_package_group(group, f"Models trained for the {group} endpoint", TAGS)
+    sagemaker.ensure_model_package_group(group, f"Models trained for the {group} endpoint", tags())
     serving = serving_package(sagemaker, settings.endpoint_name)
     decision, reason = _decide(accuracy, serving, gate)
     package_arn = sagemaker.create_model_package(
@@ -97,7 +104,7 @@ def judge_candidate(sagemaker, job_name: str, settings: ControlPlaneSettings, ga
     }
 
 
-def release_approved_package(sagemaker, package_arn: str, settings: ControlPlaneSettings) -> dict:
+def release_approved_package(sagemaker: ModelRegistry, package_arn: str, settings: ControlPlaneSettings) -> dict:
     """Deploy a package a person approved, whatever the gate said; the override is recorded on it."""
     package = sagemaker.describe_model_package(package_arn)
     if package is None or package.get("ModelPackageGroupName") != settings.endpoint_name:
@@ -123,7 +130,7 @@ def release_approved_package(sagemaker, package_arn: str, settings: ControlPlane
     }
 
 
-def serving_package(sagemaker, endpoint_name: str) -> dict | None:
+def serving_package(sagemaker: ModelRegistry, endpoint_name: str) -> dict | None:
     """The approved package whose model the endpoint serves now, with its test accuracy; None if none is."""
     endpoint = sagemaker.describe_endpoint(endpoint_name)
     if endpoint is None:

@@ -1,7 +1,17 @@
-"""Typed configuration, read once at cold start.
+"""Each function's configuration, declared once and read once at cold start.
 
-A missing or malformed variable raises ``SettingsError`` naming the variable, so a bad
-deployment fails at start-up instead of on the first request.
+A settings class is a frozen dataclass whose fields say which environment variable they come from and what
+they accept (``variable(...)``); ``read_environment`` reads and checks them all. A missing or malformed
+variable raises ``SettingsError`` naming the variable and what it accepts, so a bad deployment fails at
+start-up instead of on the first request.
+
+Why not pydantic (which Powertools' parser uses): importing it costs the prediction function about 100 ms of
+cold start (``make bench``'s cold-start row), more than the whole budget the issue sets. The declarations
+read the same way; the reader is the forty lines below.
+
+The template's Parameters are the home of every default a deployment can change; the defaults here are
+what a variable falls back to when the template does not set it, and tests/unit/test_single_sources.py
+checks them equal to the template's.
 """
 
 from __future__ import annotations
@@ -9,211 +19,205 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
-# SageMaker spells endpoint ARNs with the name in lower case, and IAM compares resources
-# case-sensitively: a mixed-case name would be denied by the function's own policy.
-ENDPOINT_NAME_PATTERN = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
-HOST_NAME_PATTERN = re.compile(
-    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
-)
+from dog_breeds.aws_names import ENDPOINT_NAME
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+")
 
 DEFAULT_TOP_K = 5
 MAX_TOP_K = 20
+
+Settings = TypeVar("Settings", bound="DataclassInstance")
 
 
 class SettingsError(RuntimeError):
     """A configuration variable is missing or malformed."""
 
 
+def variable(
+    name: str,
+    default: Any = MISSING,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    pattern: re.Pattern[str] | None = None,
+    accepts: str = "",
+) -> Any:
+    """A settings field read from the environment variable ``name``; required unless it has a ``default``.
+
+    Numbers are checked against ``minimum``/``maximum``, text (and each item of a comma-separated list)
+    against ``pattern``, described to the operator as ``accepts``.
+    """
+    rules = {"variable": name, "minimum": minimum, "maximum": maximum, "pattern": pattern, "accepts": accepts}
+    return field(default=default, metadata=rules)
+
+
+def read_environment(cls: type[Settings], environ: Mapping[str, str] | None = None) -> Settings:
+    """Build ``cls`` from ``environ`` (the process environment by default), checking every field."""
+    env = os.environ if environ is None else environ
+    types = get_type_hints(cls)
+    values = {}
+    for spec in fields(cls):
+        name, raw = spec.metadata["variable"], env.get(spec.metadata["variable"], "").strip()
+        if not raw:
+            if spec.default is MISSING:
+                raise SettingsError(f"environment variable {name} is required and is not set")
+            continue
+        values[spec.name] = _parse(name, raw, types[spec.name], spec.metadata)
+    return cls(**values)
+
+
+def _parse(name: str, raw: str, kind: Any, rules: Mapping[str, Any]) -> Any:
+    accepts = rules["accepts"]
+    if kind is bool:
+        if raw.lower() not in ("true", "false"):
+            raise SettingsError(f"environment variable {name}={raw!r} must be true or false")
+        return raw.lower() == "true"
+    if kind in (int, float):
+        try:
+            number = kind(raw)
+        except ValueError:
+            raise SettingsError(f"environment variable {name}={raw!r} is not a {kind.__name__}") from None
+        low, high = rules["minimum"], rules["maximum"]
+        if (low is not None and number < low) or (high is not None and number > high):
+            bounds = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise SettingsError(f"environment variable {name}={raw!r} must be {bounds}")
+        return number
+    if kind is str:
+        if rules["pattern"] and not rules["pattern"].fullmatch(raw):
+            raise SettingsError(f"environment variable {name}={raw!r} is not {accepts}")
+        return raw
+    # a comma-separated list: frozenset[str] or tuple[str, ...]
+    items = [item.strip().lower() if kind == frozenset[str] else item.strip() for item in raw.split(",")]
+    items = [item for item in items if item]
+    bad = sorted(item for item in items if rules["pattern"] and not rules["pattern"].fullmatch(item))
+    if bad:
+        raise SettingsError(f"environment variable {name} has entries that are not {accepts}: {bad}")
+    return frozenset(items) if kind == frozenset[str] else tuple(items)
+
+
 @dataclass(frozen=True)
 class ClientTimeouts:
-    """How long one endpoint call may take: connect, read, and attempts in all (bounded retries)."""
+    """How long one AWS call may take: connect, read, and attempts in all (bounded retries)."""
 
     connect_seconds: float = 2.0
     read_seconds: float = 10.0
     max_attempts: int = 2
 
 
+# Control-plane calls are rare and may be slow; they get more time and one more attempt than predictions.
+CONTROL_PLANE_TIMEOUTS = ClientTimeouts(connect_seconds=5.0, read_seconds=30.0, max_attempts=3)
+_ENDPOINT_NAME = "1-63 lower-case letters, digits and hyphens (SageMaker lower-cases endpoint ARNs, IAM matches case)"
+
+
 @dataclass(frozen=True)
 class PredictSettings:
-    endpoint_name: str
-    max_image_bytes: int
-    url_allowed_hosts: frozenset[str]
-    timeouts: ClientTimeouts
+    """The prediction function (``functions/predict``)."""
+
+    endpoint_name: str = variable("ENDPOINT_NAME", pattern=ENDPOINT_NAME, accepts=_ENDPOINT_NAME)
+    max_image_bytes: int = variable("MAX_IMAGE_BYTES", 4 * 1024 * 1024, minimum=1)
+    url_allowed_hosts: frozenset[str] = variable(
+        "URL_ALLOWED_HOSTS", frozenset(), pattern=HOST_NAME, accepts="host names"
+    )
+    connect_timeout_seconds: float = variable("ENDPOINT_CONNECT_TIMEOUT_SECONDS", 2.0, minimum=0.1)
+    read_timeout_seconds: float = variable("ENDPOINT_READ_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+    max_attempts: int = variable("ENDPOINT_MAX_ATTEMPTS", 2, minimum=1)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> PredictSettings:
-        env = os.environ if environ is None else environ
-        endpoint_name = _required(env, "ENDPOINT_NAME")
-        if not ENDPOINT_NAME_PATTERN.match(endpoint_name):
-            raise SettingsError(
-                f"ENDPOINT_NAME={endpoint_name!r} is not a valid endpoint name: use 1-63 lower-case "
-                "letters, digits and hyphens (SageMaker lower-cases endpoint ARNs, and IAM matches case)"
-            )
-        hosts = frozenset(h.strip().lower() for h in env.get("URL_ALLOWED_HOSTS", "").split(",") if h.strip())
-        bad_hosts = sorted(h for h in hosts if not HOST_NAME_PATTERN.match(h))
-        if bad_hosts:
-            raise SettingsError(f"URL_ALLOWED_HOSTS has entries that are not host names: {bad_hosts}")
-        return cls(
-            endpoint_name=endpoint_name,
-            max_image_bytes=_number(env, "MAX_IMAGE_BYTES", int, 4 * 1024 * 1024, minimum=1),
-            url_allowed_hosts=hosts,
-            timeouts=ClientTimeouts(
-                connect_seconds=_number(env, "ENDPOINT_CONNECT_TIMEOUT_SECONDS", float, 2.0, minimum=0.1),
-                read_seconds=_number(env, "ENDPOINT_READ_TIMEOUT_SECONDS", float, 10.0, minimum=0.1),
-                max_attempts=_number(env, "ENDPOINT_MAX_ATTEMPTS", int, 2, minimum=1),
-            ),
-        )
+        return read_environment(cls, environ)
+
+    @property
+    def timeouts(self) -> ClientTimeouts:
+        return ClientTimeouts(self.connect_timeout_seconds, self.read_timeout_seconds, self.max_attempts)
 
 
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise SettingsError(f"environment variable {name} is required and is not set")
-    return value
-
-
-def _number(env: Mapping[str, str], name: str, kind: type, default, *, minimum):
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise SettingsError(f"environment variable {name}={raw!r} is not a {kind.__name__}") from None
-    if value < minimum:
-        raise SettingsError(f"environment variable {name}={raw!r} must be at least {minimum}")
-    return value
-
-
-# --- the control-plane functions (start_training, deploy_endpoint, register_autoscaling) ---
+_SHORT_NAME = "{} lower-case letters, digits and hyphens"
 
 
 @dataclass(frozen=True)
 class ControlPlaneSettings:
     """What every control-plane function knows: where things live and who SageMaker runs as."""
 
-    region: str
-    bucket: str
-    execution_role_arn: str
-    job_name_prefix: str
-    endpoint_name: str
+    region: str = variable("AWS_REGION")
+    bucket: str = variable("BUCKET_NAME")
+    execution_role_arn: str = variable("SAGEMAKER_EXECUTION_ROLE_ARN")
+    job_name_prefix: str = variable(
+        "JOB_NAME_PREFIX",
+        pattern=re.compile(r"(?=.{1,32}$)" + ENDPOINT_NAME.pattern),
+        accepts=_SHORT_NAME.format("1-32"),
+    )
+    endpoint_name: str = variable(
+        "ENDPOINT_NAME",
+        pattern=re.compile(r"(?=.{1,50}$)" + ENDPOINT_NAME.pattern),
+        accepts=_SHORT_NAME.format("1-50") + " (model and endpoint-config names add a 12-character suffix to it)",
+    )
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ControlPlaneSettings:
-        env = os.environ if environ is None else environ
-        prefix = _required(env, "JOB_NAME_PREFIX")
-        if not ENDPOINT_NAME_PATTERN.match(prefix) or len(prefix) > 32:
-            raise SettingsError(f"JOB_NAME_PREFIX={prefix!r} must be 1-32 lower-case letters, digits and hyphens")
-        endpoint_name = _required(env, "ENDPOINT_NAME")
-        if not ENDPOINT_NAME_PATTERN.match(endpoint_name) or len(endpoint_name) > 50:
-            raise SettingsError(
-                f"ENDPOINT_NAME={endpoint_name!r} must be 1-50 lower-case letters, digits and hyphens "
-                "(model and endpoint-config names add a 12-character suffix to it)"
-            )
-        return cls(
-            region=_required(env, "AWS_REGION"),
-            bucket=_required(env, "BUCKET_NAME"),
-            execution_role_arn=_required(env, "SAGEMAKER_EXECUTION_ROLE_ARN"),
-            job_name_prefix=prefix,
-            endpoint_name=endpoint_name,
-        )
+        return read_environment(cls, environ)
 
 
 @dataclass(frozen=True)
 class TrainingDefaults:
-    instance_type: str
-    instance_count: int
-    max_runtime_seconds: int
-    use_spot: bool
-    code_dir: str = "/opt"
-    use_debugger: bool = False
+    """The start-training function's job defaults (template Parameters ``Training*``)."""
+
+    instance_type: str = variable("TRAINING_INSTANCE_TYPE", "ml.m5.2xlarge")
+    instance_count: int = variable("TRAINING_INSTANCE_COUNT", 6, minimum=1, maximum=100)
+    max_runtime_seconds: int = variable("TRAINING_MAX_RUNTIME_SECONDS", 86400, minimum=60, maximum=2_419_200)
+    use_spot: bool = variable("TRAINING_USE_SPOT", False)
+    code_dir: str = variable("TRAINING_CODE_DIR", "/opt")
+    use_debugger: bool = variable("TRAINING_USE_DEBUGGER", False)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> TrainingDefaults:
-        env = os.environ if environ is None else environ
-        return cls(
-            instance_type=env.get("TRAINING_INSTANCE_TYPE", "ml.m5.2xlarge"),
-            instance_count=_number(env, "TRAINING_INSTANCE_COUNT", int, 6, minimum=1),
-            max_runtime_seconds=_number(env, "TRAINING_MAX_RUNTIME_SECONDS", int, 86400, minimum=60),
-            use_spot=env.get("TRAINING_USE_SPOT", "false").strip().lower() == "true",
-            code_dir=env.get("TRAINING_CODE_DIR", "/opt"),
-            use_debugger=env.get("TRAINING_USE_DEBUGGER", "false").strip().lower() == "true",
-        )
+        return read_environment(cls, environ)
 
 
 @dataclass(frozen=True)
 class EndpointDefaults:
-    instance_type: str
-    instance_count: int
-    data_capture_percent: int = 0  # 0: no capture
-    canary_percent: int = 10
-    bake_seconds: int = 600
-    rollback_alarms: tuple[str, ...] = ()  # none: updates are plain blue/green, without guardrails
+    """The deploy function's endpoint defaults and rollout guardrails (template Parameters)."""
+
+    instance_type: str = variable("ENDPOINT_INSTANCE_TYPE", "ml.m5.large")
+    instance_count: int = variable("ENDPOINT_INSTANCE_COUNT", 1, minimum=1, maximum=10)
+    data_capture_percent: int = variable("DATA_CAPTURE_PERCENT", 5, minimum=0, maximum=100)  # 0: no capture
+    canary_percent: int = variable("ROLLOUT_CANARY_PERCENT", 10, minimum=1, maximum=50)
+    bake_seconds: int = variable("ROLLOUT_BAKE_SECONDS", 600, minimum=0, maximum=3600)
+    # none: updates are plain blue/green, without guardrails
+    rollback_alarms: tuple[str, ...] = variable("ROLLBACK_ALARM_NAMES", ())
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> EndpointDefaults:
-        env = os.environ if environ is None else environ
-        defaults = cls(
-            instance_type=env.get("ENDPOINT_INSTANCE_TYPE", "ml.m5.large"),
-            instance_count=_number(env, "ENDPOINT_INSTANCE_COUNT", int, 1, minimum=1),
-            data_capture_percent=_number(env, "DATA_CAPTURE_PERCENT", int, 0, minimum=0),
-            canary_percent=_number(env, "ROLLOUT_CANARY_PERCENT", int, 10, minimum=1),
-            bake_seconds=_number(env, "ROLLOUT_BAKE_SECONDS", int, 600, minimum=0),
-            rollback_alarms=tuple(name for name in env.get("ROLLBACK_ALARM_NAMES", "").split(",") if name.strip()),
-        )
-        if defaults.data_capture_percent > 100 or defaults.canary_percent > 50 or defaults.bake_seconds > 3600:
-            raise SettingsError(
-                "DATA_CAPTURE_PERCENT must be 0-100, ROLLOUT_CANARY_PERCENT 1-50 and ROLLOUT_BAKE_SECONDS 0-3600"
-            )
-        return defaults
+        return read_environment(cls, environ)
 
 
 @dataclass(frozen=True)
 class ScalingDefaults:
     """Target tracking on SageMakerVariantInvocationsPerInstance: invocations per instance PER MINUTE."""
 
-    min_capacity: int
-    max_capacity: int
-    target_invocations_per_instance_per_minute: float
-    scale_in_cooldown_seconds: int
-    scale_out_cooldown_seconds: int
+    min_capacity: int = variable("SCALING_MIN_CAPACITY", 1, minimum=1, maximum=100)
+    max_capacity: int = variable("SCALING_MAX_CAPACITY", 3, minimum=1, maximum=100)
+    target_invocations_per_instance_per_minute: float = variable("SCALING_TARGET_INVOCATIONS", 15.0, minimum=0.01)
+    scale_in_cooldown_seconds: int = variable("SCALING_SCALE_IN_COOLDOWN_SECONDS", 30, minimum=0, maximum=3600)
+    scale_out_cooldown_seconds: int = variable("SCALING_SCALE_OUT_COOLDOWN_SECONDS", 30, minimum=0, maximum=3600)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ScalingDefaults:
-        env = os.environ if environ is None else environ
-        return cls(
-            min_capacity=_number(env, "SCALING_MIN_CAPACITY", int, 1, minimum=1),
-            max_capacity=_number(env, "SCALING_MAX_CAPACITY", int, 3, minimum=1),
-            target_invocations_per_instance_per_minute=_number(
-                env, "SCALING_TARGET_INVOCATIONS", float, 15.0, minimum=0.01
-            ),
-            scale_in_cooldown_seconds=_number(env, "SCALING_SCALE_IN_COOLDOWN_SECONDS", int, 30, minimum=0),
-            scale_out_cooldown_seconds=_number(env, "SCALING_SCALE_OUT_COOLDOWN_SECONDS", int, 30, minimum=0),
-        )
-
-
-# Control-plane calls are rare and may be slow; they get more time and one more attempt than predictions.
-CONTROL_PLANE_TIMEOUTS = ClientTimeouts(connect_seconds=5.0, read_seconds=30.0, max_attempts=3)
+        return read_environment(cls, environ)
 
 
 @dataclass(frozen=True)
 class GateSettings:
     """The release gate: a candidate needs this test accuracy, and may lose at most this much to the serving model."""
 
-    minimum_test_accuracy: float
-    maximum_accuracy_regression: float
+    minimum_test_accuracy: float = variable("GATE_MINIMUM_TEST_ACCURACY", 0.6, minimum=0.0, maximum=1.0)
+    maximum_accuracy_regression: float = variable("GATE_MAXIMUM_ACCURACY_REGRESSION", 0.02, minimum=0.0, maximum=1.0)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> GateSettings:
-        env = os.environ if environ is None else environ
-        settings = cls(
-            minimum_test_accuracy=_number(env, "GATE_MINIMUM_TEST_ACCURACY", float, 0.6, minimum=0.0),
-            maximum_accuracy_regression=_number(env, "GATE_MAXIMUM_ACCURACY_REGRESSION", float, 0.02, minimum=0.0),
-        )
-        if settings.minimum_test_accuracy > 1 or settings.maximum_accuracy_regression > 1:
-            raise SettingsError(
-                "GATE_MINIMUM_TEST_ACCURACY and GATE_MAXIMUM_ACCURACY_REGRESSION are fractions from 0 to 1"
-            )
-        return settings
+        return read_environment(cls, environ)

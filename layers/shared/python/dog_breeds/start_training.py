@@ -21,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from dog_breeds.aws_names import INSTANCE_TYPE, tags
 from dog_breeds.container_images import DEBUGGER_RULES_IMAGE, TRAINING_IMAGE, UnsupportedRegionError, image_uri
 from dog_breeds.control_events import boolean, read_fields, text_matching, whole_number
+from dog_breeds.ports import AwsDocument, TrainingJobs
 from dog_breeds.settings import ControlPlaneSettings, TrainingDefaults
 from dog_breeds.training_code import CODE_PREFIX
 
@@ -64,7 +66,6 @@ DEBUG_COLLECTIONS = [
 SYSTEM_MONITOR_INTERVAL_MS = 500
 ENTRY_POINT = "train.py"
 DATA_PREFIX, OUTPUT_PREFIX, CHECKPOINT_PREFIX = "data/", "training-output", "checkpoints"
-_INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9]+\.[a-z0-9]+")
 _PREFIX = re.compile(r"(?!/)(?!.*\.\.)[A-Za-z0-9!_.*'()/-]{1,200}/")
 _SCALAR_TYPES = (str, int, float, bool)
 
@@ -88,7 +89,7 @@ def read_training_event(event, defaults: TrainingDefaults, bucket: str) -> Train
         event or {},
         {
             "hyperparameters": _hyperparameters,
-            "instance_type": text_matching(_INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.2xlarge"),
+            "instance_type": text_matching(INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.2xlarge"),
             "instance_count": whole_number(1, 100),
             "use_spot": boolean,
             "use_debugger": boolean,
@@ -130,7 +131,7 @@ def create_training_job_request(request: TrainingJobRequest, settings: ControlPl
         }
     )
     stopping = {"MaxRuntimeInSeconds": request.max_runtime_seconds}
-    job = {
+    job: AwsDocument = {
         "TrainingJobName": job_name,
         "AlgorithmSpecification": {
             "TrainingImage": image_uri(TRAINING_IMAGE, region),
@@ -160,10 +161,7 @@ def create_training_job_request(request: TrainingJobRequest, settings: ControlPl
         "StoppingCondition": stopping,
         "HyperParameters": hyperparameters,
         "ProfilerConfig": {"DisableProfiler": True},
-        "Tags": [
-            {"Key": "project", "Value": "dog-breed-classifier"},
-            {"Key": "launched-by", "Value": "start-training"},
-        ],
+        "Tags": tags(launched_by="start-training"),
     }
     if request.use_debugger:
         job.update(_debugger_configuration(output_path, region))
@@ -194,7 +192,10 @@ def _debugger_configuration(output_path: str, region: str) -> dict:
 
 
 def start_training(
-    sagemaker, request: TrainingJobRequest, settings: ControlPlaneSettings, deployed_code: Callable[[], str]
+    sagemaker: TrainingJobs,
+    request: TrainingJobRequest,
+    settings: ControlPlaneSettings,
+    deployed_code: Callable[[], str],
 ) -> dict:
     """Create the job; return what the pipeline needs next.
 

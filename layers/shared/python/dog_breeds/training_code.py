@@ -14,7 +14,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from dog_breeds.adapters.aws_calls import call_aws
+from dog_breeds.adapters.aws_calls import describe_aws
 from dog_breeds.settings import SettingsError
 
 # What a SageMaker training job needs from training_jobs/: the entry point, the package it imports, the
@@ -57,11 +57,11 @@ def store_source(s3, bucket: str, data: bytes) -> str:
     permission is needed, and the bucket's versioning gains no copies.
     """
     key = code_key(data)
-    call_aws(
+    describe_aws(
         "s3",
         s3,
         "put_object",
-        absent_codes=("PreconditionFailed", "ConditionalRequestConflict"),
+        ("PreconditionFailed", "ConditionalRequestConflict"),
         Bucket=bucket,
         Key=key,
         Body=data,

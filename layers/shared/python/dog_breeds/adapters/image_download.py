@@ -96,7 +96,7 @@ def download_image(
         current[0].close()
 
 
-def _get(url: ImageUrl, sock: ssl.SSLSocket, context: ssl.SSLContext, max_bytes: int, deadline: float) -> bytes:
+def _get(url: ImageUrl, sock: socket.socket, context: ssl.SSLContext, max_bytes: int, deadline: float) -> bytes:
     connection = http.client.HTTPSConnection(url.host, url.port, context=context)
     connection.sock = sock  # already connected to the checked address and verified for url.host
     connection.request("GET", url.target, headers={"Accept": "image/jpeg, image/png", "Connection": "close"})
@@ -106,7 +106,8 @@ def _get(url: ImageUrl, sock: ssl.SSLSocket, context: ssl.SSLContext, max_bytes:
     declared = response.getheader("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLargeError(f"The image at that URL is larger than {max_bytes} bytes.")
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         sock.settimeout(max(_left(deadline), 0.001))
         chunk = response.read1(_CHUNK_BYTES)

@@ -6,40 +6,49 @@ reason is kept in the error: it says what to fix (a quota, a missing permission,
 
 from __future__ import annotations
 
-from dog_breeds.adapters.aws_calls import call_aws
+from typing import TYPE_CHECKING, Any
+
+from dog_breeds.adapters.aws_calls import call_aws, describe_aws
+from dog_breeds.ports import AwsDocument
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
 
 
 class SageMakerControl:
-    """Wraps a ``sagemaker`` client; one instance per execution environment."""
+    """``ports.TrainingJobs``, ``EndpointDeployments`` and ``ModelRegistry`` over a ``sagemaker`` client.
 
-    def __init__(self, client) -> None:
+    One instance per execution environment.
+    """
+
+    def __init__(self, client: SageMakerClient) -> None:
         self.client = client
 
-    def create_training_job(self, request: dict) -> str:
+    def create_training_job(self, request: AwsDocument) -> str:
         return self._call("create_training_job", **request)["TrainingJobArn"]
 
-    def describe_training_job(self, name: str) -> dict | None:
+    def describe_training_job(self, name: str) -> AwsDocument | None:
         return self._describe("describe_training_job", TrainingJobName=name)
 
     def model_exists(self, name: str) -> bool:
         return self._describe("describe_model", ModelName=name) is not None
 
-    def create_model(self, request: dict) -> None:
+    def create_model(self, request: AwsDocument) -> None:
         self._call("create_model", **request)
 
     def endpoint_config_exists(self, name: str) -> bool:
         return self._describe("describe_endpoint_config", EndpointConfigName=name) is not None
 
-    def create_endpoint_config(self, request: dict) -> None:
+    def create_endpoint_config(self, request: AwsDocument) -> None:
         self._call("create_endpoint_config", **request)
 
-    def describe_endpoint(self, name: str) -> dict | None:
+    def describe_endpoint(self, name: str) -> AwsDocument | None:
         return self._describe("describe_endpoint", EndpointName=name)
 
-    def create_endpoint(self, name: str, config_name: str, tags: list[dict]) -> None:
+    def create_endpoint(self, name: str, config_name: str, tags: list[dict[str, str]]) -> None:
         self._call("create_endpoint", EndpointName=name, EndpointConfigName=config_name, Tags=tags)
 
-    def update_endpoint(self, name: str, config_name: str, deployment_config: dict | None = None) -> None:
+    def update_endpoint(self, name: str, config_name: str, deployment_config: AwsDocument | None = None) -> None:
         # Keep the instance count auto-scaling has set; the new config brings the new model.
         guardrails = {"DeploymentConfig": deployment_config} if deployment_config else {}
         self._call(
@@ -50,15 +59,15 @@ class SageMakerControl:
             **guardrails,
         )
 
-    def describe_endpoint_config(self, name: str) -> dict | None:
+    def describe_endpoint_config(self, name: str) -> AwsDocument | None:
         return self._describe("describe_endpoint_config", EndpointConfigName=name)
 
-    def describe_model(self, name: str) -> dict | None:
+    def describe_model(self, name: str) -> AwsDocument | None:
         return self._describe("describe_model", ModelName=name)
 
     # --- the model registry: one package group per endpoint ---
 
-    def ensure_model_package_group(self, name: str, description: str, tags: list[dict]) -> None:
+    def ensure_model_package_group(self, name: str, description: str, tags: list[dict[str, str]]) -> None:
         if self._describe("describe_model_package_group", ModelPackageGroupName=name) is None:
             self._call(
                 "create_model_package_group",
@@ -67,16 +76,16 @@ class SageMakerControl:
                 Tags=tags,
             )
 
-    def create_model_package(self, request: dict) -> str:
+    def create_model_package(self, request: AwsDocument) -> str:
         return self._call("create_model_package", **request)["ModelPackageArn"]
 
-    def describe_model_package(self, arn: str) -> dict | None:
+    def describe_model_package(self, arn: str) -> AwsDocument | None:
         return self._describe("describe_model_package", ModelPackageName=arn)
 
-    def update_model_package(self, arn: str, **changes) -> None:
+    def update_model_package(self, arn: str, **changes: Any) -> None:
         self._call("update_model_package", ModelPackageArn=arn, **changes)
 
-    def latest_model_packages(self, group: str, status: str, limit: int) -> list[dict]:
+    def latest_model_packages(self, group: str, status: str, limit: int) -> list[AwsDocument]:
         """The group's newest ``limit`` package versions with approval ``status``, newest first (summaries)."""
         answer = self._call(
             "list_model_packages",
@@ -89,13 +98,13 @@ class SageMakerControl:
         )
         return answer.get("ModelPackageSummaryList", [])
 
-    def _describe(self, operation: str, **names) -> dict | None:
+    def _describe(self, operation: str, **names: str) -> AwsDocument | None:
         """Describe by name; ``None`` when it does not exist.
 
         SageMaker answers a Describe of a well-formed name that does not exist with a
         ValidationException (there is no NotFound code); our names are always well-formed.
         """
-        return self._call(operation, absent_codes=("ValidationException", "ValidationError"), **names)
+        return describe_aws("SageMaker", self.client, operation, ("ValidationException", "ValidationError"), **names)
 
-    def _call(self, operation: str, absent_codes: tuple[str, ...] = (), **parameters) -> dict | None:
-        return call_aws("SageMaker", self.client, operation, absent_codes, **parameters)
+    def _call(self, operation: str, **parameters: Any) -> AwsDocument:
+        return call_aws("SageMaker", self.client, operation, **parameters)

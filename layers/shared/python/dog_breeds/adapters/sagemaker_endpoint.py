@@ -7,6 +7,7 @@ endpoint's own messages are logged by the caller at most, never returned to API 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import (
     ClientError,
@@ -26,10 +27,14 @@ from dog_breeds.errors import (
     UndecodableImageError,
     UnsupportedMediaTypeError,
 )
+from dog_breeds.ports import Prediction
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
 # What the model container's 4xx answers mean for our caller (the container speaks for the image).
 _UNDECODABLE = (UndecodableImageError, "The model could not decode this image; send a valid JPEG or PNG.")
-_MODEL_CLIENT_ERRORS = {
+_MODEL_CLIENT_ERRORS: dict[object, tuple[type[Exception], str]] = {
     400: _UNDECODABLE,
     413: (PayloadTooLargeError, "The image is too large for the model; send a smaller JPEG or PNG."),
     415: (UnsupportedMediaTypeError, "The model does not accept this image type; send JPEG or PNG."),
@@ -37,7 +42,7 @@ _MODEL_CLIENT_ERRORS = {
 }
 
 # Error codes SageMaker Runtime answers with, by what they mean for the caller.
-_SERVICE_ERRORS = {
+_SERVICE_ERRORS: dict[str, type[Exception]] = {
     # Our requests are built and size-checked here, so the ValidationError that comes back is the
     # runtime's "Endpoint <name> of account <id> not found".
     "ValidationError": EndpointUnavailableError,
@@ -49,7 +54,19 @@ _SERVICE_ERRORS = {
 }
 
 
-def invoke_endpoint(client, endpoint_name: str, image: bytes, content_type: str, top_k: int) -> list[dict]:
+class SageMakerEndpoint:
+    """``ports.EndpointRuntime`` over a ``sagemaker-runtime`` client; one per execution environment."""
+
+    def __init__(self, client: SageMakerRuntimeClient) -> None:
+        self.client = client
+
+    def predict(self, endpoint_name: str, image: bytes, content_type: str, top_k: int) -> list[Prediction]:
+        return invoke_endpoint(self.client, endpoint_name, image, content_type, top_k)
+
+
+def invoke_endpoint(
+    client: SageMakerRuntimeClient, endpoint_name: str, image: bytes, content_type: str, top_k: int
+) -> list[Prediction]:
     """Send ``image`` to the endpoint and return its predictions, best first.
 
     Returns a list of ``{"breed", "class_index", "probability"}`` dicts, at most ``top_k`` long.
@@ -84,15 +101,15 @@ def _project_error(exc: ClientError) -> Exception:
     return error_class(f"SageMaker Runtime answered {code}")
 
 
-def _read_predictions(body: bytes, top_k: int) -> list[dict]:
+def _read_predictions(body: bytes, top_k: int) -> list[Prediction]:
     try:
         predictions = json.loads(body)["predictions"]
         cleaned = [
-            {
-                "breed": str(item["breed"]),
-                "class_index": int(item["class_index"]),
-                "probability": float(item["probability"]),
-            }
+            Prediction(
+                breed=str(item["breed"]),
+                class_index=int(item["class_index"]),
+                probability=float(item["probability"]),
+            )
             for item in predictions
         ]
     except (ValueError, KeyError, TypeError) as exc:

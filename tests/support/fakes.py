@@ -1,0 +1,96 @@
+"""In-memory stand-ins for the ports (``dog_breeds/ports.py``), for the states moto cannot reach.
+
+moto creates endpoints InService at once and cannot be made to answer Updating, Failed or RollingBack, nor
+to refuse a call mid-way. These fakes hold what the logic wrote and can be put in any such state; mypy
+checks them against the ports (``pyproject.toml``), so a port that changes breaks them at lint time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dog_breeds.errors import AwsRequestRefusedError
+from dog_breeds.ports import AwsDocument, EndpointDeployments, ScalableTargets
+
+
+@dataclass
+class FakeSageMaker:
+    """Training jobs, models, endpoint configs and endpoints, by name; ``calls`` lists every write."""
+
+    jobs: dict[str, AwsDocument] = field(default_factory=dict)
+    models: dict[str, AwsDocument] = field(default_factory=dict)
+    endpoint_configs: dict[str, AwsDocument] = field(default_factory=dict)
+    endpoints: dict[str, AwsDocument] = field(default_factory=dict)
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)  # operations that AWS refuses
+
+    def _write(self, operation: str, argument: Any) -> None:
+        if operation in self.refuse:
+            raise AwsRequestRefusedError(f"SageMaker {operation} refused: ResourceLimitExceeded: quota")
+        self.calls.append((operation, argument))
+
+    def completed_job(self, name: str, model_data_url: str) -> None:
+        self.jobs[name] = {"TrainingJobStatus": "Completed", "ModelArtifacts": {"S3ModelArtifacts": model_data_url}}
+
+    def create_training_job(self, request: AwsDocument) -> str:
+        self._write("create_training_job", request)
+        self.jobs[request["TrainingJobName"]] = {"TrainingJobStatus": "InProgress"}
+        return f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{request['TrainingJobName']}"
+
+    def describe_training_job(self, name: str) -> AwsDocument | None:
+        return self.jobs.get(name)
+
+    def model_exists(self, name: str) -> bool:
+        return name in self.models
+
+    def create_model(self, request: AwsDocument) -> None:
+        self._write("create_model", request)
+        self.models[request["ModelName"]] = request
+
+    def endpoint_config_exists(self, name: str) -> bool:
+        return name in self.endpoint_configs
+
+    def create_endpoint_config(self, request: AwsDocument) -> None:
+        self._write("create_endpoint_config", request)
+        self.endpoint_configs[request["EndpointConfigName"]] = request
+
+    def describe_endpoint(self, name: str) -> AwsDocument | None:
+        return self.endpoints.get(name)
+
+    def create_endpoint(self, name: str, config_name: str, tags: list[dict[str, str]]) -> None:
+        self._write("create_endpoint", (name, config_name))
+        self.endpoints[name] = {"EndpointConfigName": config_name, "EndpointStatus": "Creating"}
+
+    def update_endpoint(self, name: str, config_name: str, deployment_config: AwsDocument | None = None) -> None:
+        self._write("update_endpoint", (name, config_name, deployment_config))
+        self.endpoints[name] = {"EndpointConfigName": config_name, "EndpointStatus": "Updating"}
+
+    def writes(self) -> list[str]:
+        return [operation for operation, _ in self.calls]
+
+
+@dataclass
+class FakeScaling:
+    """Scalable targets and their target-tracking policies, as Application Auto Scaling keeps them."""
+
+    targets: dict[str, tuple[int, int]] = field(default_factory=dict)
+    policies: dict[tuple[str, str], AwsDocument] = field(default_factory=dict)
+    refuse: set[str] = field(default_factory=set)
+
+    def register_target(self, resource_id: str, min_capacity: int, max_capacity: int) -> None:
+        if "register_target" in self.refuse:
+            raise AwsRequestRefusedError(
+                "Application Auto Scaling register_scalable_target refused: ValidationException"
+            )
+        self.targets[resource_id] = (min_capacity, max_capacity)
+
+    def put_target_tracking_policy(self, resource_id: str, policy_name: str, configuration: AwsDocument) -> str:
+        if resource_id not in self.targets:
+            raise AwsRequestRefusedError("Application Auto Scaling put_scaling_policy refused: ObjectNotFoundException")
+        self.policies[(resource_id, policy_name)] = configuration
+        return f"arn:aws:autoscaling:us-east-1:123456789012:scalingPolicy:{policy_name}"
+
+
+def _satisfies_the_ports(sagemaker: FakeSageMaker, scaling: FakeScaling) -> tuple[EndpointDeployments, ScalableTargets]:
+    return sagemaker, scaling  # mypy proves the fakes are the ports' shape

@@ -1,0 +1,172 @@
+"""Every state branch of deploy and scaling, against in-memory ports (moto cannot reach most of these states).
+
+The same logic runs against moto in tests/integration/test_control_plane.py for the states moto has.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dog_breeds.deploy_endpoint import VARIANT_NAME, DeployRequest, deploy_endpoint
+from dog_breeds.errors import AwsRequestRefusedError, EndpointBusyError, InvalidEventError, TrainingNotCompleteError
+from dog_breeds.register_autoscaling import METRIC, ScalingRequest, register_autoscaling
+from dog_breeds.settings import ControlPlaneSettings
+from tests.support.fakes import FakeSageMaker, FakeScaling
+
+SETTINGS = ControlPlaneSettings(
+    region="us-east-1",
+    bucket="dog-breeds-artifacts",
+    execution_role_arn="arn:aws:iam::123456789012:role/sagemaker-execution",
+    job_name_prefix="dog-breeds",
+    endpoint_name="dog-breed-classifier",
+)
+JOB = "dog-breeds-2026-11-26-10-00-00-abcd"
+MODEL_DATA = f"s3://dog-breeds-artifacts/training-output/{JOB}/output/model.tar.gz"
+ALARMS = ("dog-breed-classifier-model-errors", "dog-breed-classifier-latency-p99")
+
+
+def request(job: str | None = JOB, model_data: str | None = None, alarms: tuple[str, ...] = ()) -> DeployRequest:
+    return DeployRequest(job, model_data, "ml.m5.large", 1, rollback_alarms=alarms)
+
+
+def deployed(sagemaker: FakeSageMaker, status: str = "InService", alarms: tuple[str, ...] = ()) -> dict:
+    """Deploy the job's model, then leave the endpoint in ``status`` with the write log cleared."""
+    sagemaker.completed_job(JOB, MODEL_DATA)
+    result = deploy_endpoint(sagemaker, request(alarms=alarms), SETTINGS)
+    sagemaker.endpoints[SETTINGS.endpoint_name]["EndpointStatus"] = status
+    sagemaker.calls.clear()
+    return result
+
+
+def test_no_endpoint_yet_creates_model_config_and_endpoint_named_after_their_content():
+    sagemaker = FakeSageMaker()
+    sagemaker.completed_job(JOB, MODEL_DATA)
+    result = deploy_endpoint(sagemaker, request(), SETTINGS)
+    assert result["action"] == "created"
+    assert sagemaker.writes() == ["create_model", "create_endpoint_config", "create_endpoint"]
+    assert result["model_name"] == result["endpoint_config_name"] in sagemaker.endpoint_configs
+    assert result["model_name"].startswith("dog-breed-classifier-") and result["model_data_url"] == MODEL_DATA
+    variant = sagemaker.endpoint_configs[result["endpoint_config_name"]]["ProductionVariants"][0]
+    assert (variant["VariantName"], variant["InstanceType"], variant["InitialInstanceCount"]) == (
+        VARIANT_NAME,
+        "ml.m5.large",
+        1,
+    )
+
+
+def test_the_same_model_on_a_serving_endpoint_changes_nothing():
+    sagemaker = FakeSageMaker()
+    first = deployed(sagemaker, "InService")
+    again = deploy_endpoint(sagemaker, request(), SETTINGS)
+    assert again["action"] == "unchanged" and again["endpoint_config_name"] == first["endpoint_config_name"]
+    assert sagemaker.writes() == []
+
+
+def test_the_same_model_on_a_failed_endpoint_is_deployed_again():
+    sagemaker = FakeSageMaker()
+    deployed(sagemaker, "Failed")
+    assert deploy_endpoint(sagemaker, request(), SETTINGS)["action"] == "updated"
+    assert sagemaker.writes() == ["update_endpoint"]  # the model and config exist already
+
+
+@pytest.mark.parametrize("status", ["Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"])
+def test_a_busy_endpoint_is_left_alone_and_the_error_names_its_state(status):
+    sagemaker = FakeSageMaker()
+    deployed(sagemaker, status)
+    sagemaker.completed_job("dog-breeds-newer", MODEL_DATA.replace(JOB, "dog-breeds-newer"))
+    with pytest.raises(EndpointBusyError, match=f"is {status}; deploy again when it is InService"):
+        deploy_endpoint(sagemaker, request("dog-breeds-newer"), SETTINGS)
+    assert "update_endpoint" not in sagemaker.writes()
+    assert sagemaker.endpoints[SETTINGS.endpoint_name]["EndpointStatus"] == status
+
+
+@pytest.mark.parametrize("status", ["InService", "OutOfService", "Failed"])
+def test_a_new_model_updates_a_settled_endpoint_blue_green(status):
+    sagemaker = FakeSageMaker()
+    first = deployed(sagemaker, status)
+    newer = MODEL_DATA.replace(JOB, "dog-breeds-newer")
+    result = deploy_endpoint(sagemaker, request(job=None, model_data=newer), SETTINGS)
+    assert result["action"] == "updated" and result["endpoint_config_name"] != first["endpoint_config_name"]
+    assert sagemaker.writes() == ["create_model", "create_endpoint_config", "update_endpoint"]
+    assert sagemaker.calls[-1][1] == (SETTINGS.endpoint_name, result["endpoint_config_name"], None)
+
+
+def test_an_update_with_rollback_alarms_carries_a_canary_and_the_alarms():
+    sagemaker = FakeSageMaker()
+    deployed(sagemaker, "InService")
+    newer = MODEL_DATA.replace(JOB, "dog-breeds-newer")
+    deploy_endpoint(sagemaker, request(job=None, model_data=newer, alarms=ALARMS), SETTINGS)
+    guardrails = sagemaker.calls[-1][1][2]
+    routing = guardrails["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing["Type"] == "CANARY" and routing["CanarySize"] == {"Type": "CAPACITY_PERCENT", "Value": 10}
+    assert [alarm["AlarmName"] for alarm in guardrails["AutoRollbackConfiguration"]["Alarms"]] == list(ALARMS)
+
+
+def test_a_job_that_does_not_exist_is_refused_before_anything_is_written():
+    sagemaker = FakeSageMaker()
+    with pytest.raises(InvalidEventError, match=f"training job {JOB} does not exist"):
+        deploy_endpoint(sagemaker, request(), SETTINGS)
+    assert sagemaker.writes() == []
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "expected"),
+    [
+        ("InProgress", None, "is InProgress; only a Completed job"),
+        ("Stopped", None, "is Stopped; only a Completed job"),
+        ("Failed", "AlgorithmError: CUDA out of memory", "is Failed: AlgorithmError: CUDA out of memory"),
+    ],
+)
+def test_a_job_that_did_not_complete_is_refused_with_its_reason(status, reason, expected):
+    sagemaker = FakeSageMaker()
+    sagemaker.jobs[JOB] = {"TrainingJobStatus": status, **({"FailureReason": reason} if reason else {})}
+    with pytest.raises(TrainingNotCompleteError, match=expected):
+        deploy_endpoint(sagemaker, request(), SETTINGS)
+    assert sagemaker.writes() == []
+
+
+def test_a_refused_write_stops_the_deploy_and_leaves_the_serving_endpoint_as_it_was():
+    sagemaker = FakeSageMaker(refuse={"create_endpoint_config"})
+    deployed_before = FakeSageMaker()
+    first = deployed(deployed_before, "InService")
+    sagemaker.endpoints = deployed_before.endpoints
+    sagemaker.completed_job("dog-breeds-newer", MODEL_DATA.replace(JOB, "dog-breeds-newer"))
+    with pytest.raises(AwsRequestRefusedError, match="ResourceLimitExceeded"):
+        deploy_endpoint(sagemaker, request("dog-breeds-newer"), SETTINGS)
+    assert sagemaker.endpoints[SETTINGS.endpoint_name]["EndpointConfigName"] == first["endpoint_config_name"]
+    assert "update_endpoint" not in sagemaker.writes()
+
+
+SCALING = ScalingRequest(
+    min_capacity=1,
+    max_capacity=3,
+    target_invocations_per_instance_per_minute=15.0,
+    scale_in_cooldown_seconds=30,
+    scale_out_cooldown_seconds=30,
+)
+RESOURCE = f"endpoint/dog-breed-classifier/variant/{VARIANT_NAME}"
+
+
+def test_scaling_registers_the_variant_then_tracks_invocations_per_instance_per_minute():
+    scaling = FakeScaling()
+    result = register_autoscaling(scaling, "dog-breed-classifier", SCALING)
+    assert scaling.targets == {RESOURCE: (1, 3)}
+    policy = scaling.policies[(RESOURCE, result["policy_name"])]
+    assert policy["PredefinedMetricSpecification"] == {"PredefinedMetricType": METRIC}
+    assert (policy["TargetValue"], policy["ScaleInCooldown"], policy["ScaleOutCooldown"]) == (15.0, 30, 30)
+
+
+def test_scaling_again_with_new_bounds_replaces_them_and_keeps_one_policy():
+    scaling = FakeScaling()
+    register_autoscaling(scaling, "dog-breed-classifier", SCALING)
+    wider = ScalingRequest(2, 6, 30.0, 60, 10)
+    register_autoscaling(scaling, "dog-breed-classifier", wider)
+    assert scaling.targets == {RESOURCE: (2, 6)}
+    assert len(scaling.policies) == 1 and next(iter(scaling.policies.values()))["TargetValue"] == 30.0
+
+
+def test_a_refused_registration_writes_no_policy():
+    scaling = FakeScaling(refuse={"register_target"})
+    with pytest.raises(AwsRequestRefusedError, match="register_scalable_target"):
+        register_autoscaling(scaling, "dog-breed-classifier", SCALING)
+    assert scaling.policies == {}
