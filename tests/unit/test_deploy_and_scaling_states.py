@@ -10,7 +10,7 @@ import pytest
 from dog_breeds.deploy_endpoint import VARIANT_NAME, DeployRequest, deploy_endpoint
 from dog_breeds.errors import AwsRequestRefusedError, EndpointBusyError, InvalidEventError, TrainingNotCompleteError
 from dog_breeds.register_autoscaling import METRIC, ScalingRequest, register_autoscaling
-from dog_breeds.settings import ControlPlaneSettings
+from dog_breeds.settings import ControlPlaneSettings, EndpointDefaults
 from tests.support.fakes import FakeSageMaker, FakeScaling
 
 SETTINGS = ControlPlaneSettings(
@@ -26,7 +26,17 @@ ALARMS = ("dog-breed-classifier-model-errors", "dog-breed-classifier-latency-p99
 
 
 def request(job: str | None = JOB, model_data: str | None = None, alarms: tuple[str, ...] = ()) -> DeployRequest:
-    return DeployRequest(job, model_data, "ml.m5.large", 1, rollback_alarms=alarms)
+    defaults = EndpointDefaults()
+    return DeployRequest(
+        training_job_name=job,
+        model_data_url=model_data,
+        instance_type="ml.m5.large",
+        instance_count=1,
+        data_capture_percent=0,
+        canary_percent=defaults.canary_percent,
+        bake_seconds=defaults.bake_seconds,
+        rollback_alarms=alarms,
+    )
 
 
 def deployed(sagemaker: FakeSageMaker, status: str = "InService", alarms: tuple[str, ...] = ()) -> dict:

@@ -7,7 +7,15 @@ import pytest
 from dog_breeds.adapters.image_download import download_image, is_globally_routable
 from dog_breeds.errors import MalformedRequestError
 from dog_breeds.image_request import parse_image_url
-from dog_breeds.settings import PredictSettings, SettingsError
+from dog_breeds.settings import (
+    ControlPlaneSettings,
+    EndpointDefaults,
+    GateSettings,
+    PredictSettings,
+    ScalingDefaults,
+    SettingsError,
+    TrainingDefaults,
+)
 
 
 def test_settings_defaults():
@@ -34,6 +42,50 @@ def test_settings_defaults():
 def test_bad_configuration_fails_at_start_naming_the_variable(environ, named):
     with pytest.raises(SettingsError, match=named):
         PredictSettings.from_environment(environ)
+
+
+CONTROL_PLANE = {
+    "AWS_REGION": "us-east-1",
+    "BUCKET_NAME": "dog-breeds-artifacts",
+    "SAGEMAKER_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/sagemaker",
+    "JOB_NAME_PREFIX": "dog-breeds",
+    "ENDPOINT_NAME": "dog-breed-classifier",
+}
+
+
+@pytest.mark.parametrize(
+    ("settings_class", "environ", "named", "accepted"),
+    [
+        (ControlPlaneSettings, {**CONTROL_PLANE, "BUCKET_NAME": ""}, "BUCKET_NAME", "is required"),
+        (ControlPlaneSettings, {**CONTROL_PLANE, "JOB_NAME_PREFIX": "x" * 33}, "JOB_NAME_PREFIX", "1-32 lower-case"),
+        (ControlPlaneSettings, {**CONTROL_PLANE, "ENDPOINT_NAME": "e" * 51}, "ENDPOINT_NAME", "12-character suffix"),
+        (TrainingDefaults, {"TRAINING_INSTANCE_COUNT": "six"}, "TRAINING_INSTANCE_COUNT", "is not a whole number"),
+        (TrainingDefaults, {"TRAINING_USE_SPOT": "yes"}, "TRAINING_USE_SPOT", "true or false"),
+        (TrainingDefaults, {"TRAINING_MAX_RUNTIME_SECONDS": "30"}, "TRAINING_MAX_RUNTIME_SECONDS", "from 60 to"),
+        (EndpointDefaults, {"DATA_CAPTURE_PERCENT": "101"}, "DATA_CAPTURE_PERCENT", "from 0 to 100"),
+        (EndpointDefaults, {"ROLLOUT_CANARY_PERCENT": "0"}, "ROLLOUT_CANARY_PERCENT", "from 1 to 50"),
+        (EndpointDefaults, {"ROLLOUT_BAKE_SECONDS": "7200"}, "ROLLOUT_BAKE_SECONDS", "from 0 to 3600"),
+        (ScalingDefaults, {"SCALING_TARGET_INVOCATIONS": "0"}, "SCALING_TARGET_INVOCATIONS", "at least 0.01"),
+        (GateSettings, {"GATE_MINIMUM_TEST_ACCURACY": "60"}, "GATE_MINIMUM_TEST_ACCURACY", "from 0.0 to 1.0"),
+    ],
+)
+def test_every_function_refuses_a_bad_variable_naming_it_and_what_it_accepts(settings_class, environ, named, accepted):
+    with pytest.raises(SettingsError, match=named) as refusal:
+        settings_class.from_environment(environ)
+    assert accepted in str(refusal.value)
+
+
+def test_the_template_values_read_as_the_function_uses_them():
+    endpoint = EndpointDefaults.from_environment(
+        {"ENDPOINT_INSTANCE_COUNT": "2", "ROLLBACK_ALARM_NAMES": "a-model-errors, a-latency-p99,"}
+    )
+    assert (endpoint.instance_count, endpoint.rollback_alarms) == (2, ("a-model-errors", "a-latency-p99"))
+    training = TrainingDefaults.from_environment(
+        {"TRAINING_USE_SPOT": "True", "TRAINING_INSTANCE_TYPE": "ml.c5.xlarge"}
+    )
+    assert (training.use_spot, training.instance_type, training.use_debugger) == (True, "ml.c5.xlarge", False)
+    hosts = PredictSettings.from_environment({"ENDPOINT_NAME": "dog", "URL_ALLOWED_HOSTS": "Images.Example.com, ,"})
+    assert hosts.url_allowed_hosts == frozenset({"images.example.com"})
 
 
 def _resolver(address: str):

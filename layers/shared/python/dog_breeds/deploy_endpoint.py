@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from dog_breeds.aws_names import INSTANCE_TYPE, TRAINING_JOB_NAME, tags
 from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
-from dog_breeds.control_events import read_fields, text_matching, whole_number
+from dog_breeds.control_events import deployment_specific, from_event, read_event, text_matching, whole_number
 from dog_breeds.errors import EndpointBusyError, InvalidEventError, TrainingNotCompleteError
 from dog_breeds.ports import EndpointDeployments, TrainingJobs
 from dog_breeds.settings import ControlPlaneSettings, EndpointDefaults
@@ -25,41 +26,27 @@ TAGS = tags()
 DATA_CAPTURE_PREFIX = "data-capture"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DeployRequest:
-    training_job_name: str | None
-    model_data_url: str | None
-    instance_type: str
-    instance_count: int
-    data_capture_percent: int = 0
-    canary_percent: int = 10
-    bake_seconds: int = 600
-    rollback_alarms: tuple[str, ...] = ()
+    """The deploy function's event, with the endpoint defaults for what it leaves out."""
+
+    training_job_name: str | None = from_event(text_matching(TRAINING_JOB_NAME, "a SageMaker training job name"), None)
+    model_data_url: str | None = from_event(deployment_specific, None)  # a model.tar.gz in the project's bucket
+    instance_type: str = from_event(text_matching(INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.large"))
+    instance_count: int = from_event(whole_number(1, 10))
+    data_capture_percent: int
+    canary_percent: int
+    bake_seconds: int
+    rollback_alarms: tuple[str, ...]
 
 
-def read_deploy_event(event, defaults: EndpointDefaults, bucket: str) -> DeployRequest:
+def read_deploy_event(event: Any, defaults: EndpointDefaults, bucket: str) -> DeployRequest:
     model_data = re.compile(rf"s3://{re.escape(bucket)}/[A-Za-z0-9!_.*'()/-]+\.tar\.gz")
-    fields = read_fields(
-        event,
-        {
-            "training_job_name": text_matching(TRAINING_JOB_NAME, "a SageMaker training job name"),
-            "model_data_url": text_matching(model_data, f"an s3://{bucket}/... model.tar.gz URI"),
-            "instance_type": text_matching(INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.large"),
-            "instance_count": whole_number(1, 10),
-        },
-    )
-    if ("training_job_name" in fields) == ("model_data_url" in fields):
+    in_bucket = text_matching(model_data, f"an s3://{bucket}/... model.tar.gz URI")
+    request = read_event(DeployRequest, event, defaults, checks={"model_data_url": in_bucket})
+    if (request.training_job_name is None) == (request.model_data_url is None):
         raise InvalidEventError("give exactly one of training_job_name or model_data_url")
-    return DeployRequest(
-        fields.get("training_job_name"),
-        fields.get("model_data_url"),
-        fields.get("instance_type", defaults.instance_type),
-        fields.get("instance_count", defaults.instance_count),
-        defaults.data_capture_percent,
-        defaults.canary_percent,
-        defaults.bake_seconds,
-        defaults.rollback_alarms,
-    )
+    return request
 
 
 def deploy_endpoint(sagemaker: EndpointDeployments, request: DeployRequest, settings: ControlPlaneSettings) -> dict:

@@ -7,9 +7,10 @@ receives **per minute** (CloudWatch's Sum over one minute divided by the instanc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from dog_breeds.control_events import positive_number, read_fields, whole_number
+from dog_breeds.control_events import from_event, positive_number, read_event, whole_number
 from dog_breeds.deploy_endpoint import VARIANT_NAME
 from dog_breeds.errors import InvalidEventError
 from dog_breeds.ports import ScalableTargets
@@ -20,42 +21,24 @@ METRIC = "SageMakerVariantInvocationsPerInstance"
 
 @dataclass(frozen=True)
 class ScalingRequest:
-    min_capacity: int
-    max_capacity: int
-    target_invocations_per_instance_per_minute: float
-    scale_in_cooldown_seconds: int
-    scale_out_cooldown_seconds: int
+    """The scaling function's event, with the scaling defaults for what it leaves out."""
+
+    min_capacity: int = from_event(whole_number(1, 100))
+    max_capacity: int = from_event(whole_number(1, 100))
+    target_invocations_per_instance_per_minute: float = from_event(positive_number)
+    scale_in_cooldown_seconds: int = from_event(whole_number(0, 3600))
+    scale_out_cooldown_seconds: int = from_event(whole_number(0, 3600))
 
 
-def read_scaling_event(event, defaults: ScalingDefaults) -> ScalingRequest:
-    fields = read_fields(
-        event or {},
-        {
-            "min_capacity": whole_number(1, 100),
-            "max_capacity": whole_number(1, 100),
-            "target_invocations_per_instance_per_minute": positive_number,
-            "scale_in_cooldown_seconds": whole_number(0, 3600),
-            "scale_out_cooldown_seconds": whole_number(0, 3600),
-            # What the deploy step hands on in the pipeline; accepted and ignored.
-            "endpoint_name": lambda value: None,
-        },
-    )
-    request = ScalingRequest(
-        min_capacity=fields.get("min_capacity", defaults.min_capacity),
-        max_capacity=fields.get("max_capacity", defaults.max_capacity),
-        target_invocations_per_instance_per_minute=float(
-            fields.get(
-                "target_invocations_per_instance_per_minute", defaults.target_invocations_per_instance_per_minute
-            )
-        ),
-        scale_in_cooldown_seconds=fields.get("scale_in_cooldown_seconds", defaults.scale_in_cooldown_seconds),
-        scale_out_cooldown_seconds=fields.get("scale_out_cooldown_seconds", defaults.scale_out_cooldown_seconds),
-    )
+def read_scaling_event(event: Any, defaults: ScalingDefaults) -> ScalingRequest:
+    # endpoint_name is what the deploy step hands on in the pipeline: accepted and ignored.
+    request = read_event(ScalingRequest, event or {}, defaults, ignored=("endpoint_name",))
     if request.min_capacity > request.max_capacity:
         raise InvalidEventError(
             f"min_capacity ({request.min_capacity}) must not exceed max_capacity ({request.max_capacity})"
         )
-    return request
+    target = float(request.target_invocations_per_instance_per_minute)
+    return replace(request, target_invocations_per_instance_per_minute=target)
 
 
 def register_autoscaling(scaling: ScalableTargets, endpoint_name: str, request: ScalingRequest) -> dict:

@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from dog_breeds.aws_names import TRAINING_JOB_NAME, tags
 from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
-from dog_breeds.control_events import read_fields, text_matching
+from dog_breeds.control_events import from_event, read_event, text_matching
 from dog_breeds.errors import InvalidEventError, TrainingNotCompleteError
 from dog_breeds.ports import ModelRegistry
 from dog_breeds.settings import ControlPlaneSettings, GateSettings
@@ -32,21 +33,17 @@ _PACKAGE_ARN = re.compile(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-
 
 @dataclass(frozen=True)
 class GateRequest:
-    training_job_name: str | None
-    release_model_package_arn: str | None
+    """The gate's event: a job to judge, or an approved package version to release (the override)."""
+
+    training_job_name: str | None = from_event(text_matching(TRAINING_JOB_NAME, "a SageMaker training job name"), None)
+    release_model_package_arn: str | None = from_event(text_matching(_PACKAGE_ARN, "a model package version ARN"), None)
 
 
-def read_gate_event(event) -> GateRequest:
-    fields = read_fields(
-        event,
-        {
-            "training_job_name": text_matching(TRAINING_JOB_NAME, "a SageMaker training job name"),
-            "release_model_package_arn": text_matching(_PACKAGE_ARN, "a model package version ARN"),
-        },
-    )
-    if ("training_job_name" in fields) == ("release_model_package_arn" in fields):
+def read_gate_event(event: Any) -> GateRequest:
+    request = read_event(GateRequest, event)
+    if (request.training_job_name is None) == (request.release_model_package_arn is None):
         raise InvalidEventError("give exactly one of training_job_name or release_model_package_arn")
-    return GateRequest(fields.get("training_job_name"), fields.get("release_model_package_arn"))
+    return request
 
 
 def run_gate(

@@ -82,7 +82,8 @@ def _parse(name: str, raw: str, kind: Any, rules: Mapping[str, Any]) -> Any:
         try:
             number = kind(raw)
         except ValueError:
-            raise SettingsError(f"environment variable {name}={raw!r} is not a {kind.__name__}") from None
+            what = "whole number" if kind is int else "number"
+            raise SettingsError(f"environment variable {name}={raw!r} is not a {what}") from None
         low, high = rules["minimum"], rules["maximum"]
         if (low is not None and number < low) or (high is not None and number > high):
             bounds = f"at least {low}" if high is None else f"from {low} to {high}"

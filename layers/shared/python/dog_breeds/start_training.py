@@ -20,10 +20,11 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from dog_breeds.aws_names import INSTANCE_TYPE, tags
 from dog_breeds.container_images import DEBUGGER_RULES_IMAGE, TRAINING_IMAGE, UnsupportedRegionError, image_uri
-from dog_breeds.control_events import boolean, read_fields, text_matching, whole_number
+from dog_breeds.control_events import boolean, deployment_specific, from_event, read_event, text_matching, whole_number
 from dog_breeds.ports import AwsDocument, TrainingJobs
 from dog_breeds.settings import ControlPlaneSettings, TrainingDefaults
 from dog_breeds.training_code import CODE_PREFIX
@@ -70,44 +71,37 @@ _PREFIX = re.compile(r"(?!/)(?!.*\.\.)[A-Za-z0-9!_.*'()/-]{1,200}/")
 _SCALAR_TYPES = (str, int, float, bool)
 
 
-@dataclass(frozen=True)
+def _hyperparameters(value) -> str | None:
+    if not isinstance(value, dict):
+        return f"must be an object with keys from {list(HYPERPARAMETER_NAMES)}"
+    unknown = sorted(set(value) - set(HYPERPARAMETER_NAMES))
+    if unknown:
+        return f"unknown hyperparameter(s) {unknown}; accepted: {list(HYPERPARAMETER_NAMES)}"
+    if not all(isinstance(v, _SCALAR_TYPES) for v in value.values()):
+        return "values must be strings, numbers or booleans"
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainingJobRequest:
-    hyperparameters: dict
-    instance_type: str
-    instance_count: int
-    use_spot: bool
-    max_runtime_seconds: int
-    source_s3_uri: str | None  # None: the code deployed with the function (dog_breeds.training_code)
-    data_prefix: str
-    use_debugger: bool = False
+    """The start-training event (every field optional), with the training defaults for what it leaves out."""
+
+    hyperparameters: dict[str, Any] = from_event(_hyperparameters, default_factory=dict)
+    instance_type: str = from_event(text_matching(INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.2xlarge"))
+    instance_count: int = from_event(whole_number(1, 100))
+    use_spot: bool = from_event(boolean)
+    max_runtime_seconds: int = from_event(whole_number(60, 2_419_200))
+    # None: the code deployed with the function (dog_breeds.training_code); else a .tar.gz in the bucket
+    source_s3_uri: str | None = from_event(deployment_specific, None)
+    data_prefix: str = from_event(text_matching(_PREFIX, "an S3 key prefix ending in '/', such as data/"), DATA_PREFIX)
+    use_debugger: bool = from_event(boolean)
 
 
-def read_training_event(event, defaults: TrainingDefaults, bucket: str) -> TrainingJobRequest:
+def read_training_event(event: Any, defaults: TrainingDefaults, bucket: str) -> TrainingJobRequest:
     """Validate a start-training event (every field optional) against the configured defaults."""
     source_pattern = re.compile(rf"s3://{re.escape(bucket)}/{CODE_PREFIX}[A-Za-z0-9._/-]+\.tar\.gz")
-    fields = read_fields(
-        event or {},
-        {
-            "hyperparameters": _hyperparameters,
-            "instance_type": text_matching(INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.2xlarge"),
-            "instance_count": whole_number(1, 100),
-            "use_spot": boolean,
-            "use_debugger": boolean,
-            "max_runtime_seconds": whole_number(60, 2_419_200),
-            "source_s3_uri": text_matching(source_pattern, f"a .tar.gz under s3://{bucket}/{CODE_PREFIX}"),
-            "data_prefix": text_matching(_PREFIX, "an S3 key prefix ending in '/', such as data/"),
-        },
-    )
-    return TrainingJobRequest(
-        hyperparameters=fields.get("hyperparameters", {}),
-        instance_type=fields.get("instance_type", defaults.instance_type),
-        instance_count=fields.get("instance_count", defaults.instance_count),
-        use_spot=fields.get("use_spot", defaults.use_spot),
-        max_runtime_seconds=fields.get("max_runtime_seconds", defaults.max_runtime_seconds),
-        source_s3_uri=fields.get("source_s3_uri"),
-        data_prefix=fields.get("data_prefix", DATA_PREFIX),
-        use_debugger=fields.get("use_debugger", defaults.use_debugger),
-    )
+    in_bucket = text_matching(source_pattern, f"a .tar.gz under s3://{bucket}/{CODE_PREFIX}")
+    return read_event(TrainingJobRequest, event or {}, defaults, checks={"source_s3_uri": in_bucket})
 
 
 def training_job_name(prefix: str, now: datetime | None = None, token: str | None = None) -> str:
@@ -215,14 +209,3 @@ def start_training(
 
 def _rule(name: str, image: str) -> dict:
     return {"RuleConfigurationName": name, "RuleEvaluatorImage": image, "RuleParameters": {"rule_to_invoke": name}}
-
-
-def _hyperparameters(value) -> str | None:
-    if not isinstance(value, dict):
-        return f"must be an object with keys from {list(HYPERPARAMETER_NAMES)}"
-    unknown = sorted(set(value) - set(HYPERPARAMETER_NAMES))
-    if unknown:
-        return f"unknown hyperparameter(s) {unknown}; accepted: {list(HYPERPARAMETER_NAMES)}"
-    if not all(isinstance(v, _SCALAR_TYPES) for v in value.values()):
-        return "values must be strings, numbers or booleans"
-    return None
