@@ -80,10 +80,8 @@ def test_the_template_values_read_as_the_function_uses_them():
         {"ENDPOINT_INSTANCE_COUNT": "2", "ROLLBACK_ALARM_NAMES": "a-model-errors, a-latency-p99,"}
     )
     assert (endpoint.instance_count, endpoint.rollback_alarms) == (2, ("a-model-errors", "a-latency-p99"))
-    training = TrainingDefaults.from_environment(
-        {"TRAINING_USE_SPOT": "True", "TRAINING_INSTANCE_TYPE": "ml.c5.xlarge"}
-    )
-    assert (training.use_spot, training.instance_type, training.use_debugger) == (True, "ml.c5.xlarge", False)
+    training = TrainingDefaults.from_environment({"TRAINING_USE_SPOT": "True", "TRAINING_INSTANCE_TYPE": "ml.c5.large"})
+    assert (training.use_spot, training.instance_type, training.use_debugger) == (True, "ml.c5.large", False)
     hosts = PredictSettings.from_environment({"ENDPOINT_NAME": "dog", "URL_ALLOWED_HOSTS": "Images.Example.com, ,"})
     assert hosts.url_allowed_hosts == frozenset({"images.example.com"})
 

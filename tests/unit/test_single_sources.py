@@ -7,6 +7,7 @@ import typing
 import inference
 import pytest
 import sagemaker.image_uris
+from launchers import estimator
 
 from breed_classifier.cli import HYPERPARAMETER_NAMES
 from breed_classifier.metrics import METRIC_DEFINITIONS
@@ -122,11 +123,14 @@ def test_every_function_reads_every_variable_the_template_sets():
 
 
 def test_the_sdk_launchers_use_the_templates_training_defaults_and_tag():
-    estimator = pytest.importorskip("launchers.estimator")
-    assert estimator.DEFAULT_INSTANCE_TYPE == _parameter_default("TrainingInstanceType")
-    assert estimator.DEFAULT_INSTANCE_COUNT == _parameter_default("TrainingInstanceCount")
-    assert estimator.DEFAULT_MAX_RUN_SECONDS == _parameter_default("TrainingMaxRuntimeSeconds")
-    assert estimator.DEFAULT_JOB_PREFIX == _parameter_default("JobNamePrefix")
+    launcher = (
+        estimator.DEFAULT_INSTANCE_TYPE,
+        estimator.DEFAULT_INSTANCE_COUNT,
+        estimator.DEFAULT_MAX_RUN_SECONDS,
+        estimator.DEFAULT_JOB_PREFIX,
+    )
+    names = ("TrainingInstanceType", "TrainingInstanceCount", "TrainingMaxRuntimeSeconds", "JobNamePrefix")
+    assert launcher == tuple(map(_parameter_default, names))
     assert estimator.TAGS[0] == aws_names.PROJECT_TAG
 
 
