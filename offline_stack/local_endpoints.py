@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from offline_stack.container_processes import ContainerModel, ContainerProcess
 from offline_stack.data_capture import DataCapture
 from offline_stack.endpoint_server import EndpointServer, ModelFailure
-from offline_stack.model_container import ContainerModel, ContainerProcess
 
 
 class _TrackedModel:

@@ -23,7 +23,7 @@ import signal
 import threading
 from pathlib import Path
 
-from offline_stack.demo import QUICK_HYPERPARAMETERS, write_demo_data
+from offline_stack.demo_steps import QUICK_HYPERPARAMETERS, write_demo_data
 from offline_stack.sample_events import create_sample_training_job
 from offline_stack.stack import OfflineStack
 

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from offline_stack.demo import post_image
+from offline_stack.api_client import post_image
 from offline_stack.endpoint_server import ModelFailure, ServiceFault
 from offline_stack.stack import OfflineStack
 from reliability.leaks import leaks

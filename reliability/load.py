@@ -16,8 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from offline_stack.api_client import post_image
 from offline_stack.api_front import RouteThrottle
-from offline_stack.demo import post_image
 from offline_stack.stack import OfflineStack
 from reliability.served_stack import deploy, write_artifact
 

@@ -11,15 +11,15 @@ import urllib.request
 
 import pytest
 
-from offline_stack.demo import (
+from offline_stack.api_client import post_image
+from offline_stack.demo import main as demo_main
+from offline_stack.demo_steps import (
     DEMO_HYPERPARAMETERS,
     QUICK_HYPERPARAMETERS,
     dataset_samples,
-    post_image,
     run_demo,
     sample_images,
 )
-from offline_stack.demo import main as demo_main
 from offline_stack.stack import OfflineStack
 from offline_stack.synthetic_images import CLASS_FOLDERS, write_image_folder
 from reliability.served_stack import deploy, write_artifact

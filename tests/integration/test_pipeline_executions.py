@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from offline_stack.demo import QUICK_HYPERPARAMETERS, write_demo_data
+from offline_stack.demo_steps import QUICK_HYPERPARAMETERS, write_demo_data
 from offline_stack.sam_template import PROJECT_ROOT
 from offline_stack.stack import OfflineStack
 from ops.captured_requests import captured_requests

@@ -28,7 +28,7 @@ from local import sam_local
 
 from breed_classifier.labels import breed_name
 from dog_breeds.adapters.clients import AWS_SERVICES
-from offline_stack.demo import post_image
+from offline_stack.api_client import post_image
 from offline_stack.loopback_server import free_port
 from offline_stack.sam_template import PROJECT_ROOT
 from offline_stack.sample_events import SAMPLE_IMAGE_CLASSES

@@ -23,8 +23,9 @@ from starter_model import IMAGENET_DOGS, build_starter_artifact
 from torchvision import transforms
 
 from breed_classifier.efficientnet_lite import imagenet_state_dict
-from offline_stack.demo import STARTER_MODEL_KEY, deploy_starter_model, post_image
-from offline_stack.model_container import ContainerModel, ContainerProcess
+from offline_stack.api_client import post_image
+from offline_stack.container_processes import ContainerModel, ContainerProcess
+from offline_stack.demo_steps import STARTER_MODEL_KEY, deploy_starter_model
 from offline_stack.stack import OfflineStack
 
 PHOTOS = Path(__file__).resolve().parent.parent / "data" / "photos"

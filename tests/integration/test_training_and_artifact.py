@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from breed_classifier.metrics import METRIC_DEFINITIONS, OBJECTIVE_METRIC
+from offline_stack.container_processes import ContainerModel, ContainerProcess
 from offline_stack.endpoint_server import ModelFailure
-from offline_stack.model_container import ContainerModel, ContainerProcess
 from offline_stack.synthetic_images import CLASS_FOLDERS, class_image, encoded_image, write_image_folder
 from reliability.leaks import leaks
 from tests.conftest import ENDPOINT_NAME, load_event, response_json

@@ -87,6 +87,43 @@ def run_training(run: TrainingRun, emit: Callable[[str], None] = print) -> Train
 
 def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]) -> TrainingResult:
     started = time.monotonic()
+    setup = _set_up(run, spec, emit)
+    progress = Progress.resumed(setup.checkpoint, setup, emit) if setup.checkpoint else Progress()
+    _fit(run, spec, setup, progress, emit)
+    if progress.best_state is None:
+        raise FloatingPointError("the valid loss was never a finite number; lower --learning-rate")
+    setup.network.load_state_dict(progress.best_state)
+    test = None
+    if "test" in setup.loaders:
+        test_loss, test_accuracy = _run_epoch(setup.network, setup.loaders["test"], setup.device)
+        test = {"test_loss": test_loss, "test_accuracy": test_accuracy}
+        emit(metric_line(**test))
+    result = TrainingResult(
+        progress.history, progress.best_epoch, test, setup.classes, progress.stopped_early, time.monotonic() - started
+    )
+    if spec.is_main:
+        save_artifact(run.model_dir, setup.network, setup.config, setup.classes)
+        _write_reports(run, result)
+        emit(f"saved the model (epoch {progress.best_epoch}) to {run.model_dir}")
+    return result
+
+
+@dataclass
+class Setup:
+    """What one process trains with: device, network (DDP-wrapped as ``model`` when distributed), data,
+    and the checkpoint it resumes from, if any (its weights are already in the network)."""
+
+    device: torch.device
+    classes: list[str]
+    config: ModelConfig
+    network: nn.Module
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loaders: dict
+    checkpoint: dict | None
+
+
+def _set_up(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]) -> Setup:
     hp = run.hyperparameters
     torch.manual_seed(hp.seed)
     # One process per host (SageMaker) or per GPU (torchrun, which sets LOCAL_RANK).
@@ -106,7 +143,7 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
     )
     checkpoint = _load_checkpoint(run.checkpoint_dir, device)
     if checkpoint:
-        network.load_state_dict(checkpoint["model"])
+        network.load_state_dict(checkpoint["model"])  # before DDP, which starts every rank from rank 0's weights
     model = DistributedDataParallel(network) if spec.is_distributed else network
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=hp.learning_rate)
     loaders = {
@@ -117,28 +154,68 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
         f"training {hp.architecture} on {len(datasets['train'])} images, {len(classes)} classes, "
         f"{spec.world_size} process(es), device {device.type}"
     )
-    history, best_loss, best_epoch, best_state, stopped_early = [], math.inf, 0, None, False
-    first_epoch = 1
-    if checkpoint:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        history, best_loss, best_epoch, best_state = (
+    return Setup(device, classes, config, network, model, optimizer, loaders, checkpoint)
+
+
+@dataclass
+class Progress:
+    """The epochs so far and the best one: what a checkpoint keeps, and what early stopping decides on."""
+
+    history: list[dict] = field(default_factory=list)
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    best_state: dict | None = None
+    stopped_early: bool = False
+    first_epoch: int = 1
+
+    @classmethod
+    def resumed(cls, checkpoint: dict, setup: Setup, emit: Callable[[str], None]) -> Progress:
+        """Load the checkpoint's optimizer state into ``setup``; the progress it recorded."""
+        setup.optimizer.load_state_dict(checkpoint["optimizer"])
+        emit(f"resuming from the checkpoint after epoch {checkpoint['epoch']}")
+        return cls(
             checkpoint["history"],
             checkpoint["best_loss"],
             checkpoint["best_epoch"],
             checkpoint["best_model"],
+            first_epoch=checkpoint["epoch"] + 1,
         )
-        first_epoch = checkpoint["epoch"] + 1
-        emit(f"resuming from the checkpoint after epoch {checkpoint['epoch']}")
-    for epoch in range(first_epoch, hp.epochs + 1):
-        if hasattr(loaders["train"].sampler, "set_epoch"):
-            loaders["train"].sampler.set_epoch(epoch)
+
+    def record(self, row: dict, network: nn.Module, patience: int) -> bool:
+        """Add an epoch's row; keep its weights if it is the best so far. True when patience has run out."""
+        self.history.append(row)
+        if row["valid_loss"] < self.best_loss:
+            self.best_loss, self.best_epoch = row["valid_loss"], row["epoch"]
+            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in network.state_dict().items()})
+            return False
+        self.stopped_early = row["epoch"] - self.best_epoch >= patience
+        return self.stopped_early
+
+    def checkpoint(self, epoch: int, setup: Setup) -> dict:
+        return {
+            "epoch": epoch,
+            "model": setup.network.state_dict(),
+            "optimizer": setup.optimizer.state_dict(),
+            "history": self.history,
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "best_model": self.best_state,
+        }
+
+
+def _fit(run: TrainingRun, spec: ProcessGroupSpec, setup: Setup, progress: Progress, emit: Callable[[str], None]):
+    """The epochs from ``progress.first_epoch``: train, validate, keep the best, stop early, checkpoint."""
+    hp = run.hyperparameters
+    for epoch in range(progress.first_epoch, hp.epochs + 1):
+        if hasattr(setup.loaders["train"].sampler, "set_epoch"):
+            setup.loaders["train"].sampler.set_epoch(epoch)
         timing = EpochTiming()
         train_loss, train_accuracy = _run_epoch(
-            model, loaders["train"], device, optimizer, run.show_progress, epoch, timing
+            setup.model, setup.loaders["train"], setup.device, setup.optimizer, run.show_progress, epoch, timing
         )
         # Evaluation runs on the bare network: its shards may differ in length, and DDP's forward would
         # wait for a collective on the process with one batch fewer.
-        valid_loss, valid_accuracy = _run_epoch(network, loaders["valid"], device)
+        valid_loss, valid_accuracy = _run_epoch(setup.network, setup.loaders["valid"], setup.device)
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -149,42 +226,15 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
             "train_step_seconds": timing.step_seconds,
             "train_data_wait_seconds": timing.data_wait_seconds,
         }
-        history.append(row)
         emit(metric_line(**row))
-        if valid_loss < best_loss:
-            best_loss, best_epoch = valid_loss, epoch
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in network.state_dict().items()})
-        elif epoch - best_epoch >= hp.patience:
-            emit(f"early stopping: valid loss has not improved for {hp.patience} epochs (best epoch {best_epoch})")
-            stopped_early = True
-            break
-        if spec.is_main and run.checkpoint_dir:
-            _save_checkpoint(
-                run.checkpoint_dir,
-                {
-                    "epoch": epoch,
-                    "model": network.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "history": history,
-                    "best_loss": best_loss,
-                    "best_epoch": best_epoch,
-                    "best_model": best_state,
-                },
+        if progress.record(row, setup.network, hp.patience):
+            emit(
+                f"early stopping: valid loss has not improved for {hp.patience} epochs "
+                f"(best epoch {progress.best_epoch})"
             )
-    if best_state is None:
-        raise FloatingPointError("the valid loss was never a finite number; lower --learning-rate")
-    network.load_state_dict(best_state)
-    test = None
-    if "test" in loaders:
-        test_loss, test_accuracy = _run_epoch(network, loaders["test"], device)
-        test = {"test_loss": test_loss, "test_accuracy": test_accuracy}
-        emit(metric_line(**test))
-    result = TrainingResult(history, best_epoch, test, classes, stopped_early, time.monotonic() - started)
-    if spec.is_main:
-        save_artifact(run.model_dir, network, config, classes)
-        _write_reports(run, result)
-        emit(f"saved the model (epoch {best_epoch}) to {run.model_dir}")
-    return result
+            return
+        if spec.is_main and run.checkpoint_dir:
+            _save_checkpoint(run.checkpoint_dir, progress.checkpoint(epoch, setup))
 
 
 CHECKPOINT_FILE = "checkpoint.pt"
