@@ -24,10 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from local import sam_local
 
 from breed_classifier.labels import breed_name
 from dog_breeds.adapters.clients import AWS_SERVICES
+from offline_stack import sam_local
 from offline_stack.api_client import post_image
 from offline_stack.loopback_server import free_port
 from offline_stack.sam_template import PROJECT_ROOT
