@@ -54,8 +54,11 @@ class ContainerProcess:
     training_jobs/: what the artifact does not carry, it cannot import.
     """
 
-    def __init__(self, model_dir: Path, startup_timeout_seconds: float = 120.0) -> None:
+    def __init__(
+        self, model_dir: Path, startup_timeout_seconds: float = 120.0, environment: dict[str, str] | None = None
+    ) -> None:
         self.model_dir = Path(model_dir)
+        self.environment = environment or {}  # the model's environment (CreateModel's Environment)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.startup_timeout_seconds = startup_timeout_seconds
@@ -79,7 +82,8 @@ class ContainerProcess:
     def start(self) -> ContainerProcess:
         project_root = Path(__file__).resolve().parent.parent
         # <model_dir>/code on the path is what the container's start-up does (through PYTHONPATH too).
-        env = {**os.environ, "PYTHONPATH": f"{self.model_dir.resolve() / 'code'}{os.pathsep}{project_root}"}
+        code_path = f"{self.model_dir.resolve() / 'code'}{os.pathsep}{project_root}"
+        env = {**os.environ, **self.environment, "PYTHONPATH": code_path}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [

@@ -248,7 +248,7 @@ class LocalEndpoints:
         failed.model.healthy = False
         self.log(f"endpoint {name}: the container for {failed.config_name} failed its health check; replacing it")
         failed.process.stop()
-        process = ContainerProcess(failed.process.model_dir).start()
+        process = ContainerProcess(failed.process.model_dir, environment=failed.process.environment).start()
         with self._lock:
             if self._served.get(name) is not failed:  # closed or moved on meanwhile
                 process.stop()
@@ -262,10 +262,14 @@ class LocalEndpoints:
     def _start(self, name: str, config_name: str) -> _Served:
         config = self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
         model_name = config["ProductionVariants"][0]["ModelName"]
-        model_data = self.sagemaker.describe_model(ModelName=model_name)["PrimaryContainer"]["ModelDataUrl"]
+        container = self.sagemaker.describe_model(ModelName=model_name)["PrimaryContainer"]
+        model_data = container["ModelDataUrl"]
         model_dir = self._unpack(model_data, self.work_dir / "endpoints" / config_name)
         self.log(f"endpoint {name}: starting a container for {config_name} ({model_data})")
-        process = ContainerProcess(model_dir).start()  # returns once /ping answers
+        # The model's runtime choice applies; its thread setting does not: here one process is the whole
+        # instance (one worker), where TorchServe would start one worker per vCPU.
+        runtime = {key: value for key, value in container.get("Environment", {}).items() if key == "INFERENCE_RUNTIME"}
+        process = ContainerProcess(model_dir, environment=runtime).start()  # returns once /ping answers
         return _Served(config_name, process, _TrackedModel(ContainerModel(process.url)))
 
     def _switch(self, name: str, config_name: str, current: _Served | None) -> None:

@@ -149,7 +149,7 @@ for absent in ("starter_model", "train", "launchers"):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     runtime, *answer = result.stdout.split()
-    assert runtime == "torchscript" and answer  # the fast path, built from the artifact alone
+    assert runtime.startswith("torchscript") and answer  # the fast path, built from the artifact alone
 
 
 def test_post_predictions_answers_a_real_photo_with_the_starter_model(tmp_path):

@@ -5,6 +5,8 @@ The same logic runs against moto in tests/integration/test_control_plane.py for 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from dog_breeds.deploy_endpoint import VARIANT_NAME, DeployRequest, deploy_endpoint
@@ -32,6 +34,7 @@ def request(job: str | None = JOB, model_data: str | None = None, alarms: tuple[
         model_data_url=model_data,
         instance_type="ml.m5.large",
         instance_count=1,
+        inference_runtime=defaults.inference_runtime,
         data_capture_percent=0,
         canary_percent=defaults.canary_percent,
         bake_seconds=defaults.bake_seconds,
@@ -62,6 +65,17 @@ def test_no_endpoint_yet_creates_model_config_and_endpoint_named_after_their_con
         "ml.m5.large",
         1,
     )
+
+
+def test_the_model_runs_the_configured_runtime_with_one_thread_per_worker_and_a_new_runtime_is_a_new_model():
+    sagemaker = FakeSageMaker()
+    first = deployed(sagemaker, "InService")
+    environment = sagemaker.models[first["model_name"]]["PrimaryContainer"]["Environment"]
+    assert (environment["INFERENCE_RUNTIME"], environment["OMP_NUM_THREADS"]) == ("torchscript", "1")
+    reduced = replace(request(), inference_runtime="bf16")
+    second = deploy_endpoint(sagemaker, reduced, SETTINGS)
+    assert second["action"] == "updated" and second["model_name"] != first["model_name"]
+    assert sagemaker.models[second["model_name"]]["PrimaryContainer"]["Environment"]["INFERENCE_RUNTIME"] == "bf16"
 
 
 def test_the_same_model_on_a_serving_endpoint_changes_nothing():

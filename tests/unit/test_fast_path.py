@@ -33,7 +33,7 @@ def images() -> list[bytes]:
 
 def test_the_fast_path_gives_eager_fp32_answers_on_real_photos_and_generated_images(starter):
     fast, runtime = inference_network(starter.network, starter.config.image_size, torch.device("cpu"))
-    assert runtime == "torchscript"
+    assert runtime in ("torchscript+onednn", "torchscript")
     from breed_classifier.preprocessing import eval_transform
 
     transform = eval_transform(starter.config.image_size, starter.config.mean, starter.config.std)
@@ -65,6 +65,19 @@ def test_eager_when_tracing_fails(monkeypatch, caplog):
     network = build_model(ModelConfig.for_architecture("small_cnn", 3, 32)).eval()
     assert inference_network(network, 32, torch.device("cpu")) == (network, "eager")
     assert "serving eager" in caplog.text
+
+
+def test_plain_torchscript_when_the_fuser_cannot_build(monkeypatch, caplog):
+    from breed_classifier import fast_path
+
+    def no_fuser(network, example):
+        raise RuntimeError("this torch has no oneDNN Graph fuser")
+
+    monkeypatch.setattr(fast_path, "_fused", no_fuser)
+    network = build_model(ModelConfig.for_architecture("small_cnn", 3, 32)).eval()
+    module, runtime = inference_network(network, 32, torch.device("cpu"))
+    assert runtime == "torchscript" and isinstance(module, torch.jit.ScriptModule)
+    assert "could not build the torchscript+onednn network" in caplog.text
 
 
 def test_eager_when_the_traced_network_disagrees(caplog):

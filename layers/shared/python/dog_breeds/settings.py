@@ -186,6 +186,12 @@ class EndpointDefaults:
 
     instance_type: str = variable("ENDPOINT_INSTANCE_TYPE", "ml.m5.large")
     instance_count: int = variable("ENDPOINT_INSTANCE_COUNT", 1, minimum=1, maximum=10)
+    inference_runtime: str = variable(
+        "INFERENCE_RUNTIME",
+        "torchscript",
+        pattern=re.compile("torchscript|bf16|eager"),
+        accepts="torchscript, bf16 or eager",
+    )
     data_capture_percent: int = variable("DATA_CAPTURE_PERCENT", 5, minimum=0, maximum=100)  # 0: no capture
     canary_percent: int = variable("ROLLOUT_CANARY_PERCENT", 10, minimum=1, maximum=50)
     bake_seconds: int = variable("ROLLOUT_BAKE_SECONDS", 600, minimum=0, maximum=3600)
