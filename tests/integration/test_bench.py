@@ -34,3 +34,6 @@ def test_a_small_bench_prints_every_target_with_a_verdict_and_writes_json_and_ma
     agreement = report["fast_path_agreement"]
     assert agreement["top1_identical"] and agreement["max_abs_delta_p"] <= 1e-3
     assert report["matmul_peak_gflops"] > 0 and (tmp_path / "bench.md").read_text() == printed
+    # Every serving layout answered through the local endpoint (each a real model server process)
+    assert {row["runtime"] for row in report["throughput"]} == {"course-style", "torchscript", "bf16"}
+    assert all(row["images_per_second"] > 0 for row in report["throughput"])

@@ -6,7 +6,7 @@ optimised TorchScript file carries choices made for the CPU it was made on, and 
 may not load in the inference container's). Before it is used it must agree with the eager network on a
 fixed probe batch (same top class, |delta p| <= ``TOLERANCE``); otherwise, or if any step fails, the eager
 network serves. On CPUs the frozen graph runs through PyTorch's oneDNN Graph fuser (convolution, batch norm
-and activation in one kernel; ``torchscript+onednn``, 1.4-1.6x the plain TorchScript module on ResNet-50 in
+and activation in one kernel; ``torchscript+onednn``, 1.3-1.4x the plain TorchScript module on ResNet-50 in
 ``make bench``), else through ``optimize_for_inference`` (``torchscript``). Both come with the torch the
 inference container has. ``INFERENCE_RUNTIME`` (a model environment variable) chooses: ``torchscript`` (the default),
 ``eager``, or ``bf16``, an opt-in reduced-precision mode: weights and activations in bfloat16, fast only on
