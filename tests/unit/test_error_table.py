@@ -4,8 +4,16 @@ import dataclasses
 
 import pytest
 
+from dog_breeds.control_events import from_event, read_event, whole_number
 from dog_breeds.deploy_endpoint import read_deploy_event
-from dog_breeds.errors import ERROR_TABLE, UNEXPECTED_ERROR, MalformedRequestError, ModelFailedError, http_error
+from dog_breeds.errors import (
+    ERROR_TABLE,
+    UNEXPECTED_ERROR,
+    InvalidEventError,
+    MalformedRequestError,
+    ModelFailedError,
+    http_error,
+)
 from dog_breeds.settings import EndpointDefaults
 
 
@@ -34,3 +42,13 @@ def test_a_deploy_request_is_a_value():
     request = read_deploy_event({"training_job_name": "dog-breeds-job"}, EndpointDefaults("ml.m5.large", 1), "bucket")
     with pytest.raises(dataclasses.FrozenInstanceError):
         request.instance_count = 3
+
+
+def test_an_event_field_with_no_default_anywhere_is_required_by_name():
+    @dataclasses.dataclass(frozen=True)
+    class Resize:
+        instance_count: int = from_event(whole_number(1, 10))
+
+    with pytest.raises(InvalidEventError, match="missing field 'instance_count'"):
+        read_event(Resize, {})
+    assert read_event(Resize, {"instance_count": 3}).instance_count == 3

@@ -46,7 +46,15 @@ def read_event(
     """
     declared = {spec.name: spec.metadata["check"] for spec in fields(request) if "check" in spec.metadata}
     accepted = {**declared, **(checks or {}), **{name: _anything for name in ignored}}
-    given = read_fields(event, accepted)
+    required = tuple(
+        spec.name
+        for spec in fields(request)
+        if spec.name in declared
+        and spec.default is MISSING
+        and spec.default_factory is MISSING
+        and not hasattr(defaults, spec.name)
+    )
+    given = read_fields(event, accepted, required)
     values = {}
     for spec in fields(request):
         if spec.name in given:
