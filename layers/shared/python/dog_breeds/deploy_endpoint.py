@@ -60,10 +60,11 @@ def deploy_endpoint(sagemaker: EndpointDeployments, request: DeployRequest, sett
         raise InvalidEventError("give exactly one of training_job_name or model_data_url")
     image = image_uri(INFERENCE_IMAGE, settings.region)
     capture = data_capture_config(settings.bucket, request.data_capture_percent)
+    environment = model_environment(request)
     digest = hashlib.sha256(
         "|".join(
             [model_data_url, image, request.instance_type, str(request.instance_count), repr(capture)]
-            + [f"{key}={value}" for key, value in sorted(model_environment(request).items())]
+            + [f"{key}={value}" for key, value in sorted(environment.items())]
         ).encode()
     ).hexdigest()[:11]
     name = f"{settings.endpoint_name}-{digest}"
@@ -80,7 +81,7 @@ def deploy_endpoint(sagemaker: EndpointDeployments, request: DeployRequest, sett
                         "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
                         "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
                         "SAGEMAKER_REGION": settings.region,
-                        **model_environment(request),
+                        **environment,
                     },
                 },
                 "Tags": TAGS,
