@@ -66,6 +66,7 @@ CONTROL_PLANE = {
         (EndpointDefaults, {"ROLLOUT_CANARY_PERCENT": "0"}, "ROLLOUT_CANARY_PERCENT", "from 1 to 50"),
         (EndpointDefaults, {"ROLLOUT_BAKE_SECONDS": "7200"}, "ROLLOUT_BAKE_SECONDS", "from 0 to 3600"),
         (ScalingDefaults, {"SCALING_TARGET_INVOCATIONS": "0"}, "SCALING_TARGET_INVOCATIONS", "at least 0.01"),
+        (ScalingDefaults, {"SCALING_TARGET_INVOCATIONS": "nan"}, "SCALING_TARGET_INVOCATIONS", "not a finite number"),
         (GateSettings, {"GATE_MINIMUM_TEST_ACCURACY": "60"}, "GATE_MINIMUM_TEST_ACCURACY", "from 0.0 to 1.0"),
     ],
 )

@@ -16,6 +16,7 @@ checks them equal to the template's.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -79,14 +80,18 @@ def _parse(name: str, raw: str, kind: Any, rules: Mapping[str, Any]) -> Any:
             raise SettingsError(f"environment variable {name}={raw!r} must be true or false")
         return raw.lower() == "true"
     if kind in (int, float):
+        what = "whole number" if kind is int else "number"
         try:
             number = kind(raw)
         except ValueError:
-            what = "whole number" if kind is int else "number"
             raise SettingsError(f"environment variable {name}={raw!r} is not a {what}") from None
+        if not math.isfinite(number):
+            raise SettingsError(f"environment variable {name}={raw!r} is not a finite {what}")
         low, high = rules["minimum"], rules["maximum"]
         if (low is not None and number < low) or (high is not None and number > high):
-            bounds = f"at least {low}" if high is None else f"from {low} to {high}"
+            bounds = {None: f"at least {low}"}.get(
+                high, f"from {low} to {high}" if low is not None else f"at most {high}"
+            )
             raise SettingsError(f"environment variable {name}={raw!r} must be {bounds}")
         return number
     if kind is str:
