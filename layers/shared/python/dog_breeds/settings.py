@@ -89,9 +89,12 @@ def _parse(name: str, raw: str, kind: Any, rules: Mapping[str, Any]) -> Any:
             raise SettingsError(f"environment variable {name}={raw!r} is not a finite {what}")
         low, high = rules["minimum"], rules["maximum"]
         if (low is not None and number < low) or (high is not None and number > high):
-            bounds = {None: f"at least {low}"}.get(
-                high, f"from {low} to {high}" if low is not None else f"at most {high}"
-            )
+            if high is None:
+                bounds = f"at least {low}"
+            elif low is None:
+                bounds = f"at most {high}"
+            else:
+                bounds = f"from {low} to {high}"
             raise SettingsError(f"environment variable {name}={raw!r} must be {bounds}")
         return number
     if kind is str:
