@@ -2,8 +2,9 @@
 
 moto 5 completes training jobs and puts endpoints InService at once; the offline stack runs the real
 training and serving itself (see README, "What the demo runs, and what is real"). moto also lacks
-``UpdateEndpoint``: ``ControlPlane`` adds it (the endpoint moves to the new config, as SageMaker's does
-once the new fleet is InService), so the deploy function's blue/green path runs offline too.
+``UpdateEndpoint`` and several of SageMaker's refusals: ``aws_rules.sagemaker`` adds them (the endpoint moves
+to the new config as SageMaker's does once the new fleet is InService; a Failed endpoint cannot be updated;
+instances count against a quota), so the deploy function's paths run offline as they would in AWS.
 
 With ``emulate_lifecycles()`` (what the offline stack's pipeline runs need), jobs and endpoints go
 through their real states instead: a new training job is InProgress until someone (the offline stack's
@@ -28,6 +29,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from offline_stack.aws_rules import sagemaker as sagemaker_rules
 from offline_stack.loopback_server import LOOPBACK
 from offline_stack.sam_template import PSEUDO_PARAMETERS
 
@@ -53,7 +55,7 @@ class ControlPlane:
         self.url = ""
 
     def start(self) -> ControlPlane:
-        _add_update_endpoint_to_moto()
+        sagemaker_rules.install(_emulating_lifecycles)  # UpdateEndpoint, and SageMaker's refusals moto lacks
         _add_training_and_endpoint_lifecycles_to_moto()
         _make_update_model_package_partial_in_moto()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request otherwise
@@ -165,31 +167,6 @@ class ControlPlane:
             aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             region_name=PSEUDO_PARAMETERS["AWS::Region"],
         )
-
-
-def _add_update_endpoint_to_moto() -> None:
-    from moto.sagemaker.exceptions import ValidationError
-    from moto.sagemaker.responses import ActionResult, SageMakerResponse
-
-    if hasattr(SageMakerResponse, "update_endpoint"):
-        return
-
-    def update_endpoint(self) -> ActionResult:
-        backend = self.sagemaker_backend
-        endpoint = backend.endpoints.get(self._get_param("EndpointName"))
-        config = backend.endpoint_configs.get(self._get_param("EndpointConfigName"))
-        if endpoint is None or config is None:
-            raise ValidationError(message="Could not find endpoint or endpoint configuration.")
-        if _emulating_lifecycles():  # the offline stack serves the new config, or rolls back to this one
-            endpoint.endpoint_status, endpoint.failure_reason = "Updating", None
-        if self._get_param("DeploymentConfig"):  # DescribeEndpoint shows the guardrails of the last update
-            endpoint.last_deployment_config = self._get_param("DeploymentConfig")
-        endpoint.data_capture_config = config.data_capture_config
-        endpoint.endpoint_config_name = config.endpoint_config_name
-        endpoint.production_variants = endpoint._process_production_variants(config.production_variants)
-        return ActionResult({"EndpointArn": endpoint.arn})
-
-    SageMakerResponse.update_endpoint = update_endpoint
 
 
 # The control plane whose request this thread is answering (moto's patches below act for it only).

@@ -22,7 +22,7 @@ from offline_stack.stack import OfflineStack
 from offline_stack.synthetic_images import CLASS_FOLDERS, class_image, encoded_image, write_image_folder
 
 PHOTOS = PROJECT_ROOT / "tests" / "data" / "photos"
-STARTER_MODEL_KEY = "starter-model/model.tar.gz"
+STARTER_MODEL_KEY = "models/starter-model/model.tar.gz"
 
 
 # Transfer learning as the original course project did it, with real ImageNet weights that work offline: a

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -54,6 +55,9 @@ class EndpointServer(LoopbackServer):
         self.models: dict[str, InferenceModel] = {}
         # endpoint -> called with (request body, its content type, answer, its content type) after each answer
         self.observers: dict[str, Callable[[bytes, str, bytes, str], None]] = {}
+        # called with (endpoint, the model's status or None for no answer, model latency in seconds) after each
+        # invocation that reached a model: what SageMaker's invocation metrics count
+        self.invocation_observers: list[Callable[[str, int | None, float], None]] = []
         self.region = region
         self.invocations = 0
         self.client_addresses: list[tuple[str, int]] = []
@@ -95,6 +99,7 @@ class EndpointServer(LoopbackServer):
         if model is None:
             return _error(400, "ValidationError", f"Endpoint {endpoint_name} of account {ACCOUNT_ID} not found.")
         request_type = request.headers.get("Content-Type", "application/octet-stream")
+        started = time.perf_counter()
         try:
             body, content_type = model.invoke(
                 request.get_data(),
@@ -105,15 +110,23 @@ class EndpointServer(LoopbackServer):
         except ServiceFault as fault:
             return _error(fault.status, fault.code, fault.message)
         except ModelFailure as failure:
+            self._observe(endpoint_name, failure.status, started)
             return self._model_error(endpoint_name, failure.status, failure.message)
         except Exception:  # the container answers 500 for anything its code raises
+            self._observe(endpoint_name, 500, started)
             return self._model_error(endpoint_name, 500, "the model container failed")
+        self._observe(endpoint_name, 200, started)
         observer = self.observers.get(endpoint_name)
         if observer is not None:
             observer(request.get_data(), request_type, body, content_type)
         return Response(
             body, status=200, content_type=content_type, headers={"x-Amzn-Invoked-Production-Variant": "AllTraffic"}
         )
+
+    def _observe(self, endpoint_name: str, status: int | None, started: float) -> None:
+        latency = time.perf_counter() - started
+        for observer in list(self.invocation_observers):
+            observer(endpoint_name, status, latency)
 
     def _model_error(self, endpoint_name: str, status: int, message: str) -> Response:
         log_stream = f"arn:aws:logs:{self.region}:{ACCOUNT_ID}:log-group:/aws/sagemaker/Endpoints/{endpoint_name}"

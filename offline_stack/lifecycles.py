@@ -19,53 +19,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from offline_stack.aws_rules.cloudwatch import Alarm, moto_datapoints
 from offline_stack.control_plane import sagemaker_state
-from offline_stack.local_endpoints import FleetMetrics, LocalEndpoints, RolledBack
+from offline_stack.local_endpoints import LocalEndpoints, RolledBack
 from offline_stack.sam_template import SamTemplate
 from offline_stack.training_executor import LocalTrainingExecutor
 
-_COMPARISONS = {
-    "GreaterThanOrEqualToThreshold": lambda value, threshold: value >= threshold,
-    "GreaterThanThreshold": lambda value, threshold: value > threshold,
-}
 
-
-@dataclass(frozen=True)
-class OfflineAlarm:
-    """One of the template's rollback alarms, read on the offline fleet's counts."""
-
-    name: str
-    metric: str
-    threshold: float
-    comparison: str
-
-    def value(self, metrics: FleetMetrics) -> float:
-        readings = {
-            "InvocationModelErrors": metrics.model_errors,
-            "Invocation5XXErrors": metrics.errors_5xx,
-            "ModelLatency": metrics.p99_ms(),  # the alarm's expression turns microseconds into milliseconds
-        }
-        return readings[self.metric]
-
-    def in_alarm(self, metrics: FleetMetrics) -> bool:
-        return _COMPARISONS[self.comparison](self.value(metrics), self.threshold)
-
-
-def template_alarms(template: SamTemplate) -> dict[str, OfflineAlarm]:
-    alarms = {}
-    for logical_id, resource in template.resources.items():
-        if resource["Type"] != "AWS::CloudWatch::Alarm":
-            continue
-        properties = resource["Properties"]
-        metric = properties.get("MetricName") or next(
-            query["MetricStat"]["Metric"]["MetricName"] for query in properties["Metrics"] if "MetricStat" in query
-        )
-        name = template.physical_id(logical_id)
-        threshold = float(template.resolve(properties["Threshold"]))
-        alarms[name] = OfflineAlarm(name, metric, threshold, properties["ComparisonOperator"])
-    return alarms
+def template_alarms(template: SamTemplate) -> dict[str, Alarm]:
+    """The template's ``AWS::CloudWatch::Alarm`` resources, by alarm name, as CloudWatch would evaluate them."""
+    return {
+        template.physical_id(logical_id): Alarm.from_properties(template.resolve(resource["Properties"]))
+        for logical_id, resource in template.resources.items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
 
 
 class Lifecycles:
@@ -163,23 +132,42 @@ class Lifecycles:
         else:
             endpoint.endpoint_status = "InService"
         finally:
+            endpoint.previous_fleet = None  # the old fleet has retired (or serves alone again)
             self._moving.discard(name)
 
     def _roll_out(self, name: str, config_name: str, guardrails: dict) -> None:
         routing = guardrails["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
-        share = routing["CanarySize"]["Value"] / 100 if routing["Type"] == "CANARY" else 1.0
         known = template_alarms(self.template())
         watched = [
             known[alarm["AlarmName"]]
             for alarm in guardrails.get("AutoRollbackConfiguration", {}).get("Alarms", [])
             if alarm["AlarmName"] in known
         ]
+        began = datetime.now(UTC)
 
-        def tripped(metrics: FleetMetrics) -> str | None:
+        def tripped() -> str | None:
+            """An alarm in ALARM on what CloudWatch holds since the update began, read as CloudWatch reads it."""
+            self.endpoints.metrics.flush()
+            datapoints = moto_datapoints(began)
             for alarm in watched:
-                if alarm.in_alarm(metrics):
-                    reading = f"{alarm.metric} {alarm.value(metrics):g}, threshold {alarm.threshold:g}"
-                    return f"alarm {alarm.name} went to ALARM ({reading})"
+                if alarm.in_alarm(datapoints):
+                    return alarm.describe(datapoints)
             return None
 
-        self.endpoints.roll_out(name, config_name, share, routing["WaitIntervalInSeconds"], tripped)
+        self.endpoints.roll_out(
+            name,
+            config_name,
+            canary_share(routing, self.endpoints.instance_count(name)),
+            routing.get("WaitIntervalInSeconds", 0),
+            tripped,
+        )
+
+
+def canary_share(routing: dict, instance_count: int) -> float:
+    """The share of traffic the first step of a blue/green update sends to the new fleet (1.0: all at once)."""
+    if routing["Type"] != "CANARY":
+        return 1.0
+    size = routing["CanarySize"]
+    if size["Type"] == "INSTANCE_COUNT":
+        return min(1.0, size["Value"] / max(instance_count, 1))
+    return size["Value"] / 100

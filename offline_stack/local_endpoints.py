@@ -18,13 +18,14 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from offline_stack.aws_rules.cloudwatch import EndpointMetrics
 from offline_stack.container_processes import ContainerModel, ContainerProcess
 from offline_stack.data_capture import DataCapture
-from offline_stack.endpoint_server import EndpointServer, ModelFailure
+from offline_stack.endpoint_server import EndpointServer
 
 
 class _TrackedModel:
@@ -52,27 +53,12 @@ class _TrackedModel:
 
 
 @dataclass
-class FleetMetrics:
-    """What CloudWatch would count for the new fleet during a rollout (the rollback alarms read these)."""
-
-    invocations: int = 0
-    model_errors: int = 0  # InvocationModelErrors: the model answered an error
-    errors_5xx: int = 0  # Invocation5XXErrors
-    latencies_ms: list[float] = field(default_factory=list)  # ModelLatency
-
-    def p99_ms(self) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
-
-
-@dataclass
 class Rollout:
     endpoint: str
     config_name: str
     canary_started: float  # time.monotonic() when the canary began taking traffic
     ended: float = 0.0  # when all traffic moved, or moved back
     outcome: str = "in progress"  # "completed", or the alarm that rolled it back
-    metrics: FleetMetrics | None = None
 
 
 class RolledBack(Exception):
@@ -81,11 +67,11 @@ class RolledBack(Exception):
 
 class _CanaryRouter:
     """Sends ``share`` of requests to the new fleet (every 1/share-th one, so the split is exact), the rest to the
-    old one; counts the new fleet's outcomes."""
+    old one. What either answers reaches CloudWatch through the endpoint server, as both fleets' answers do in AWS."""
 
     def __init__(self, old: _TrackedModel, new: _TrackedModel, share: float) -> None:
         self.old, self.new, self.share = old, new, share
-        self.metrics, self._credit, self._lock = FleetMetrics(), 0.0, threading.Lock()
+        self._credit, self._lock = 0.0, threading.Lock()
 
     @property
     def healthy(self) -> bool:
@@ -97,20 +83,7 @@ class _CanaryRouter:
             to_new = self._credit >= 1.0
             if to_new:
                 self._credit -= 1.0
-        if not to_new:
-            return self.old.invoke(*arguments)
-        started = time.perf_counter()
-        try:
-            return self.new.invoke(*arguments)
-        except ModelFailure as failure:
-            with self._lock:
-                self.metrics.model_errors += 1
-                self.metrics.errors_5xx += failure.status >= 500
-            raise
-        finally:
-            with self._lock:
-                self.metrics.invocations += 1
-                self.metrics.latencies_ms.append((time.perf_counter() - started) * 1000)
+        return (self.new if to_new else self.old).invoke(*arguments)
 
 
 @dataclass
@@ -128,12 +101,16 @@ class LocalEndpoints:
         self,
         sagemaker,
         s3,
+        cloudwatch,
         server: EndpointServer,
         work_dir: Path,
         log: Callable[[str], None] = print,
         health_check_seconds: float = 1.0,
     ):
         self.sagemaker, self.s3, self.server, self.work_dir, self.log = sagemaker, s3, server, Path(work_dir), log
+        # What SageMaker publishes for every invocation (aws_rules.cloudwatch); flushed with the captures
+        self.metrics = EndpointMetrics(cloudwatch)
+        server.invocation_observers.append(self.metrics.record)
         self._served: dict[str, _Served] = {}
         self._lock = threading.RLock()
         self.replacements: list[tuple[str, float]] = []  # (endpoint, seconds from failure seen to serving again)
@@ -178,7 +155,7 @@ class LocalEndpoints:
         config_name: str,
         canary_share: float,
         bake_seconds: float,
-        tripped: Callable[[FleetMetrics], str | None],
+        tripped: Callable[[], str | None],
     ) -> None:
         """Move ``name`` to ``config_name`` as deployment guardrails do: the canary share of traffic first, for
         ``bake_seconds``, then all of it for as long again; ``tripped`` is checked all along, and an alarm it
@@ -189,15 +166,15 @@ class LocalEndpoints:
             return self.serve_config(name, config_name)
         new = self._start(name, config_name)  # raises, changing nothing, if the container cannot start
         router = _CanaryRouter(current.model, new.model, canary_share)
-        rollout = Rollout(name, config_name, time.monotonic(), metrics=router.metrics)
+        rollout = Rollout(name, config_name, time.monotonic())
         self.rollouts.append(rollout)
-        for phase_share in (canary_share, 1.0):
+        for phase_share in (canary_share, 1.0) if canary_share < 1.0 else (1.0,):
             router.share = phase_share
             self.server.serve(name, router)
             self.log(f"endpoint {name}: {phase_share:.0%} of traffic on {config_name}, baking {bake_seconds:g} s")
             deadline = time.monotonic() + bake_seconds
             while time.monotonic() < deadline:
-                alarm = tripped(router.metrics)
+                alarm = tripped()
                 if alarm:
                     self.server.serve(name, current.model)
                     rollout.ended, rollout.outcome = time.monotonic(), alarm
@@ -211,6 +188,11 @@ class LocalEndpoints:
         rollout.ended, rollout.outcome = time.monotonic(), "completed"
         return None
 
+    def instance_count(self, endpoint_name: str) -> int:
+        """The endpoint's instance count now (what a blue/green update's new fleet starts with)."""
+        variants = self.sagemaker.describe_endpoint(EndpointName=endpoint_name).get("ProductionVariants", [])
+        return int(variants[0].get("CurrentInstanceCount", 1)) if variants else 1
+
     def container(self, endpoint_name: str) -> ContainerProcess:
         """The container process serving ``endpoint_name`` now (for fault drills)."""
         with self._lock:
@@ -221,6 +203,7 @@ class LocalEndpoints:
         self._supervisor.join(timeout=10)
         for capture in list(self._captures.values()):
             capture.flush()
+        self.metrics.flush()
         with self._lock:
             for name, served in list(self._served.items()):
                 self.server.remove(name)
@@ -231,6 +214,7 @@ class LocalEndpoints:
         while not self._stopping.wait(interval_seconds):
             for capture in list(self._captures.values()):
                 capture.flush()
+            self.metrics.flush()
             with self._lock:
                 watched = list(self._served.items())
             for name, served in watched:

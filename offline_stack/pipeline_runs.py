@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-OFFLINE_POLL_SECONDS = {"TrainingPollSeconds": "1", "EndpointPollSeconds": "1"}
+OFFLINE_POLL_SECONDS = {"TrainingPollSeconds": "1", "TrainingPollMaxSeconds": "3", "EndpointPollSeconds": "1"}
 _FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 

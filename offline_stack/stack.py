@@ -81,7 +81,10 @@ class OfflineStack(contextlib.AbstractContextManager):
             self.s3 = self.control_plane.client("s3")
             self.sagemaker = self.control_plane.client("sagemaker")
             self.s3.create_bucket(Bucket=self.bucket)
-            self.endpoints = LocalEndpoints(self.sagemaker, self.s3, self.runtime, self.work_dir, self.log)
+            self.cloudwatch = self.control_plane.client("cloudwatch")
+            self.endpoints = LocalEndpoints(
+                self.sagemaker, self.s3, self.cloudwatch, self.runtime, self.work_dir, self.log
+            )
             self._exit_stack.callback(self.endpoints.close)
             self.executor = LocalTrainingExecutor(
                 self.sagemaker, self.s3, self.work_dir / "jobs", self.log, self._max_hosts

@@ -2,6 +2,7 @@
 
 from aws_lambda_powertools import Logger
 
+from dog_breeds.adapters.application_autoscaling import VariantScaling
 from dog_breeds.adapters.clients import aws_client
 from dog_breeds.adapters.sagemaker_control import SageMakerControl
 from dog_breeds.deploy_endpoint import deploy_endpoint, read_deploy_event
@@ -9,11 +10,13 @@ from dog_breeds.settings import CONTROL_PLANE_TIMEOUTS, ControlPlaneSettings, En
 
 settings, defaults = ControlPlaneSettings.from_environment(), EndpointDefaults.from_environment()
 sagemaker = SageMakerControl(aws_client("sagemaker", CONTROL_PLANE_TIMEOUTS))
+# An instance-type change must first take the variant out of auto-scaling (dog_breeds.deploy_endpoint)
+scaling = VariantScaling(aws_client("application-autoscaling", CONTROL_PLANE_TIMEOUTS))
 logger = Logger()
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context) -> dict:
-    result = deploy_endpoint(sagemaker, read_deploy_event(event, defaults, settings.bucket), settings)
+    result = deploy_endpoint(sagemaker, scaling, read_deploy_event(event, defaults, settings.bucket), settings)
     logger.info("endpoint deployment", extra=result)
     return result

@@ -90,7 +90,7 @@ def broken_package(stack, name: str, serving_model_data: str | None = None) -> s
                         tar.addfile(member)
                     else:
                         _add(tar, member.name, content)
-    key = f"releases/{name}/model.tar.gz"
+    key = f"models/releases/{name}/model.tar.gz"
     stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=archive.getvalue())
     group = stack.template.parameters["EndpointName"]
     if not stack.sagemaker.list_model_package_groups(NameContains=group)["ModelPackageGroupSummaryList"]:

@@ -60,11 +60,28 @@ class FakeSageMaker:
 
     def create_endpoint(self, name: str, config_name: str, tags: list[dict[str, str]]) -> None:
         self._write("create_endpoint", (name, config_name))
-        self.endpoints[name] = {"EndpointConfigName": config_name, "EndpointStatus": "Creating"}
+        count = self.endpoint_configs[config_name]["ProductionVariants"][0]["InitialInstanceCount"]
+        self.endpoints[name] = {
+            "EndpointConfigName": config_name,
+            "EndpointStatus": "Creating",
+            "ProductionVariants": [{"VariantName": "AllTraffic", "CurrentInstanceCount": count}],
+        }
 
     def update_endpoint(self, name: str, config_name: str, deployment_config: AwsDocument | None = None) -> None:
         self._write("update_endpoint", (name, config_name, deployment_config))
-        self.endpoints[name] = {"EndpointConfigName": config_name, "EndpointStatus": "Updating"}
+        # RetainAllVariantProperties: the instance count stays what it is
+        self.endpoints[name] = {**self.endpoints[name], "EndpointConfigName": config_name, "EndpointStatus": "Updating"}
+
+    def delete_endpoint(self, name: str) -> None:
+        self._write("delete_endpoint", name)
+        del self.endpoints[name]
+
+    def describe_endpoint_config(self, name: str) -> AwsDocument | None:
+        return self.endpoint_configs.get(name)
+
+    def set_instance_count(self, name: str, count: int) -> None:
+        """What auto-scaling does to the serving fleet."""
+        self.endpoints[name]["ProductionVariants"][0]["CurrentInstanceCount"] = count
 
     def writes(self) -> list[str]:
         return [operation for operation, _ in self.calls]
@@ -90,6 +107,11 @@ class FakeScaling:
             raise AwsRequestRefusedError("Application Auto Scaling put_scaling_policy refused: ObjectNotFoundException")
         self.policies[(resource_id, policy_name)] = configuration
         return f"arn:aws:autoscaling:us-east-1:123456789012:scalingPolicy:{policy_name}"
+
+    def deregister_target(self, resource_id: str) -> bool:
+        for key in [key for key in self.policies if key[0] == resource_id]:
+            del self.policies[key]
+        return self.targets.pop(resource_id, None) is not None
 
 
 def _satisfies_the_ports(sagemaker: FakeSageMaker, scaling: FakeScaling) -> tuple[EndpointDeployments, ScalableTargets]:

@@ -45,7 +45,7 @@ def request(job: str | None = JOB, model_data: str | None = None, alarms: tuple[
 def deployed(sagemaker: FakeSageMaker, status: str = "InService", alarms: tuple[str, ...] = ()) -> dict:
     """Deploy the job's model, then leave the endpoint in ``status`` with the write log cleared."""
     sagemaker.completed_job(JOB, MODEL_DATA)
-    result = deploy_endpoint(sagemaker, request(alarms=alarms), SETTINGS)
+    result = deploy_endpoint(sagemaker, FakeScaling(), request(alarms=alarms), SETTINGS)
     sagemaker.endpoints[SETTINGS.endpoint_name]["EndpointStatus"] = status
     sagemaker.calls.clear()
     return result
@@ -54,7 +54,7 @@ def deployed(sagemaker: FakeSageMaker, status: str = "InService", alarms: tuple[
 def test_no_endpoint_yet_creates_model_config_and_endpoint_named_after_their_content():
     sagemaker = FakeSageMaker()
     sagemaker.completed_job(JOB, MODEL_DATA)
-    result = deploy_endpoint(sagemaker, request(), SETTINGS)
+    result = deploy_endpoint(sagemaker, FakeScaling(), request(), SETTINGS)
     assert result["action"] == "created"
     assert sagemaker.writes() == ["create_model", "create_endpoint_config", "create_endpoint"]
     assert result["model_name"] == result["endpoint_config_name"] in sagemaker.endpoint_configs
@@ -73,7 +73,7 @@ def test_the_model_runs_the_configured_runtime_with_one_thread_per_worker_and_a_
     environment = sagemaker.models[first["model_name"]]["PrimaryContainer"]["Environment"]
     assert (environment["INFERENCE_RUNTIME"], environment["OMP_NUM_THREADS"]) == ("torchscript", "1")
     reduced = replace(request(), inference_runtime="bf16")
-    second = deploy_endpoint(sagemaker, reduced, SETTINGS)
+    second = deploy_endpoint(sagemaker, FakeScaling(), reduced, SETTINGS)
     assert second["action"] == "updated" and second["model_name"] != first["model_name"]
     assert sagemaker.models[second["model_name"]]["PrimaryContainer"]["Environment"]["INFERENCE_RUNTIME"] == "bf16"
 
@@ -81,16 +81,22 @@ def test_the_model_runs_the_configured_runtime_with_one_thread_per_worker_and_a_
 def test_the_same_model_on_a_serving_endpoint_changes_nothing():
     sagemaker = FakeSageMaker()
     first = deployed(sagemaker, "InService")
-    again = deploy_endpoint(sagemaker, request(), SETTINGS)
+    again = deploy_endpoint(sagemaker, FakeScaling(), request(), SETTINGS)
     assert again["action"] == "unchanged" and again["endpoint_config_name"] == first["endpoint_config_name"]
     assert sagemaker.writes() == []
 
 
-def test_the_same_model_on_a_failed_endpoint_is_deployed_again():
+@pytest.mark.parametrize("same_model", [True, False])
+def test_a_failed_endpoint_is_deleted_not_updated_and_the_next_deploy_creates_it(same_model):
+    # SageMaker accepts only DeleteEndpoint on a Failed endpoint (DescribeEndpoint, EndpointStatus)
     sagemaker = FakeSageMaker()
     deployed(sagemaker, "Failed")
-    assert deploy_endpoint(sagemaker, request(), SETTINGS)["action"] == "updated"
-    assert sagemaker.writes() == ["update_endpoint"]  # the model and config exist already
+    job = JOB if same_model else "dog-breeds-newer"
+    sagemaker.completed_job(job, MODEL_DATA.replace(JOB, job))
+    assert deploy_endpoint(sagemaker, FakeScaling(), request(job), SETTINGS)["action"] == "deleted-failed"
+    assert "update_endpoint" not in sagemaker.writes() and sagemaker.writes()[-1] == "delete_endpoint"
+    assert SETTINGS.endpoint_name not in sagemaker.endpoints
+    assert deploy_endpoint(sagemaker, FakeScaling(), request(job), SETTINGS)["action"] == "created"
 
 
 @pytest.mark.parametrize("status", ["Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"])
@@ -99,37 +105,76 @@ def test_a_busy_endpoint_is_left_alone_and_the_error_names_its_state(status):
     deployed(sagemaker, status)
     sagemaker.completed_job("dog-breeds-newer", MODEL_DATA.replace(JOB, "dog-breeds-newer"))
     with pytest.raises(EndpointBusyError, match=f"is {status}; deploy again when it is InService"):
-        deploy_endpoint(sagemaker, request("dog-breeds-newer"), SETTINGS)
+        deploy_endpoint(sagemaker, FakeScaling(), request("dog-breeds-newer"), SETTINGS)
     assert "update_endpoint" not in sagemaker.writes()
     assert sagemaker.endpoints[SETTINGS.endpoint_name]["EndpointStatus"] == status
 
 
-@pytest.mark.parametrize("status", ["InService", "OutOfService", "Failed"])
+@pytest.mark.parametrize("status", ["InService", "OutOfService", "UpdateRollbackFailed"])
 def test_a_new_model_updates_a_settled_endpoint_blue_green(status):
+    # UpdateRollbackFailed: a mix of fleets serves, and SageMaker's remedy is another UpdateEndpoint
     sagemaker = FakeSageMaker()
     first = deployed(sagemaker, status)
     newer = MODEL_DATA.replace(JOB, "dog-breeds-newer")
-    result = deploy_endpoint(sagemaker, request(job=None, model_data=newer), SETTINGS)
+    result = deploy_endpoint(sagemaker, FakeScaling(), request(job=None, model_data=newer), SETTINGS)
     assert result["action"] == "updated" and result["endpoint_config_name"] != first["endpoint_config_name"]
     assert sagemaker.writes() == ["create_model", "create_endpoint_config", "update_endpoint"]
     assert sagemaker.calls[-1][1] == (SETTINGS.endpoint_name, result["endpoint_config_name"], None)
 
 
-def test_an_update_with_rollback_alarms_carries_a_canary_and_the_alarms():
+@pytest.mark.parametrize(
+    ("serving", "canary_percent", "expected"),
+    [
+        (4, 10, {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}}),
+        (10, 20, {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 2}}),
+        (3, 50, {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}}),
+        (2, 10, {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}}),
+        # one instance: a canary would be the whole fleet (SageMaker wants at most half); all at once, same bake
+        (1, 10, {"Type": "ALL_AT_ONCE"}),
+    ],
+)
+def test_an_update_with_rollback_alarms_carries_a_canary_of_whole_instances_at_most_half_the_fleet(
+    serving, canary_percent, expected
+):
     sagemaker = FakeSageMaker()
     deployed(sagemaker, "InService")
+    sagemaker.set_instance_count(SETTINGS.endpoint_name, serving)  # auto-scaling moved it
     newer = MODEL_DATA.replace(JOB, "dog-breeds-newer")
-    deploy_endpoint(sagemaker, request(job=None, model_data=newer, alarms=ALARMS), SETTINGS)
+    changed = replace(request(job=None, model_data=newer, alarms=ALARMS), canary_percent=canary_percent)
+    deploy_endpoint(sagemaker, FakeScaling(), changed, SETTINGS)
     guardrails = sagemaker.calls[-1][1][2]
     routing = guardrails["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
-    assert routing["Type"] == "CANARY" and routing["CanarySize"] == {"Type": "CAPACITY_PERCENT", "Value": 10}
+    assert routing == {**expected, "WaitIntervalInSeconds": changed.bake_seconds}
+    assert routing.get("CanarySize", {"Value": 0})["Value"] <= serving / 2
     assert [alarm["AlarmName"] for alarm in guardrails["AutoRollbackConfiguration"]["Alarms"]] == list(ALARMS)
+
+
+def test_an_instance_type_change_takes_the_variant_out_of_auto_scaling_first():
+    # UpdateEndpoint fails when it changes the instance type of a variant registered for auto-scaling
+    # (SageMaker developer guide, "Update endpoints that use auto scaling")
+    sagemaker, scaling = FakeSageMaker(), FakeScaling()
+    deployed(sagemaker, "InService")
+    register_autoscaling(scaling, SETTINGS.endpoint_name, SCALING)
+    bigger = replace(request(), instance_type="ml.c5.xlarge")
+    result = deploy_endpoint(sagemaker, scaling, bigger, SETTINGS)
+    assert (result["action"], result["autoscaling_deregistered"]) == ("updated", True)
+    assert scaling.targets == {} and scaling.policies == {}
+
+
+def test_a_new_model_on_the_same_instance_type_keeps_auto_scaling():
+    sagemaker, scaling = FakeSageMaker(), FakeScaling()
+    deployed(sagemaker, "InService")
+    register_autoscaling(scaling, SETTINGS.endpoint_name, SCALING)
+    newer = MODEL_DATA.replace(JOB, "dog-breeds-newer")
+    result = deploy_endpoint(sagemaker, scaling, request(job=None, model_data=newer), SETTINGS)
+    assert (result["action"], result["autoscaling_deregistered"]) == ("updated", False)
+    assert len(scaling.targets) == 1 and len(scaling.policies) == 1
 
 
 def test_a_job_that_does_not_exist_is_refused_before_anything_is_written():
     sagemaker = FakeSageMaker()
     with pytest.raises(InvalidEventError, match=f"training job {JOB} does not exist"):
-        deploy_endpoint(sagemaker, request(), SETTINGS)
+        deploy_endpoint(sagemaker, FakeScaling(), request(), SETTINGS)
     assert sagemaker.writes() == []
 
 
@@ -145,7 +190,7 @@ def test_a_job_that_did_not_complete_is_refused_with_its_reason(status, reason, 
     sagemaker = FakeSageMaker()
     sagemaker.jobs[JOB] = {"TrainingJobStatus": status, **({"FailureReason": reason} if reason else {})}
     with pytest.raises(TrainingNotCompleteError, match=expected):
-        deploy_endpoint(sagemaker, request(), SETTINGS)
+        deploy_endpoint(sagemaker, FakeScaling(), request(), SETTINGS)
     assert sagemaker.writes() == []
 
 
@@ -156,7 +201,7 @@ def test_a_refused_write_stops_the_deploy_and_leaves_the_serving_endpoint_as_it_
     sagemaker.endpoints = deployed_before.endpoints
     sagemaker.completed_job("dog-breeds-newer", MODEL_DATA.replace(JOB, "dog-breeds-newer"))
     with pytest.raises(AwsRequestRefusedError, match="ResourceLimitExceeded"):
-        deploy_endpoint(sagemaker, request("dog-breeds-newer"), SETTINGS)
+        deploy_endpoint(sagemaker, FakeScaling(), request("dog-breeds-newer"), SETTINGS)
     assert sagemaker.endpoints[SETTINGS.endpoint_name]["EndpointConfigName"] == first["endpoint_config_name"]
     assert "update_endpoint" not in sagemaker.writes()
 

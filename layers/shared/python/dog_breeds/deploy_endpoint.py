@@ -4,6 +4,17 @@ Model and endpoint-config names are derived from what they contain (model data, 
 type and count), so deploying the same input twice creates nothing and changes nothing. An existing
 endpoint is moved with ``UpdateEndpoint``: SageMaker starts the new fleet, shifts traffic once it is
 InService and only then retires the old one, so the old model serves until the new one can.
+
+What SageMaker allows decides the path (SageMaker API reference, DescribeEndpoint ``EndpointStatus``;
+developer guide, "Update endpoints that use auto scaling"):
+
+- a **Failed** endpoint accepts only ``DeleteEndpoint``: it is deleted, and the pipeline deploys again
+  once it is gone (``action: "deleted-failed"``);
+- **UpdateRollbackFailed** (both the update and its rollback failed; a mix of fleets serves) is remedied
+  by another ``UpdateEndpoint``, which this is;
+- an update that changes the **instance type** of a variant registered with Application Auto Scaling is
+  refused, so its scaling policies and target are removed first; the pipeline's next step registers them
+  again (``autoscaling_deregistered: true`` says so to a caller outside the pipeline).
 """
 
 from __future__ import annotations
@@ -17,13 +28,18 @@ from dog_breeds.aws_names import INSTANCE_TYPE, TRAINING_JOB_NAME, tags
 from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
 from dog_breeds.control_events import deployment_specific, from_event, read_event, text_matching, whole_number
 from dog_breeds.errors import EndpointBusyError, InvalidEventError, TrainingNotCompleteError
-from dog_breeds.ports import EndpointDeployments, TrainingJobs
+from dog_breeds.ports import EndpointDeployments, ScalableTargets, TrainingJobs
 from dog_breeds.settings import ControlPlaneSettings, EndpointDefaults
 
 VARIANT_NAME = "AllTraffic"
 INFERENCE_PROGRAM = "inference.py"
 TAGS = tags()
 DATA_CAPTURE_PREFIX = "data-capture"
+# Where model artifacts may be deployed from: what the SageMaker execution role may read
+# (policies/sagemaker-execution.json, checked equal by tests/unit/test_policies.py). A model.tar.gz anywhere
+# else would leave the endpoint Failed ("could not access model data") after minutes; it is refused at once.
+MODEL_PREFIXES = ("training-output/", "models/")
+BUSY_STATES = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,15 +58,19 @@ class DeployRequest:
 
 
 def read_deploy_event(event: Any, defaults: EndpointDefaults, bucket: str) -> DeployRequest:
-    model_data = re.compile(rf"s3://{re.escape(bucket)}/[A-Za-z0-9!_.*'()/-]+\.tar\.gz")
-    in_bucket = text_matching(model_data, f"an s3://{bucket}/... model.tar.gz URI")
+    prefixes = "|".join(re.escape(prefix) for prefix in MODEL_PREFIXES)
+    model_data = re.compile(rf"s3://{re.escape(bucket)}/(?:{prefixes})(?!.*\.\.)[A-Za-z0-9!_.*'()/-]+\.tar\.gz")
+    where = " or ".join(f"s3://{bucket}/{prefix}" for prefix in MODEL_PREFIXES)
+    in_bucket = text_matching(model_data, f"a model.tar.gz under {where} (what the endpoint's role may read)")
     request = read_event(DeployRequest, event, defaults, checks={"model_data_url": in_bucket})
     if (request.training_job_name is None) == (request.model_data_url is None):
         raise InvalidEventError("give exactly one of training_job_name or model_data_url")
     return request
 
 
-def deploy_endpoint(sagemaker: EndpointDeployments, request: DeployRequest, settings: ControlPlaneSettings) -> dict:
+def deploy_endpoint(
+    sagemaker: EndpointDeployments, scaling: ScalableTargets, request: DeployRequest, settings: ControlPlaneSettings
+) -> dict:
     """Create or update the endpoint so that it serves ``request``'s model. Idempotent."""
     if request.model_data_url is not None:
         model_data_url = request.model_data_url
@@ -105,17 +125,24 @@ def deploy_endpoint(sagemaker: EndpointDeployments, request: DeployRequest, sett
             }
         )
     endpoint = sagemaker.describe_endpoint(settings.endpoint_name)
+    deregistered = False
     if endpoint is None:
         sagemaker.create_endpoint(settings.endpoint_name, name, TAGS)
         action = "created"
-    elif endpoint["EndpointConfigName"] == name and endpoint["EndpointStatus"] != "Failed":
+    elif endpoint["EndpointStatus"] == "Failed":
+        sagemaker.delete_endpoint(settings.endpoint_name)
+        action = "deleted-failed"
+    elif endpoint["EndpointConfigName"] == name:
         action = "unchanged"
-    elif endpoint["EndpointStatus"] in ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"):
+    elif endpoint["EndpointStatus"] in BUSY_STATES:
         raise EndpointBusyError(
             f"endpoint {settings.endpoint_name} is {endpoint['EndpointStatus']}; deploy again when it is InService"
         )
     else:
-        sagemaker.update_endpoint(settings.endpoint_name, name, deployment_config(request))
+        if _serving_instance_type(sagemaker, endpoint) != request.instance_type:
+            deregistered = scaling.deregister_target(variant_resource_id(settings.endpoint_name))
+        fleet = _instance_count(endpoint)
+        sagemaker.update_endpoint(settings.endpoint_name, name, deployment_config(request, fleet))
         action = "updated"
     return {
         "endpoint_name": settings.endpoint_name,
@@ -123,7 +150,25 @@ def deploy_endpoint(sagemaker: EndpointDeployments, request: DeployRequest, sett
         "model_name": name,
         "model_data_url": model_data_url,
         "action": action,
+        "autoscaling_deregistered": deregistered,
     }
+
+
+def variant_resource_id(endpoint_name: str) -> str:
+    """Application Auto Scaling's name for the endpoint's one variant."""
+    return f"endpoint/{endpoint_name}/variant/{VARIANT_NAME}"
+
+
+def _serving_instance_type(sagemaker: EndpointDeployments, endpoint: dict) -> str | None:
+    config = sagemaker.describe_endpoint_config(endpoint["EndpointConfigName"]) or {}
+    variants = config.get("ProductionVariants") or [{}]
+    return variants[0].get("InstanceType")
+
+
+def _instance_count(endpoint: dict) -> int:
+    """The instances serving now: the new fleet starts with as many (``RetainAllVariantProperties``)."""
+    variants = endpoint.get("ProductionVariants") or [{}]
+    return int(variants[0].get("CurrentInstanceCount") or variants[0].get("DesiredInstanceCount") or 1)
 
 
 def model_environment(request: DeployRequest) -> dict[str, str]:
@@ -136,21 +181,29 @@ def model_environment(request: DeployRequest) -> dict[str, str]:
     return {"INFERENCE_RUNTIME": request.inference_runtime, "OMP_NUM_THREADS": "1"}
 
 
-def deployment_config(request: DeployRequest) -> dict | None:
+def deployment_config(request: DeployRequest, instance_count: int) -> dict | None:
     """Deployment guardrails for an update: a canary, a bake, and rollback when a named alarm fires.
 
-    The canary is a share of the new fleet's capacity; it takes traffic for ``bake_seconds``, then the rest
-    moves and bakes as long again. Any alarm in ALARM meanwhile rolls everything back to the old fleet.
+    The canary is ``canary_percent`` of the new fleet's ``instance_count`` instances, in whole instances and at
+    most half the fleet (SageMaker developer guide, "Use canary traffic shifting": the canary size should be at
+    most 50 % of the new fleet's capacity). It takes traffic for ``bake_seconds``, then the rest moves and bakes
+    as long again. A fleet of one instance has no canary that small: it moves all at once and bakes, with the
+    same alarms. Any alarm in ALARM meanwhile rolls everything back to the old fleet.
     """
     if not request.rollback_alarms:
         return None
+    if instance_count >= 2:
+        canary = max(1, instance_count * request.canary_percent // 100)
+        routing = {
+            "Type": "CANARY",
+            "CanarySize": {"Type": "INSTANCE_COUNT", "Value": canary},
+            "WaitIntervalInSeconds": request.bake_seconds,
+        }
+    else:
+        routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": request.bake_seconds}
     return {
         "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {
-                "Type": "CANARY",
-                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": request.canary_percent},
-                "WaitIntervalInSeconds": request.bake_seconds,
-            },
+            "TrafficRoutingConfiguration": routing,
             "TerminationWaitInSeconds": 0,
             # SageMaker accepts 600-14400 s for the whole update: two bakes, with room for the fleet to start
             "MaximumExecutionTimeoutInSeconds": min(14400, max(600, 2 * request.bake_seconds + 1800)),

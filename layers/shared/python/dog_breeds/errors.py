@@ -113,5 +113,9 @@ class AwsRequestRefusedError(ControlPlaneError):
     """AWS refused a control-plane request; the message carries AWS's own reason for the operator."""
 
 
+class ResourceExistsError(AwsRequestRefusedError):
+    """AWS refused to create a resource because one of that name exists (SageMaker's ResourceInUse)."""
+
+
 class AwsUnreachableError(ControlPlaneError):
     """AWS could not be reached (network, endpoint URL); nothing was changed."""

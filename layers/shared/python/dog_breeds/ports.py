@@ -43,7 +43,7 @@ class TrainingJobs(Protocol):
     """SageMaker training jobs (``adapters.sagemaker_control.SageMakerControl``)."""
 
     def create_training_job(self, request: AwsDocument) -> str:
-        """Start the job ``request`` describes; its ARN."""
+        """Start the job ``request`` describes; its ARN. ``ResourceExistsError`` when one of that name exists."""
         ...
 
     def describe_training_job(self, name: str) -> AwsDocument | None:
@@ -71,6 +71,12 @@ class EndpointDeployments(TrainingJobs, Protocol):
     def update_endpoint(self, name: str, config_name: str, deployment_config: AwsDocument | None = None) -> None:
         """Move the endpoint to ``config_name`` blue/green, with guardrails when ``deployment_config`` is given."""
         ...
+
+    def delete_endpoint(self, name: str) -> None:
+        """Delete the endpoint (its configs and models stay)."""
+        ...
+
+    def describe_endpoint_config(self, name: str) -> AwsDocument | None: ...
 
 
 class ModelRegistry(TrainingJobs, Protocol):
@@ -104,4 +110,8 @@ class ScalableTargets(Protocol):
 
     def put_target_tracking_policy(self, resource_id: str, policy_name: str, configuration: AwsDocument) -> str:
         """Create or replace the target-tracking policy of that name; its ARN."""
+        ...
+
+    def deregister_target(self, resource_id: str) -> bool:
+        """Delete the variant's scaling policies and deregister it; whether it was registered."""
         ...

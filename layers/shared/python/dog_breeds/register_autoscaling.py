@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from dog_breeds.control_events import from_event, positive_number, read_event, whole_number
-from dog_breeds.deploy_endpoint import VARIANT_NAME
+from dog_breeds.deploy_endpoint import variant_resource_id
 from dog_breeds.errors import InvalidEventError
 from dog_breeds.ports import ScalableTargets
 from dog_breeds.settings import ScalingDefaults
@@ -43,7 +43,7 @@ def read_scaling_event(event: Any, defaults: ScalingDefaults) -> ScalingRequest:
 
 def register_autoscaling(scaling: ScalableTargets, endpoint_name: str, request: ScalingRequest) -> dict:
     """Register the variant and (re)write its policy; running it twice leaves the same state."""
-    resource_id = f"endpoint/{endpoint_name}/variant/{VARIANT_NAME}"
+    resource_id = variant_resource_id(endpoint_name)
     scaling.register_target(resource_id, request.min_capacity, request.max_capacity)
     policy_name = f"{endpoint_name}-invocations-per-instance"
     policy_arn = scaling.put_target_tracking_policy(

@@ -14,6 +14,7 @@ tests/integration/test_sdk_parity.py compares this request field by field with t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -25,6 +26,7 @@ from typing import Any
 from dog_breeds.aws_names import INSTANCE_TYPE, tags
 from dog_breeds.container_images import DEBUGGER_RULES_IMAGE, TRAINING_IMAGE, UnsupportedRegionError, image_uri
 from dog_breeds.control_events import boolean, deployment_specific, from_event, read_event, text_matching, whole_number
+from dog_breeds.errors import ResourceExistsError
 from dog_breeds.ports import AwsDocument, TrainingJobs
 from dog_breeds.settings import ControlPlaneSettings, TrainingDefaults
 from dog_breeds.training_code import CODE_PREFIX
@@ -68,6 +70,8 @@ SYSTEM_MONITOR_INTERVAL_MS = 500
 ENTRY_POINT = "train.py"
 DATA_PREFIX, OUTPUT_PREFIX, CHECKPOINT_PREFIX = "data/", "training-output", "checkpoints"
 _PREFIX = re.compile(r"(?!/)(?!.*\.\.)[A-Za-z0-9!_.*'()/-]{1,200}/")
+# A Step Functions execution name (1-80 characters) or any caller's token of that shape
+_IDEMPOTENCY_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
 _SCALAR_TYPES = (str, int, float, bool)
 
 
@@ -95,6 +99,13 @@ class TrainingJobRequest:
     source_s3_uri: str | None = from_event(deployment_specific, None)
     data_prefix: str = from_event(text_matching(_PREFIX, "an S3 key prefix ending in '/', such as data/"), DATA_PREFIX)
     use_debugger: bool = from_event(boolean)
+    # The same token names the same job: a retried start finds the job it started instead of starting another
+    idempotency_token: str | None = from_event(
+        text_matching(
+            _IDEMPOTENCY_TOKEN, "1-80 letters, digits, '-', '_', '.' or ':' (a Step Functions execution name)"
+        ),
+        None,
+    )
 
 
 def read_training_event(event: Any, defaults: TrainingDefaults, bucket: str) -> TrainingJobRequest:
@@ -108,6 +119,11 @@ def training_job_name(prefix: str, now: datetime | None = None, token: str | Non
     """``<prefix>-YYYY-MM-DD-HH-MM-SS-<4 hex>``: unique, sortable, at most 57 characters."""
     now = now or datetime.now(UTC)
     return f"{prefix}-{now:%Y-%m-%d-%H-%M-%S}-{token or secrets.token_hex(2)}"
+
+
+def idempotent_job_name(prefix: str, idempotency_token: str) -> str:
+    """``<prefix>-run-<16 hex>``: the same for the same token (at most 53 characters)."""
+    return f"{prefix}-run-{hashlib.sha256(idempotency_token.encode()).hexdigest()[:16]}"
 
 
 def create_training_job_request(request: TrainingJobRequest, settings: ControlPlaneSettings, job_name: str) -> dict:
@@ -194,14 +210,27 @@ def start_training(
     """Create the job; return what the pipeline needs next.
 
     ``deployed_code`` stores the code deployed with the function and returns its S3 URI; it is called only
-    when the event names no code of its own.
+    when the event names no code of its own. With an ``idempotency_token`` the job's name is the token's, and a
+    job of that name that exists already is the answer: Lambda and Step Functions retry an invocation whose
+    answer was lost, and a second multi-instance job would cost as much as the first.
     """
-    job_name = training_job_name(settings.job_name_prefix)
-    if request.source_s3_uri is None:
-        request = replace(request, source_s3_uri=deployed_code())
-    sagemaker.create_training_job(create_training_job_request(request, settings, job_name))
+    if request.idempotency_token is None:
+        job_name = training_job_name(settings.job_name_prefix)
+    else:
+        job_name = idempotent_job_name(settings.job_name_prefix, request.idempotency_token)
+    started = sagemaker.describe_training_job(job_name) is None if request.idempotency_token else True
+    if started:
+        if request.source_s3_uri is None:
+            request = replace(request, source_s3_uri=deployed_code())
+        try:
+            sagemaker.create_training_job(create_training_job_request(request, settings, job_name))
+        except ResourceExistsError:
+            if request.idempotency_token is None:
+                raise
+            started = False  # a concurrent retry created it between the describe and the create
     return {
         "training_job_name": job_name,
+        "started": started,
         "instance_count": request.instance_count,
         "model_artifacts": f"s3://{settings.bucket}/{OUTPUT_PREFIX}/{job_name}/output/model.tar.gz",
     }

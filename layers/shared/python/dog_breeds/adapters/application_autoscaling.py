@@ -42,5 +42,18 @@ class VariantScaling:
         )
         return answer["PolicyARN"]
 
+    def deregister_target(self, resource_id: str) -> bool:
+        """Delete the variant's scaling policies, then deregister it; whether it was registered at all."""
+        where = {"ServiceNamespace": SERVICE_NAMESPACE, "ResourceId": resource_id}
+        targets = self._call("describe_scalable_targets", ServiceNamespace=SERVICE_NAMESPACE, ResourceIds=[resource_id])
+        if not targets.get("ScalableTargets"):
+            return False
+        for policy in self._call("describe_scaling_policies", **where).get("ScalingPolicies", []):
+            self._call(
+                "delete_scaling_policy", PolicyName=policy["PolicyName"], ScalableDimension=SCALABLE_DIMENSION, **where
+            )
+        self._call("deregister_scalable_target", ScalableDimension=SCALABLE_DIMENSION, **where)
+        return True
+
     def _call(self, operation: str, **parameters: Any) -> AwsDocument:
         return call_aws("Application Auto Scaling", self.client, operation, **parameters)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from dog_breeds.adapters.aws_calls import call_aws, describe_aws
+from dog_breeds.errors import AwsRequestRefusedError, ResourceExistsError
 from dog_breeds.ports import AwsDocument
 
 if TYPE_CHECKING:
@@ -25,7 +28,14 @@ class SageMakerControl:
         self.client = client
 
     def create_training_job(self, request: AwsDocument) -> str:
-        return self._call("create_training_job", **request)["TrainingJobArn"]
+        """Start the job; ``ResourceExistsError`` when a job of that name exists (names are unique per account)."""
+        try:
+            return self._call("create_training_job", **request)["TrainingJobArn"]
+        except AwsRequestRefusedError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") == "ResourceInUse":
+                raise ResourceExistsError(str(exc)) from cause
+            raise
 
     def describe_training_job(self, name: str) -> AwsDocument | None:
         return self._describe("describe_training_job", TrainingJobName=name)
@@ -58,6 +68,9 @@ class SageMakerControl:
             RetainAllVariantProperties=True,
             **guardrails,
         )
+
+    def delete_endpoint(self, name: str) -> None:
+        self._call("delete_endpoint", EndpointName=name)
 
     def describe_endpoint_config(self, name: str) -> AwsDocument | None:
         return self._describe("describe_endpoint_config", EndpointConfigName=name)

@@ -1,0 +1,14 @@
+"""AWS's rules that the offline stack imitates, one module per service, each rule citing the AWS document it is from.
+
+The offline stack must say no where AWS says no, and count what AWS counts, so that a test passing offline is
+evidence about a real account. moto is kinder than AWS in places (it updates a Failed endpoint, it counts no
+metric, it has no quotas); the modules here add AWS's behaviour where the project depends on it:
+
+- ``cloudwatch``: what a SageMaker endpoint's invocation metrics count, and how an alarm (metric math and
+  percentiles included) reads them;
+- ``sagemaker``: endpoint state rules, the endpoint-instance quota during blue/green, training job names;
+- ``step_functions``: the execution-history budget of a Standard workflow;
+- ``api_gateway``: what an HTTP API answers for throttling, malformed framing and unknown methods.
+
+``docs/aws-semantics.md`` lists every rule with its source and the offline test that holds it.
+"""

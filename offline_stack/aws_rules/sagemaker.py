@@ -1,0 +1,180 @@
+"""SageMaker's refusals that the offline control plane (moto) lacks, added to it: where AWS says no, so does it.
+
+Rules (``docs/aws-semantics.md`` lists each with its offline test):
+
+- **UpdateEndpoint exists**, and keeps the instance count auto-scaling set when ``RetainAllVariantProperties``
+  is true (moto has no UpdateEndpoint). Source: SageMaker API reference, UpdateEndpoint.
+- **A Failed endpoint can only be deleted**; an endpoint that is Creating, Updating, SystemUpdating,
+  RollingBack or Deleting cannot be updated either. Source: SageMaker API reference, DescribeEndpoint
+  (``EndpointStatus``: "DeleteEndpoint is the only operation that can be performed on a failed endpoint";
+  SystemUpdating "cannot be updated or deleted or re-scaled until it has completed").
+- **An instance-type change of an auto-scaled variant is refused** until the variant is deregistered from
+  Application Auto Scaling (a model change is allowed). Source: SageMaker developer guide, "Update endpoints
+  that use auto scaling".
+- **Endpoint instances count against a quota per instance type**, both fleets of a blue/green update
+  included (the new fleet starts before the old one retires); past it, ``ResourceLimitExceeded``. Sources:
+  SageMaker developer guide, "Deployment guardrails" / "Blue/green deployments" (the green fleet is
+  provisioned beside the blue one), and "Amazon SageMaker AI endpoints and quotas" (``<type> for endpoint
+  usage``). The offline quota is settable (``set_endpoint_instance_quota``).
+- **Training job names are unique in an account and Region**: a second CreateTrainingJob of a name is
+  refused with ``ResourceInUse``. Source: SageMaker API reference, CreateTrainingJob (``TrainingJobName``).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+# What the offline account allows per instance type for endpoint usage unless a test sets otherwise.
+DEFAULT_ENDPOINT_INSTANCE_QUOTA = 20
+_quotas: dict[str, int] = {}
+_lock = threading.Lock()
+_UPDATABLE = ("InService", "OutOfService", "UpdateRollbackFailed")
+
+
+@dataclass(frozen=True)
+class Fleet:
+    instance_type: str
+    count: int
+
+
+def set_endpoint_instance_quota(instance_type: str, instances: int | None) -> None:
+    """The offline account's ``<instance_type> for endpoint usage`` quota (None: back to the default)."""
+    with _lock:
+        if instances is None:
+            _quotas.pop(instance_type, None)
+        else:
+            _quotas[instance_type] = instances
+
+
+def endpoint_instance_quota(instance_type: str) -> int:
+    with _lock:
+        return _quotas.get(instance_type, DEFAULT_ENDPOINT_INSTANCE_QUOTA)
+
+
+def install(emulating_lifecycles) -> None:
+    """Add the rules to moto's SageMaker (once per process). ``emulating_lifecycles()``: whether the control
+    plane answering this request moves endpoints through their states (then an update keeps both fleets until
+    the offline stack has served the new one)."""
+    from moto.sagemaker.models import SageMakerModelBackend
+    from moto.sagemaker.responses import SageMakerResponse
+
+    if hasattr(SageMakerResponse, "update_endpoint"):
+        return
+    _unique_training_job_names(SageMakerModelBackend)
+    _endpoint_quota_on_create(SageMakerModelBackend)
+    SageMakerResponse.update_endpoint = _update_endpoint(emulating_lifecycles)
+
+
+def fleets_in_use(backend) -> list[Fleet]:
+    """Every endpoint's serving fleet, and the old fleet of an update still in progress."""
+    fleets = []
+    for endpoint in list(backend.endpoints.values()):
+        fleets.append(_serving_fleet(backend, endpoint))
+        previous = getattr(endpoint, "previous_fleet", None)
+        if previous is not None and endpoint.endpoint_status == "Updating":
+            fleets.append(previous)
+    return fleets
+
+
+def _serving_fleet(backend, endpoint) -> Fleet:
+    config = backend.endpoint_configs[endpoint.endpoint_config_name]
+    variant = config.production_variants[0]
+    current = (endpoint.production_variants or [{}])[0]
+    count = current.get("CurrentInstanceCount") or variant.get("InitialInstanceCount", 1)
+    return Fleet(variant.get("InstanceType", ""), int(count))
+
+
+def _check_quota(backend, fleet: Fleet) -> None:
+    from moto.sagemaker.exceptions import SagemakerClientError
+
+    class ResourceLimitExceeded(SagemakerClientError):
+        code = "ResourceLimitExceeded"
+
+    in_use = sum(f.count for f in fleets_in_use(backend) if f.instance_type == fleet.instance_type)
+    quota = endpoint_instance_quota(fleet.instance_type)
+    if in_use + fleet.count > quota:
+        raise ResourceLimitExceeded(
+            f"The account-level service limit '{fleet.instance_type} for endpoint usage' is {quota} Instances, "
+            f"with current utilization of {in_use} Instances and a request delta of {fleet.count} Instances. "
+            "Please use AWS Service Quotas to request an increase for this quota."
+        )
+
+
+def _endpoint_quota_on_create(backend_class) -> None:
+    created = backend_class.create_endpoint
+
+    def create_endpoint(self, endpoint_name: str, endpoint_config_name: str, tags):
+        config = self.endpoint_configs.get(endpoint_config_name)
+        if config is not None:
+            variant = config.production_variants[0]
+            _check_quota(self, Fleet(variant.get("InstanceType", ""), int(variant.get("InitialInstanceCount", 1))))
+        return created(self, endpoint_name, endpoint_config_name, tags)
+
+    backend_class.create_endpoint = create_endpoint
+
+
+def _unique_training_job_names(backend_class) -> None:
+    from moto.sagemaker.exceptions import ResourceInUseException
+
+    created = backend_class.create_training_job
+
+    def create_training_job(self, training_job_name: str, *args, **kwargs):
+        if training_job_name in self.training_jobs:
+            raise ResourceInUseException(
+                f"Training job names must be unique within an AWS account and region, and a training job with "
+                f"this name already exists (arn:aws:sagemaker:{self.region_name}:{self.account_id}:training-job/"
+                f"{training_job_name.lower()})"
+            )
+        return created(self, training_job_name, *args, **kwargs)
+
+    backend_class.create_training_job = create_training_job
+
+
+def _update_endpoint(emulating_lifecycles):
+    from moto.applicationautoscaling.models import applicationautoscaling_backends
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.responses import ActionResult
+
+    def update_endpoint(self) -> ActionResult:
+        backend = self.sagemaker_backend
+        endpoint = backend.endpoints.get(self._get_param("EndpointName"))
+        config = backend.endpoint_configs.get(self._get_param("EndpointConfigName"))
+        if endpoint is None or config is None:
+            raise ValidationError(message="Could not find endpoint or endpoint configuration.")
+        status = endpoint.endpoint_status
+        if status == "Failed":
+            raise ValidationError(
+                message=f"Cannot update endpoint {endpoint.arn} in status Failed: DeleteEndpoint is the only "
+                "operation that can be performed on a failed endpoint."
+            )
+        if status not in _UPDATABLE:
+            raise ValidationError(message=f'Cannot update in-progress endpoint "{endpoint.arn}" ({status}).')
+        serving = _serving_fleet(backend, endpoint)
+        new_variant = config.production_variants[0]
+        new_type = new_variant.get("InstanceType", "")
+        scaling = applicationautoscaling_backends[backend.account_id][backend.region_name]
+        resource_id = f"endpoint/{endpoint.endpoint_name}/variant/{new_variant['VariantName']}"
+        registered = resource_id in scaling.targets.get("sagemaker:variant:DesiredInstanceCount", {})
+        if registered and new_type != serving.instance_type:
+            raise ValidationError(
+                message=f'The variant(s) "[{new_variant["VariantName"]}]" must be deregistered as scalable targets '
+                "with AWS Application Auto Scaling before they can be removed or have their instance types updated."
+            )
+        retain = str(self._get_param("RetainAllVariantProperties")).lower() == "true"
+        count = serving.count if retain else int(new_variant.get("InitialInstanceCount", 1))
+        _check_quota(backend, Fleet(new_type, count))  # the new fleet starts beside the old one
+        if emulating_lifecycles():  # the offline stack serves the new config, or rolls back to this one
+            endpoint.endpoint_status, endpoint.failure_reason = "Updating", None
+            endpoint.previous_fleet = serving
+        if self._get_param("DeploymentConfig"):  # DescribeEndpoint shows the guardrails of the last update
+            endpoint.last_deployment_config = self._get_param("DeploymentConfig")
+        endpoint.data_capture_config = config.data_capture_config
+        endpoint.endpoint_config_name = config.endpoint_config_name
+        variants = endpoint._process_production_variants(config.production_variants)
+        if retain:
+            variants[0]["CurrentInstanceCount"] = variants[0]["DesiredInstanceCount"] = serving.count
+        endpoint.production_variants = variants
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    return update_endpoint
