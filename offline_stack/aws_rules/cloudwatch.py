@@ -7,7 +7,8 @@ Rules (``docs/aws-semantics.md`` lists each with its offline test):
   ``InvocationModelErrors`` 1 when the model's answer is not 2xx, **4xx included** (also a timeout or a
   broken response); ``Invocation4XXErrors`` / ``Invocation5XXErrors`` 1 for a 4xx / 5xx answer, else 0;
   ``ModelLatency`` in **microseconds**. Source: SageMaker developer guide, "Amazon SageMaker AI metrics in
-  Amazon CloudWatch" (monitoring-cloudwatch.html), "Endpoint invocation metrics".
+  Amazon CloudWatch", "Endpoint invocation metrics"
+  (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html).
 - **Alarm evaluation.** An alarm takes the statistic of its metric over ``Period`` (or, with ``Metrics``,
   the one query whose ``ReturnData`` is true, metric math over the others), and compares it with
   ``Threshold`` by ``ComparisonOperator``; with ``TreatMissingData: notBreaching`` no data is not an

@@ -143,20 +143,13 @@ def test_a_new_model_updates_the_existing_endpoint_blue_green(control_function, 
     assert [
         (call["EndpointName"], call["EndpointConfigName"], call["RetainAllVariantProperties"]) for call in sent
     ] == [(ENDPOINT_NAME, second["endpoint_config_name"], True)]
-    # with the template's guardrails: a 10 % canary baking 600 s, rolled back by the stack's three alarms
+    # with the template's guardrails: one instance has no canary (it would be the whole fleet), so all at once,
+    # baking 600 s, rolled back by the stack's two alarms
     guardrails = sent[0]["DeploymentConfig"]
     routing = guardrails["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
-    assert (routing["Type"], routing["CanarySize"], routing["WaitIntervalInSeconds"]) == (
-        "CANARY",
-        {"Type": "CAPACITY_PERCENT", "Value": 10},
-        600,
-    )
+    assert routing == {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 600}
     alarms = [alarm["AlarmName"] for alarm in guardrails["AutoRollbackConfiguration"]["Alarms"]]
-    assert alarms == [
-        f"{ENDPOINT_NAME}-model-errors",
-        f"{ENDPOINT_NAME}-invocation-5xx",
-        f"{ENDPOINT_NAME}-latency-p99",
-    ]
+    assert alarms == [f"{ENDPOINT_NAME}-model-failures", f"{ENDPOINT_NAME}-latency-p99"]
     assert sagemaker.describe_endpoint(EndpointName=ENDPOINT_NAME)["LastDeploymentConfig"] == guardrails
     # and data capture at the template's 5 %, under data-capture/ in the project's bucket
     capture = sagemaker.describe_endpoint_config(EndpointConfigName=second["endpoint_config_name"])["DataCaptureConfig"]

@@ -14,6 +14,7 @@ import subprocess
 import tarfile
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -29,7 +30,13 @@ GOOD_TRAINING = {"hyperparameters": QUICK_HYPERPARAMETERS, "instance_count": 1, 
 POOR_TRAINING = {**GOOD_TRAINING, "hyperparameters": {**QUICK_HYPERPARAMETERS, "epochs": 1, "learning-rate": 1e-9}}
 GATE = {"GateMinimumTestAccuracy": "0.5", "GateMaximumAccuracyRegression": "0.02"}
 # Updates go through the guardrails as in AWS, with a bake of seconds instead of minutes
-ROLLOUT = {"RolloutCanaryPercent": "20", "RolloutBakeSeconds": "2", "DataCapturePercent": "100"}
+# Five instances: the canary is one of them (20 %); offline one container serves the whole fleet
+ROLLOUT = {
+    "RolloutCanaryPercent": "20",
+    "RolloutBakeSeconds": "2",
+    "DataCapturePercent": "100",
+    "EndpointInstanceCount": "5",
+}
 AWS_CLI = PROJECT_ROOT / ".venv-awscli" / "bin" / "aws"  # installed by make setup
 BROKEN_TRANSFORM = b"\n\ndef transform_fn(*arguments, **options):\n    raise RuntimeError('a bad release')\n"
 
@@ -90,8 +97,13 @@ def broken_package(stack, name: str, serving_model_data: str | None = None) -> s
                         tar.addfile(member)
                     else:
                         _add(tar, member.name, content)
+    return approved_package(stack, name, archive.getvalue())
+
+
+def approved_package(stack, name: str, artifact: bytes) -> str:
+    """``artifact`` uploaded under models/ and registered as an approved version, as a person would release it."""
     key = f"models/releases/{name}/model.tar.gz"
-    stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=archive.getvalue())
+    stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=artifact)
     group = stack.template.parameters["EndpointName"]
     if not stack.sagemaker.list_model_package_groups(NameContains=group)["ModelPackageGroupSummaryList"]:
         stack.sagemaker.create_model_package_group(ModelPackageGroupName=group)
@@ -252,11 +264,11 @@ def test_a_release_that_answers_errors_under_traffic_is_rolled_back_by_its_alarm
     assert (execution.status, execution.error) == ("FAILED", "EndpointUpdateRolledBack")
     endpoint = stack.sagemaker.describe_endpoint(EndpointName=endpoint_name)
     assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == ("InService", serving)
-    assert "went to ALARM" in endpoint["FailureReason"] and "model-errors" in endpoint["FailureReason"]
+    assert "went to ALARM" in endpoint["FailureReason"] and "model-failures" in endpoint["FailureReason"]
     assert endpoint["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "CANARY"
     # And clients saw failures only from the canary's share of traffic, only while it took traffic
     rollout = stack.endpoints.rollouts[-1]
-    assert rollout.config_name != serving and "model-errors" in rollout.outcome
+    assert rollout.config_name != serving and "model-failures" in rollout.outcome
     during = [ok for at, ok in outcomes if rollout.canary_started <= at <= rollout.ended]
     failures = during.count(False)
     canary_share = int(ROLLOUT["RolloutCanaryPercent"]) / 100
@@ -268,6 +280,61 @@ def test_a_release_that_answers_errors_under_traffic_is_rolled_back_by_its_alarm
         f"rolled back {rollout.ended - rollout.canary_started:.2f} s after the canary started "
         f"({rollout.ended - started:.1f} s after the release began, container start included)"
     )
+
+
+def test_bad_images_sent_during_a_bake_do_not_roll_back_a_good_release(stack, released):
+    # InvocationModelErrors counts the 4xx the model answers to a client's bad image; the rollback alarm must not
+    endpoint_name = stack.template.parameters["EndpointName"]
+    serving = serving_config(stack)
+    model_data = stack.sagemaker.describe_model(ModelName=serving)["PrimaryContainer"]["ModelDataUrl"]
+    bucket, _, key = model_data.removeprefix("s3://").partition("/")
+    good_release = approved_package(stack, "good-release", stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    runtime = stack.control_plane.session().client("sagemaker-runtime", endpoint_url=stack.runtime.url)
+    client_errors: list[int] = []
+    stop = threading.Event()
+
+    def careless_clients() -> None:  # uploads that are not images, all through the bake
+        while not stop.is_set():
+            try:
+                runtime.invoke_endpoint(EndpointName=endpoint_name, ContentType="image/jpeg", Body=b"not a photo")
+            except runtime.exceptions.ModelError as error:
+                client_errors.append(error.response["OriginalStatusCode"])
+            time.sleep(0.05)
+
+    traffic = threading.Thread(target=careless_clients)
+    traffic.start()
+    try:
+        execution = stack.pipeline.run({"release_model_package_arn": good_release}, say=quiet)
+    finally:
+        stop.set()
+        traffic.join()
+    threshold = int(stack.template.parameters["RollbackErrorsPerMinute"])
+    assert len(client_errors) > threshold and all(400 <= status < 500 for status in client_errors)
+    # Then the release went through, and the new model serves
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert serving_config(stack) != serving and stack.endpoints.rollouts[-1].outcome == "completed"
+    # And CloudWatch counted them as InvocationModelErrors, all of them 4xx (what the old alarm tripped on)
+    stack.endpoints.metrics.flush()  # what is buffered reaches CloudWatch within a second anyway
+    counted = {
+        metric: sum(
+            point["Sum"]
+            for point in stack.cloudwatch.get_metric_statistics(
+                Namespace="AWS/SageMaker",
+                MetricName=metric,
+                Dimensions=[
+                    {"Name": "EndpointName", "Value": endpoint_name},
+                    {"Name": "VariantName", "Value": "AllTraffic"},
+                ],
+                StartTime=datetime.now(UTC) - timedelta(hours=1),
+                EndTime=datetime.now(UTC) + timedelta(minutes=1),
+                Period=3600,
+                Statistics=["Sum"],
+            )["Datapoints"]
+        )
+        for metric in ("InvocationModelErrors", "Invocation4XXErrors")
+    }
+    assert counted["InvocationModelErrors"] >= len(client_errors) > threshold
+    assert counted["Invocation4XXErrors"] >= len(client_errors)
 
 
 def test_data_capture_keeps_what_the_endpoint_was_asked_and_what_it_answered(stack, released):
@@ -308,11 +375,8 @@ def test_the_aws_cli_shows_the_registry_and_the_guardrails_of_the_offline_stack(
     assert {"Approved", "Rejected"} <= statuses
     endpoint = aws("sagemaker", "describe-endpoint", "--endpoint-name", endpoint_name)
     guardrails = endpoint["LastDeploymentConfig"]
-    assert guardrails["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["CanarySize"]["Value"] == 20
+    canary = guardrails["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["CanarySize"]
+    assert canary == {"Type": "INSTANCE_COUNT", "Value": 1}  # 20 % of 5 instances
     alarms = {alarm["AlarmName"] for alarm in guardrails["AutoRollbackConfiguration"]["Alarms"]}
-    assert alarms == {
-        f"{endpoint_name}-model-errors",
-        f"{endpoint_name}-invocation-5xx",
-        f"{endpoint_name}-latency-p99",
-    }
+    assert alarms == {f"{endpoint_name}-model-failures", f"{endpoint_name}-latency-p99"}
     assert endpoint["DataCaptureConfig"]["EnableCapture"] is True

@@ -32,8 +32,8 @@ def test_mypy_catches_logic_that_breaks_a_port(tmp_path):
     module.write_text(
         "from dog_breeds.ports import EndpointDeployments\n\n\n"
         "def deploy(sagemaker: EndpointDeployments) -> None:\n"
-        "    sagemaker.delete_endpoint('dog-breed-classifier')\n"
+        "    sagemaker.delete_model_package_group('dog-breed-classifier')\n"
     )
     # Then mypy refuses it, naming the method
     result = mypy(str(module))
-    assert result.returncode == 1 and "delete_endpoint" in result.stdout, result.stdout
+    assert result.returncode == 1 and "delete_model_package_group" in result.stdout, result.stdout
