@@ -29,6 +29,7 @@ class Execution:
     output: dict | None = None
     error: str | None = None
     cause: str | None = None
+    history: list[dict] = field(default_factory=list)  # every history event; AWS fails an execution at 25,000
 
 
 class PipelineRuns:
@@ -50,10 +51,10 @@ class PipelineRuns:
         control_plane.emulate_lifecycles()
         control_plane.enable_state_machine_executions()
         self.sfn = control_plane.client("stepfunctions")
-        definition = template.state_machine_definition("TrainingPipeline", OFFLINE_POLL_SECONDS)
+        self.definition = template.state_machine_definition("TrainingPipeline", OFFLINE_POLL_SECONDS)
         self.state_machine_arn = self.sfn.create_state_machine(
             name=template.physical_id("TrainingPipeline"),
-            definition=definition,
+            definition=self.definition,
             roleArn=template.arn("TrainingPipelineRole"),
         )["stateMachineArn"]
 
@@ -75,7 +76,7 @@ class PipelineRuns:
         deadline = time.monotonic() + timeout_seconds
         while True:
             status = self.sfn.describe_execution(executionArn=arn)["status"]
-            events = self.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+            events = self._history(arn)
             for event in events[seen:]:
                 if event["type"].endswith("StateEntered"):
                     name = event["stateEnteredEventDetails"]["name"]
@@ -97,7 +98,12 @@ class PipelineRuns:
         final = self.sfn.describe_execution(executionArn=arn)
         execution.status, execution.error, execution.cause = final["status"], final.get("error"), final.get("cause")
         execution.output = json.loads(final["output"]) if final.get("output") else None
+        execution.history = self._history(arn)
         return execution
+
+    def _history(self, arn: str) -> list[dict]:
+        pages = self.sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
+        return [event for page in pages for event in page["events"]]
 
     def _invoke(self, function_name: str, event: dict) -> dict:
         logical_id = self._functions.get(function_name)

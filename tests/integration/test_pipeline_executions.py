@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from offline_stack.aws_rules.step_functions import EVENTS_PER_STATE, HISTORY_EVENT_LIMIT, events_by_state_type
 from offline_stack.demo_steps import QUICK_HYPERPARAMETERS, write_demo_data
 from offline_stack.sam_template import PROJECT_ROOT
 from offline_stack.stack import OfflineStack
@@ -64,6 +65,18 @@ def released(stack):
     execution = stack.pipeline.run({"training": GOOD_TRAINING}, say=quiet, timeout_seconds=600)
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
     return execution
+
+
+def test_each_state_writes_the_history_events_the_budget_counts(stack, released):
+    # offline_stack/aws_rules/step_functions.py counts the training poll loop's events from these numbers
+    types = {name: state["Type"] for name, state in json.loads(stack.pipeline.definition)["States"].items()}
+    runs = events_by_state_type(released.history, types)
+    for (kind, written), count in runs.items():
+        if kind in ("Succeed", "Fail"):  # the end of the execution: not in the loop the budget counts
+            continue
+        assert written == EVENTS_PER_STATE[kind], f"{count} run(s) of a {kind} state wrote {written} events"
+    assert {kind for kind, _ in runs} >= {"Task", "Wait", "Choice", "Pass"}
+    print(f"\nhistory of a whole release offline: {len(released.history)} events ({HISTORY_EVENT_LIMIT} allowed)")
 
 
 def package(stack, arn: str) -> dict:

@@ -104,3 +104,23 @@ def test_pass_role_is_only_for_the_execution_role_and_only_to_sagemaker():
             if "iam:PassRole" in _as_list(statement["Action"]):
                 assert statement["Resource"] == "${SageMakerExecutionRole.Arn}", path.name
                 assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+
+def test_the_deploy_function_accepts_model_data_only_where_the_execution_role_may_read_it():
+    # A model.tar.gz the endpoint's role cannot read leaves the endpoint Failed ("could not access model data")
+    from dog_breeds.deploy_endpoint import MODEL_PREFIXES
+
+    execution = json.loads((POLICIES_DIR / "sagemaker-execution.json").read_text())
+    readable = {
+        resource.split("${ArtifactsBucket}/", 1)[1].removesuffix("*")
+        for statement in _statements(execution)
+        if "s3:GetObject" in _as_list(statement["Action"])
+        for resource in _as_list(statement["Resource"])
+    }
+    listed = {
+        prefix.removesuffix("*")
+        for statement in _statements(execution)
+        if "s3:ListBucket" in _as_list(statement["Action"])
+        for prefix in statement["Condition"]["StringLike"]["s3:prefix"]
+    }
+    assert set(MODEL_PREFIXES) <= readable and set(MODEL_PREFIXES) <= listed

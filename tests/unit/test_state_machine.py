@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from offline_stack.aws_rules.step_functions import HISTORY_EVENT_LIMIT, training_poll_events
 from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
 
 TEMPLATE = SamTemplate.load()
@@ -109,3 +110,49 @@ def test_no_arn_in_the_template_names_a_partition_of_its_own():
     text = (PROJECT_ROOT / "template.yaml").read_text() + DEFINITION_TEXT
     assert not re.findall(r"arn:aws[:-]", text)
     assert MACHINE["DefinitionSubstitutions"]["Partition"] == {"Ref": "AWS::Partition"}
+
+
+def _poll_as_deployed() -> dict[str, float]:
+    """The ``$.poll`` values ReadInput makes from the template's substitutions (what AWS runs)."""
+    substitutions = MACHINE["DefinitionSubstitutions"]
+    return {
+        "training_seconds": float(substitutions["TrainingPollSeconds"]),
+        "training_step_seconds": float(substitutions["TrainingPollSeconds"]),
+        "training_max_seconds": float(substitutions["TrainingPollMaxSeconds"]),
+        "endpoint_seconds": float(substitutions["EndpointPollSeconds"]),
+    }
+
+
+def test_the_longest_spot_job_stays_far_inside_the_execution_history_limit():
+    # A spot job may wait twice its longest runtime: MaxWaitTimeInSeconds = 2 x the template's maximum of 28 days
+    # would be absurd; the default (24 h) gives 48 h, the case the review measured.
+    longest_default_spot = 2 * int(TEMPLATE.parameters["TrainingMaxRuntimeSeconds"])
+    events, interval = training_poll_events(DEFINITION, _poll_as_deployed(), longest_default_spot)
+    assert interval == float(MACHINE["DefinitionSubstitutions"]["TrainingPollMaxSeconds"])
+    assert events < HISTORY_EVENT_LIMIT / 5, events  # the rest of the pipeline writes well under 100
+    print(f"\n48 h training job: {events} history events in the poll loop ({events / 48:.0f} per hour)")
+
+
+def test_polling_every_minute_without_slowing_down_would_have_failed_a_48_hour_job():
+    steady = {**_poll_as_deployed(), "training_max_seconds": _poll_as_deployed()["training_seconds"]}
+    events, _ = training_poll_events(DEFINITION, steady, 48 * 3600)
+    assert events > HISTORY_EVENT_LIMIT
+
+
+@pytest.mark.parametrize(
+    "name", ["DescribeTrainingJob", "ReadTrainingFailure", "DescribeEndpoint", "ReadEndpointFailure"]
+)
+def test_every_describe_is_retried_when_sagemaker_throttles(name):
+    retried = {error for retry in STATES[name].get("Retry", []) for error in retry["ErrorEquals"]}
+    assert "SageMaker.ThrottlingException" in retried
+
+
+def test_a_retried_training_start_carries_the_execution_name_as_its_idempotency_token():
+    assert STATES["ReadInput"]["Parameters"]["defaults"]["run"] == {"idempotency_token.$": "$$.Execution.Name"}
+    assert STATES["StartTraining"]["Parameters"]["Payload.$"] == "States.JsonMerge($.training, $.run, false)"
+
+
+def test_an_endpoint_whose_update_and_rollback_both_failed_ends_the_pipeline_instead_of_polling_forever():
+    choices = {c.get("StringEquals"): c["Next"] for c in STATES["EndpointReady"]["Choices"] if "Variable" in c}
+    assert STATES[choices["UpdateRollbackFailed"]]["Type"] == "Fail"
+    assert STATES[choices["Failed"]]["Type"] == "Task"  # reads the FailureReason, then fails

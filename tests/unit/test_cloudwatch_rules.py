@@ -1,0 +1,126 @@
+"""What the endpoint's invocation metrics count, and the template's own rollback alarms read on them
+(offline_stack/aws_rules/cloudwatch.py): a client's bad image is no model failure; a 5xx or a timeout is."""
+
+from __future__ import annotations
+
+import pytest
+
+from offline_stack.aws_rules.cloudwatch import Alarm, MetricQuery, evaluate_expression, invocation_metrics, statistic
+from offline_stack.lifecycles import template_alarms
+from offline_stack.sam_template import SamTemplate
+
+TEMPLATE = SamTemplate.load()
+ENDPOINT = TEMPLATE.parameters["EndpointName"]
+ALARMS = template_alarms(TEMPLATE)
+FAILURES = ALARMS[f"{ENDPOINT}-model-failures"]
+LATENCY = ALARMS[f"{ENDPOINT}-latency-p99"]
+
+
+def reading(outcomes: list[tuple[int | None, float]]):
+    """Datapoints as CloudWatch would hold them after these (status, seconds) invocations."""
+    published: dict[str, list[float]] = {}
+    for status, seconds in outcomes:
+        for name, value in invocation_metrics(status, seconds).items():
+            published.setdefault(name, []).append(value)
+
+    def datapoints(query: MetricQuery) -> list[float]:
+        assert dict(query.dimensions) == {"EndpointName": ENDPOINT, "VariantName": "AllTraffic"}
+        return published.get(query.metric_name, [])
+
+    return datapoints
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (200, {"InvocationModelErrors": 0, "Invocation4XXErrors": 0, "Invocation5XXErrors": 0}),
+        (415, {"InvocationModelErrors": 1, "Invocation4XXErrors": 1, "Invocation5XXErrors": 0}),
+        (422, {"InvocationModelErrors": 1, "Invocation4XXErrors": 1, "Invocation5XXErrors": 0}),
+        (500, {"InvocationModelErrors": 1, "Invocation4XXErrors": 0, "Invocation5XXErrors": 1}),
+        (None, {"InvocationModelErrors": 1, "Invocation4XXErrors": 0, "Invocation5XXErrors": 0}),  # no answer
+    ],
+)
+def test_invocation_metrics_count_4xx_as_model_errors_as_sagemaker_does(status, expected):
+    metrics = invocation_metrics(status, 0.042)
+    assert {name: metrics[name] for name in expected} == expected
+    assert metrics["Invocations"] == 1 and metrics["ModelLatency"] == pytest.approx(42_000)  # microseconds
+
+
+def test_bad_images_from_clients_do_not_trip_the_rollback_alarm():
+    threshold = int(TEMPLATE.parameters["RollbackErrorsPerMinute"])
+    bad_uploads = [(415, 0.01)] * 5 + [(422, 0.02)] * (threshold * 10) + [(200, 0.04)] * 20
+    assert not FAILURES.in_alarm(reading(bad_uploads))
+    assert FAILURES.value(reading(bad_uploads)) == 0
+
+
+@pytest.mark.parametrize("failure", [500, 503, None])
+def test_a_model_that_fails_trips_the_rollback_alarm_at_its_threshold(failure):
+    threshold = int(TEMPLATE.parameters["RollbackErrorsPerMinute"])
+    below = [(200, 0.04)] * 20 + [(422, 0.01)] * 5 + [(failure, 0.05)] * (threshold - 1)
+    at = below + [(failure, 0.05)]
+    assert not FAILURES.in_alarm(reading(below))
+    assert FAILURES.in_alarm(reading(at))
+    assert FAILURES.value(reading(at)) == threshold
+
+
+def test_no_traffic_is_no_alarm_because_missing_data_does_not_breach():
+    assert FAILURES.value(reading([])) == 0  # FILL(..., 0)
+    assert LATENCY.value(reading([])) is None and not LATENCY.in_alarm(reading([]))
+
+
+def test_the_latency_alarm_reads_microseconds_as_milliseconds_at_the_99th_percentile():
+    threshold_ms = float(TEMPLATE.parameters["RollbackLatencyP99Milliseconds"])
+    quick = [(200, 0.05)] * 99
+    assert not LATENCY.in_alarm(reading(quick + [(200, 2 * threshold_ms / 1000)]))  # 1 slow in 100: p99 is quick
+    slow = quick + [(200, 2 * threshold_ms / 1000)] * 2
+    assert LATENCY.in_alarm(reading(slow))
+    assert LATENCY.value(reading(slow)) == pytest.approx(2 * threshold_ms)
+
+
+def test_the_old_alarm_on_invocation_model_errors_alone_would_have_rolled_back_for_bad_images():
+    # What the template had before: InvocationModelErrors, Sum, >= threshold. Kept here as the reason for the change.
+    naive = Alarm(
+        name="naive",
+        queries=(FAILURES.queries[0],),
+        expression=FAILURES.queries[0].query_id,
+        threshold=FAILURES.threshold,
+        comparison="GreaterThanOrEqualToThreshold",
+    )
+    assert FAILURES.queries[0].metric_name == "InvocationModelErrors"
+    assert naive.in_alarm(reading([(422, 0.01)] * 3))
+
+
+@pytest.mark.parametrize(
+    ("values", "name", "expected"),
+    [
+        ([3.0, 1.0, 2.0], "Sum", 6.0),
+        ([3.0, 1.0, 2.0], "Average", 2.0),
+        ([3.0, 1.0, 2.0], "Maximum", 3.0),
+        ([3.0, 1.0, 2.0], "SampleCount", 3),
+        (list(range(1, 101)), "p99", 99),
+        (list(range(1, 101)), "p50", 50),
+        ([7.0], "p99", 7.0),
+        ([], "Sum", None),
+    ],
+)
+def test_statistics_as_cloudwatch_defines_them(values, name, expected):
+    assert statistic([float(v) for v in values], name) == expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "series", "expected"),
+    [
+        ("FILL(a, 0) - FILL(b, 0)", {"a": None, "b": None}, 0.0),
+        ("FILL(a, 0) - FILL(b, 0)", {"a": 5.0, "b": 3.0}, 2.0),
+        ("a - b", {"a": 5.0, "b": None}, None),
+        ("p99 / 1000", {"p99": 2_500_000.0}, 2500.0),
+        ("a / b", {"a": 1.0, "b": 0.0}, None),
+    ],
+)
+def test_metric_math(expression, series, expected):
+    assert evaluate_expression(expression, series) == expected
+
+
+def test_metric_math_the_offline_stack_cannot_evaluate_is_refused_by_name():
+    with pytest.raises(ValueError, match="ANOMALY_DETECTION_BAND"):
+        evaluate_expression("ANOMALY_DETECTION_BAND(a)", {"a": 1.0})
