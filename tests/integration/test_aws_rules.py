@@ -137,9 +137,11 @@ def test_a_blue_green_update_needs_room_for_both_fleets_in_the_instance_quota(co
 
 def test_a_new_endpoint_beyond_the_instance_quota_is_refused(control_function, control_plane, quota):
     quota("ml.m5.large", 1)
-    with control_function("DeployEndpointFunction", ENDPOINT_INSTANCE_COUNT="2") as function:
-        with pytest.raises(Exception, match="ResourceLimitExceeded"):
-            function.invoke(load_event("deploy-endpoint-from-job.json"))
+    with (
+        control_function("DeployEndpointFunction", ENDPOINT_INSTANCE_COUNT="2") as function,
+        pytest.raises(Exception, match="ResourceLimitExceeded"),
+    ):
+        function.invoke(load_event("deploy-endpoint-from-job.json"))
     assert control_plane.client("sagemaker").list_endpoints()["Endpoints"] == []
 
 

@@ -102,7 +102,7 @@ def _settings_bounds() -> dict[str, tuple[float | None, float | None]]:
 
 def test_a_value_the_template_accepts_is_one_the_functions_accept():
     bounds, checked = _settings_bounds(), 0
-    for logical_id, resource in TEMPLATE.resources.items():
+    for resource in TEMPLATE.resources.values():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
         for variable, value in resource["Properties"].get("Environment", {}).get("Variables", {}).items():
