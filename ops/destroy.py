@@ -3,11 +3,21 @@
 The training pipeline creates the endpoint, its endpoint configs and models, and the auto-scaling target
 and policy (with the CloudWatch alarms target tracking makes) outside CloudFormation, so `sam delete`
 alone leaves them running; and `sam delete` cannot remove the versioned artifacts bucket while it holds
-objects. In order: scaling policies and target, their alarms, the endpoint, its configs and models, every
-object version and delete marker of the bucket, then `sam delete`. Training jobs stay as history (SageMaker
-keeps them and they cost nothing).
+objects. In order:
 
-    python -m ops.destroy [--stack-name dog-breed-classifier] [--yes]
+1. training and tuning jobs of the stack's prefix that are still running are stopped, and awaited (a stopping
+   job still writes its model to the bucket);
+2. scaling policies and target, their alarms;
+3. the endpoint, awaited until SageMaker has deleted it, then a grace period for data capture's last files
+   (SageMaker writes captured requests to S3 in batches);
+4. every endpoint config and model of the endpoint (all pages of them);
+5. the endpoint's log group and the stack's training jobs' log streams (``/aws/sagemaker/TrainingJobs`` is
+   shared by every job of the account: only this stack's streams go);
+6. every object version and delete marker of the bucket, then `sam delete`.
+
+Training jobs themselves stay as history (SageMaker keeps them and they cost nothing).
+
+    python -m ops.destroy [--stack-name dog-breed-classifier] [--yes] [--capture-grace-seconds 120]
 """
 
 from __future__ import annotations
@@ -15,21 +25,79 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
 from botocore.exceptions import ClientError
 
 VARIANT = "AllTraffic"
+RUNNING = ("InProgress", "Stopping")
 
 
-def stack_facts(cloudformation, stack_name: str) -> tuple[str, str]:
-    """(endpoint name, artifacts bucket) from the stack's parameters and outputs."""
+def stack_facts(cloudformation, stack_name: str) -> tuple[str, str, str]:
+    """(endpoint name, artifacts bucket, job name prefix) from the stack's parameters and outputs."""
     stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
     parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    return parameters.get("EndpointName", "dog-breed-classifier"), outputs["ArtifactsBucketName"]
+    return (
+        parameters.get("EndpointName", "dog-breed-classifier"),
+        outputs["ArtifactsBucketName"],
+        parameters.get("JobNamePrefix", "dog-breeds"),
+    )
+
+
+def _pages(client, operation: str, key: str, **parameters) -> Iterator[dict]:
+    """Every item of a listing, page after page (NextToken; SageMaker's listings answer 10 at a time unless told)."""
+    while True:
+        answer = getattr(client, operation)(**parameters)
+        yield from answer.get(key, [])
+        if not answer.get("NextToken"):
+            return
+        parameters["NextToken"] = answer["NextToken"]
+
+
+def wait_until(done: Callable[[], bool], timeout_seconds: float, poll_seconds: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen within {timeout_seconds:g} s; run make destroy again")
+        time.sleep(poll_seconds)
+
+
+def stop_running_jobs(sagemaker, prefix: str, say: Callable[[str], None], poll_seconds: float = 15) -> None:
+    """Stop the prefix's training and tuning jobs that are still running, and wait until they have stopped."""
+    kinds = (
+        (
+            "list_hyper_parameter_tuning_jobs",
+            "HyperParameterTuningJobSummaries",
+            "HyperParameterTuningJobName",
+            "HyperParameterTuningJobStatus",
+            "stop_hyper_parameter_tuning_job",
+        ),
+        ("list_training_jobs", "TrainingJobSummaries", "TrainingJobName", "TrainingJobStatus", "stop_training_job"),
+    )
+    for listing, key, name_key, status_key, stop in kinds:
+        running = [
+            job[name_key]
+            for status in RUNNING
+            for job in _pages(sagemaker, listing, key, NameContains=prefix, StatusEquals=status)
+            if job[name_key].startswith(f"{prefix}-") and job[status_key] in RUNNING
+        ]
+        for name in running:
+            try:
+                getattr(sagemaker, stop)(**{name_key: name})
+                say(f"stopping {name}")
+            except ClientError as exc:  # it ended meanwhile
+                if exc.response["Error"]["Code"] != "ValidationException":
+                    raise
+
+        def stopped(names=running, listing=listing, key=key, name_key=name_key, status_key=status_key) -> bool:
+            jobs = {job[name_key]: job[status_key] for job in _pages(sagemaker, listing, key, NameContains=prefix)}
+            return all(jobs.get(name) not in RUNNING for name in names)
+
+        wait_until(stopped, 3600, poll_seconds, f"stopping {len(running)} job(s)")
 
 
 def remove_scaling(scaling, cloudwatch, endpoint_name: str, say: Callable[[str], None]) -> None:
@@ -56,22 +124,70 @@ def remove_scaling(scaling, cloudwatch, endpoint_name: str, say: Callable[[str],
         say(f"deleted {len(alarms)} alarm(s)")
 
 
-def remove_endpoint(sagemaker, endpoint_name: str, say: Callable[[str], None]) -> None:
+def _endpoint_exists(sagemaker, endpoint_name: str) -> bool:
     try:
-        sagemaker.delete_endpoint(EndpointName=endpoint_name)
-        say(f"deleted endpoint {endpoint_name}")
+        sagemaker.describe_endpoint(EndpointName=endpoint_name)
     except ClientError as exc:
-        if "Could not find" not in str(exc) and exc.response["Error"]["Code"] != "ValidationException":
-            raise
-    # Configs and models are named <endpoint>-<12 hex> by the deploy function.
-    for config in sagemaker.list_endpoint_configs(NameContains=endpoint_name)["EndpointConfigs"]:
+        if exc.response["Error"]["Code"] == "ValidationException":
+            return False
+        raise
+    return True
+
+
+def remove_endpoint(
+    sagemaker,
+    endpoint_name: str,
+    say: Callable[[str], None],
+    capture_grace_seconds: float = 120,
+    poll_seconds: float = 15,
+) -> None:
+    """Delete the endpoint and wait until it is gone (and its data capture has written its last files), then
+    its configs and models."""
+    if _endpoint_exists(sagemaker, endpoint_name):
+        sagemaker.delete_endpoint(EndpointName=endpoint_name)
+        say(f"deleting endpoint {endpoint_name}")
+        wait_until(
+            lambda: not _endpoint_exists(sagemaker, endpoint_name), 1800, poll_seconds, "the endpoint's deletion"
+        )
+        say(f"deleted endpoint {endpoint_name}; waiting {capture_grace_seconds:g} s for data capture's last files")
+        time.sleep(capture_grace_seconds)
+    # Configs and models are named <endpoint>-<11 hex> by the deploy function.
+    for config in list(
+        _pages(sagemaker, "list_endpoint_configs", "EndpointConfigs", NameContains=endpoint_name, MaxResults=10)
+    ):
         if config["EndpointConfigName"].startswith(f"{endpoint_name}-"):
             sagemaker.delete_endpoint_config(EndpointConfigName=config["EndpointConfigName"])
             say(f"deleted endpoint config {config['EndpointConfigName']}")
-    for model in sagemaker.list_models(NameContains=endpoint_name)["Models"]:
+    for model in list(_pages(sagemaker, "list_models", "Models", NameContains=endpoint_name, MaxResults=10)):
         if model["ModelName"].startswith(f"{endpoint_name}-"):
             sagemaker.delete_model(ModelName=model["ModelName"])
             say(f"deleted model {model['ModelName']}")
+
+
+def remove_sagemaker_logs(logs, endpoint_name: str, prefix: str, say: Callable[[str], None]) -> None:
+    """The endpoint's log group, and this stack's streams in the account's shared training-job log group."""
+    try:
+        logs.delete_log_group(logGroupName=f"/aws/sagemaker/Endpoints/{endpoint_name}")
+        say(f"deleted log group /aws/sagemaker/Endpoints/{endpoint_name}")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+    group = "/aws/sagemaker/TrainingJobs"
+    try:
+        streams = [
+            stream["logStreamName"]
+            for stream in _pages(
+                logs, "describe_log_streams", "logStreams", logGroupName=group, logStreamNamePrefix=f"{prefix}-"
+            )
+        ]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        streams = []
+    for stream in streams:
+        logs.delete_log_stream(logGroupName=group, logStreamName=stream)
+    if streams:
+        say(f"deleted {len(streams)} training log stream(s) of {prefix}-* in {group}")
 
 
 def empty_bucket(s3, bucket: str, say: Callable[[str], None]) -> int:
@@ -87,10 +203,19 @@ def empty_bucket(s3, bucket: str, say: Callable[[str], None]) -> int:
     return deleted
 
 
-def destroy(clients: dict, stack_name: str, sam_delete: Callable[[str], int], say=print) -> int:
-    endpoint_name, bucket = stack_facts(clients["cloudformation"], stack_name)
+def destroy(
+    clients: dict,
+    stack_name: str,
+    sam_delete: Callable[[str], int],
+    say=print,
+    capture_grace_seconds: float = 120,
+    poll_seconds: float = 15,
+) -> int:
+    endpoint_name, bucket, prefix = stack_facts(clients["cloudformation"], stack_name)
+    stop_running_jobs(clients["sagemaker"], prefix, say, poll_seconds)
     remove_scaling(clients["application-autoscaling"], clients["cloudwatch"], endpoint_name, say)
-    remove_endpoint(clients["sagemaker"], endpoint_name, say)
+    remove_endpoint(clients["sagemaker"], endpoint_name, say, capture_grace_seconds, poll_seconds)
+    remove_sagemaker_logs(clients["logs"], endpoint_name, prefix, say)
     empty_bucket(clients["s3"], bucket, say)
     return sam_delete(stack_name)
 
@@ -104,7 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stack-name", default="dog-breed-classifier")
     parser.add_argument("--yes", action="store_true", help="do not ask before deleting")
+    parser.add_argument(
+        "--capture-grace-seconds",
+        type=float,
+        default=120,
+        help="after the endpoint is gone, wait this long for data capture's last files before emptying the bucket",
+    )
     args = parser.parse_args(argv)
+    if args.capture_grace_seconds < 0:
+        parser.error("--capture-grace-seconds must be 0 or more")
     if not args.yes and input(f"Delete stack {args.stack_name}, its endpoint, models and data? [y/N] ") != "y":
         print("nothing deleted")
         return 1
@@ -115,10 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         "cloudwatch": session.client("cloudwatch"),
         "sagemaker": session.client("sagemaker"),
         "s3": session.client("s3"),
+        "logs": session.client("logs"),
     }
     try:
-        return destroy(clients, args.stack_name, run_sam_delete)
-    except ClientError as exc:
+        return destroy(clients, args.stack_name, run_sam_delete, capture_grace_seconds=args.capture_grace_seconds)
+    except (ClientError, TimeoutError) as exc:
         print(f"destroy stopped: {exc}", file=sys.stderr)
         return 2
 

@@ -1,9 +1,10 @@
 """``make preflight``: what a deploy with these parameters would run into in this account, before it does.
 
-Reads the account's Lambda concurrency (GetAccountSettings), the SageMaker quotas for the chosen training
-and endpoint instance types (Service Quotas), whether Debugger is asked for, and whether the endpoint
-name is already taken by something outside the stack. Prints one table; exits 1 when something would
-fail (a blocker), 0 otherwise.
+Reads the account's Lambda concurrency (GetAccountSettings, and the function's own reservation if the stack
+exists), the SageMaker quotas for the chosen training and endpoint instance types (Service Quotas: spot or
+on-demand training, and endpoint instances for both fleets of a blue/green release), whether Debugger is asked
+for, and whether the endpoint name is already taken by something outside the stack. Prints one table; exits 1
+when something would fail (a blocker), 0 otherwise.
 
     python -m ops.preflight [--stack-name dog-breed-classifier] [--parameter-overrides Name=Value ...]
 """
@@ -32,13 +33,17 @@ class Finding:
     fix: str = ""
 
 
-def check_lambda_concurrency(lambda_client, reserved: str) -> Finding:
+def check_lambda_concurrency(lambda_client, reserved: str, function_name: str) -> Finding:
     limits = lambda_client.get_account_settings()["AccountLimit"]
     total, unreserved = limits["ConcurrentExecutions"], limits["UnreservedConcurrentExecutions"]
     found = f"{total} in all, {unreserved} unreserved"
     if reserved == "none":
         return Finding("Lambda concurrency", found, OK)
-    left = unreserved - int(reserved)
+    # An update replaces the function's own reservation, which the unreserved count already leaves out
+    own = current_reservation(lambda_client, function_name)
+    if own:
+        found += f" (this function reserves {own} now)"
+    left = unreserved + own - int(reserved)
     if left < MINIMUM_UNRESERVED:
         return Finding(
             "Lambda concurrency",
@@ -47,6 +52,17 @@ def check_lambda_concurrency(lambda_client, reserved: str) -> Finding:
             "deploy with PredictReservedConcurrency=none, or ask for a higher Lambda concurrency quota",
         )
     return Finding("Lambda concurrency", f"{found}; reserving {reserved} leaves {left}", OK)
+
+
+def current_reservation(lambda_client, function_name: str) -> int:
+    """The function's reserved concurrency now; 0 when it has none or does not exist yet."""
+    try:
+        answer = lambda_client.get_function_concurrency(FunctionName=function_name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            return 0
+        raise
+    return int(answer.get("ReservedConcurrentExecutions", 0))
 
 
 def sagemaker_quotas(quotas_client) -> dict[str, float]:
@@ -65,6 +81,8 @@ def check_instances(quotas: dict[str, float], usage: str, instance_type: str, ne
         return Finding(check, f"no quota named {name!r}", WARNING, "check the instance type's spelling and region")
     quota = int(quotas[name])
     found = f"{name}: {quota}; this deploy uses {needed}" + (f" (up to {wanted})" if wanted > needed else "")
+    if usage == "endpoint":
+        found += ", both fleets of a blue/green release"
     fix = f"ask Service Quotas for {name} = {max(needed, wanted)}, or choose another instance type or count"
     if quota < needed:
         return Finding(check, found, BLOCKER, fix)
@@ -111,16 +129,14 @@ def run_preflight(clients: dict, parameters: dict[str, str], stack_name: str) ->
     quotas = sagemaker_quotas(clients["service-quotas"])
     training_count = int(parameters["TrainingInstanceCount"])
     endpoint_count = int(parameters["EndpointInstanceCount"])
+    # Spot jobs count against their own quota ("<type> for spot training job usage"), not the on-demand one
+    training_usage = "spot training job" if parameters["TrainingUseSpot"] == "true" else "training job"
+    # A release starts the new fleet beside the old one (blue/green): twice the serving count, at the peak too
+    scaled_out = max(endpoint_count, int(parameters["ScalingMaxCapacity"]))
     return [
-        check_lambda_concurrency(clients["lambda"], parameters["PredictReservedConcurrency"]),
-        check_instances(quotas, "training job", parameters["TrainingInstanceType"], training_count, training_count),
-        check_instances(
-            quotas,
-            "endpoint",
-            parameters["EndpointInstanceType"],
-            endpoint_count,
-            max(endpoint_count, int(parameters["ScalingMaxCapacity"])),
-        ),
+        check_lambda_concurrency(clients["lambda"], parameters["PredictReservedConcurrency"], f"{stack_name}-predict"),
+        check_instances(quotas, training_usage, parameters["TrainingInstanceType"], training_count, training_count),
+        check_instances(quotas, "endpoint", parameters["EndpointInstanceType"], 2 * endpoint_count, 2 * scaled_out),
         check_debugger(parameters["TrainingUseDebugger"]),
         check_endpoint_name(
             clients["sagemaker"], parameters["EndpointName"], stack_exists(clients["cloudformation"], stack_name)

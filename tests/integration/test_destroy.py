@@ -8,11 +8,17 @@ DeployEndpointFunction and RegisterAutoscalingFunction; `sam delete` itself runs
 from __future__ import annotations
 
 import json
+import threading
+import time
 
+from offline_stack.control_plane import sagemaker_state
 from ops.destroy import destroy, run_sam_delete
 from tests.conftest import ENDPOINT_NAME, load_event
 
 STACK = "destroy-test"
+NAMES = ("cloudformation", "application-autoscaling", "cloudwatch", "sagemaker", "s3", "logs")
+# Offline nothing needs time to settle: no grace for data capture, quick polls
+QUICK = {"capture_grace_seconds": 0, "poll_seconds": 0.1}
 STAND_IN_TEMPLATE = {
     "Parameters": {"EndpointName": {"Type": "String", "Default": ENDPOINT_NAME}},
     "Resources": {
@@ -44,9 +50,9 @@ def test_destroy_leaves_nothing_behind(control_plane, control_function, monkeypa
     # When destroy runs (sam delete included, pointed at moto like every other client)
     for name, value in control_plane.environment().items():
         monkeypatch.setenv(name, value)
-    names = ("cloudformation", "application-autoscaling", "cloudwatch", "sagemaker", "s3")
+    names = ("cloudformation", "application-autoscaling", "cloudwatch", "sagemaker", "s3", "logs")
     said: list[str] = []
-    code = destroy({name: control_plane.client(name) for name in names}, STACK, run_sam_delete, said.append)
+    code = destroy({name: control_plane.client(name) for name in names}, STACK, run_sam_delete, said.append, **QUICK)
     # Then listing each service for the stack's names returns nothing
     assert code == 0, said
     sagemaker = control_plane.client("sagemaker")
@@ -66,7 +72,59 @@ def test_training_jobs_stay_as_history(control_plane, control_function, monkeypa
     cloudformation = control_plane.client("cloudformation")
     cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(STAND_IN_TEMPLATE))
     jobs_before = control_plane.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
-    names = ("cloudformation", "application-autoscaling", "cloudwatch", "sagemaker", "s3")
-    destroy({name: control_plane.client(name) for name in names}, STACK, lambda stack: 0, lambda line: None)
+    names = ("cloudformation", "application-autoscaling", "cloudwatch", "sagemaker", "s3", "logs")
+    destroy({name: control_plane.client(name) for name in names}, STACK, lambda stack: 0, lambda line: None, **QUICK)
     assert control_plane.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == jobs_before
     assert jobs_before, "the seeded control plane has a training job"
+
+
+def test_running_jobs_are_stopped_and_awaited_before_the_bucket_is_emptied(control_plane):
+    cloudformation = control_plane.client("cloudformation")
+    cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(STAND_IN_TEMPLATE))
+    (job,) = sagemaker_state().training_jobs.values()  # the seeded job, as if it were still training
+    job.training_job_status = "InProgress"
+
+    def sagemaker_stops_it() -> None:  # a stopped job uploads its model, then is Stopped
+        while job.training_job_status != "Stopping":
+            time.sleep(0.05)
+        time.sleep(0.5)
+        job.training_job_status = "Stopped"
+
+    stopper = threading.Thread(target=sagemaker_stops_it)
+    stopper.start()
+    said: list[str] = []
+    destroy({name: control_plane.client(name) for name in NAMES}, STACK, lambda stack: 0, said.append, **QUICK)
+    stopper.join()
+    assert job.training_job_status == "Stopped"
+    stopping = next(i for i, line in enumerate(said) if line.startswith(f"stopping {job.training_job_name}"))
+    emptied = next(i for i, line in enumerate(said) if line.startswith("emptied"))
+    assert stopping < emptied
+
+
+def test_every_page_of_configs_and_models_and_the_sagemaker_logs_of_the_stack_go(control_plane, control_function):
+    cloudformation, sagemaker, logs = (control_plane.client(n) for n in ("cloudformation", "sagemaker", "logs"))
+    cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(STAND_IN_TEMPLATE))
+    with control_function("DeployEndpointFunction") as function:
+        model = function.invoke(load_event("deploy-endpoint-from-job.json"))["model_name"]
+    for number in range(12):  # more than one page of SageMaker's listings (10)
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=f"{ENDPOINT_NAME}-extra{number:02d}",
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": model,
+                    "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": 1,
+                }
+            ],
+        )
+    logs.create_log_group(logGroupName=f"/aws/sagemaker/Endpoints/{ENDPOINT_NAME}")
+    logs.create_log_group(logGroupName="/aws/sagemaker/TrainingJobs")
+    for stream in ("dog-breeds-run-1/algo-1", "dog-breeds-run-2/algo-1", "another-project-job/algo-1"):
+        logs.create_log_stream(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream)
+    destroy({name: control_plane.client(name) for name in NAMES}, STACK, lambda stack: 0, lambda line: None, **QUICK)
+    assert sagemaker.list_endpoint_configs()["EndpointConfigs"] == []
+    groups = [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix="/aws/sagemaker")["logGroups"]]
+    assert groups == ["/aws/sagemaker/TrainingJobs"]  # shared by every job of the account
+    streams = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs")["logStreams"]
+    assert [s["logStreamName"] for s in streams] == ["another-project-job/algo-1"]

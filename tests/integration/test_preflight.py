@@ -33,11 +33,15 @@ def clients(control_plane):
     quotas_client = control_plane.client("service-quotas")
     lambda_stub, quotas_stub = Stubber(lambda_client), Stubber(quotas_client)
 
-    def account(total: int, unreserved: int, quotas: dict[str, float]) -> dict:
+    def account(total: int, unreserved: int, quotas: dict[str, float], reserved_now: int | None = None) -> dict:
         lambda_stub.add_response(
             "get_account_settings",
             {"AccountLimit": {"ConcurrentExecutions": total, "UnreservedConcurrentExecutions": unreserved}},
         )
+        if reserved_now is None:  # no stack yet: no function
+            lambda_stub.add_client_error("get_function_concurrency", "ResourceNotFoundException", http_status_code=404)
+        else:
+            lambda_stub.add_response("get_function_concurrency", {"ReservedConcurrentExecutions": reserved_now})
         quotas_stub.add_response(
             "list_service_quotas",
             {"Quotas": _quotas(quotas)},
@@ -67,7 +71,7 @@ def test_a_new_account_with_small_quotas_is_told_every_blocker_with_its_fix(clie
     assert code == 1
     assert "Lambda concurrency" in printed and "PredictReservedConcurrency=none" in printed
     assert "ml.m5.2xlarge for training job usage: 2; this deploy uses 6" in printed
-    assert "ml.m5.large for endpoint usage: 0; this deploy uses 1 (up to 3)" in printed
+    assert "ml.m5.large for endpoint usage: 0; this deploy uses 2 (up to 6), both fleets of a blue/green" in printed
     assert "3 blocker(s)" in printed
 
 
@@ -77,6 +81,7 @@ def test_the_fixes_it_suggests_make_it_pass(clients):
             "PredictReservedConcurrency": "none",
             "TrainingInstanceCount": "2",
             "EndpointInstanceType": "ml.c5.large",
+            "ScalingMaxCapacity": "2",
         }
     ).parameters
     findings = run_preflight(clients(10, 10, SMALL_ACCOUNT_QUOTAS), parameters, "dog-breed-classifier")
@@ -89,8 +94,38 @@ def test_debugger_and_a_scaling_maximum_over_quota_are_warnings(clients):
     ).parameters
     findings = _verdicts(run_preflight(clients(1000, 1000, SMALL_ACCOUNT_QUOTAS), parameters, "stack"))
     assert findings["SageMaker Debugger"] == WARNING
-    assert findings["SageMaker endpoint"] == WARNING  # 4 instances allowed, scaling may ask for 6
+    assert findings["SageMaker endpoint"] == WARNING  # 4 instances allowed, a release at 6 needs 12
     assert findings["SageMaker training job"] == BLOCKER
+
+
+def test_a_release_needs_room_for_the_new_fleet_beside_the_old_one(clients):
+    # Given room for exactly the serving instance: the first deploy works, the first release would fail mid-way
+    quotas = {**SMALL_ACCOUNT_QUOTAS, "ml.c5.large for endpoint usage": 1.0}
+    parameters = SamTemplate.load(overrides={"EndpointInstanceType": "ml.c5.large", "ScalingMaxCapacity": "1"})
+    finding = next(
+        f for f in run_preflight(clients(1000, 1000, quotas), parameters.parameters, "s") if "endpoint" in f.check
+    )
+    assert finding.verdict == BLOCKER and "uses 2" in finding.found
+
+
+def test_spot_training_is_checked_against_the_spot_quota(clients):
+    quotas = {"ml.m5.2xlarge for training job usage": 10.0, "ml.m5.2xlarge for spot training job usage": 0.0}
+    spot = SamTemplate.load(overrides={"TrainingUseSpot": "true"}).parameters
+    findings = {f.check: f for f in run_preflight(clients(1000, 1000, quotas), spot, "s")}
+    assert findings["SageMaker spot training job"].verdict == BLOCKER
+    assert "ml.m5.2xlarge for spot training job usage: 0" in findings["SageMaker spot training job"].found
+
+
+def test_the_functions_own_reservation_is_not_counted_twice_on_an_update(clients):
+    # Given a stack whose function reserves 2 now, in an account with exactly 100 unreserved left
+    findings = _verdicts(run_preflight(clients(102, 100, SMALL_ACCOUNT_QUOTAS, 2), SamTemplate.load().parameters, "s"))
+    # Then keeping the reservation at 2 leaves 100 unreserved: allowed
+    assert findings["Lambda concurrency"] == OK
+
+
+def test_a_new_reservation_that_leaves_less_than_100_unreserved_is_a_blocker(clients):
+    findings = _verdicts(run_preflight(clients(101, 101, SMALL_ACCOUNT_QUOTAS), SamTemplate.load().parameters, "s"))
+    assert findings["Lambda concurrency"] == BLOCKER
 
 
 def test_an_endpoint_of_the_same_name_outside_the_stack_is_flagged(clients, control_plane):
