@@ -102,6 +102,8 @@ class LocalTrainingExecutor:
             **os.environ,
             "SM_HOSTS": json.dumps(hosts),
             "SM_CURRENT_HOST": host,
+            # the training toolkit's description of the job (train.py reads the job's name from it)
+            "SM_TRAINING_ENV": json.dumps({"job_name": job_dir.name, "hosts": hosts, "current_host": host}),
             "SM_MODEL_DIR": str(host_dir / "model"),
             "SM_OUTPUT_DIR": str(host_dir / "output"),
             "SM_OUTPUT_DATA_DIR": str(host_dir / "output/data"),

@@ -8,6 +8,7 @@ channels ``train``/``valid``/``test``, or as one ``training`` channel holding th
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 from breed_classifier.cli import add_hyperparameter_arguments, hyperparameters_from
 from breed_classifier.data import DataLayoutError, DataSplits
 from breed_classifier.model import PretrainedWeightsUnavailableError
-from breed_classifier.training import TrainingRun, run_training
+from breed_classifier.training import CheckpointRefusedError, TrainingRun, run_training
 
 # CheckpointConfig's default LocalPath: it exists when the job has a CheckpointConfig (spot training).
 # CHECKPOINT_LOCAL_PATH names another (a job whose CheckpointConfig sets LocalPath; the tests, which
@@ -45,7 +46,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=checkpoints if checkpoints.is_dir() else None,
         help="checkpoint after every epoch and resume from it (SageMaker syncs it to S3 for spot training)",
     )
+    parser.add_argument(
+        "--run-name",
+        default=_job_name(env),
+        help="the training job's name (SageMaker's); only this run's checkpoint is resumed",
+    )
     return parser.parse_args(argv)
+
+
+def _job_name(env) -> str | None:
+    """The job's name as the SageMaker training toolkit describes it (``SM_TRAINING_ENV``), else the container's."""
+    try:
+        return json.loads(env.get("SM_TRAINING_ENV", "{}")).get("job_name") or env.get("TRAINING_JOB_NAME")
+    except ValueError:
+        return env.get("TRAINING_JOB_NAME")
 
 
 def data_splits(args: argparse.Namespace) -> DataSplits:
@@ -68,10 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         splits = data_splits(args)
         run = TrainingRun(
-            splits, args.model_dir, args.output_data_dir, hyperparameters_from(args), checkpoint_dir=args.checkpoint_dir
+            splits,
+            args.model_dir,
+            args.output_data_dir,
+            hyperparameters_from(args),
+            checkpoint_dir=args.checkpoint_dir,
+            run_name=args.run_name,
         )
         run_training(run, emit=lambda line: print(line, flush=True))
-    except (DataLayoutError, PretrainedWeightsUnavailableError) as exc:
+    except (DataLayoutError, PretrainedWeightsUnavailableError, CheckpointRefusedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         _report_failure(str(exc))
         return 2

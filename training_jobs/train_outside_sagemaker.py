@@ -16,7 +16,7 @@ from pathlib import Path
 from breed_classifier.cli import add_hyperparameter_arguments, hyperparameters_from
 from breed_classifier.data import DataLayoutError, DataSplits
 from breed_classifier.model import PretrainedWeightsUnavailableError
-from breed_classifier.training import TrainingRun, run_training
+from breed_classifier.training import CheckpointRefusedError, TrainingRun, run_training
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         run_training(run)
-    except (DataLayoutError, PretrainedWeightsUnavailableError) as exc:
+    except (DataLayoutError, PretrainedWeightsUnavailableError, CheckpointRefusedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

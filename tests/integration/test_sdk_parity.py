@@ -176,3 +176,28 @@ def test_the_tuner_searches_the_original_ranges_on_the_training_modules_loss(con
     definition = captured[0]["TrainingJobDefinition"]
     objective = [d for d in definition["AlgorithmSpecification"]["MetricDefinitions"] if d["Name"] == "valid:loss"]
     assert objective == [d for d in METRIC_DEFINITIONS if d["Name"] == "valid:loss"]
+
+
+def test_each_spot_run_of_the_sdk_launcher_checkpoints_under_its_own_job_name(control_plane, tmp_path, monkeypatch):
+    # One checkpoint prefix for every run let a later spot run resume an earlier run's weights
+    config = sdk_config_without_telemetry(tmp_path)
+    for name, value in {**control_plane.environment(), "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config)}.items():
+        monkeypatch.setenv(name, value)
+    import sagemaker
+    from launchers.estimator import build_estimator
+
+    boto_session = boto3.Session(region_name="us-east-1")
+    client = boto_session.client("sagemaker")
+    sent: list[dict] = []
+    _capture(client, sent)
+    session = sagemaker.Session(boto_session=boto_session, sagemaker_client=client, default_bucket=OFFLINE_BUCKET)
+    jobs = [sagemaker.utils.name_from_base(f"dog-breeds-{run}") for run in ("first", "later")]
+    for job in jobs:
+        estimator = build_estimator(
+            session, EXECUTION_ROLE_ARN, OFFLINE_BUCKET, SAMPLE_SOURCE, use_spot=True, run_name=job
+        )
+        estimator.fit({"training": f"s3://{OFFLINE_BUCKET}/data/"}, job_name=job, wait=False, logs=False)
+    uris = [request["CheckpointConfig"]["S3Uri"] for request in sent]
+    assert uris == [f"s3://{OFFLINE_BUCKET}/checkpoints/{job}" for job in jobs] and uris[0] != uris[1]
+    with pytest.raises(ValueError, match="run_name"):
+        build_estimator(session, EXECUTION_ROLE_ARN, OFFLINE_BUCKET, SAMPLE_SOURCE, use_spot=True)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import random
 import re
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from breed_classifier.metrics import METRIC_DEFINITIONS, OBJECTIVE_METRIC
@@ -300,3 +303,48 @@ def test_missing_data_is_refused_with_the_layouts_accepted(tmp_path):
     assert "give channels train and valid" in result.stderr
     # SageMaker shows this file as the job's FailureReason
     assert "train and valid" in (tmp_path / "failure").read_text()
+
+
+class _RunsCode:
+    """What a tampered checkpoint would carry: unpickling it runs ``touch <marker>``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_tampered_checkpoint_is_refused_and_its_code_never_runs(dataset, tmp_path):
+    # Given a checkpoint folder (synced from S3 on SageMaker) holding a file that runs code when unpickled
+    checkpoints, marker = tmp_path / "checkpoints", tmp_path / "code-ran"
+    checkpoints.mkdir()
+    torch.save({"epoch": 1, "payload": _RunsCode(marker)}, checkpoints / "checkpoint.pt")
+    # When training starts with it
+    result = ec2train(dataset, tmp_path, "--checkpoint-dir", str(checkpoints), *FAST_HYPERPARAMETERS, "--epochs", "1")
+    # Then it stops with a message saying why, and the payload never ran
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "holds more than tensors and plain values" in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists()
+
+
+def test_another_jobs_checkpoint_in_the_folder_is_not_resumed(dataset, tmp_path):
+    # Given a checkpoints folder that a job of another name left (a reused S3 prefix)
+    checkpoints = tmp_path / "opt-ml-checkpoints"
+    checkpoints.mkdir()
+    first = run_sagemaker_hosts(
+        tmp_path / "first",
+        {"training": dataset},
+        1,
+        ("--epochs", "1"),
+        {"CHECKPOINT_LOCAL_PATH": str(checkpoints), "TRAINING_JOB_NAME": "dog-breeds-run-a"},
+    )[0]
+    assert first.returncode == 0, first.output
+    # When another job starts with it
+    env = {"CHECKPOINT_LOCAL_PATH": str(checkpoints), "TRAINING_JOB_NAME": "dog-breeds-run-b"}
+    second = run_sagemaker_hosts(tmp_path / "second", {"training": dataset}, 1, ("--epochs", "2"), env)[0]
+    # Then it trains from the start, saying why, instead of continuing the other job's weights
+    assert second.returncode == 0, second.output
+    assert "not resuming" in second.output and "dog-breeds-run-a" in second.output
+    history = json.loads((second.output_data_dir / "metrics.json").read_text())["history"]
+    assert [row["epoch"] for row in history] == [1, 2]

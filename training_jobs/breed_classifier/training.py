@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import sys
 import time
 from collections.abc import Callable
@@ -63,6 +64,8 @@ class TrainingRun:
     show_progress: bool = False
     # Where to keep a checkpoint after every epoch and resume from (managed spot training syncs it to S3).
     checkpoint_dir: Path | None = None
+    # The training job's name on SageMaker (a spot restart keeps it); a checkpoint of another job is not resumed
+    run_name: str | None = None
 
 
 @dataclass
@@ -141,7 +144,7 @@ def _set_up(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None
     network = build_model(config, pretrained=hp.pretrained, freeze_backbone=hp.freeze_backbone).to(
         device, memory_format=torch.channels_last
     )
-    checkpoint = _load_checkpoint(run.checkpoint_dir, device)
+    checkpoint = _load_checkpoint(run.checkpoint_dir, device, run_identity(run, classes), emit)
     if checkpoint:
         network.load_state_dict(checkpoint["model"])  # before DDP, which starts every rank from rank 0's weights
     model = DistributedDataParallel(network) if spec.is_distributed else network
@@ -191,8 +194,9 @@ class Progress:
         self.stopped_early = row["epoch"] - self.best_epoch >= patience
         return self.stopped_early
 
-    def checkpoint(self, epoch: int, setup: Setup) -> dict:
+    def checkpoint(self, epoch: int, setup: Setup, identity: dict) -> dict:
         return {
+            "run": identity,
             "epoch": epoch,
             "model": setup.network.state_dict(),
             "optimizer": setup.optimizer.state_dict(),
@@ -234,17 +238,49 @@ def _fit(run: TrainingRun, spec: ProcessGroupSpec, setup: Setup, progress: Progr
             )
             return
         if spec.is_main and run.checkpoint_dir:
-            _save_checkpoint(run.checkpoint_dir, progress.checkpoint(epoch, setup))
+            _save_checkpoint(run.checkpoint_dir, progress.checkpoint(epoch, setup, run_identity(run, setup.classes)))
 
 
 CHECKPOINT_FILE = "checkpoint.pt"
+# What may change between a run and its resumption (more epochs, more patience, other loader workers)
+_RESUMABLE_CHANGES = ("epochs", "patience", "num_workers")
 
 
-def _load_checkpoint(checkpoint_dir: Path | None, device) -> dict | None:
+class CheckpointRefusedError(Exception):
+    """The checkpoint folder holds a file that is not a plain checkpoint; training stops rather than run it."""
+
+
+def run_identity(run: TrainingRun, classes: list[str]) -> dict:
+    """What a checkpoint must have been written by to be resumed: this job, these classes, these hyperparameters.
+
+    A checkpoint folder can hold another run's file (a reused S3 prefix, a reused --checkpoint-dir); resuming it
+    would quietly train on from someone else's weights.
+    """
+    hyperparameters = {k: v for k, v in asdict(run.hyperparameters).items() if k not in _RESUMABLE_CHANGES}
+    return {"job": run.run_name or "", "classes": list(classes), "hyperparameters": hyperparameters}
+
+
+def _load_checkpoint(
+    checkpoint_dir: Path | None, device, identity: dict, emit: Callable[[str], None] = print
+) -> dict | None:
+    """The checkpoint to resume from, or None. Loaded as tensors and plain values only (``weights_only``): a file
+    in the checkpoint folder is data that anyone who can write the S3 prefix controls, never code to run."""
     path = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir else None
     if path is None or not path.is_file():
         return None
-    return torch.load(path, map_location=device, weights_only=False)  # our own file, written below
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointRefusedError(
+            f"{path} holds more than tensors and plain values, so it was not loaded (a checkpoint this code "
+            f"writes never does; someone may have tampered with it): {str(exc).splitlines()[0][:200]}. "
+            "Delete it to start over."
+        ) from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("run") != identity:
+        written_by = (checkpoint.get("run") or {}).get("job") or "a run without a job name"
+        emit(f"not resuming: {path} was written by another run ({written_by}, other classes or hyperparameters)")
+        return None
+    return checkpoint
 
 
 def _save_checkpoint(checkpoint_dir: Path, state: dict) -> None:

@@ -51,9 +51,18 @@ def build_estimator(
     max_run: int = DEFAULT_MAX_RUN_SECONDS,
     job_prefix: str = DEFAULT_JOB_PREFIX,
     use_debugger: bool = False,
+    run_name: str | None = None,
 ) -> PyTorch:
+    """``run_name``: the job's (or tuning job's) name, which names its checkpoint prefix: a run never finds another
+    run's checkpoint there (train.py also refuses one written by another job)."""
+    if use_spot and not run_name:
+        raise ValueError("spot training needs run_name: each run checkpoints under checkpoints/<run_name>/")
     spot = (
-        {"use_spot_instances": True, "max_wait": 2 * max_run, "checkpoint_s3_uri": f"s3://{bucket}/checkpoints"}
+        {
+            "use_spot_instances": True,
+            "max_wait": 2 * max_run,
+            "checkpoint_s3_uri": f"s3://{bucket}/checkpoints/{run_name}",
+        }
         if use_spot
         else {}
     )

@@ -44,7 +44,8 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def estimator_from(args: argparse.Namespace, boto_session=None):
+def estimator_from(args: argparse.Namespace, boto_session=None, run_name: str | None = None):
+    """The estimator the arguments describe; ``run_name`` names the job (and its spot checkpoints)."""
     boto_session = boto_session or boto3.Session()
     source = upload_source(boto_session.client("s3"), args.bucket)
     session = sagemaker.Session(boto_session=boto_session, default_bucket=args.bucket)
@@ -59,6 +60,7 @@ def estimator_from(args: argparse.Namespace, boto_session=None):
         use_spot=getattr(args, "spot", False),
         job_prefix=args.job_prefix,
         use_debugger=args.debugger,
+        run_name=run_name,
     )
 
 
@@ -68,8 +70,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spot", action="store_true", help="managed spot training with checkpoints")
     parser.add_argument("--wait", action="store_true", help="stream the logs until the job ends")
     args = parser.parse_args(argv)
-    estimator = estimator_from(args)
-    estimator.fit({"training": f"s3://{args.bucket}/data/"}, wait=args.wait, logs="All" if args.wait else None)
+    job_name = sagemaker.utils.name_from_base(args.job_prefix)  # known before the job: its checkpoints' prefix
+    estimator = estimator_from(args, run_name=job_name)
+    estimator.fit(
+        {"training": f"s3://{args.bucket}/data/"}, job_name=job_name, wait=args.wait, logs="All" if args.wait else None
+    )
     print(estimator.latest_training_job.name)
 
 
