@@ -29,7 +29,9 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from offline_stack.aws_rules import iam as iam_rules
 from offline_stack.aws_rules import sagemaker as sagemaker_rules
+from offline_stack.aws_rules.iam import Role, Roles
 from offline_stack.loopback_server import LOOPBACK
 from offline_stack.sam_template import PSEUDO_PARAMETERS
 
@@ -52,10 +54,12 @@ class ControlPlane:
         self._functions: FunctionInvoker | None = None
         self._moto_port_before: str | None = None  # set when this control plane took MOTO_PORT
         self.lifecycles_on = False
+        self.roles: Roles | None = None  # when set, requests signed with a role's key are held to its policy
         self.url = ""
 
     def start(self) -> ControlPlane:
         sagemaker_rules.install(_emulating_lifecycles)  # UpdateEndpoint, and SageMaker's refusals moto lacks
+        iam_rules.install_in_moto(_roles_of_this_request)  # each role held to its own policy
         _add_training_and_endpoint_lifecycles_to_moto()
         _make_update_model_package_partial_in_moto()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request otherwise
@@ -101,6 +105,16 @@ class ControlPlane:
         urllib.request.urlopen(request, timeout=10).read()  # noqa: S310 (loopback)
         self._moto_port_before = os.environ.get("MOTO_PORT", "")
         os.environ["MOTO_PORT"] = str(self._server.server_address[1])
+
+    def enforce_roles(self, roles: Roles | None) -> None:
+        """Hold every request signed with one of ``roles``' keys to that role's policy (``aws_rules.iam``);
+        the operator's dummy credentials stay an administrator's. None: back to moto's own behaviour."""
+        self.roles = roles
+
+    def client_as(self, role: Role | None, service: str):
+        """A client of this control plane that signs as ``role`` (the operator when None)."""
+        session = role.session(PSEUDO_PARAMETERS["AWS::Region"]) if role else self.session()
+        return session.client(service, endpoint_url=self.url)
 
     def emulate_lifecycles(self) -> None:
         """Jobs stay InProgress and endpoints Creating/Updating until the offline stack moves them on.
@@ -171,6 +185,11 @@ class ControlPlane:
 
 # The control plane whose request this thread is answering (moto's patches below act for it only).
 _SERVING = threading.local()
+
+
+def _roles_of_this_request() -> Roles | None:
+    control_plane = getattr(_SERVING, "control_plane", None)
+    return control_plane.roles if control_plane is not None else None
 
 
 def _emulating_lifecycles() -> bool:

@@ -58,6 +58,8 @@ class EndpointServer(LoopbackServer):
         # called with (endpoint, the model's status or None for no answer, model latency in seconds) after each
         # invocation that reached a model: what SageMaker's invocation metrics count
         self.invocation_observers: list[Callable[[str, int | None, float], None]] = []
+        # (request, endpoint name) -> None when the caller may invoke it, else AWS's AccessDenied message
+        self.authorize: Callable[[Request, str], str | None] | None = None
         self.region = region
         self.invocations = 0
         self.client_addresses: list[tuple[str, int]] = []
@@ -95,6 +97,9 @@ class EndpointServer(LoopbackServer):
         with self._lock:
             self.invocations += 1
             self.client_addresses.append((request.remote_addr, request.environ.get("REMOTE_PORT")))
+        refusal = self.authorize(request, endpoint_name) if self.authorize else None
+        if refusal is not None:
+            return _error(403, "AccessDeniedException", refusal)
         model = self.models.get(endpoint_name)
         if model is None:
             return _error(400, "ValidationError", f"Endpoint {endpoint_name} of account {ACCOUNT_ID} not found.")

@@ -106,8 +106,12 @@ class LocalEndpoints:
         work_dir: Path,
         log: Callable[[str], None] = print,
         health_check_seconds: float = 1.0,
+        s3_as: Callable[[str], object] | None = None,
     ):
+        """``s3_as(role_arn)``: an S3 client acting as that role: the model's ExecutionRoleArn reads the artifact
+        and writes data capture, as SageMaker's hosting does (without it, ``s3`` does both)."""
         self.sagemaker, self.s3, self.server, self.work_dir, self.log = sagemaker, s3, server, Path(work_dir), log
+        self.s3_as = s3_as
         # What SageMaker publishes for every invocation (aws_rules.cloudwatch); flushed with the captures
         self.metrics = EndpointMetrics(cloudwatch)
         server.invocation_observers.append(self.metrics.record)
@@ -246,9 +250,10 @@ class LocalEndpoints:
     def _start(self, name: str, config_name: str) -> _Served:
         config = self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
         model_name = config["ProductionVariants"][0]["ModelName"]
-        container = self.sagemaker.describe_model(ModelName=model_name)["PrimaryContainer"]
+        model = self.sagemaker.describe_model(ModelName=model_name)
+        container = model["PrimaryContainer"]
         model_data = container["ModelDataUrl"]
-        model_dir = self._unpack(model_data, self.work_dir / "endpoints" / config_name)
+        model_dir = self._unpack(self._s3_of(model), model_data, self.work_dir / "endpoints" / config_name)
         self.log(f"endpoint {name}: starting a container for {config_name} ({model_data})")
         # The model's runtime choice applies; its thread setting does not: here one process is the whole
         # instance (one worker), where TorchServe would start one worker per vCPU.
@@ -273,22 +278,29 @@ class LocalEndpoints:
 
     def _capture(self, name: str, config_name: str) -> None:
         """Capture as ``config_name``'s DataCaptureConfig says (or stop capturing)."""
-        config = self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name).get("DataCaptureConfig")
+        endpoint_config = self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+        config = endpoint_config.get("DataCaptureConfig")
         previous = self._captures.pop(name, None)
         if previous is not None:
             previous.flush()
         if config and config.get("EnableCapture"):
-            capture = DataCapture(self.s3, name, "AllTraffic", config)
+            model = self.sagemaker.describe_model(ModelName=endpoint_config["ProductionVariants"][0]["ModelName"])
+            capture = DataCapture(self._s3_of(model), name, "AllTraffic", config)
             self._captures[name] = capture
             self.server.observers[name] = capture
         else:
             self.server.observers.pop(name, None)
 
-    def _unpack(self, uri: str, target: Path) -> Path:
+    def _s3_of(self, model: dict):
+        """S3 as the model's execution role: what SageMaker uses to read the artifact and write capture."""
+        return self.s3_as(model["ExecutionRoleArn"]) if self.s3_as else self.s3
+
+    @staticmethod
+    def _unpack(s3, uri: str, target: Path) -> Path:
         parts = urlsplit(uri)
         target.mkdir(parents=True, exist_ok=True)
         archive = target.with_suffix(".tar.gz")
-        self.s3.download_file(parts.netloc, parts.path.lstrip("/"), str(archive))
+        s3.download_file(parts.netloc, parts.path.lstrip("/"), str(archive))
         with tarfile.open(archive) as tar:
             tar.extractall(target, filter="data")
         return target

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from offline_stack.api_front import ApiFront, RouteThrottle
+from offline_stack.aws_rules.iam import AccessDenied, Permission, Roles
 from offline_stack.control_plane import ControlPlane, sagemaker_state
 from offline_stack.endpoint_server import EndpointServer
 from offline_stack.execution_environments import ConcurrencyPool
@@ -55,13 +56,18 @@ class OfflineStack(contextlib.AbstractContextManager):
         parameter_overrides: dict[str, str] | None = None,
         function_environment: dict[str, str] | None = None,
         listen: tuple[str, int, int] = (LOOPBACK, 0, 0),
+        policy_overrides: dict[str, dict] | None = None,
     ) -> None:
-        """``listen``: (host, control-plane port, runtime port); 127.0.0.1 and free ports unless a container serves."""
+        """``listen``: (host, control-plane port, runtime port); 127.0.0.1 and free ports unless a container serves.
+        ``policy_overrides``: a role's policy document in place of the template's (by logical id), to show what
+        a missing statement breaks."""
         self.work_dir = Path(work_dir)
         self.log = log
         self.parameter_overrides = dict(parameter_overrides or {})
         self.template = SamTemplate.load(overrides=self.parameter_overrides)
         self.bucket = self.template.physical_id("ArtifactsBucket")
+        # Every function, training job and endpoint acts as its own role from the template (aws_rules.iam)
+        self.roles = Roles.from_template(self.template, policy_overrides)
         host, control_plane_port, runtime_port = listen
         self.control_plane = ControlPlane(control_plane_port, host)
         self.runtime = EndpointServer(runtime_port, host=host)
@@ -78,16 +84,18 @@ class OfflineStack(contextlib.AbstractContextManager):
         try:
             self._exit_stack.enter_context(self.control_plane)
             self._exit_stack.enter_context(self.runtime)
+            self.control_plane.enforce_roles(self.roles)
+            self.runtime.authorize = self._authorize_invocation
             self.s3 = self.control_plane.client("s3")
             self.sagemaker = self.control_plane.client("sagemaker")
             self.s3.create_bucket(Bucket=self.bucket)
             self.cloudwatch = self.control_plane.client("cloudwatch")
             self.endpoints = LocalEndpoints(
-                self.sagemaker, self.s3, self.cloudwatch, self.runtime, self.work_dir, self.log
+                self.sagemaker, self.s3, self.cloudwatch, self.runtime, self.work_dir, self.log, s3_as=self._s3_as
             )
             self._exit_stack.callback(self.endpoints.close)
             self.executor = LocalTrainingExecutor(
-                self.sagemaker, self.s3, self.work_dir / "jobs", self.log, self._max_hosts
+                self.sagemaker, self.s3, self.work_dir / "jobs", self.log, self._max_hosts, s3_as=self._s3_as
             )
             self._exit_stack.callback(self.executor.close)
             self.lifecycles = Lifecycles(
@@ -114,6 +122,34 @@ class OfflineStack(contextlib.AbstractContextManager):
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.runtime.url,
             **self._function_overrides,
         }
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        """A function's environment: both loopback servers, and its own role's credentials."""
+        role = self.roles.for_function(self.template, logical_id)
+        return {**self.environment, **(role.environment() if role else {})}
+
+    def _s3_as(self, role_arn: str):
+        """S3 as the role a job or model was given (an unknown role gets no credentials AWS would accept)."""
+        role = self.roles.by_arn.get(role_arn)
+        if role is None:
+            raise PermissionError(f"{role_arn} is not a role of the template: SageMaker could not assume it")
+        return self.control_plane.client_as(role, "s3")
+
+    def _authorize_invocation(self, request, endpoint_name: str) -> str | None:
+        arn = f"arn:aws:sagemaker:{self.template.resolve({'Ref': 'AWS::Region'})}:" + (
+            f"{self.template.resolve({'Ref': 'AWS::AccountId'})}:endpoint/{endpoint_name.lower()}"
+        )
+        try:
+            self.roles.authorize(
+                request.method,
+                request.full_path.rstrip("?"),
+                dict(request.headers),
+                request.get_data(),
+                lambda: [Permission("sagemaker:InvokeEndpoint", arn)],
+            )
+        except AccessDenied as denied:
+            return str(denied)
+        return None
 
     def run_training_job(self, job_name: str, timeout_seconds: float = 1800) -> TrainingOutcome:
         """The job, run to its end: here, or, once pipelines run (``Lifecycles`` runs every job), awaited."""
@@ -156,7 +192,7 @@ class OfflineStack(contextlib.AbstractContextManager):
 
     def invoke(self, logical_id: str, event: dict) -> dict:
         """Invoke a template function once (a fresh execution environment), as ``aws lambda invoke`` would."""
-        with LambdaFunction(logical_id, self.template, self.environment) as function:
+        with LambdaFunction(logical_id, self.template, self.function_environment(logical_id)) as function:
             return function.invoke(event)
 
     @property
@@ -177,7 +213,7 @@ class OfflineStack(contextlib.AbstractContextManager):
             pool = ConcurrencyPool(
                 "PredictFunction",
                 offline_concurrency(parameters["PredictReservedConcurrency"]),
-                self.environment,
+                self.function_environment("PredictFunction"),
                 self.parameter_overrides,
             )
             self._exit_stack.callback(pool.close)

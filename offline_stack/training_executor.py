@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from offline_stack.loopback_server import free_port
@@ -42,8 +43,19 @@ class TrainingOutcome:
 class LocalTrainingExecutor:
     """Runs control-plane training jobs on this machine; ``s3`` and ``sagemaker`` reach the control plane."""
 
-    def __init__(self, sagemaker, s3, work_dir: Path, log: LogLine = print, max_hosts: int | None = None) -> None:
+    def __init__(
+        self,
+        sagemaker,
+        s3,
+        work_dir: Path,
+        log: LogLine = print,
+        max_hosts: int | None = None,
+        s3_as: Callable[[str], Any] | None = None,
+    ) -> None:
+        """``s3_as(role_arn)``: an S3 client acting as that role, as a job's instances do with its RoleArn
+        (without it, ``s3`` serves every job)."""
         self.sagemaker, self.s3, self.work_dir, self.log = sagemaker, s3, Path(work_dir), log
+        self.s3_as = s3_as
         self.max_hosts = max_hosts or os.cpu_count() or 1
         self.running: set[subprocess.Popen] = set()  # host processes of jobs in progress
 
@@ -55,6 +67,7 @@ class LocalTrainingExecutor:
     def run(self, job_name: str, should_stop: Callable[[], bool] = lambda: False) -> TrainingOutcome:
         """Run the job to its end; ``should_stop`` is polled, and stops every host when it says so."""
         job = self.sagemaker.describe_training_job(TrainingJobName=job_name)
+        s3 = self.s3_as(job["RoleArn"]) if self.s3_as else self.s3  # the instances act as the job's role
         job_dir = self.work_dir / job_name
         requested = job["ResourceConfig"]["InstanceCount"]
         hosts = [f"algo-{i}" for i in range(1, min(requested, self.max_hosts) + 1)]
@@ -65,12 +78,12 @@ class LocalTrainingExecutor:
             )
         channels = {
             c["ChannelName"]: self._download_prefix(
-                c["DataSource"]["S3DataSource"]["S3Uri"], job_dir / "input/data" / c["ChannelName"]
+                s3, c["DataSource"]["S3DataSource"]["S3Uri"], job_dir / "input/data" / c["ChannelName"]
             )
             for c in job.get("InputDataConfig", [])
         }
         hyperparameters = {k: json.loads(v) if _is_json(v) else v for k, v in job.get("HyperParameters", {}).items()}
-        code_dir = self._unpack_source(hyperparameters["sagemaker_submit_directory"], job_dir / "code")
+        code_dir = self._unpack_source(s3, hyperparameters["sagemaker_submit_directory"], job_dir / "code")
         program = hyperparameters["sagemaker_program"]
         arguments = [
             item
@@ -92,7 +105,7 @@ class LocalTrainingExecutor:
         if failure:
             self.log(f"training job {job_name} failed: {failure}")
             return TrainingOutcome(job_name, False, len(hosts), None, failure, job_dir)
-        artifacts = self._upload_model(job, job_name, job_dir / "algo-1/model", job_dir / "model.tar.gz")
+        artifacts = self._upload_model(s3, job, job_name, job_dir / "algo-1/model", job_dir / "model.tar.gz")
         self.log(f"training job {job_name} completed; model at {artifacts}")
         return TrainingOutcome(job_name, True, len(hosts), artifacts, None, job_dir, final_metrics=metrics)
 
@@ -170,31 +183,34 @@ class LocalTrainingExecutor:
                 process.kill()
         self.running.discard(process)
 
-    def _download_prefix(self, uri: str, target: Path) -> Path:
+    @staticmethod
+    def _download_prefix(s3, uri: str, target: Path) -> Path:
         bucket, prefix = _split(uri)
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 destination = target / item["Key"][len(prefix) :].lstrip("/")
                 destination.parent.mkdir(parents=True, exist_ok=True)
-                self.s3.download_file(bucket, item["Key"], str(destination))
+                s3.download_file(bucket, item["Key"], str(destination))
         return target
 
-    def _unpack_source(self, uri: str, target: Path) -> Path:
+    @staticmethod
+    def _unpack_source(s3, uri: str, target: Path) -> Path:
         bucket, key = _split(uri)
         archive = target.with_suffix(".tar.gz")
         target.mkdir(parents=True, exist_ok=True)
-        self.s3.download_file(bucket, key, str(archive))
+        s3.download_file(bucket, key, str(archive))
         with tarfile.open(archive) as tar:
             tar.extractall(target, filter="data")
         return target
 
-    def _upload_model(self, job: dict, job_name: str, model_dir: Path, archive: Path) -> str:
+    @staticmethod
+    def _upload_model(s3, job: dict, job_name: str, model_dir: Path, archive: Path) -> str:
         with tarfile.open(archive, "w:gz") as tar:
             for path in sorted(model_dir.iterdir()):
                 tar.add(path, arcname=path.name)
         bucket, prefix = _split(job["OutputDataConfig"]["S3OutputPath"])
         key = f"{prefix.rstrip('/')}/{job_name}/output/model.tar.gz".lstrip("/")
-        self.s3.upload_file(str(archive), bucket, key)
+        s3.upload_file(str(archive), bucket, key)
         return f"s3://{bucket}/{key}"
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from offline_stack.aws_rules.iam import Roles
 from offline_stack.control_plane import DUMMY_CREDENTIALS, ControlPlane
 from offline_stack.endpoint_server import EndpointServer
 from offline_stack.lambda_invoker import LambdaFunction
@@ -71,9 +72,14 @@ def all_event_files() -> list[Path]:
     return sorted(EVENTS_DIR.glob("*.json"))
 
 
+TEMPLATE_ROLES = Roles.from_template(SamTemplate.load())
+
+
 @pytest.fixture(scope="session")
 def control_plane_server():
+    """moto on loopback, holding every request a template role signs to that role's policy (aws_rules.iam)."""
     with ControlPlane() as server:
+        server.enforce_roles(TEMPLATE_ROLES)
         yield server
 
 
@@ -87,11 +93,12 @@ def control_plane(control_plane_server):
 
 @pytest.fixture
 def control_function(control_plane):
-    """Open a control-plane function (a cold start) whose boto3 clients reach the control plane."""
+    """Open a control-plane function (a cold start) whose boto3 clients reach the control plane as its own role."""
 
     @contextlib.contextmanager
     def open_function(logical_id: str, **environment: str):
-        with LambdaFunction(logical_id, environment={**control_plane.environment(), **environment}) as function:
+        role = TEMPLATE_ROLES.for_function(SamTemplate.load(), logical_id).environment()
+        with LambdaFunction(logical_id, environment={**control_plane.environment(), **role, **environment}) as function:
             yield function
 
     return open_function

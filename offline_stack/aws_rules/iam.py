@@ -1,0 +1,398 @@
+"""IAM as the offline stack enforces it: every function, training job and endpoint acts with the credentials of its
+own role from the template, and each call it makes is allowed only if that role's policy allows it, on the real
+resource ARN, with the condition keys the policies use.
+
+moto's own enforcement cannot prove a scoped policy: it checks every non-S3 request against the resource ``*``
+(so a statement scoped to one endpoint allows nothing) and fails every condition it has no value for. So the
+control plane (moto) and the endpoint server call ``Roles.authorize`` instead, which evaluates what AWS would.
+
+Rules (``docs/aws-semantics.md`` lists each with its offline test):
+
+- **Evaluation.** An explicit Deny wins; otherwise the request needs an Allow whose Action, Resource and
+  Condition all match; otherwise it is denied. Source: IAM user guide, "Policy evaluation logic".
+- **Matching.** ``*`` and ``?`` are wildcards in Action and Resource; actions match case-insensitively.
+  Source: IAM user guide, "IAM JSON policy elements: Action" and "...: Resource".
+- **Conditions.** StringEquals, StringNotEquals, StringLike, StringNotLike, ArnEquals, ArnLike, Bool (and their
+  ``...IfExists`` forms); a condition on a key the request does not carry is false, unless ``...IfExists``.
+  Source: IAM user guide, "IAM JSON policy elements: Condition operators".
+- **What a request needs** (``permissions_for``): SageMaker actions on their resource ARNs (names lower-cased, as
+  SageMaker writes them), CreateEndpoint/UpdateEndpoint on the endpoint and its config, ``sagemaker:AddTags`` when a
+  create request carries tags, ``iam:PassRole`` (with ``iam:PassedToService``) for the role a job or model is
+  given; CloudWatch alarms by name; S3 objects with ``s3:prefix`` and ``s3:if-none-match``. Sources: Service
+  Authorization Reference for Amazon SageMaker AI, Amazon CloudWatch and Amazon S3 ("Actions, resources, and
+  condition keys"); SageMaker developer guide, "Grant permissions to tag SageMaker AI resources" and
+  "Passing roles"; IAM user guide, "Grant a user permissions to pass a role to an AWS service".
+- **Signatures.** A request signed with a role's key must carry that key's SigV4 signature; anything else is
+  refused as AWS refuses it. Source: IAM user guide, "Signing AWS API requests" (Signature Version 4).
+
+Not enforced offline: bucket policies (the artifacts bucket's TLS-only Deny would refuse every plain-HTTP call on
+loopback), resource-based policies, SCPs, session policies. The operator (the tests, ``make demo``) signs with the
+offline stack's dummy credentials and acts as an account administrator, as a person deploying would; the calls
+moto's Step Functions interpreter makes for the pipeline's ``aws-sdk`` tasks go that way too (the pipeline role's
+actions are checked against its policy statically, tests/unit/test_state_machine.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+from botocore.auth import S3SigV4Auth, SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+# SageMaker: the request field that names each action's resource, and its resource type in the ARN
+_SAGEMAKER_RESOURCES = {
+    "CreateTrainingJob": ("training-job", "TrainingJobName"),
+    "DescribeTrainingJob": ("training-job", "TrainingJobName"),
+    "StopTrainingJob": ("training-job", "TrainingJobName"),
+    "CreateModel": ("model", "ModelName"),
+    "DescribeModel": ("model", "ModelName"),
+    "DeleteModel": ("model", "ModelName"),
+    "CreateEndpointConfig": ("endpoint-config", "EndpointConfigName"),
+    "DescribeEndpointConfig": ("endpoint-config", "EndpointConfigName"),
+    "DeleteEndpointConfig": ("endpoint-config", "EndpointConfigName"),
+    "CreateEndpoint": ("endpoint", "EndpointName"),
+    "UpdateEndpoint": ("endpoint", "EndpointName"),
+    "DescribeEndpoint": ("endpoint", "EndpointName"),
+    "DeleteEndpoint": ("endpoint", "EndpointName"),
+    "UpdateEndpointWeightsAndCapacities": ("endpoint", "EndpointName"),
+    "InvokeEndpoint": ("endpoint", "EndpointName"),
+    "CreateModelPackageGroup": ("model-package-group", "ModelPackageGroupName"),
+    "DescribeModelPackageGroup": ("model-package-group", "ModelPackageGroupName"),
+    "CreateModelPackage": ("model-package-group", "ModelPackageGroupName"),
+    "DescribeModelPackage": ("model-package", "ModelPackageName"),
+    "UpdateModelPackage": ("model-package", "ModelPackageArn"),
+}
+# The role a create request hands to SageMaker, which the caller must be allowed to pass
+_PASSED_ROLES = {"CreateTrainingJob": "RoleArn", "CreateModel": "ExecutionRoleArn"}
+_SCALABLE_TARGET_ACTIONS = {
+    "RegisterScalableTarget",
+    "DeregisterScalableTarget",
+    "PutScalingPolicy",
+    "DeleteScalingPolicy",
+}
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One action on one resource, with the condition keys the request carries."""
+
+    action: str
+    resource: str
+    context: Mapping[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.action} on resource: {self.resource}"
+
+
+class Policy:
+    """Identity-based policy documents, evaluated as IAM evaluates them."""
+
+    def __init__(self, documents: list[dict]) -> None:
+        self.statements = [
+            statement
+            for document in documents
+            for statement in (
+                document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
+            )
+        ]
+
+    def allows(self, permission: Permission) -> bool:
+        matching = [statement for statement in self.statements if _applies(statement, permission)]
+        if any(statement["Effect"] == "Deny" for statement in matching):
+            return False
+        return any(statement["Effect"] == "Allow" for statement in matching)
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _wildcard(pattern: str, value: str, case_sensitive: bool = True) -> bool:
+    expression = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(expression, value, 0 if case_sensitive else re.IGNORECASE) is not None
+
+
+def _applies(statement: dict, permission: Permission) -> bool:
+    if "NotAction" in statement:
+        if any(_wildcard(a, permission.action, False) for a in _as_list(statement["NotAction"])):
+            return False
+    elif not any(_wildcard(a, permission.action, False) for a in _as_list(statement["Action"])):
+        return False
+    if "NotResource" in statement:
+        if any(_wildcard(r, permission.resource) for r in _as_list(statement["NotResource"])):
+            return False
+    elif not any(_wildcard(r, permission.resource) for r in _as_list(statement.get("Resource", "*"))):
+        return False
+    return all(
+        _condition_holds(operator, key, _as_list(expected), permission.context)
+        for operator, keys in statement.get("Condition", {}).items()
+        for key, expected in keys.items()
+    )
+
+
+def _condition_holds(operator: str, key: str, expected: list, context: Mapping[str, str]) -> bool:
+    if_exists = operator.endswith("IfExists")
+    operator = operator.removesuffix("IfExists")
+    if key not in context:
+        return if_exists or operator.startswith(("StringNot", "ArnNot"))
+    actual = str(context[key])
+    tests = {
+        "StringEquals": lambda: actual in [str(e) for e in expected],
+        "StringNotEquals": lambda: actual not in [str(e) for e in expected],
+        "StringLike": lambda: any(_wildcard(str(e), actual) for e in expected),
+        "StringNotLike": lambda: not any(_wildcard(str(e), actual) for e in expected),
+        "ArnEquals": lambda: actual in [str(e) for e in expected],
+        "ArnLike": lambda: any(_wildcard(str(e), actual) for e in expected),
+        "Bool": lambda: actual.lower() in [str(e).lower() for e in expected],
+    }
+    if operator not in tests:
+        raise ValueError(f"condition operator {operator} is not evaluated offline; add it to aws_rules.iam")
+    return tests[operator]()
+
+
+@dataclass
+class Role:
+    """A template role, with the session credentials its holders sign with offline."""
+
+    logical_id: str
+    arn: str
+    policy: Policy
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+
+    @property
+    def session_arn(self) -> str:
+        account = self.arn.split(":")[4]
+        return f"arn:aws:sts::{account}:assumed-role/{self.arn.rsplit('/', 1)[-1]}/offline"
+
+    def environment(self) -> dict[str, str]:
+        """What Lambda puts in a function's environment: its role's session credentials."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+            "AWS_SESSION_TOKEN": self.session_token,
+        }
+
+    def session(self, region: str):
+        import boto3
+
+        return boto3.session.Session(
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            aws_session_token=self.session_token,
+            region_name=region,
+        )
+
+
+class AccessDenied(Exception):
+    def __init__(self, role: Role | None, permission: Permission | None, reason: str) -> None:
+        super().__init__(reason)
+        self.role, self.permission = role, permission
+
+
+class Roles:
+    """The template's roles by access key and by ARN; ``authorize`` decides a signed request."""
+
+    def __init__(self, roles: list[Role]) -> None:
+        self.by_key = {role.access_key_id: role for role in roles}
+        self.by_arn = {role.arn: role for role in roles}
+        self.by_logical_id = {role.logical_id: role for role in roles}
+
+    @classmethod
+    def from_template(cls, template, overrides: Mapping[str, dict] | None = None) -> Roles:
+        """Every ``AWS::IAM::Role`` with inline policies, its documents resolved with offline names.
+
+        ``overrides`` replaces a role's policy documents (by logical id): how a test removes one statement."""
+        roles = []
+        for logical_id, resource in template.resources.items():
+            if resource["Type"] != "AWS::IAM::Role":
+                continue
+            documents = [template.resolve(p["PolicyDocument"]) for p in resource["Properties"].get("Policies", [])]
+            if overrides and logical_id in overrides:
+                documents = [template.resolve(overrides[logical_id])]
+            digest = hashlib.sha256(logical_id.encode()).hexdigest()[:12].upper()
+            roles.append(
+                Role(
+                    logical_id,
+                    template.arn(logical_id),
+                    Policy(documents),
+                    access_key_id=f"ASIAOFFLINE{digest}"[:20],
+                    secret_access_key=secrets.token_urlsafe(30),
+                    session_token=secrets.token_urlsafe(60),
+                )
+            )
+        return cls(roles)
+
+    def for_function(self, template, logical_id: str) -> Role | None:
+        """The role a template function runs as (its ``Role: !GetAtt <Role>.Arn``)."""
+        role = template.function_properties(logical_id).get("Role")
+        if isinstance(role, dict) and "Fn::GetAtt" in role:
+            return self.by_logical_id.get(role["Fn::GetAtt"][0])
+        return None
+
+    def signer(self, headers: Mapping[str, str]) -> Role | None:
+        """The role whose key signed the request, or None (the operator, or an unsigned request)."""
+        key = _credential(headers).split("/")[0]
+        return self.by_key.get(key)
+
+    def authorize(self, method: str, path: str, headers: Mapping[str, str], body: bytes, permissions) -> Role | None:
+        """Check a request: the role that signed it (None for the operator), or ``AccessDenied``.
+
+        ``permissions``: what the request needs, as ``Permission``s (computed only for a role's request)."""
+        role = self.signer(headers)
+        if role is None:
+            return None
+        if not _signature_matches(role, method, path, headers, body):
+            raise AccessDenied(
+                role, None, "The request signature we calculated does not match the signature you provided."
+            )
+        for permission in permissions():
+            if not role.policy.allows(permission):
+                raise AccessDenied(
+                    role,
+                    permission,
+                    f"User: {role.session_arn} is not authorized to perform: {permission.action} on resource: "
+                    f"{permission.resource} because no identity-based policy allows the {permission.action} action",
+                )
+        return role
+
+
+def _credential(headers: Mapping[str, str]) -> str:
+    authorization = headers.get("Authorization") or headers.get("authorization") or ""
+    return authorization.partition("Credential=")[2].partition(",")[0]
+
+
+def _signature_matches(role: Role, method: str, path: str, headers: Mapping[str, str], body: bytes) -> bool:
+    """Recompute the SigV4 signature with the role's secret, from the headers the client signed."""
+    authorization = headers.get("Authorization") or headers.get("authorization") or ""
+    scope = _credential(headers).split("/")
+    if len(scope) < 4:
+        return False
+    region, service = scope[2], scope[3]
+    signed = authorization.partition("SignedHeaders=")[2].partition(",")[0].split(";")
+    chosen = {name: value for name, value in headers.items() if name.lower() in signed}
+    request = AWSRequest(method=method, url=path, data=body, headers=chosen)
+    timestamp = next((value for name, value in headers.items() if name.lower() == "x-amz-date"), "")
+    request.context["timestamp"] = timestamp
+    credentials = Credentials(role.access_key_id, role.secret_access_key, role.session_token)
+    auth = (S3SigV4Auth if service == "s3" else SigV4Auth)(credentials, service, region)
+    signature = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
+    return secrets.compare_digest(signature, authorization.partition("Signature=")[2].partition(",")[0])
+
+
+def permissions_for(service: str, action: str, parameters: Mapping, region: str, account: str) -> list[Permission]:
+    """What IAM checks for ``service:action`` with these request ``parameters`` (see the rules above)."""
+    if service == "sagemaker":
+        return _sagemaker(action, parameters, region, account)
+    if service == "application-autoscaling" and action in _SCALABLE_TARGET_ACTIONS:
+        target = hashlib.sha256(str(parameters.get("ResourceId", "")).encode()).hexdigest()[:32]
+        resource = f"arn:aws:application-autoscaling:{region}:{account}:scalable-target/{target}"
+        return [Permission(f"{service}:{action}", resource)]
+    if service == "monitoring":  # CloudWatch's signing name
+        return _cloudwatch(action, parameters, region, account)
+    return [Permission(f"{service}:{action}", "*")]
+
+
+def _sagemaker(action: str, parameters: Mapping, region: str, account: str) -> list[Permission]:
+    def arn(kind: str, name: str) -> str:
+        return name if name.startswith("arn:") else f"arn:aws:sagemaker:{region}:{account}:{kind}/{name.lower()}"
+
+    if action == "AddTags":
+        return [Permission("sagemaker:AddTags", str(parameters["ResourceArn"]))]
+    if action not in _SAGEMAKER_RESOURCES:
+        return [Permission(f"sagemaker:{action}", "*")]
+    kind, name_field = _SAGEMAKER_RESOURCES[action]
+    resource = arn(kind, str(parameters.get(name_field, "")))
+    needed = [Permission(f"sagemaker:{action}", resource)]
+    if action in ("CreateEndpoint", "UpdateEndpoint"):
+        needed.append(Permission(f"sagemaker:{action}", arn("endpoint-config", str(parameters["EndpointConfigName"]))))
+    if action.startswith("Create") and parameters.get("Tags"):
+        needed.append(Permission("sagemaker:AddTags", resource))
+    if action in _PASSED_ROLES and parameters.get(_PASSED_ROLES[action]):
+        passed = str(parameters[_PASSED_ROLES[action]])
+        needed.append(Permission("iam:PassRole", passed, {"iam:PassedToService": "sagemaker.amazonaws.com"}))
+    return needed
+
+
+def _cloudwatch(action: str, parameters: Mapping, region: str, account: str) -> list[Permission]:
+    def alarm(name: str) -> str:
+        return f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"
+
+    if action == "PutMetricAlarm":
+        return [Permission("cloudwatch:PutMetricAlarm", alarm(str(parameters["AlarmName"])))]
+    if action in ("DeleteAlarms", "DescribeAlarms") and parameters.get("AlarmNames"):
+        return [Permission(f"cloudwatch:{action}", alarm(str(name))) for name in _as_list(parameters["AlarmNames"])]
+    if action == "PutMetricData":
+        return [Permission("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": str(parameters.get("Namespace"))})]
+    return [Permission(f"cloudwatch:{action}", "*")]
+
+
+def s3_permission(action: str, resource: str, uri: str, headers: Mapping[str, str]) -> Permission:
+    """The S3 permission moto's S3 asks about, with the condition keys the request carries."""
+    context: dict[str, str] = {}
+    query = parse_qs(urlsplit(uri).query)
+    if "prefix" in query:
+        context["s3:prefix"] = query["prefix"][0]
+    for name, value in headers.items():
+        if name.lower() == "if-none-match":
+            context["s3:if-none-match"] = value
+    return Permission(f"s3:{action}", resource, context)
+
+
+def install_in_moto(roles_for_this_request) -> None:
+    """Have moto ask ``Roles.authorize`` about every request (``roles_for_this_request()``: the serving control
+    plane's ``Roles``, or None to keep moto's own behaviour). Once per process."""
+    import json
+
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.core.exceptions import AccessDeniedError, JsonRESTError, SignatureDoesNotMatchError
+
+    class JsonAccessDenied(JsonRESTError):
+        code = 400  # what JSON-protocol services answer an AccessDeniedException with
+    from moto.s3.exceptions import S3AccessDeniedError, S3SignatureDoesNotMatchError
+
+    original = ActionAuthenticatorMixin._authenticate_and_authorize_action
+    if getattr(original, "offline_iam", False):
+        return
+
+    def authorize(self, iam_request_cls: type, resource: str = "*") -> None:
+        roles = roles_for_this_request()
+        if roles is None:
+            return original(self, iam_request_cls, resource)
+        is_s3 = iam_request_cls.__name__ == "S3IAMRequest"
+        query = urlsplit(self.uri).query
+        path = self.raw_path + (f"?{query}" if query else "")
+
+        def permissions() -> list[Permission]:
+            if is_s3:
+                return [s3_permission(self.data["Action"], resource, self.uri, self.headers)]
+            scope = _credential(self.headers).split("/")
+            try:
+                parameters = (
+                    json.loads(self.raw_body or b"{}") if "json" in self.headers.get("Content-Type", "") else {}
+                )
+            except ValueError:
+                parameters = {}
+            parameters = parameters or self._get_params()
+            return permissions_for(scope[3], self._get_action(), parameters, scope[2], self.current_account)
+
+        try:
+            roles.authorize(self.method, path, self.headers, self.raw_body or b"", permissions)
+        except AccessDenied as denied:
+            if is_s3:
+                raise (S3SignatureDoesNotMatchError() if denied.permission is None else S3AccessDeniedError()) from None
+            if denied.permission is None:
+                raise SignatureDoesNotMatchError() from None
+            if "json" in self.headers.get("Content-Type", ""):
+                raise JsonAccessDenied("AccessDeniedException", str(denied)) from None
+            raise AccessDeniedError(user_arn=denied.role.session_arn, action=str(denied.permission)) from None
+
+    authorize.offline_iam = True
+    ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize
