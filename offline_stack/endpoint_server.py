@@ -60,6 +60,7 @@ class EndpointServer(LoopbackServer):
         self.invocation_observers: list[Callable[[str, int | None, float], None]] = []
         # (request, endpoint name) -> None when the caller may invoke it, else AWS's AccessDenied message
         self.authorize: Callable[[Request, str], str | None] | None = None
+        self.refusals: list[str] = []  # what ``authorize`` refused, as the caller was told
         self.region = region
         self.invocations = 0
         self.client_addresses: list[tuple[str, int]] = []
@@ -99,6 +100,7 @@ class EndpointServer(LoopbackServer):
             self.client_addresses.append((request.remote_addr, request.environ.get("REMOTE_PORT")))
         refusal = self.authorize(request, endpoint_name) if self.authorize else None
         if refusal is not None:
+            self.refusals.append(f"AccessDeniedException: {refusal}")
             return _error(403, "AccessDeniedException", refusal)
         model = self.models.get(endpoint_name)
         if model is None:

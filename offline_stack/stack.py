@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from offline_stack.api_front import ApiFront, RouteThrottle
-from offline_stack.aws_rules.iam import AccessDenied, Permission, Roles
+from offline_stack.aws_rules.iam import Roles, invoke_endpoint_authorizer
 from offline_stack.control_plane import ControlPlane, sagemaker_state
 from offline_stack.endpoint_server import EndpointServer
 from offline_stack.execution_environments import ConcurrencyPool
@@ -85,7 +85,7 @@ class OfflineStack(contextlib.AbstractContextManager):
             self._exit_stack.enter_context(self.control_plane)
             self._exit_stack.enter_context(self.runtime)
             self.control_plane.enforce_roles(self.roles)
-            self.runtime.authorize = self._authorize_invocation
+            self.runtime.authorize = invoke_endpoint_authorizer(self.roles)
             self.s3 = self.control_plane.client("s3")
             self.sagemaker = self.control_plane.client("sagemaker")
             self.s3.create_bucket(Bucket=self.bucket)
@@ -134,22 +134,6 @@ class OfflineStack(contextlib.AbstractContextManager):
         if role is None:
             raise PermissionError(f"{role_arn} is not a role of the template: SageMaker could not assume it")
         return self.control_plane.client_as(role, "s3")
-
-    def _authorize_invocation(self, request, endpoint_name: str) -> str | None:
-        arn = f"arn:aws:sagemaker:{self.template.resolve({'Ref': 'AWS::Region'})}:" + (
-            f"{self.template.resolve({'Ref': 'AWS::AccountId'})}:endpoint/{endpoint_name.lower()}"
-        )
-        try:
-            self.roles.authorize(
-                request.method,
-                request.full_path.rstrip("?"),
-                dict(request.headers),
-                request.get_data(),
-                lambda: [Permission("sagemaker:InvokeEndpoint", arn)],
-            )
-        except AccessDenied as denied:
-            return str(denied)
-        return None
 
     def run_training_job(self, job_name: str, timeout_seconds: float = 1800) -> TrainingOutcome:
         """The job, run to its end: here, or, once pipelines run (``Lifecycles`` runs every job), awaited."""

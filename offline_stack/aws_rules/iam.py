@@ -264,6 +264,27 @@ class Roles:
         return role
 
 
+def invoke_endpoint_authorizer(roles: Roles, region: str = "us-east-1", account: str = "123456789012"):
+    """The endpoint server's check of ``sagemaker:InvokeEndpoint`` (None: allowed; else AWS's message)."""
+
+    def authorize(request, endpoint_name: str) -> str | None:
+        arn = f"arn:aws:sagemaker:{region}:{account}:endpoint/{endpoint_name.lower()}"
+        path = request.full_path.rstrip("?")
+        try:
+            roles.authorize(
+                request.method,
+                path,
+                dict(request.headers),
+                request.get_data(),
+                lambda: [Permission("sagemaker:InvokeEndpoint", arn)],
+            )
+        except AccessDenied as denied:
+            return str(denied)
+        return None
+
+    return authorize
+
+
 def _credential(headers: Mapping[str, str]) -> str:
     authorization = headers.get("Authorization") or headers.get("authorization") or ""
     return authorization.partition("Credential=")[2].partition(",")[0]
@@ -292,9 +313,7 @@ def permissions_for(service: str, action: str, parameters: Mapping, region: str,
     if service == "sagemaker":
         return _sagemaker(action, parameters, region, account)
     if service == "application-autoscaling" and action in _SCALABLE_TARGET_ACTIONS:
-        target = hashlib.sha256(str(parameters.get("ResourceId", "")).encode()).hexdigest()[:32]
-        resource = f"arn:aws:application-autoscaling:{region}:{account}:scalable-target/{target}"
-        return [Permission(f"{service}:{action}", resource)]
+        return _scaling(action, parameters, region, account)
     if service == "monitoring":  # CloudWatch's signing name
         return _cloudwatch(action, parameters, region, account)
     return [Permission(f"{service}:{action}", "*")]
@@ -315,9 +334,39 @@ def _sagemaker(action: str, parameters: Mapping, region: str, account: str) -> l
         needed.append(Permission(f"sagemaker:{action}", arn("endpoint-config", str(parameters["EndpointConfigName"]))))
     if action.startswith("Create") and parameters.get("Tags"):
         needed.append(Permission("sagemaker:AddTags", resource))
+    rollback = (parameters.get("DeploymentConfig") or {}).get("AutoRollbackConfiguration", {}).get("Alarms", [])
+    for alarm in rollback:  # SageMaker reads the rollback alarms as the caller (deployment guardrails docs)
+        needed.append(
+            Permission("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:{region}:{account}:alarm:{alarm['AlarmName']}")
+        )
     if action in _PASSED_ROLES and parameters.get(_PASSED_ROLES[action]):
         passed = str(parameters[_PASSED_ROLES[action]])
         needed.append(Permission("iam:PassRole", passed, {"iam:PassedToService": "sagemaker.amazonaws.com"}))
+    return needed
+
+
+def _scaling(action: str, parameters: Mapping, region: str, account: str) -> list[Permission]:
+    """The scalable target, and what Application Auto Scaling asks of the caller for a SageMaker variant: to
+    describe and resize the endpoint when registering it, to manage target tracking's alarms for a policy
+    (Application Auto Scaling user guide, "Identity-based policy examples", SageMaker endpoint variants)."""
+    resource_id = str(parameters.get("ResourceId", ""))
+    target = hashlib.sha256(resource_id.encode()).hexdigest()[:32]
+    needed = [
+        Permission(
+            f"application-autoscaling:{action}",
+            f"arn:aws:application-autoscaling:{region}:{account}:scalable-target/{target}",
+        )
+    ]
+    if parameters.get("ServiceNamespace") != "sagemaker" or not resource_id.startswith("endpoint/"):
+        return needed
+    endpoint = f"arn:aws:sagemaker:{region}:{account}:endpoint/{resource_id.split('/')[1].lower()}"
+    if action == "RegisterScalableTarget":
+        needed += [
+            Permission(f"sagemaker:{a}", endpoint) for a in ("DescribeEndpoint", "UpdateEndpointWeightsAndCapacities")
+        ]
+    if action == "PutScalingPolicy":
+        alarms = f"arn:aws:cloudwatch:{region}:{account}:alarm:TargetTracking-{resource_id}-AlarmHigh-offline"
+        needed += [Permission(f"cloudwatch:{a}", alarms) for a in ("PutMetricAlarm", "DescribeAlarms", "DeleteAlarms")]
     return needed
 
 
@@ -356,6 +405,7 @@ def install_in_moto(roles_for_this_request) -> None:
 
     class JsonAccessDenied(JsonRESTError):
         code = 400  # what JSON-protocol services answer an AccessDeniedException with
+
     from moto.s3.exceptions import S3AccessDeniedError, S3SignatureDoesNotMatchError
 
     original = ActionAuthenticatorMixin._authenticate_and_authorize_action

@@ -67,18 +67,6 @@ def released(stack):
     return execution
 
 
-def test_each_state_writes_the_history_events_the_budget_counts(stack, released):
-    # offline_stack/aws_rules/step_functions.py counts the training poll loop's events from these numbers
-    types = {name: state["Type"] for name, state in json.loads(stack.pipeline.definition)["States"].items()}
-    runs = events_by_state_type(released.history, types)
-    for (kind, written), count in runs.items():
-        if kind in ("Succeed", "Fail"):  # the end of the execution: not in the loop the budget counts
-            continue
-        assert written == EVENTS_PER_STATE[kind], f"{count} run(s) of a {kind} state wrote {written} events"
-    assert {kind for kind, _ in runs} >= {"Task", "Wait", "Choice", "Pass"}
-    print(f"\nhistory of a whole release offline: {len(released.history)} events ({HISTORY_EVENT_LIMIT} allowed)")
-
-
 def package(stack, arn: str) -> dict:
     return stack.sagemaker.describe_model_package(ModelPackageName=arn)
 
@@ -217,10 +205,17 @@ def test_a_release_that_cannot_start_is_rolled_back_and_the_old_model_keeps_serv
     assert "did not start" in endpoint["FailureReason"]
 
 
-def test_a_training_job_that_fails_ends_the_pipeline_with_its_failure_reason(stack):
-    execution = stack.pipeline.run({"training": {**GOOD_TRAINING, "data_prefix": "no-such-data/"}}, say=quiet)
+@pytest.mark.parametrize(
+    ("data_prefix", "reason"),
+    [
+        ("data/no-such-split/", "exited with code"),  # nothing to train on: train.py says so and exits
+        ("no-such-data/", "AccessDenied"),  # outside what the execution role may list: the download is refused
+    ],
+)
+def test_a_training_job_that_fails_ends_the_pipeline_with_its_failure_reason(stack, data_prefix, reason):
+    execution = stack.pipeline.run({"training": {**GOOD_TRAINING, "data_prefix": data_prefix}}, say=quiet)
     assert (execution.status, execution.error) == ("FAILED", "TrainingJobFailed")
-    assert "exited with code" in execution.cause
+    assert reason in execution.cause
     assert "JudgeCandidate" not in execution.states
 
 
@@ -393,3 +388,15 @@ def test_the_aws_cli_shows_the_registry_and_the_guardrails_of_the_offline_stack(
     alarms = {alarm["AlarmName"] for alarm in guardrails["AutoRollbackConfiguration"]["Alarms"]}
     assert alarms == {f"{endpoint_name}-model-failures", f"{endpoint_name}-latency-p99"}
     assert endpoint["DataCaptureConfig"]["EnableCapture"] is True
+
+
+def test_each_state_writes_the_history_events_the_budget_counts(stack, released):
+    # offline_stack/aws_rules/step_functions.py counts the training poll loop's events from these numbers
+    types = {name: state["Type"] for name, state in json.loads(stack.pipeline.definition)["States"].items()}
+    runs = events_by_state_type(released.history, types)
+    for (kind, written), count in runs.items():
+        if kind in ("Succeed", "Fail"):  # the end of the execution: not in the loop the budget counts
+            continue
+        assert written == EVENTS_PER_STATE[kind], f"{count} run(s) of a {kind} state wrote {written} events"
+    assert {kind for kind, _ in runs} >= {"Task", "Wait", "Choice", "Pass"}
+    print(f"\nhistory of a whole release offline: {len(released.history)} events ({HISTORY_EVENT_LIMIT} allowed)")

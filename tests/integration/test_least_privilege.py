@@ -1,0 +1,199 @@
+"""Least privilege, proved offline: each role's policy allows what its holder does, and every statement is needed.
+
+Every function, training job and endpoint acts as its own role from the template, and the control plane and the
+endpoint server hold it to that role's policy on real resource ARNs and conditions (offline_stack/aws_rules/iam.py).
+Here each role runs its own scenario, through the real code: once with its whole policy (it must succeed), then once
+per statement with that statement removed (it must meet AccessDenied). A statement nothing offline can exercise is
+listed below with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import tarfile
+
+import pytest
+
+from offline_stack.aws_rules.iam import Roles, invoke_endpoint_authorizer
+from offline_stack.control_plane import sagemaker_state
+from offline_stack.data_capture import DataCapture
+from offline_stack.endpoint_server import EndpointServer
+from offline_stack.lambda_invoker import LambdaFunction
+from offline_stack.local_endpoints import LocalEndpoints
+from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
+from offline_stack.sample_events import OFFLINE_BUCKET, SAMPLE_TRAINING_JOB
+from offline_stack.training_executor import LocalTrainingExecutor
+from tests.conftest import ENDPOINT_NAME, TEMPLATE_ROLES, load_event
+from tests.support.models import CannedModel
+
+TEMPLATE = SamTemplate.load()
+LOGS_AND_TRACES = "written by the Lambda runtime and the X-Ray daemon in AWS; offline the functions log to the terminal"
+AWS_SIDE = (
+    "used by SageMaker itself in AWS (its containers' images, logs and metrics); offline the containers are local"
+)
+NOT_EXERCISED_OFFLINE = {
+    "WriteOwnLogs": LOGS_AND_TRACES,
+    "SendTracesXRayHasNoResourceLevelPermissions": LOGS_AND_TRACES,
+    "EcrAuthorizationTokensHaveNoResourceLevelPermissions": AWS_SIDE,
+    "PullTheAwsPyTorchAndDebuggerImages": AWS_SIDE,
+    "WriteSageMakerLogs": AWS_SIDE,
+    "PublishSageMakerMetrics": AWS_SIDE,
+    "ReadTheRollbackAlarmsDuringEndpointUpdates": "SageMaker reads them as the caller of UpdateEndpoint (tested on the "
+    "deploy role); the execution role's copy serves updates started from SageMaker's own console",
+    "CreateTheSageMakerAutoScalingServiceLinkedRole": "created once per account by Application Auto Scaling; moto "
+    "has no service-linked roles",
+}
+# moto's Step Functions interpreter runs the pipeline's tasks as the operator; tests/unit/test_state_machine.py
+# holds every task to this role's policy instead.
+ROLES_NOT_ENFORCED_OFFLINE = {"TrainingPipelineRole": "moto's interpreter does not sign as the state machine's role"}
+
+
+def _policy(logical_id: str) -> dict:
+    return json.loads((PROJECT_ROOT / "policies" / f"{_policy_name(logical_id)}.json").read_text())
+
+
+def _policy_name(logical_id: str) -> str:
+    return TEMPLATE.resource(logical_id)["Properties"]["Policies"][0]["PolicyName"]
+
+
+def _without(logical_id: str, sid: str) -> dict:
+    document = _policy(logical_id)
+    kept = [statement for statement in document["Statement"] if statement["Sid"] != sid]
+    assert len(kept) == len(document["Statement"]) - 1, f"{logical_id} has no statement {sid}"
+    return {**document, "Statement": kept}
+
+
+@contextlib.contextmanager
+def holding(control_plane, overrides: dict[str, dict] | None = None):
+    """The control plane enforcing the template's roles, with ``overrides`` in place of their policies."""
+    roles = Roles.from_template(TEMPLATE, overrides)
+    control_plane.enforce_roles(roles)
+    try:
+        yield roles
+    finally:
+        control_plane.enforce_roles(TEMPLATE_ROLES)
+
+
+def _function(control_plane, roles: Roles, logical_id: str, **environment: str) -> LambdaFunction:
+    role = roles.for_function(TEMPLATE, logical_id)
+    return LambdaFunction(logical_id, environment={**control_plane.environment(), **role.environment(), **environment})
+
+
+def _deploy_as_operator(control_plane) -> None:
+    """An endpoint made by the operator (the scenarios of other roles need one)."""
+    with LambdaFunction("DeployEndpointFunction", environment=control_plane.environment()) as function:
+        function.invoke(load_event("deploy-endpoint-from-job.json"))
+
+
+def start_training(control_plane, roles: Roles) -> None:
+    with _function(control_plane, roles, "StartTrainingFunction") as function:
+        event = {**load_event("start-training.json"), "idempotency_token": "least-privilege"}
+        function.invoke(event)
+        function.invoke(event)  # the retry finds the job
+
+
+def deploy_endpoint(control_plane, roles: Roles) -> None:
+    scaling = control_plane.client("application-autoscaling")
+    with _function(control_plane, roles, "DeployEndpointFunction") as function:
+        function.invoke(load_event("deploy-endpoint-from-job.json"))  # create (model, config, endpoint, tags)
+        scaling.register_scalable_target(
+            ServiceNamespace="sagemaker",
+            ResourceId=f"endpoint/{ENDPOINT_NAME}/variant/AllTraffic",
+            ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+            MinCapacity=1,
+            MaxCapacity=2,
+        )
+        function.invoke(load_event("deploy-endpoint-from-model-data.json"))  # another type: out of scaling, update
+        sagemaker_state().endpoints[ENDPOINT_NAME].endpoint_status = "Failed"
+        assert function.invoke(load_event("deploy-endpoint-from-job.json"))["action"] == "deleted-failed"
+
+
+def register_autoscaling(control_plane, roles: Roles) -> None:
+    _deploy_as_operator(control_plane)
+    with _function(control_plane, roles, "RegisterAutoscalingFunction") as function:
+        function.invoke(load_event("register-autoscaling.json"))
+
+
+def release_gate(control_plane, roles: Roles) -> None:
+    _deploy_as_operator(control_plane)  # the gate compares with what the endpoint serves
+    with _function(control_plane, roles, "ReleaseGateFunction") as function:
+        function.invoke({"training_job_name": SAMPLE_TRAINING_JOB})
+
+
+def predict(control_plane, roles: Roles) -> None:
+    with EndpointServer() as server:
+        server.serve(ENDPOINT_NAME, CannedModel())
+        server.authorize = invoke_endpoint_authorizer(roles)
+        environment = {"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": server.url}
+        with _function(control_plane, roles, "PredictFunction", **environment) as function:
+            response = function.invoke(load_event("predict-jpeg.json"))
+    # The API's caller sees a 5xx without internals; the endpoint said why
+    assert response["statusCode"] == 200, (response["statusCode"], server.refusals)
+
+
+def run_as_sagemaker(control_plane, roles: Roles, tmp_path) -> None:
+    """What SageMaker does as the execution role: a job's channels and code in, its model out; an endpoint's
+    model in and its captured requests out (the offline stack's own code paths for each)."""
+    s3 = control_plane.client_as(roles.by_logical_id["SageMakerExecutionRole"], "s3")
+    operator = control_plane.client("s3")
+    operator.put_object(Bucket=OFFLINE_BUCKET, Key="data/train/a/1.jpg", Body=b"jpeg")
+    code = io.BytesIO()
+    with tarfile.open(fileobj=code, mode="w:gz") as tar:
+        tar.addfile(tarfile.TarInfo("train.py"), io.BytesIO(b""))
+    operator.put_object(Bucket=OFFLINE_BUCKET, Key="code/training_jobs-1.tar.gz", Body=code.getvalue())
+    LocalTrainingExecutor._download_prefix(s3, f"s3://{OFFLINE_BUCKET}/data/", tmp_path / "data")
+    LocalTrainingExecutor._unpack_source(s3, f"s3://{OFFLINE_BUCKET}/code/training_jobs-1.tar.gz", tmp_path / "code")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.pt").write_bytes(b"weights")
+    job = {"OutputDataConfig": {"S3OutputPath": f"s3://{OFFLINE_BUCKET}/training-output"}}
+    artifact = LocalTrainingExecutor._upload_model(s3, job, "job", tmp_path / "model", tmp_path / "model.tar.gz")
+    LocalEndpoints._unpack(s3, artifact, tmp_path / "endpoint")
+    destination = {"DestinationS3Uri": f"s3://{OFFLINE_BUCKET}/data-capture", "InitialSamplingPercentage": 100}
+    capture = DataCapture(s3, ENDPOINT_NAME, "AllTraffic", destination)
+    capture(b"{}", "application/json", b"{}", "application/json")
+    capture.flush()
+
+
+SCENARIOS = {
+    "StartTrainingFunctionRole": start_training,
+    "DeployEndpointFunctionRole": deploy_endpoint,
+    "RegisterAutoscalingFunctionRole": register_autoscaling,
+    "ReleaseGateFunctionRole": release_gate,
+    "PredictFunctionRole": predict,
+    "SageMakerExecutionRole": run_as_sagemaker,
+}
+
+
+def _run(scenario, control_plane, roles, tmp_path) -> None:
+    if scenario is run_as_sagemaker:
+        scenario(control_plane, roles, tmp_path)
+    else:
+        scenario(control_plane, roles)
+
+
+def test_every_role_has_a_scenario_or_a_reason():
+    roles = {logical_id for logical_id, r in TEMPLATE.resources.items() if r["Type"] == "AWS::IAM::Role"}
+    assert roles == set(SCENARIOS) | set(ROLES_NOT_ENFORCED_OFFLINE)
+
+
+@pytest.mark.parametrize("logical_id", sorted(SCENARIOS))
+def test_each_role_can_do_its_job_with_its_policy(control_plane, logical_id, tmp_path):
+    with holding(control_plane) as roles:
+        _run(SCENARIOS[logical_id], control_plane, roles, tmp_path)
+
+
+CASES = [
+    (logical_id, statement["Sid"])
+    for logical_id in sorted(SCENARIOS)
+    for statement in _policy(logical_id)["Statement"]
+    if statement["Sid"] not in NOT_EXERCISED_OFFLINE
+]
+
+
+@pytest.mark.parametrize(("logical_id", "sid"), CASES, ids=[f"{r}-{s}" for r, s in CASES])
+def test_removing_any_statement_makes_the_role_meet_access_denied(control_plane, logical_id, sid, tmp_path):
+    with holding(control_plane, {logical_id: _without(logical_id, sid)}) as roles, pytest.raises(Exception) as error:
+        _run(SCENARIOS[logical_id], control_plane, roles, tmp_path)
+    assert "AccessDenied" in str(error.value) or "AccessDenied" in repr(error.value), error.value
