@@ -197,3 +197,23 @@ def test_removing_any_statement_makes_the_role_meet_access_denied(control_plane,
     with holding(control_plane, {logical_id: _without(logical_id, sid)}) as roles, pytest.raises(Exception) as error:
         _run(SCENARIOS[logical_id], control_plane, roles, tmp_path)
     assert "AccessDenied" in str(error.value) or "AccessDenied" in repr(error.value), error.value
+
+
+def test_a_model_the_execution_role_cannot_read_is_refused_when_deployed_not_minutes_later(
+    control_plane, control_function, tmp_path
+):
+    # The README once said to deploy the starter model from starter-model/, which the execution role cannot read:
+    # in AWS the endpoint would go Failed ("could not access model data") after minutes
+    operator = control_plane.client("s3")
+    for key in ("starter-model/model.tar.gz", "models/starter-model/model.tar.gz"):
+        operator.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=b"artifact")
+    execution_role = TEMPLATE_ROLES.by_logical_id["SageMakerExecutionRole"]
+    s3 = control_plane.client_as(execution_role, "s3")
+    with pytest.raises(Exception, match=r"AccessDenied|\(403\).*HeadObject"):  # S3 answers a HEAD with no body
+        LocalEndpoints._unpack(s3, f"s3://{OFFLINE_BUCKET}/starter-model/model.tar.gz", tmp_path / "outside")
+    LocalEndpoints._unpack(s3, f"s3://{OFFLINE_BUCKET}/models/starter-model/model.tar.gz", tmp_path / "inside")
+    # So the deploy function refuses such a model at once, naming where models may be
+    with control_function("DeployEndpointFunction") as function, pytest.raises(Exception) as refusal:
+        function.invoke({"model_data_url": f"s3://{OFFLINE_BUCKET}/starter-model/model.tar.gz"})
+    assert type(refusal.value).__name__ == "InvalidEventError"
+    assert f"s3://{OFFLINE_BUCKET}/models/" in str(refusal.value) and "training-output/" in str(refusal.value)
