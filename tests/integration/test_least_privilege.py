@@ -205,8 +205,11 @@ def test_a_model_the_execution_role_cannot_read_is_refused_when_deployed_not_min
     # The README once said to deploy the starter model from starter-model/, which the execution role cannot read:
     # in AWS the endpoint would go Failed ("could not access model data") after minutes
     operator = control_plane.client("s3")
+    artifact = io.BytesIO()
+    with tarfile.open(fileobj=artifact, mode="w:gz") as tar:
+        tar.addfile(tarfile.TarInfo("model.pt"), io.BytesIO(b""))
     for key in ("starter-model/model.tar.gz", "models/starter-model/model.tar.gz"):
-        operator.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=b"artifact")
+        operator.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=artifact.getvalue())
     execution_role = TEMPLATE_ROLES.by_logical_id["SageMakerExecutionRole"]
     s3 = control_plane.client_as(execution_role, "s3")
     with pytest.raises(Exception, match=r"AccessDenied|\(403\).*HeadObject"):  # S3 answers a HEAD with no body
