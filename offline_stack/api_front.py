@@ -4,8 +4,10 @@ Each request becomes an API Gateway HTTP API (payload 2.0) event and is handed t
 environment of the prediction function (``ConcurrencyPool``: separate processes, at most the reserved
 concurrency at once). What API Gateway does around the function is emulated too:
 
-- the route throttle (a token bucket: ``rate`` per second, ``burst`` at once) answers **429**
+- the route throttle (a token bucket per route: ``rate`` per second, ``burst`` at once) answers **429**
   ``{"message":"Too Many Requests"}`` before the function is called;
+- a method and path that match no route: **404** ``{"message":"Not Found"}``; a request Waitress cannot parse
+  gets API Gateway's JSON shape too (``aws_rules.api_gateway`` holds these rules and their sources);
 - a request that passes the throttle but finds every execution environment busy is throttled by
   Lambda, which API Gateway reports as an integration failure: **500**
   ``{"message":"Internal Server Error"}`` (the template's throttle defaults are derived so that this
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 
 from werkzeug.wrappers import Request, Response
 
+from offline_stack.aws_rules.api_gateway import JsonErrorChannel
 from offline_stack.execution_environments import ConcurrencyPool, ExecutionEnvironmentError, LambdaThrottledError
 from offline_stack.http_api_events import http_api_event
 from offline_stack.loopback_server import LoopbackServer
@@ -85,14 +88,26 @@ class FrontCounts:
 
 
 class ApiFront(LoopbackServer):
-    """Serve ``POST /predictions`` through ``pool`` until ``stop()``; ``throttle`` None turns route throttling off."""
+    """Serve the API's routes through ``pool`` until ``stop()``; ``throttle`` (the stage's default route settings)
+    gives each route a bucket of its own; None turns route throttling off."""
 
     def __init__(self, pool: ConcurrencyPool, throttle: RouteThrottle | None, port: int = 0) -> None:
-        self.pool, self.throttle = pool, throttle
+        self.pool = pool
+        self.throttle = throttle
         self.counts = FrontCounts()
         self._lock = threading.Lock()
         # More threads than environments: the extra requests must be answered (429/500), not queued.
         super().__init__(self._app, port=port, threads=4 * pool.reserved_concurrency + 4, name="api-front")
+        self._server.channel_class = JsonErrorChannel  # malformed requests answered as API Gateway does
+
+    @property
+    def throttle(self) -> RouteThrottle | None:
+        """The stage's default route throttle (the bucket of ``POST /predictions``)."""
+        return self._throttles.get(ROUTES[0]) if self._throttles else None
+
+    @throttle.setter
+    def throttle(self, settings: RouteThrottle | None) -> None:
+        self._throttles = {route: RouteThrottle(settings.rate, settings.burst) for route in ROUTES} if settings else {}
 
     @property
     def requests(self) -> int:
@@ -103,15 +118,14 @@ class ApiFront(LoopbackServer):
         route = f"{request.method} {request.path}"
         if route in ROUTES:
             response = self._route(request, route)
-        elif request.path in {known.split(" ", 1)[1] for known in ROUTES}:
-            response = Response('{"message":"Method Not Allowed"}', status=405, content_type=JSON)
-        else:
+        else:  # HTTP APIs match method and path together: no route, no integration
             response = Response('{"message":"Not Found"}', status=404, content_type=JSON)
         return response(environ, start_response)
 
     def _route(self, request: Request, route: str) -> Response:
         self._count("requests")
-        if self.throttle is not None and not self.throttle.admit():
+        bucket = self._throttles.get(route)
+        if bucket is not None and not bucket.admit():
             self._count("throttled_by_route")
             return TOO_MANY_REQUESTS
         try:

@@ -109,3 +109,54 @@ def test_a_malformed_request_cannot_hold_the_front(pool):
             pass
         assert time.monotonic() - started < 20
         stuck.close()
+
+
+def get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:  # noqa: S310 (loopback)
+            return answer.status
+    except urllib.error.HTTPError as refusal:
+        return refusal.code
+
+
+def test_each_route_has_its_own_throttle_bucket_so_page_loads_cannot_spend_the_predictions(pool):
+    # The stage's default route settings apply to each route on its own (API Gateway, "Throttle requests to your
+    # HTTP APIs"); one bucket shared by all routes let GET / starve POST /predictions
+    with ApiFront(pool, throttle=RouteThrottle(rate_per_second=0.01, burst=1)) as front:
+        pages = [get(f"{front.url}/") for _ in range(3)]
+        prediction = post(front.url)
+    assert pages == [200, 429, 429]
+    assert prediction[0] == 200
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/predictions"), ("POST", "/"), ("DELETE", "/nowhere")])
+def test_a_request_that_matches_no_route_is_404_not_found_as_http_apis_answer(pool, method, path):
+    with ApiFront(pool, throttle=None) as front:
+        request = urllib.request.Request(f"{front.url}{path}", method=method)  # noqa: S310 (loopback)
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=30)  # noqa: S310
+    assert answer.value.code == 404 and json.loads(answer.value.read()) == {"message": "Not Found"}
+    assert answer.value.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"POST /predictions HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+        b"POST /predictions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"POST /predictions HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    ],
+    ids=["bad-content-length", "bad-chunk", "two-content-lengths"],
+)
+def test_malformed_framing_is_answered_with_api_gateways_json_not_a_server_page(pool, raw):
+    with ApiFront(pool, throttle=None) as front:
+        host, port = front.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as client:
+            client.sendall(raw)
+            answer = b""
+            while chunk := client.recv(4096):
+                answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body) == {"message": "Bad Request"}
