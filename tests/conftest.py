@@ -85,10 +85,14 @@ def control_plane_server():
 
 @pytest.fixture
 def control_plane(control_plane_server):
-    """moto on loopback, emptied and seeded with what the sample events refer to."""
+    """moto on loopback, emptied and seeded with what the sample events refer to; emptied again after the test.
+
+    moto's backends are one per process: what a test leaves (an endpoint of the stack's name made by hand, say)
+    would otherwise be there for the next offline stack, as an endpoint outside the stack is in a real account."""
     control_plane_server.reset()
     seed_control_plane(control_plane_server)
-    return control_plane_server
+    yield control_plane_server
+    control_plane_server.reset()
 
 
 @pytest.fixture

@@ -134,18 +134,25 @@ class _Captured(Exception):
     """Stops the SDK once its request is captured (moto's tuning API is not what is under test)."""
 
 
-def test_the_tuner_searches_the_original_ranges_on_the_training_modules_loss(control_plane, tmp_path, monkeypatch):
+def _sdk_session(control_plane, tmp_path, monkeypatch):
+    """The SDK's session on the control plane (telemetry off): (its sagemaker client, the session)."""
     config = sdk_config_without_telemetry(tmp_path)
     for name, value in {**control_plane.environment(), "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config)}.items():
         monkeypatch.setenv(name, value)
     import sagemaker
+
+    boto_session = boto3.Session(region_name="us-east-1")
+    client = boto_session.client("sagemaker")
+    return client, sagemaker.Session(boto_session=boto_session, sagemaker_client=client, default_bucket=OFFLINE_BUCKET)
+
+
+def test_the_tuner_searches_the_original_ranges_on_the_training_modules_loss(control_plane, tmp_path, monkeypatch):
+    client, session = _sdk_session(control_plane, tmp_path, monkeypatch)
     from launchers.estimator import build_estimator
     from launchers.hpo import build_tuner
 
     from breed_classifier.metrics import METRIC_DEFINITIONS
 
-    boto_session = boto3.Session(region_name="us-east-1")
-    client = boto_session.client("sagemaker")
     captured: list[dict] = []
 
     def capture(params, **kwargs):
@@ -153,7 +160,6 @@ def test_the_tuner_searches_the_original_ranges_on_the_training_modules_loss(con
         raise _Captured
 
     client.meta.events.register("provide-client-params.sagemaker.CreateHyperParameterTuningJob", capture)
-    session = sagemaker.Session(boto_session=boto_session, sagemaker_client=client, default_bucket=OFFLINE_BUCKET)
     estimator = build_estimator(session, EXECUTION_ROLE_ARN, OFFLINE_BUCKET, SAMPLE_SOURCE)
     with pytest.raises(_Captured):
         build_tuner(estimator, max_jobs=8, max_parallel_jobs=2, job_prefix="dog-breeds").fit(
@@ -180,17 +186,12 @@ def test_the_tuner_searches_the_original_ranges_on_the_training_modules_loss(con
 
 def test_each_spot_run_of_the_sdk_launcher_checkpoints_under_its_own_job_name(control_plane, tmp_path, monkeypatch):
     # One checkpoint prefix for every run let a later spot run resume an earlier run's weights
-    config = sdk_config_without_telemetry(tmp_path)
-    for name, value in {**control_plane.environment(), "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config)}.items():
-        monkeypatch.setenv(name, value)
+    client, session = _sdk_session(control_plane, tmp_path, monkeypatch)
     import sagemaker
     from launchers.estimator import build_estimator
 
-    boto_session = boto3.Session(region_name="us-east-1")
-    client = boto_session.client("sagemaker")
     sent: list[dict] = []
     _capture(client, sent)
-    session = sagemaker.Session(boto_session=boto_session, sagemaker_client=client, default_bucket=OFFLINE_BUCKET)
     jobs = [sagemaker.utils.name_from_base(f"dog-breeds-{run}") for run in ("first", "later")]
     for job in jobs:
         estimator = build_estimator(
