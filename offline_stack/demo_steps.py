@@ -16,6 +16,7 @@ from pathlib import Path
 from breed_classifier.cli import HYPERPARAMETER_NAMES, add_hyperparameter_arguments
 from breed_classifier.labels import breed_name
 from offline_stack.api_client import post_image
+from offline_stack.aws_rules.step_functions import HISTORY_EVENT_LIMIT
 from offline_stack.demo_report import write_report
 from offline_stack.sam_template import PROJECT_ROOT
 from offline_stack.stack import OfflineStack
@@ -140,6 +141,7 @@ def run_pipeline(stack: OfflineStack, hyperparameters: dict, say=print) -> tuple
     output = execution.output or {}
     if execution.status != "SUCCEEDED":
         raise RuntimeError(f"the pipeline ended {execution.status}: {execution.error}: {execution.cause}")
+    say(f"      execution history: {len(execution.history)} events (AWS fails one at {HISTORY_EVENT_LIMIT:,})")
     job_name = output["started"]["training_job_name"]
     job = stack.sagemaker.describe_training_job(TrainingJobName=job_name)
     say(f"[3/7] {output['candidate']['reason']}")
