@@ -20,7 +20,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup test captured plan reliability bench mutation preflight destroy container-versions lambda-image lint build deploy upload-data starter-model local-invoke start-api local-down clean
+.PHONY: help demo serve setup test captured plan reliability bench mutation preflight destroy container-versions container-versions-venvs lambda-image lint build deploy upload-data starter-model local-invoke start-api local-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{name[NR] = $$1; text[NR] = $$2; \
@@ -80,15 +80,17 @@ mutation: setup ## mutation testing of the codec, error table, endpoint adapter 
 DLC_TRAINING := .venv-dlc-training
 DLC_INFERENCE := .venv-dlc-inference
 
-container-versions: setup starter-model ## train under the training image's torch 2.8, serve under the inference image's 2.6, compare with dev torch
-	test -x $(DLC_TRAINING)/bin/python || { python3.12 -m venv $(DLC_TRAINING) && \
-		$(DLC_TRAINING)/bin/python -m pip install --quiet torch==2.8.0 torchvision==0.23.0 pillow==11.3.0 \
-		-r training_jobs/requirements.txt; }
-	test -x $(DLC_INFERENCE)/bin/python || { python3.12 -m venv $(DLC_INFERENCE) && \
-		$(DLC_INFERENCE)/bin/python -m pip install --quiet torch==2.6.0 torchvision==0.21.0 pillow==11.3.0 \
-		sagemaker-pytorch-inference==2.0.25 "setuptools<82" werkzeug==3.1.9; }
+container-versions: container-versions-venvs starter-model ## train under the training image's torch 2.8, serve under the inference image's 2.6, compare with dev torch
 	$(OFFLINE_PATH) $(BIN)/python -m ops.container_versions --training-python $(DLC_TRAINING)/bin/python \
 		--inference-python $(DLC_INFERENCE)/bin/python --starter-model .offline/starter-model/model.tar.gz
+
+container-versions-venvs: setup ## the two venvs make container-versions uses (the AWS images' torch, from the registry)
+	test -f $(DLC_TRAINING)/.installed || { rm -rf $(DLC_TRAINING) && python3.12 -m venv $(DLC_TRAINING) && \
+		$(DLC_TRAINING)/bin/python -m pip install --quiet torch==2.8.0 torchvision==0.23.0 pillow==11.3.0 \
+		-r training_jobs/requirements.txt && touch $(DLC_TRAINING)/.installed; }
+	test -f $(DLC_INFERENCE)/.installed || { rm -rf $(DLC_INFERENCE) && python3.12 -m venv $(DLC_INFERENCE) && \
+		$(DLC_INFERENCE)/bin/python -m pip install --quiet torch==2.6.0 torchvision==0.21.0 pillow==11.3.0 \
+		sagemaker-pytorch-inference==2.0.25 "setuptools<82" werkzeug==3.1.9 && touch $(DLC_INFERENCE)/.installed; }
 
 lambda-image: ## build the Lambda python3.12 base image offline (air-gapped machines, CI); idempotent
 	@command -v debootstrap >/dev/null || { echo "lambda-image needs debootstrap (apt-get install debootstrap)"; exit 2; }

@@ -11,9 +11,9 @@ command checks the path a model really takes:
 3. serves the same artifacts under the dev venv's torch, and compares: the same top-1 for every image, and the
    probabilities within 1e-4 (0.05 for the opt-in bf16 runtime, which is not fp32).
 
-The two venvs come from the package registry (CUDA builds of torch: about 4 minutes and 6 GB each, made once by the
-Makefile). Run it after changing the torch pins, the DLC versions in ``dog_breeds/container_images.py`` or the
-artifact format (``breed_classifier/artifact.py``, ``inference.py``), and before each release.
+The two venvs come from the package registry (CUDA builds of torch: a few minutes and about 6 GB each, made once by
+``make container-versions-venvs``). CI runs it; run it yourself after changing the torch pins, the DLC versions in
+``dog_breeds/container_images.py`` or the artifact format (``breed_classifier/artifact.py``, ``inference.py``).
 
     python -m ops.container_versions --training-python .venv-dlc-training/bin/python \\
         --inference-python .venv-dlc-inference/bin/python --starter-model .offline/starter-model/model.tar.gz
