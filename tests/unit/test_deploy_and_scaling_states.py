@@ -24,7 +24,7 @@ SETTINGS = ControlPlaneSettings(
 )
 JOB = "dog-breeds-2026-11-26-10-00-00-abcd"
 MODEL_DATA = f"s3://dog-breeds-artifacts/training-output/{JOB}/output/model.tar.gz"
-ALARMS = ("dog-breed-classifier-model-errors", "dog-breed-classifier-latency-p99")
+ALARMS = ("dog-breed-classifier-model-failures", "dog-breed-classifier-latency-p99")
 
 
 def request(job: str | None = JOB, model_data: str | None = None, alarms: tuple[str, ...] = ()) -> DeployRequest:
