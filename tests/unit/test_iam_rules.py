@@ -1,0 +1,136 @@
+"""IAM's evaluation as the offline stack applies it (offline_stack/aws_rules/iam.py), decision by decision."""
+
+from __future__ import annotations
+
+import pytest
+
+from offline_stack.aws_rules.iam import Permission, Policy, permissions_for, s3_permission
+from offline_stack.lifecycles import canary_share
+
+ENDPOINT = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/dog-breed-classifier"
+
+
+def policy(*statements: dict) -> Policy:
+    return Policy([{"Version": "2012-10-17", "Statement": list(statements)}])
+
+
+def allow(action, resource, **condition) -> dict:
+    return {
+        "Effect": "Allow",
+        "Action": action,
+        "Resource": resource,
+        **({"Condition": condition} if condition else {}),
+    }
+
+
+def test_an_allow_that_matches_action_and_resource_allows_and_nothing_else_does():
+    rules = policy(allow("sagemaker:InvokeEndpoint", ENDPOINT))
+    assert rules.allows(Permission("sagemaker:InvokeEndpoint", ENDPOINT))
+    assert not rules.allows(Permission("sagemaker:InvokeEndpoint", ENDPOINT + "-other"))
+    assert not rules.allows(Permission("sagemaker:DescribeEndpoint", ENDPOINT))
+    assert not policy().allows(Permission("sagemaker:InvokeEndpoint", ENDPOINT))
+
+
+def test_an_explicit_deny_wins_over_any_allow():
+    rules = policy(allow("sagemaker:*", "*"), {"Effect": "Deny", "Action": "sagemaker:InvokeEndpoint", "Resource": "*"})
+    assert not rules.allows(Permission("sagemaker:InvokeEndpoint", ENDPOINT))
+    assert rules.allows(Permission("sagemaker:DescribeEndpoint", ENDPOINT))
+
+
+def test_actions_match_case_insensitively_and_resources_case_sensitively_with_wildcards():
+    rules = policy(allow("SageMaker:invoke?ndpoint", "arn:aws:sagemaker:*:*:endpoint/dog-*"))
+    assert rules.allows(Permission("sagemaker:InvokeEndpoint", ENDPOINT))
+    assert not rules.allows(Permission("sagemaker:InvokeEndpoint", ENDPOINT.replace("dog", "Dog")))
+
+
+def test_not_action_and_not_resource_exclude_what_they_name():
+    rules = policy({"Effect": "Allow", "NotAction": "s3:DeleteObject", "NotResource": "arn:aws:s3:::b/secret/*"})
+    assert rules.allows(Permission("s3:GetObject", "arn:aws:s3:::b/data/x"))
+    assert not rules.allows(Permission("s3:DeleteObject", "arn:aws:s3:::b/data/x"))
+    assert not rules.allows(Permission("s3:GetObject", "arn:aws:s3:::b/secret/x"))
+
+
+@pytest.mark.parametrize(
+    ("operator", "expected", "context", "allowed"),
+    [
+        ("StringLike", ["data/*"], {"s3:prefix": "data/train/"}, True),
+        ("StringLike", ["data/*"], {"s3:prefix": "code/"}, False),
+        ("StringLike", ["data/*"], {}, False),  # a key the request lacks: the condition is false
+        ("StringLikeIfExists", ["data/*"], {}, True),
+        ("StringEquals", ["*"], {"s3:prefix": "x"}, False),  # StringEquals has no wildcards
+        ("StringNotEquals", ["x"], {}, True),
+        ("StringNotEquals", ["x"], {"s3:prefix": "x"}, False),
+        ("Bool", ["true"], {"s3:prefix": "True"}, True),
+    ],
+)
+def test_conditions(operator, expected, context, allowed):
+    rules = policy(allow("s3:ListBucket", "*", **{operator: {"s3:prefix": expected}}))
+    assert rules.allows(Permission("s3:ListBucket", "arn:aws:s3:::b", context)) is allowed
+
+
+def test_an_operator_the_offline_stack_cannot_evaluate_is_refused_by_name():
+    rules = policy(allow("s3:ListBucket", "*", NumericLessThan={"s3:max-keys": "10"}))
+    with pytest.raises(ValueError, match="NumericLessThan"):
+        rules.allows(Permission("s3:ListBucket", "arn:aws:s3:::b", {"s3:max-keys": "5"}))
+
+
+def test_a_tagged_create_with_a_role_needs_the_resource_add_tags_and_pass_role():
+    needed = permissions_for(
+        "sagemaker",
+        "CreateTrainingJob",
+        {"TrainingJobName": "Dog-Breeds-1", "Tags": [{"Key": "k", "Value": "v"}], "RoleArn": "arn:aws:iam::1:role/r"},
+        "us-east-1",
+        "123456789012",
+    )
+    job = "arn:aws:sagemaker:us-east-1:123456789012:training-job/dog-breeds-1"  # names lower-cased, as SageMaker's ARNs
+    assert needed == [
+        Permission("sagemaker:CreateTrainingJob", job),
+        Permission("sagemaker:AddTags", job),
+        Permission("iam:PassRole", "arn:aws:iam::1:role/r", {"iam:PassedToService": "sagemaker.amazonaws.com"}),
+    ]
+
+
+def test_an_update_with_rollback_alarms_needs_the_endpoint_its_config_and_each_alarm():
+    parameters = {
+        "EndpointName": "e",
+        "EndpointConfigName": "e-1",
+        "DeploymentConfig": {"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "e-model-failures"}]}},
+    }
+    resources = [p.resource for p in permissions_for("sagemaker", "UpdateEndpoint", parameters, "r", "1")]
+    assert resources == [
+        "arn:aws:sagemaker:r:1:endpoint/e",
+        "arn:aws:sagemaker:r:1:endpoint-config/e-1",
+        "arn:aws:cloudwatch:r:1:alarm:e-model-failures",
+    ]
+
+
+def test_registering_a_sagemaker_variant_needs_to_describe_and_resize_its_endpoint():
+    parameters = {"ServiceNamespace": "sagemaker", "ResourceId": "endpoint/E/variant/AllTraffic"}
+    actions = [
+        p.action for p in permissions_for("application-autoscaling", "RegisterScalableTarget", parameters, "r", "1")
+    ]
+    assert actions == [
+        "application-autoscaling:RegisterScalableTarget",
+        "sagemaker:DescribeEndpoint",
+        "sagemaker:UpdateEndpointWeightsAndCapacities",
+    ]
+
+
+def test_s3_requests_carry_their_prefix_and_if_none_match():
+    listed = s3_permission("ListBucket", "arn:aws:s3:::b", "http://h/b?list-type=2&prefix=data%2F", {})
+    assert listed.context == {"s3:prefix": "data/"}
+    put = s3_permission("PutObject", "arn:aws:s3:::b/code/x", "http://h/b/code/x", {"If-None-Match": "*"})
+    assert put.context == {"s3:if-none-match": "*"}
+
+
+@pytest.mark.parametrize(
+    ("routing", "instances", "share"),
+    [
+        ({"Type": "ALL_AT_ONCE"}, 3, 1.0),
+        ({"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}}, 5, 0.2),
+        ({"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 3}}, 2, 1.0),
+        ({"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 25}}, 4, 0.25),
+    ],
+)
+def test_the_offline_canary_takes_the_new_fleets_share_of_requests(routing, instances, share):
+    assert canary_share(routing, instances) == pytest.approx(share)
