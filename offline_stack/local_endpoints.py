@@ -91,6 +91,8 @@ class _Served:
     config_name: str
     process: ContainerProcess
     model: _TrackedModel
+    s3: object = None  # S3 as the model's execution role (its artifact was read, its capture is written so)
+    capture_config: dict | None = None  # the endpoint config's DataCaptureConfig
     failed_pings: int = 0
 
 
@@ -241,7 +243,13 @@ class LocalEndpoints:
             if self._served.get(name) is not failed:  # closed or moved on meanwhile
                 process.stop()
                 return
-            served = _Served(failed.config_name, process, _TrackedModel(ContainerModel(process.url)))
+            served = _Served(
+                failed.config_name,
+                process,
+                _TrackedModel(ContainerModel(process.url)),
+                s3=failed.s3,
+                capture_config=failed.capture_config,
+            )
             self.server.serve(name, served.model)
             self._served[name] = served
         self.replacements.append((name, time.monotonic() - seen))
@@ -253,13 +261,15 @@ class LocalEndpoints:
         model = self.sagemaker.describe_model(ModelName=model_name)
         container = model["PrimaryContainer"]
         model_data = container["ModelDataUrl"]
-        model_dir = self._unpack(self._s3_of(model), model_data, self.work_dir / "endpoints" / config_name)
+        s3 = self._s3_of(model)
+        model_dir = self._unpack(s3, model_data, self.work_dir / "endpoints" / config_name)
         self.log(f"endpoint {name}: starting a container for {config_name} ({model_data})")
         # The model's runtime choice applies; its thread setting does not: here one process is the whole
         # instance (one worker), where TorchServe would start one worker per vCPU.
         runtime = {key: value for key, value in container.get("Environment", {}).items() if key == "INFERENCE_RUNTIME"}
         process = ContainerProcess(model_dir, environment=runtime).start()  # returns once /ping answers
-        return _Served(config_name, process, _TrackedModel(ContainerModel(process.url)))
+        tracked = _TrackedModel(ContainerModel(process.url))
+        return _Served(config_name, process, tracked, s3=s3, capture_config=config.get("DataCaptureConfig"))
 
     def _switch(self, name: str, config_name: str, current: _Served | None) -> None:
         self._move_traffic(name, self._start(name, config_name), current)
@@ -268,7 +278,7 @@ class LocalEndpoints:
         """All of ``name``'s traffic to ``served`` at once; ``current`` retires once its requests finish."""
         self.server.serve(name, served.model)
         self._served[name] = served
-        self._capture(name, served.config_name)
+        self._capture(name, served)
         if current:
             current.model.drain()
             current.process.stop()
@@ -276,16 +286,14 @@ class LocalEndpoints:
         else:
             self.log(f"endpoint {name}: InService with {served.config_name}")
 
-    def _capture(self, name: str, config_name: str) -> None:
-        """Capture as ``config_name``'s DataCaptureConfig says (or stop capturing)."""
-        endpoint_config = self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
-        config = endpoint_config.get("DataCaptureConfig")
+    def _capture(self, name: str, served: _Served) -> None:
+        """Capture as the served config's DataCaptureConfig says (or stop capturing)."""
+        config = served.capture_config
         previous = self._captures.pop(name, None)
         if previous is not None:
             previous.flush()
         if config and config.get("EnableCapture"):
-            model = self.sagemaker.describe_model(ModelName=endpoint_config["ProductionVariants"][0]["ModelName"])
-            capture = DataCapture(self._s3_of(model), name, "AllTraffic", config)
+            capture = DataCapture(served.s3, name, "AllTraffic", config)
             self._captures[name] = capture
             self.server.observers[name] = capture
         else:

@@ -285,14 +285,17 @@ def invoke_endpoint_authorizer(roles: Roles, region: str = "us-east-1", account:
     return authorize
 
 
+def _authorization(headers: Mapping[str, str]) -> str:
+    return headers.get("Authorization") or headers.get("authorization") or ""
+
+
 def _credential(headers: Mapping[str, str]) -> str:
-    authorization = headers.get("Authorization") or headers.get("authorization") or ""
-    return authorization.partition("Credential=")[2].partition(",")[0]
+    return _authorization(headers).partition("Credential=")[2].partition(",")[0]
 
 
 def _signature_matches(role: Role, method: str, path: str, headers: Mapping[str, str], body: bytes) -> bool:
     """Recompute the SigV4 signature with the role's secret, from the headers the client signed."""
-    authorization = headers.get("Authorization") or headers.get("authorization") or ""
+    authorization = _authorization(headers)
     scope = _credential(headers).split("/")
     if len(scope) < 4:
         return False

@@ -22,6 +22,7 @@ Rules (``docs/aws-semantics.md`` lists each with its offline test):
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 
@@ -85,16 +86,19 @@ def _serving_fleet(backend, endpoint) -> Fleet:
     return Fleet(variant.get("InstanceType", ""), int(count))
 
 
-def _check_quota(backend, fleet: Fleet) -> None:
+@functools.cache
+def _resource_limit_exceeded() -> type:
+    """SageMaker's ResourceLimitExceeded error as moto answers errors (moto has none of its own)."""
     from moto.sagemaker.exceptions import SagemakerClientError
 
-    class ResourceLimitExceeded(SagemakerClientError):
-        code = "ResourceLimitExceeded"
+    return type("ResourceLimitExceeded", (SagemakerClientError,), {"code": "ResourceLimitExceeded"})
 
+
+def _check_quota(backend, fleet: Fleet) -> None:
     in_use = sum(f.count for f in fleets_in_use(backend) if f.instance_type == fleet.instance_type)
     quota = endpoint_instance_quota(fleet.instance_type)
     if in_use + fleet.count > quota:
-        raise ResourceLimitExceeded(
+        raise _resource_limit_exceeded()(
             f"The account-level service limit '{fleet.instance_type} for endpoint usage' is {quota} Instances, "
             f"with current utilization of {in_use} Instances and a request delta of {fleet.count} Instances. "
             "Please use AWS Service Quotas to request an increase for this quota."
