@@ -6,6 +6,8 @@ concurrency at once). What API Gateway does around the function is emulated too:
 
 - the route throttle (a token bucket per route: ``rate`` per second, ``burst`` at once) answers **429**
   ``{"message":"Too Many Requests"}`` before the function is called;
+- the route's authorization (``AuthMode``: IAM SigV4, a JWT, or none) answers **403**/**401** before anything else
+  is spent on a request it refuses (``aws_rules.api_gateway``: ``IamAuthorization``, ``JwtAuthorization``);
 - a method and path that match no route: **404** ``{"message":"Not Found"}``; a request Waitress cannot parse
   gets API Gateway's JSON shape too (``aws_rules.api_gateway`` holds these rules and their sources);
 - a request that passes the throttle but finds every execution environment busy is throttled by
@@ -24,11 +26,12 @@ import base64
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from werkzeug.wrappers import Request, Response
 
-from offline_stack.aws_rules.api_gateway import JsonErrorChannel
+from offline_stack.aws_rules.api_gateway import JsonErrorChannel, Refusal, message_body
 from offline_stack.execution_environments import ConcurrencyPool, ExecutionEnvironmentError, LambdaThrottledError
 from offline_stack.http_api_events import http_api_event
 from offline_stack.loopback_server import LoopbackServer
@@ -39,8 +42,12 @@ TOO_MANY_REQUESTS = Response('{"message":"Too Many Requests"}', status=429, cont
 INTERNAL_SERVER_ERROR = Response('{"message":"Internal Server Error"}', status=500, content_type=JSON)
 
 
-# The API's routes (template.yaml), all integrated with PredictFunction
+# The API's routes (template.yaml), all integrated with PredictFunction; only the first carries AuthMode's check
 ROUTES = ("POST /predictions", "GET /openapi.json", "GET /")
+AUTHORIZED_ROUTES = ROUTES[:1]
+
+# A route's authorization: (method, path with query, headers, body, route) -> a refusal, or None to let it through
+Authorization = Callable[[str, str, Mapping[str, str], bytes, str], Refusal | None]
 
 
 def event_for(request: Request, route: str = ROUTES[0]) -> dict:
@@ -82,6 +89,7 @@ class RouteThrottle:
 @dataclass
 class FrontCounts:
     requests: int = 0
+    refused_by_authorizer: int = 0
     throttled_by_route: int = 0
     throttled_by_lambda: int = 0
     function_failures: int = 0
@@ -89,11 +97,20 @@ class FrontCounts:
 
 class ApiFront(LoopbackServer):
     """Serve the API's routes through ``pool`` until ``stop()``; ``throttle`` (the stage's default route settings)
-    gives each route a bucket of its own; None turns route throttling off."""
+    gives each route a bucket of its own; None turns route throttling off. ``authorization`` checks the
+    authorized routes (None: ``AuthMode=NONE``, open); ``sign`` is how a caller the stack knows signs for it."""
 
-    def __init__(self, pool: ConcurrencyPool, throttle: RouteThrottle | None, port: int = 0) -> None:
+    def __init__(
+        self,
+        pool: ConcurrencyPool,
+        throttle: RouteThrottle | None,
+        port: int = 0,
+        authorization: Authorization | None = None,
+        sign: Callable | None = None,
+    ) -> None:
         self.pool = pool
         self.throttle = throttle
+        self.authorization, self.sign = authorization, sign
         self.counts = FrontCounts()
         self._lock = threading.Lock()
         # More threads than environments: the extra requests must be answered (429/500), not queued.
@@ -124,6 +141,14 @@ class ApiFront(LoopbackServer):
 
     def _route(self, request: Request, route: str) -> Response:
         self._count("requests")
+        if self.authorization is not None and route in AUTHORIZED_ROUTES:
+            path = request.full_path.rstrip("?")
+            refusal = self.authorization(request.method, path, dict(request.headers), request.get_data(), route)
+            if refusal is not None:
+                self._count("refused_by_authorizer")
+                return Response(
+                    message_body(refusal.message), status=refusal.status, headers=refusal.headers, content_type=JSON
+                )
         bucket = self._throttles.get(route)
         if bucket is not None and not bucket.admit():
             self._count("throttled_by_route")

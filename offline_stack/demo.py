@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     args.work_dir.mkdir(parents=True)
     try:
         log = lambda line: print(f"      {line}", flush=True)  # noqa: E731
-        with OfflineStack(args.work_dir, log=log, quiet_functions=True) as stack:
+        # `make serve` opens the API (AuthMode=NONE) so the web page in a browser can post; `make demo` signs (IAM).
+        overrides = {"AuthMode": "NONE"} if args.serve else {}
+        with OfflineStack(args.work_dir, log=log, quiet_functions=True, parameter_overrides=overrides) as stack:
             result = run_demo(stack, args.data_dir, hyperparameters, say=lambda line: print(line, flush=True))
             print_predictions(result)
             print(
@@ -73,6 +75,7 @@ def serve_forever(stack: OfflineStack) -> None:
     print(
         f"""
 The API is up at {url}/predictions (Ctrl-C to stop), serving the starter model (ImageNet's dog breeds).
+It is open (AuthMode=NONE) so a browser can post to it; `make demo` and a deployed stack sign (AuthMode=IAM).
 Open {url}/ in a browser to try it with a photo; its contract is at {url}/openapi.json.
 Try it with a photo of your own dog, or:
 

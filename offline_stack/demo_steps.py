@@ -193,12 +193,12 @@ def run_demo(stack: OfflineStack, data_dir: Path | None, hyperparameters: dict, 
     result = DemoResult(model.training_job_name, model.hosts, model.model_artifacts, deployment["action"], scaling)
     result.gate, result.generated_data = gate, data_dir is None
     for label, image, content_type, expected in samples:
-        status, answer = post_image(api.url, image, content_type)
+        status, answer = post_image(api.url, image, content_type, sign=api.sign)
         result.predictions.append(Prediction(label, expected, status, answer))
     say("[6/7] the starter model (ImageNet's dog breeds, real weights) on the same endpoint, then real photos")
     deploy_starter_model(stack, say)
     for label, image, content_type, expected in photo_samples():
-        status, answer = post_image(api.url, image, content_type)
+        status, answer = post_image(api.url, image, content_type, sign=api.sign)
         result.predictions.append(Prediction(label, expected, status, answer))
     result.seconds = time.monotonic() - started
     say("[7/7] report")

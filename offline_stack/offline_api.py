@@ -8,19 +8,27 @@ The whole offline stack (``OfflineStack``) is for when the control plane and tra
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from offline_stack.api_front import ApiFront, RouteThrottle
+from offline_stack.aws_rules.iam import Roles
 from offline_stack.control_plane import DUMMY_CREDENTIALS
 from offline_stack.endpoint_server import EndpointServer
 from offline_stack.execution_environments import ConcurrencyPool
 from offline_stack.sam_template import SamTemplate
+from offline_stack.stack import api_authorization
 
 
 @contextlib.contextmanager
 def offline_api(
-    model, concurrency: int = 1, throttle: RouteThrottle | None = None
+    model,
+    concurrency: int = 1,
+    throttle: RouteThrottle | None = None,
+    auth: Mapping[str, str] | None = None,
+    roles: Roles | None = None,
 ) -> Iterator[tuple[ApiFront, EndpointServer]]:
+    """``auth``: the AuthMode parameters (``AuthMode``, ``JwtIssuer``, ``JwtAudience``) to enforce, None: open;
+    ``roles``: the template roles IAM knows beside the operator (none unless given)."""
     endpoint_name = SamTemplate.load().parameters["EndpointName"]
     with EndpointServer() as server:
         server.serve(endpoint_name, model)
@@ -33,7 +41,8 @@ def offline_api(
         pool = ConcurrencyPool("PredictFunction", concurrency, environment)
         try:
             pool.warm(concurrency)
-            with ApiFront(pool, throttle) as front:
+            authorization, sign = api_authorization(auth, roles or Roles([])) if auth else (None, None)
+            with ApiFront(pool, throttle, authorization=authorization, sign=sign) as front:
                 yield front, server
         finally:
             pool.close()

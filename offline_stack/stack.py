@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from offline_stack.api_front import ApiFront, RouteThrottle
-from offline_stack.aws_rules.iam import Roles, invoke_endpoint_authorizer
-from offline_stack.control_plane import ControlPlane, sagemaker_state
+from offline_stack.api_client import Signer, sigv4
+from offline_stack.api_front import ApiFront, Authorization, RouteThrottle
+from offline_stack.aws_rules.api_gateway import Caller, IamAuthorization, JwtAuthorization
+from offline_stack.aws_rules.iam import Permission, Roles, invoke_endpoint_authorizer
+from offline_stack.control_plane import DUMMY_CREDENTIALS, ControlPlane, sagemaker_state
 from offline_stack.endpoint_server import EndpointServer
 from offline_stack.execution_environments import ConcurrencyPool
 from offline_stack.lambda_invoker import LambdaFunction
@@ -34,7 +36,7 @@ from offline_stack.lifecycles import Lifecycles
 from offline_stack.local_endpoints import LocalEndpoints
 from offline_stack.loopback_server import LOOPBACK
 from offline_stack.pipeline_runs import PipelineRuns
-from offline_stack.sam_template import SamTemplate
+from offline_stack.sam_template import PSEUDO_PARAMETERS, SamTemplate
 from offline_stack.training_executor import LocalTrainingExecutor, TrainingOutcome
 
 # An account's default concurrency for new accounts: what an unreserved function can count on.
@@ -204,5 +206,46 @@ class OfflineStack(contextlib.AbstractContextManager):
             pool.warm(1)
             rate, burst = float(parameters["ApiThrottleRateLimit"]), int(parameters["ApiThrottleBurstLimit"])
             throttle = RouteThrottle(rate, burst)
-            self.api = self._exit_stack.enter_context(ApiFront(pool, throttle))
+            authorization, sign = self.api_authorization()
+            self.api = self._exit_stack.enter_context(ApiFront(pool, throttle, authorization=authorization, sign=sign))
         return self.api
+
+    def api_authorization(self) -> tuple[Authorization | None, Signer | None]:
+        return api_authorization(self.template.parameters, self.roles)
+
+
+def api_authorization(parameters: Mapping[str, str], roles: Roles) -> tuple[Authorization | None, Signer | None]:
+    """The check ``AuthMode`` puts on ``POST /predictions``, and how the operator signs for it.
+
+    IAM: the operator (an administrator) and every template role are callers AWS knows; a role may invoke only if
+    its policy allows ``execute-api:Invoke`` on the route. JWT: tokens of ``JwtIssuer`` for ``JwtAudience`` (the
+    operator gets its token from that issuer: ``LocalJwtIssuer``). NONE: open."""
+    region, account = PSEUDO_PARAMETERS["AWS::Region"], PSEUDO_PARAMETERS["AWS::AccountId"]
+    if parameters["AuthMode"] == "IAM":
+        operator = Caller(
+            DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+            may_invoke=lambda arn: True,
+            arn=f"arn:aws:iam::{account}:user/operator",
+        )
+        callers = [
+            Caller(
+                role.access_key_id,
+                role.secret_access_key,
+                role.session_token,
+                may_invoke=lambda arn, role=role: role.policy.allows(Permission("execute-api:Invoke", arn)),
+                arn=role.session_arn,
+            )
+            for role in roles.by_key.values()
+        ]
+
+        def route_arn(route: str) -> str:
+            method, path = route.split(" ", 1)
+            return f"arn:aws:execute-api:{region}:{account}:offline/$default/{method}{path}"
+
+        return IamAuthorization([operator, *callers], route_arn, region), sigv4(DUMMY_CREDENTIALS, region)
+    if parameters["AuthMode"] == "JWT":
+        audiences = [audience.strip() for audience in parameters["JwtAudience"].split(",")]
+        return JwtAuthorization(parameters["JwtIssuer"], audiences), None
+    return None, None

@@ -63,7 +63,7 @@ class DrillResult:
 
 
 def _ask(stack: OfflineStack, image: bytes, result: DrillResult) -> int:
-    status, answer = post_image(stack.api.url, image, "image/jpeg", retries=0)
+    status, answer = post_image(stack.api.url, image, "image/jpeg", retries=0, sign=stack.api.sign)
     result.statuses[status] += 1
     result.leaks += bool(leaks(str(answer)))
     return status

@@ -57,7 +57,7 @@ def calibrate(stack: OfflineStack, image: bytes, requests: int = 40) -> float:
     def client() -> None:
         for _ in range(per_client):
             started = time.perf_counter()
-            post_image(stack.api.url, image, "image/jpeg", retries=0)
+            post_image(stack.api.url, image, "image/jpeg", retries=0, sign=stack.api.sign)
             with lock:
                 durations.append(time.perf_counter() - started)
 
@@ -87,7 +87,7 @@ def run_load(
                 issued[0] += 1
             started = time.perf_counter()
             try:
-                status, _ = post_image(stack.api.url, image, "image/jpeg", retries=0)
+                status, _ = post_image(stack.api.url, image, "image/jpeg", retries=0, sign=stack.api.sign)
             except OSError:
                 with lock:
                     result.lost += 1

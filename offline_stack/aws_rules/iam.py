@@ -239,7 +239,7 @@ class Roles:
 
     def signer(self, headers: Mapping[str, str]) -> Role | None:
         """The role whose key signed the request, or None (the operator, or an unsigned request)."""
-        key = _credential(headers).split("/")[0]
+        key = credential_scope(headers).split("/")[0]
         return self.by_key.get(key)
 
     def authorize(self, method: str, path: str, headers: Mapping[str, str], body: bytes, permissions) -> Role | None:
@@ -249,7 +249,7 @@ class Roles:
         role = self.signer(headers)
         if role is None:
             return None
-        if not _signature_matches(role, method, path, headers, body):
+        if not signature_matches(role, method, path, headers, body):
             raise AccessDenied(
                 role, None, "The request signature we calculated does not match the signature you provided."
             )
@@ -285,18 +285,19 @@ def invoke_endpoint_authorizer(roles: Roles, region: str = "us-east-1", account:
     return authorize
 
 
-def _authorization(headers: Mapping[str, str]) -> str:
+def authorization_header(headers: Mapping[str, str]) -> str:
     return headers.get("Authorization") or headers.get("authorization") or ""
 
 
-def _credential(headers: Mapping[str, str]) -> str:
-    return _authorization(headers).partition("Credential=")[2].partition(",")[0]
+def credential_scope(headers: Mapping[str, str]) -> str:
+    return authorization_header(headers).partition("Credential=")[2].partition(",")[0]
 
 
-def _signature_matches(role: Role, method: str, path: str, headers: Mapping[str, str], body: bytes) -> bool:
-    """Recompute the SigV4 signature with the role's secret, from the headers the client signed."""
-    authorization = _authorization(headers)
-    scope = _credential(headers).split("/")
+def signature_matches(signer, method: str, path: str, headers: Mapping[str, str], body: bytes) -> bool:
+    """Recompute the SigV4 signature with the signer's secret (a ``Role``, or anything with its three credential
+    attributes), from the headers the client signed."""
+    authorization = authorization_header(headers)
+    scope = credential_scope(headers).split("/")
     if len(scope) < 4:
         return False
     region, service = scope[2], scope[3]
@@ -305,7 +306,7 @@ def _signature_matches(role: Role, method: str, path: str, headers: Mapping[str,
     request = AWSRequest(method=method, url=path, data=body, headers=chosen)
     timestamp = next((value for name, value in headers.items() if name.lower() == "x-amz-date"), "")
     request.context["timestamp"] = timestamp
-    credentials = Credentials(role.access_key_id, role.secret_access_key, role.session_token)
+    credentials = Credentials(signer.access_key_id, signer.secret_access_key, signer.session_token)
     auth = (S3SigV4Auth if service == "s3" else SigV4Auth)(credentials, service, region)
     signature = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
     return secrets.compare_digest(signature, authorization.partition("Signature=")[2].partition(",")[0])
@@ -426,7 +427,7 @@ def install_in_moto(roles_for_this_request) -> None:
         def permissions() -> list[Permission]:
             if is_s3:
                 return [s3_permission(self.data["Action"], resource, self.uri, self.headers)]
-            scope = _credential(self.headers).split("/")
+            scope = credential_scope(self.headers).split("/")
             try:
                 parameters = (
                     json.loads(self.raw_body or b"{}") if "json" in self.headers.get("Content-Type", "") else {}

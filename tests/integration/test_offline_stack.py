@@ -129,7 +129,7 @@ def test_a_second_model_replaces_the_first_without_a_failed_request(demo):
 
     def keep_asking():
         while not stop.is_set():
-            statuses.append(post_image(stack.api.url, image, content_type)[0])
+            statuses.append(post_image(stack.api.url, image, content_type, sign=stack.api.sign)[0])
 
     caller = threading.Thread(target=keep_asking)
     caller.start()

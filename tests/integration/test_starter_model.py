@@ -160,8 +160,8 @@ def test_post_predictions_answers_a_real_photo_with_the_starter_model(tmp_path):
         assert model["PrimaryContainer"]["ModelDataUrl"] == f"s3://{stack.bucket}/{STARTER_MODEL_KEY}"
         api = stack.open_api()
         # When a dog photo and the cat photo are posted to the API
-        dog_status, dog = post_image(api.url, (PHOTOS / "dog.128.jpg").read_bytes(), "image/jpeg")
-        cat_status, cat = post_image(api.url, (PHOTOS / "cat.70.jpg").read_bytes(), "image/jpeg")
+        dog_status, dog = post_image(api.url, (PHOTOS / "dog.128.jpg").read_bytes(), "image/jpeg", sign=api.sign)
+        cat_status, cat = post_image(api.url, (PHOTOS / "cat.70.jpg").read_bytes(), "image/jpeg", sign=api.sign)
     # Then the dog gets a breed and the cat "not a dog"
     assert (dog_status, cat_status) == (200, 200)
     assert dog["predictions"][0]["breed"] != NOT_A_DOG

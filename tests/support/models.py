@@ -66,3 +66,19 @@ FAULTS = {
     "not-ready": ServiceFault(429, "ModelNotReadyException", "Model not ready"),
     "internal-failure": ServiceFault(500, "InternalFailure", "An internal error occurred"),
 }
+
+
+class DecodingModel(CannedModel):
+    """The canned answers, for images that decode; a damaged one is refused as the real handler refuses it (422)."""
+
+    def invoke(self, body: bytes, content_type: str, accept: str, custom_attributes: str):
+        import io
+
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(body)) as image:
+                image.load()
+        except (OSError, ValueError) as damaged:
+            raise ModelFailure(422, f"cannot decode the image: {damaged}") from damaged
+        return super().invoke(body, content_type, accept, custom_attributes)
