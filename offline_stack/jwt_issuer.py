@@ -31,9 +31,7 @@ class LocalJwtIssuer(LoopbackServer):
     def issuer(self) -> str:
         return self.url
 
-    def token(
-        self, audience: str | None, expires_in: int = 300, key: rsa.RSAPrivateKey | None = None, **claims
-    ) -> str:
+    def token(self, audience: str | None, expires_in: int = 300, key: rsa.RSAPrivateKey | None = None, **claims) -> str:
         """An access token for ``audience`` (None: no ``aud`` claim, as Cognito's access tokens, which carry
         ``client_id``) valid for ``expires_in`` seconds (negative: already expired); ``claims`` add or replace."""
         now = int(time.time())
