@@ -20,7 +20,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup test captured plan reliability bench mutation preflight destroy container-versions container-versions-venvs lambda-image lint build deploy upload-data starter-model local-invoke start-api local-down clean
+.PHONY: help demo serve setup test captured plan reliability bench mutation preflight destroy package deploy-stage integration-test export-model promote-model destroy-stage pipeline-rehearsal container-versions container-versions-venvs lambda-image lint build deploy upload-data starter-model local-invoke start-api local-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{name[NR] = $$1; text[NR] = $$2; \
@@ -119,6 +119,50 @@ build: setup ## sam build, keep only the AWS models the functions call, compile 
 
 deploy: build ## sam deploy (guided the first time: make deploy ARGS=--guided)
 	PATH=$(abspath $(BIN)):$$PATH sam deploy $(ARGS)
+
+# --- The release pipeline's steps (.github/workflows/pipeline.yaml calls these and nothing else; README, "Deploy
+# from a pipeline"). STAGE is a samconfig.toml environment (testing, prod); FEATURE_BRANCH (from the environment,
+# never pasted into a command line) makes the stage's configuration a stack of that branch's own.
+STAGE ?= testing
+STAGE_ARGS = --stage $(STAGE) --branch "$$FEATURE_BRANCH"
+STAGES_CLI = $(OFFLINE_PATH) $(BIN)/python -m ops.stages
+PACKAGED = .aws-sam/packaged-$(STAGE).yaml
+PROMOTION_DIR ?= .promotion
+SAM := PATH=$(abspath $(BIN)):$$PATH sam
+
+package: setup ## sam package the built app for a stage: STAGE=testing|prod PIPELINE_BUCKET=<its artifacts bucket>
+	@test -f .aws-sam/build/template.yaml || { echo "make build first (the workflow's build job does)"; exit 2; }
+	@test -n "$(PIPELINE_BUCKET)" || { echo "PIPELINE_BUCKET: the stage's artifacts bucket (sam pipeline bootstrap)"; exit 2; }
+	$(SAM) package --config-env $(STAGE) --s3-bucket "$(PIPELINE_BUCKET)" --region "$$($(STAGES_CLI) region $(STAGE_ARGS))" \
+		--template-file .aws-sam/build/template.yaml --output-template-file $(PACKAGED)
+
+deploy-stage: setup ## sam deploy a packaged stage: STAGE=... PIPELINE_BUCKET=... CLOUDFORMATION_ROLE=<its execution role>
+	@test -f $(PACKAGED) || { echo "make package STAGE=$(STAGE) first"; exit 2; }
+	@test -n "$(PIPELINE_BUCKET)" -a -n "$(CLOUDFORMATION_ROLE)" || { echo "PIPELINE_BUCKET and CLOUDFORMATION_ROLE: \
+		what sam pipeline bootstrap made for the stage"; exit 2; }
+	eval "overrides=($$($(STAGES_CLI) parameter-overrides $(STAGE_ARGS)))" && \
+	$(SAM) deploy --config-env $(STAGE) --template-file $(PACKAGED) --stack-name "$$($(STAGES_CLI) stack-name $(STAGE_ARGS))" \
+		--region "$$($(STAGES_CLI) region $(STAGE_ARGS))" --s3-bucket "$(PIPELINE_BUCKET)" --role-arn "$(CLOUDFORMATION_ROLE)" \
+		--parameter-overrides "$${overrides[@]}" --no-confirm-changeset --no-fail-on-empty-changeset
+
+integration-test: setup ## the post-deploy suite (tests/deployed) against a stage's stack: STAGE=... (API_TOKEN=... for JWT)
+	mkdir -p .offline
+	$(OFFLINE_PATH) $(BIN)/python -m ops.stack_outputs $(STAGE_ARGS) --output .offline/outputs-$(STAGE).json
+	STACK_OUTPUTS_FILE=.offline/outputs-$(STAGE).json $(BIN)/pytest -q tests/deployed
+
+export-model: setup ## write a stage's newest approved model and its record to PROMOTION_DIR (PACKAGE_ARN=... another)
+	$(OFFLINE_PATH) $(BIN)/python -m ops.promote_model export $(STAGE_ARGS) --dir $(PROMOTION_DIR) \
+		$(if $(PACKAGE_ARN),--package-arn "$(PACKAGE_ARN)")
+
+promote-model: setup ## promote PROMOTION_DIR's approved model into a stage and release it there: STAGE=prod
+	$(OFFLINE_PATH) $(BIN)/python -m ops.promote_model promote $(STAGE_ARGS) --dir $(PROMOTION_DIR) --release
+
+destroy-stage: setup ## delete a stage's stack (a feature branch's: FEATURE_BRANCH=...) and what its pipeline made
+	PATH=$(abspath $(BIN)):$$PATH $(OFFLINE_PATH) $(BIN)/python -m ops.destroy \
+		--stack-name "$$($(STAGES_CLI) stack-name $(STAGE_ARGS))" --yes $(ARGS)
+
+pipeline-rehearsal: setup ## the pipeline's make targets in its order against offline stages (BUDGET=full: build, package too)
+	$(OFFLINE_PATH) $(BIN)/python -m offline_stack.pipeline_rehearsal $(if $(filter full,$(BUDGET)),--full)
 
 starter-model: setup ## the starter model (ImageNet's dog breeds, real weights, no training) as .offline/starter-model/model.tar.gz
 	$(OFFLINE_PATH) $(BIN)/python training_jobs/starter_model.py --output .offline/starter-model/model.tar.gz

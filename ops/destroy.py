@@ -17,7 +17,7 @@ objects. In order:
 
 Training jobs themselves stay as history (SageMaker keeps them and they cost nothing).
 
-    python -m ops.destroy [--stack-name dog-breed-classifier] [--yes] [--capture-grace-seconds 120]
+    python -m ops.destroy [--stack-name dog-breed-classifier] [--yes] [--capture-grace-seconds 120] [--poll-seconds 15]
 """
 
 from __future__ import annotations
@@ -235,9 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         default=120,
         help="after the endpoint is gone, wait this long for data capture's last files before emptying the bucket",
     )
+    parser.add_argument(
+        "--poll-seconds", type=float, default=15, help="how often to look whether jobs stopped and the endpoint went"
+    )
     args = parser.parse_args(argv)
     if args.capture_grace_seconds < 0:
         parser.error("--capture-grace-seconds must be 0 or more")
+    if args.poll_seconds <= 0:
+        parser.error("--poll-seconds must be more than 0")
     if not args.yes and input(f"Delete stack {args.stack_name}, its endpoint, models and data? [y/N] ") != "y":
         print("nothing deleted")
         return 1
@@ -251,7 +256,13 @@ def main(argv: list[str] | None = None) -> int:
         "logs": session.client("logs"),
     }
     try:
-        return destroy(clients, args.stack_name, run_sam_delete, capture_grace_seconds=args.capture_grace_seconds)
+        return destroy(
+            clients,
+            args.stack_name,
+            run_sam_delete,
+            capture_grace_seconds=args.capture_grace_seconds,
+            poll_seconds=args.poll_seconds,
+        )
     except (ClientError, TimeoutError) as exc:
         print(f"destroy stopped: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """A stack's outputs as JSON: what `make integration-test` hands the post-deploy suite (``STACK_OUTPUTS_FILE``).
 
-    python -m ops.stack_outputs --stage testing [--stack-name NAME] --output outputs.json
+    python -m ops.stack_outputs --stage testing [--branch BRANCH] --output outputs.json
 
 Reads ``describe-stacks`` with the caller's credentials (the offline rehearsal's stacks answer it too, through
 ``AWS_ENDPOINT_URL``). A stack that does not exist, or is not in a complete state, is an error that says so.
@@ -35,10 +35,10 @@ def stack_outputs(stack_name: str, region: str) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", choices=STAGES, default="testing")
-    parser.add_argument("--stack-name", default=None, help="another stack of the stage's configuration (a feature)")
+    parser.add_argument("--branch", default="", help="a feature branch: its own stack of the stage's configuration")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
-    stage = read_stage(args.stage, args.stack_name or None)
+    stage = read_stage(args.stage, branch=args.branch or None)
     outputs = stack_outputs(stage.stack_name, stage.region)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(outputs, indent=2))

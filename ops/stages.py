@@ -1,13 +1,21 @@
 """The release pipeline's stages as `samconfig.toml` names them: one place to read a stage's stack, region and
 parameters, for every tool that acts on a stage (`make integration-test`, `promote-model`, the offline rehearsal).
 
-A stage is a `sam deploy --config-env <stage>` environment. Feature-branch stacks are the testing stage's
-configuration under another stack name (`STACK_NAME=...`).
+A stage is a `sam deploy --config-env <stage>` environment. A feature branch gets a stack of its own: the testing
+stage's configuration under a name made from the branch (``feature_stack``), with its own endpoint and job prefix
+so it shares nothing with testing in the same account.
+
+    python -m ops.stages stack-name --stage testing [--branch BRANCH]
+    python -m ops.stages parameter-overrides --stage testing [--branch BRANCH]
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import re
 import shlex
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +32,20 @@ class Stage:
     parameter_overrides: dict[str, str]
 
 
-def read_stage(name: str, stack_name: str | None = None, samconfig: Path = SAMCONFIG) -> Stage:
-    """The ``[<name>]`` environment of samconfig.toml; ``stack_name`` replaces its stack (a feature branch's)."""
+def feature_stack(branch: str) -> tuple[str, dict[str, str]]:
+    """A feature branch's stack name and the names it must not share with testing: ``dog-breeds-<branch>-<hash>``
+    (lower case, at most 50 characters, so it is a valid endpoint name too); the job prefix is 32 at most."""
+    slug = re.sub(r"[^a-z0-9]+", "-", branch.lower()).strip("-") or "branch"
+    digest = hashlib.sha256(branch.encode()).hexdigest()[:6]
+    name = f"dog-breeds-{slug[:32].strip('-')}-{digest}"
+    return name, {"EndpointName": name, "JobNamePrefix": f"fb-{slug[:21].strip('-')}-{digest}"}
+
+
+def read_stage(
+    name: str, stack_name: str | None = None, samconfig: Path = SAMCONFIG, branch: str | None = None
+) -> Stage:
+    """The ``[<name>]`` environment of samconfig.toml; ``branch``: that configuration as the branch's own stack;
+    ``stack_name``: a stack already named (a feature stack, by its name)."""
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r}: samconfig.toml has {', '.join(STAGES)}")
     environment = tomllib.loads(samconfig.read_text()).get(name)
@@ -34,4 +54,27 @@ def read_stage(name: str, stack_name: str | None = None, samconfig: Path = SAMCO
     shared = environment.get("global", {}).get("parameters", {})
     deploy = environment.get("deploy", {}).get("parameters", {})
     overrides = dict(pair.split("=", 1) for pair in shlex.split(deploy.get("parameter_overrides", "")) if "=" in pair)
+    if branch:
+        stack_name, names = feature_stack(branch)
+        overrides |= names
     return Stage(name, stack_name or shared["stack_name"], shared.get("region", "us-east-1"), overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="a stage's stack name or parameter overrides, for make")
+    parser.add_argument("what", choices=("stack-name", "parameter-overrides", "region"))
+    parser.add_argument("--stage", choices=STAGES, required=True)
+    parser.add_argument("--branch", default="", help="a feature branch: its own stack of the stage's configuration")
+    args = parser.parse_args(argv)
+    stage = read_stage(args.stage, branch=args.branch or None)
+    if args.what == "stack-name":
+        print(stage.stack_name)
+    elif args.what == "region":
+        print(stage.region)
+    else:
+        print(" ".join(shlex.quote(f"{key}={value}") for key, value in stage.parameter_overrides.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,17 +3,19 @@
 from aws_lambda_powertools import Logger
 
 from dog_breeds.adapters.clients import aws_client
+from dog_breeds.adapters.s3_objects import sha256_of
 from dog_breeds.adapters.sagemaker_control import SageMakerControl
 from dog_breeds.release_gate import read_gate_event, run_gate
 from dog_breeds.settings import CONTROL_PLANE_TIMEOUTS, ControlPlaneSettings, GateSettings
 
 settings, gate = ControlPlaneSettings.from_environment(), GateSettings.from_environment()
 sagemaker = SageMakerControl(aws_client("sagemaker", CONTROL_PLANE_TIMEOUTS))
+s3 = aws_client("s3", CONTROL_PLANE_TIMEOUTS)
 logger = Logger()
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context) -> dict:
-    result = run_gate(sagemaker, read_gate_event(event), settings, gate)
+    result = run_gate(sagemaker, read_gate_event(event), settings, gate, lambda url: sha256_of(s3, url))
     logger.info("release gate", extra=result)
     return result

@@ -20,6 +20,7 @@ from openapi_spec_validator import validate as validate_spec
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from dog_breeds.settings import MAX_TOP_K
 from offline_stack.api_client import Signer, request, sigv4
 from offline_stack.sam_template import PROJECT_ROOT
 from tests.conftest import load_event
@@ -64,13 +65,22 @@ def predict(stage, body: bytes, content_type: str, query: dict | None = None, si
     return status, json.loads(answer)
 
 
+@pytest.fixture(scope="session")
+def breeds_known(stage) -> int:
+    """How many breeds the served model knows, up to the API's most (a request asks for top_k, and gets that many
+    or every breed the model has: 133 for a dogImages model, 4 for the offline rehearsal's generated data)."""
+    status, answer = predict(stage, (PHOTOS / "dog.128.jpg").read_bytes(), "image/jpeg", {"top_k": MAX_TOP_K})
+    assert status == 200, answer
+    return len(answer["predictions"])
+
+
 def test_the_published_contract_is_a_valid_openapi_document(contract):
     validate_spec(contract)
     assert "/predictions" in contract["paths"]
 
 
 @pytest.mark.parametrize("name", PREDICT_EVENTS)
-def test_each_sample_event_gets_its_documented_answer(stage, contract, name):
+def test_each_sample_event_gets_its_documented_answer(stage, contract, breeds_known, name):
     # Given a sample event of events/, sent as the HTTP request it stands for
     event = load_event(name)
     body = base64.b64decode(event["body"]) if event.get("isBase64Encoded") else event.get("body", "").encode()
@@ -85,7 +95,7 @@ def test_each_sample_event_gets_its_documented_answer(stage, contract, name):
     assert status == expected.status, answer
     assert_matches_contract(contract, status, answer)
     if status == 200:
-        assert len(answer["predictions"]) == expected.top_k
+        assert len(answer["predictions"]) == min(expected.top_k, breeds_known)
     else:
         assert answer["error"]["code"] == expected.error_code
 

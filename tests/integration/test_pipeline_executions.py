@@ -8,6 +8,7 @@ real local training and model containers progress. Nothing here is stubbed.
 from __future__ import annotations
 
 import io
+import hashlib
 import json
 import os
 import subprocess
@@ -147,7 +148,12 @@ def test_a_good_model_is_registered_approved_deployed_and_scaled(stack, released
     assert float(registered["CustomerMetadataProperties"]["test:accuracy"]) >= 0.5
     assert "approved: test accuracy" in registered["ApprovalDescription"]
     print(f"\ngate, accepted: {registered['ApprovalDescription']}")
-    assert registered["InferenceSpecification"]["Containers"][0]["ModelDataUrl"].endswith("/output/model.tar.gz")
+    model_data_url = registered["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    assert model_data_url.endswith("/output/model.tar.gz")
+    # And the package carries the judged artifact's SHA-256, what a promotion proves its bytes against
+    bucket, _, key = model_data_url.removeprefix("s3://").partition("/")
+    artifact = stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert registered["CustomerMetadataProperties"]["artifact_sha256"] == hashlib.sha256(artifact).hexdigest()
     # And the endpoint serves that model's config
     assert serving_config(stack) == released.output["deployment"]["endpoint_config_name"]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,8 @@ from dog_breeds.settings import ControlPlaneSettings, GateSettings
 
 APPROVED, REJECTED, PENDING = "Approved", "Rejected", "PendingManualApproval"
 ACCURACY, LOSS = "test:accuracy", "test:loss"
+# The judged model.tar.gz's SHA-256, on the package: what `make promote-model` checks the promoted bytes against
+ARTIFACT_SHA256 = "artifact_sha256"
 # How many approved versions to search for the serving model's package.
 _SERVING_SEARCH_DEPTH = 20
 _PACKAGE_ARN = re.compile(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[a-z0-9-]+/[0-9]+")
@@ -47,17 +50,27 @@ def read_gate_event(event: Any) -> GateRequest:
 
 
 def run_gate(
-    sagemaker: ModelRegistry, request: GateRequest, settings: ControlPlaneSettings, gate: GateSettings
+    sagemaker: ModelRegistry,
+    request: GateRequest,
+    settings: ControlPlaneSettings,
+    gate: GateSettings,
+    artifact_digest: Callable[[str], str],
 ) -> dict:
+    """``artifact_digest``: the SHA-256 of the model.tar.gz at an S3 URL (recorded on the package, so a promotion
+    can prove it carries the bytes that were judged)."""
     if request.training_job_name:
-        return judge_candidate(sagemaker, request.training_job_name, settings, gate)
+        return judge_candidate(sagemaker, request.training_job_name, settings, gate, artifact_digest)
     if request.release_model_package_arn:
         return release_approved_package(sagemaker, request.release_model_package_arn, settings)
     raise InvalidEventError("give exactly one of training_job_name or release_model_package_arn")
 
 
 def judge_candidate(
-    sagemaker: ModelRegistry, job_name: str, settings: ControlPlaneSettings, gate: GateSettings
+    sagemaker: ModelRegistry,
+    job_name: str,
+    settings: ControlPlaneSettings,
+    gate: GateSettings,
+    artifact_digest: Callable[[str], str],
 ) -> dict:
     """Register ``job_name``'s model as a package version with its test metrics; approve or reject it."""
     job = sagemaker.describe_training_job(job_name)
@@ -83,6 +96,7 @@ def judge_candidate(
             "ModelApprovalStatus": PENDING,
             "CustomerMetadataProperties": {
                 "training_job_name": job_name,
+                ARTIFACT_SHA256: artifact_digest(model_data_url),
                 **{name: f"{value:.6f}" for name, value in metrics.items() if name in (ACCURACY, LOSS)},
                 "gate_decision": decision,  # kept when a person later changes the approval status
             },
