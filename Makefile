@@ -96,12 +96,15 @@ lambda-image: ## build the Lambda python3.12 base image offline (air-gapped mach
 	@command -v debootstrap >/dev/null || { echo "lambda-image needs debootstrap (apt-get install debootstrap)"; exit 2; }
 	offline_stack/lambda_base_image/build.sh
 
-lint: setup ## ruff, mypy, sam validate --lint, policy linters
+lint: setup ## ruff, mypy, sam validate --lint, policy linters, workflow linters (actionlint, zizmor)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	for handler in functions/*/app.py; do $(BIN)/mypy $$handler || exit 1; done
 	$(BIN)/sam validate --lint --region us-east-1
-	$(BIN)/pytest -q tests/unit/test_policies.py tests/unit/test_state_machine.py tests/unit/test_code_layout.py
+	$(BIN)/actionlint .github/workflows/*.yaml
+	$(BIN)/zizmor --offline --persona pedantic --no-progress .github/workflows
+	$(BIN)/pytest -q tests/unit/test_policies.py tests/unit/test_cloudformation_execution_policy.py \
+		tests/unit/test_state_machine.py tests/unit/test_code_layout.py tests/unit/test_workflows.py
 
 preflight: setup ## what a deploy would run into in your account (quotas, concurrency, Debugger): ARGS="--parameter-overrides K=V"
 	$(OFFLINE_PATH) $(BIN)/python -m ops.preflight $(ARGS)
