@@ -35,6 +35,9 @@ NOT_IN_THE_REPOSITORY = {
     "plan.png": "make plan's curve (.offline/)",
     "reliability.json": "make reliability's table (.offline/)",
     "sourcedir.tar.gz": "the uploaded training code",
+    "record.json": "make export-model's record of the promoted model (.promotion/)",
+    "outputs.json": "a stack's outputs for the post-deploy suite (.offline/outputs-<stage>.json)",
+    "pipeline.yaml": "the release workflow (.github/workflows/pipeline.yaml)",
     # other projects' files
     "endpoints.json": "botocore's endpoint table",
     "data/endpoints.json": "botocore's endpoint table",
