@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     with OfflineStack(args.work_dir / "stack", log=say, quiet_functions=True, listen=listen) as stack:
         write_demo_data(stack, None, say)
         serve_model(stack, args.work_dir / "model.tar.gz", say)
-        create_sample_training_job(stack.sagemaker)
+        create_sample_training_job(stack.sagemaker, stack.s3)
         ready.write_text(json.dumps({"endpoint_name": stack.template.parameters["EndpointName"]}))
         say("ready")
         stopped.wait()

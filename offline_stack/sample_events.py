@@ -100,8 +100,9 @@ def control_plane_events() -> dict[str, dict]:
     }
 
 
-def create_sample_training_job(sagemaker) -> None:
-    """The Completed training job the deploy events name (moto completes a job at once)."""
+def create_sample_training_job(sagemaker, s3) -> None:
+    """The Completed training job the deploy events name (moto completes a job at once), and an object where its
+    model.tar.gz would be (the release gate digests it)."""
     sagemaker.create_training_job(
         TrainingJobName=SAMPLE_TRAINING_JOB,
         AlgorithmSpecification={
@@ -113,6 +114,10 @@ def create_sample_training_job(sagemaker) -> None:
         ResourceConfig={"InstanceType": "ml.m5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
         StoppingCondition={"MaxRuntimeInSeconds": 3600},
     )
+    job = sagemaker.describe_training_job(TrainingJobName=SAMPLE_TRAINING_JOB)
+    artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
+    bucket, _, key = artifact.removeprefix("s3://").partition("/")
+    s3.put_object(Bucket=bucket, Key=key, Body=b"the sample job's model.tar.gz (a placeholder: nothing loads it)")
 
 
 def main() -> None:

@@ -7,8 +7,8 @@ real local training and model containers progress. Nothing here is stubbed.
 
 from __future__ import annotations
 
-import io
 import hashlib
+import io
 import json
 import os
 import subprocess

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
-from offline_stack.pipeline_rehearsal import TARGETS, workflow_steps
+from offline_stack.pipeline_rehearsal import OFFLINE_PATH, TARGETS, workflow_steps
 from offline_stack.sam_template import PROJECT_ROOT
 
 
@@ -15,6 +16,7 @@ def test_the_workflows_steps_pass_in_the_workflows_order_against_offline_stages(
     result = subprocess.run(
         [sys.executable, "-m", "offline_stack.pipeline_rehearsal", "--work-dir", str(tmp_path)],
         cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": OFFLINE_PATH},  # as make pipeline-rehearsal runs it
         capture_output=True,
         text=True,
         timeout=1500,

@@ -10,5 +10,6 @@ EXECUTION_ROLE_ARN = SamTemplate.load().arn("SageMakerExecutionRole")
 
 def seed_control_plane(control_plane) -> None:
     """The artifacts bucket, and a Completed training job named as in the deploy events."""
-    control_plane.client("s3").create_bucket(Bucket=OFFLINE_BUCKET)
-    create_sample_training_job(control_plane.client("sagemaker"))
+    s3 = control_plane.client("s3")
+    s3.create_bucket(Bucket=OFFLINE_BUCKET)
+    create_sample_training_job(control_plane.client("sagemaker"), s3)
