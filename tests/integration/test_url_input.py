@@ -66,6 +66,7 @@ def fetch(server: TlsImageServer, path: str, max_bytes: int = 10_000, deadline_s
         tls_context=server.client_context(),
         address_allowed=_loopback_only,
         deadline_seconds=deadline_seconds,
+        allowed_ports=frozenset({server.port}),  # the test server's port; 443 only otherwise
     )
 
 
@@ -82,6 +83,7 @@ def test_a_server_the_fetcher_does_not_trust_is_refused(server):
             10_000,
             resolve=_to_loopback,
             address_allowed=_loopback_only,
+            allowed_ports=frozenset({server.port}),
         )
 
 
@@ -118,6 +120,7 @@ def test_a_url_request_goes_through_the_predict_function(server, predict_functio
             resolve=_to_loopback,
             tls_context=server.client_context(),
             address_allowed=_loopback_only,
+            allowed_ports=frozenset({server.port}),
         )
         event = load_event("predict-url-disabled.json")
         event["body"] = json.dumps({"url": server.url("/dog.jpg")})

@@ -1,5 +1,6 @@
 """Cold-start configuration fails loudly; the URL fetcher refuses what it must before connecting."""
 
+import contextlib
 import socket
 
 import pytest
@@ -129,6 +130,19 @@ NOT_GLOBALLY_ROUTABLE = [
     "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
     "2002:0a00:0001::1",  # 6to4 of 10.0.0.1
     "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+    # special-purpose blocks a deny-list of "private" ranges lets through (IANA registries, RFC 6890)
+    "224.0.0.251",  # multicast (mDNS)
+    "239.255.255.250",  # multicast (SSDP)
+    "240.0.0.1",  # reserved
+    "255.255.255.255",  # limited broadcast
+    "192.0.2.10",  # documentation
+    "198.18.0.1",  # benchmarking
+    "192.88.99.1",  # 6to4 relay anycast
+    "fec0::1",  # site-local
+    "ff02::1",  # multicast
+    "2001:db8::1",  # documentation
+    "3fff::1",  # documentation
+    "::ffff:93.184.216.34",  # IPv4-mapped, even of a public address: no resolver answers that for a web host
 ]
 
 
@@ -144,3 +158,40 @@ def test_public_addresses_and_their_nat64_forms_pass(address):
     import ipaddress
 
     assert is_globally_routable(ipaddress.ip_address(address))
+
+
+def test_only_port_443_is_fetched():
+    with pytest.raises(MalformedRequestError, match="https port 443, not 8443"):
+        url = parse_image_url("https://images.example.com:8443/dog.jpg")
+        download_image(url, ALLOWED, 1000, resolve=_resolver("93.184.216.34"))
+
+
+def test_slow_name_lookups_do_not_starve_the_next_request():
+    # Given lookups of one host that never answer, each abandoned at its request's deadline
+    import threading
+
+    from dog_breeds.adapters import image_download
+
+    stuck = threading.Event()
+
+    def hangs(host, port, type):  # noqa: A002 (getaddrinfo's keyword)
+        stuck.wait(30)
+        raise OSError("gave up")
+
+    url = parse_image_url("https://images.example.com/dog.jpg")
+    try:
+        for _ in range(3):
+            with pytest.raises(MalformedRequestError, match="resolved in time"):
+                download_image(url, ALLOWED, 1000, resolve=hangs, deadline_seconds=0.2)
+        # When the next request's host answers at once
+        with pytest.raises(MalformedRequestError, match="private or reserved"):
+            download_image(url, ALLOWED, 1000, resolve=_resolver("10.0.0.1"), deadline_seconds=0.5)
+        # Then it was resolved (and judged), not left waiting behind the stuck lookups; and the number of
+        # lookups pending at once is bounded
+        for _ in range(image_download.MAX_PENDING_LOOKUPS):
+            with contextlib.suppress(MalformedRequestError):
+                download_image(url, ALLOWED, 1000, resolve=hangs, deadline_seconds=0.05)
+        with pytest.raises(MalformedRequestError, match="Too many slow name lookups"):
+            download_image(url, ALLOWED, 1000, resolve=_resolver("93.184.216.34"))
+    finally:
+        stuck.set()

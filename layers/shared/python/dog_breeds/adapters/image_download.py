@@ -1,14 +1,22 @@
 """Fetch an image by URL for the ``{"url": ...}`` request form, safely.
 
-Only https, only hosts on the configured allow-list, only globally routable addresses (the name is
-resolved once and the connection goes to the address that was checked, so DNS cannot be switched to
-a private address in between), no redirects, a size cap while streaming, and one deadline for the
-whole download: resolving, connecting, the TLS handshake, the headers and every byte of the body.
+Only https on port 443, only hosts on the configured allow-list, only globally routable unicast addresses
+(the name is resolved once and the connection goes to the address that was checked, so DNS cannot be
+switched to a private address in between), no redirects, a size cap while streaming, and one deadline for
+the whole download: resolving, connecting, the TLS handshake, the headers and every byte of the body.
 
-An address is refused unless it and any IPv4 address embedded in it (IPv4-mapped, IPv4-compatible,
-6to4, Teredo, NAT64 ``64:ff9b::/96``) are globally routable; the local-use NAT64 prefix
-``64:ff9b:1::/48`` is refused outright. So ``64:ff9b::a9fe:a9fe`` and ``2002:a9fe:a9fe::1``, two
-spellings of the instance metadata address 169.254.169.254, are refused like the address itself.
+Addresses are judged by an allow-list, not a deny-list: an IPv4 address must be outside every block of
+IANA's IPv4 Special-Purpose Address Registry and outside multicast and the reserved 240.0.0.0/4; an IPv6
+address must be global unicast (``2000::/3``) and outside IANA's IPv6 Special-Purpose Address Registry, or
+NAT64 ``64:ff9b::/96`` of an allowed IPv4 address. Any IPv4 address embedded in an IPv6 one (IPv4-mapped,
+IPv4-compatible, 6to4, Teredo, NAT64) must itself be allowed. So ``64:ff9b::a9fe:a9fe`` and
+``2002:a9fe:a9fe::1``, two spellings of the instance metadata address 169.254.169.254, are refused like
+the address itself. Sources: IANA IPv4 and IPv6 Special-Purpose Address Registries (RFC 6890 and
+updates); RFC 4291 (global unicast); RFC 6052 (NAT64), RFC 8215 (local-use NAT64).
+
+Name resolution cannot be starved: each lookup runs in a thread of its own (at most ``MAX_PENDING_LOOKUPS``
+at once, in the execution environment), and a lookup that outlives its request's deadline holds no other
+request up.
 """
 
 from __future__ import annotations
@@ -21,8 +29,6 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeoutError
 
 from dog_breeds.errors import MalformedRequestError, PayloadTooLargeError
 from dog_breeds.image_request import ImageUrl
@@ -30,22 +36,42 @@ from dog_breeds.image_request import ImageUrl
 DOWNLOAD_DEADLINE_SECONDS = 7.0  # resolve + connect + TLS + headers + body, in all
 CONNECT_TIMEOUT_SECONDS = 2.0
 _CHUNK_BYTES = 64 * 1024
+ALLOWED_PORTS = frozenset({443})
+MAX_PENDING_LOOKUPS = 8
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
-_resolver: ThreadPoolExecutor | None = None  # created on first use: most requests never fetch a URL
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
+# IANA IPv4 Special-Purpose Address Registry, every block (whatever its "globally reachable" column says: none is
+# where a public image lives), plus multicast (224.0.0.0/4) and the reserved 240.0.0.0/4
+_IPV4_REFUSED = tuple(
+    ipaddress.ip_network(block)
+    for block in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+        "192.0.0.0/24", "192.0.2.0/24", "192.31.196.0/24", "192.52.193.0/24", "192.88.99.0/24", "192.168.0.0/16",
+        "192.175.48.0/24", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+    )
+)  # fmt: skip
+# IANA IPv6 Special-Purpose Address Registry blocks inside 2000::/3 (the rest of it is outside global unicast):
+# IETF protocol assignments incl. Teredo (2001::/23), documentation (2001:db8::/32, 3fff::/20), 6to4 (2002::/16,
+# allowed only through its embedded IPv4 address, checked separately), AS112 (2620:4f:8000::/48)
+_IPV6_REFUSED = tuple(
+    ipaddress.ip_network(block) for block in ("2001::/23", "2001:db8::/32", "3fff::/20", "2620:4f:8000::/48")
+)
+_lookups = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def is_globally_routable(address: IpAddress) -> bool:
-    """True for a public address whose embedded IPv4 address, if it has one, is public too."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address in _NAT64_LOCAL_USE:
-            return False
-        if not all(embedded.is_global for embedded in _embedded_ipv4(address)):
-            return False
-    return address.is_global
+    """True for a global unicast address on the allow-list whose embedded IPv4 address, if any, is allowed too."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return not any(address in block for block in _IPV4_REFUSED)
+    embedded = _embedded_ipv4(address)
+    if address in _NAT64:
+        return all(is_globally_routable(ipv4) for ipv4 in embedded)
+    if address not in _GLOBAL_UNICAST or any(address in block for block in _IPV6_REFUSED):
+        return False
+    return all(is_globally_routable(ipv4) for ipv4 in embedded)
 
 
 def download_image(
@@ -57,11 +83,12 @@ def download_image(
     tls_context: ssl.SSLContext | None = None,
     address_allowed: Callable[[IpAddress], bool] = is_globally_routable,
     deadline_seconds: float = DOWNLOAD_DEADLINE_SECONDS,
+    allowed_ports: frozenset[int] = ALLOWED_PORTS,
 ) -> bytes:
     """Return the bytes at ``url`` or raise a project error saying why they were refused.
 
-    ``resolve``, ``tls_context`` and ``address_allowed`` are seams for tests (a loopback server with a
-    test CA); production code passes none of them, so verification always uses the system's CAs.
+    ``resolve``, ``tls_context``, ``address_allowed`` and ``allowed_ports`` are seams for tests (a loopback server
+    with a test CA); production code passes none of them, so verification always uses the system's CAs.
     """
     if not allowed_hosts:
         raise MalformedRequestError(
@@ -69,6 +96,8 @@ def download_image(
         )
     if url.host not in allowed_hosts:
         raise MalformedRequestError(f"URLs must be https and on an allowed host: {sorted(allowed_hosts)}.")
+    if url.port not in allowed_ports:
+        raise MalformedRequestError(f"URLs must use the https port {sorted(allowed_ports)[0]}, not {url.port}.")
     deadline = time.monotonic() + deadline_seconds
     address = _checked_address(url, resolve, deadline, address_allowed)
     try:
@@ -122,15 +151,7 @@ def _get(url: ImageUrl, sock: socket.socket, context: ssl.SSLContext, max_bytes:
 
 
 def _checked_address(url: ImageUrl, resolve, deadline: float, address_allowed) -> str:
-    global _resolver
-    _resolver = _resolver or ThreadPoolExecutor(max_workers=2, thread_name_prefix="resolve")
-    future = _resolver.submit(resolve, url.host, url.port, type=socket.SOCK_STREAM)
-    try:
-        infos = future.result(timeout=_left(deadline))
-    except FutureTimeoutError:
-        raise MalformedRequestError(f"The host {url.host} could not be resolved in time.") from None
-    except (OSError, UnicodeError) as exc:
-        raise MalformedRequestError(f"The host {url.host} could not be resolved.") from exc
+    infos = _resolve_within(resolve, url.host, url.port, deadline)
     try:
         addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     except ValueError:
@@ -138,6 +159,30 @@ def _checked_address(url: ImageUrl, resolve, deadline: float, address_allowed) -
     if not addresses or not all(address_allowed(address) for address in addresses):
         raise MalformedRequestError(f"The host {url.host} resolves to a private or reserved address; it is refused.")
     return str(addresses[0])
+
+
+def _resolve_within(resolve, host: str, port: int, deadline: float) -> list:
+    """``resolve(host, port)`` in a thread of its own, waited for until ``deadline`` at most."""
+    if not _lookups.acquire(blocking=False):
+        raise MalformedRequestError(f"Too many slow name lookups are pending; the host {host} was not resolved.")
+    outcome: dict = {}
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            outcome["infos"] = resolve(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            outcome["error"] = exc
+        finally:
+            _lookups.release()
+            done.set()
+
+    threading.Thread(target=lookup, name="resolve", daemon=True).start()
+    if not done.wait(timeout=_left(deadline)):
+        raise MalformedRequestError(f"The host {host} could not be resolved in time.")
+    if "error" in outcome:
+        raise MalformedRequestError(f"The host {host} could not be resolved.") from outcome["error"]
+    return outcome["infos"]
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
