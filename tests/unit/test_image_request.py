@@ -226,3 +226,48 @@ def test_base64_with_stray_characters_is_refused_not_cleaned_up():
     # Lenient decoding would drop the "!" and decode "AAAA" to three zero bytes
     with pytest.raises(MalformedRequestError, match="not valid base64"):
         read('{"image": "AAAA!"}', "application/json", base64_encoded=False)
+
+
+def test_an_image_shorter_than_any_jpeg_or_png_is_refused():
+    from dog_breeds.image_request import MIN_IMAGE_BYTES
+
+    with pytest.raises(UndecodableImageError, match=f"no JPEG or PNG is under {MIN_IMAGE_BYTES}"):
+        signature_only = base64.b64encode(b"\xff\xd8\xff").decode()
+        read_prediction_request(signature_only, True, {"content-type": "image/jpeg"}, {}, 1000)
+
+
+def test_an_error_answer_stays_small_whatever_the_request_echoes(monkeypatch):
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "DogBreedClassifierTests")  # its request counts go to stdout
+    # Given requests whose refusals would quote what was sent: 100,000 unknown JSON keys of 50 characters (5 MB),
+    # a 1 MB Content-Type header, a 1 MB route key
+    from dog_breeds.http_api import answer_api_request
+
+    keys = json.dumps({f"{i:050d}": 1 for i in range(100_000)})
+    events = [
+        {"headers": {"content-type": "application/json"}, "body": keys},
+        {"headers": {"content-type": "image/" + "x" * 1_000_000}, "body": "AAAA"},
+        {"headers": {"content-type": "image/jpeg"}, "body": "AAAA", "routeKey": "POST /" + "p" * 1_000_000},
+    ]
+    for event in events:
+        base = {"requestContext": {"requestId": "r"}, "isBase64Encoded": False, "routeKey": "POST /predictions"}
+        event = base | event
+        answer = answer_api_request(event, _Quiet(), _Quiet(), _read)
+        # Then each answer is a short client error, far under Lambda's 6 MB response limit
+        assert 400 <= answer["statusCode"] < 500 and len(answer["body"]) < 1000, answer["body"][:300]
+        assert "characters" in answer["body"] or "more" in answer["body"]
+
+
+def _read(request) -> dict:
+    # From the modules in sys.modules now, as answer_api_request is (an in-process cold start may reload them)
+    from dog_breeds.image_request import read_prediction_request
+
+    read_prediction_request(request.body, request.is_base64_encoded, request.headers, request.query, LIMIT)
+    return {}
+
+
+class _Quiet:
+    """A logger and metrics that keep nothing (the answer is what this test looks at)."""
+
+    def info(self, *args, **kwargs) -> None: ...
+
+    warning = exception = add_metric = info

@@ -37,3 +37,35 @@ def test_the_request_bodies_and_top_k_are_the_ones_the_code_accepts():
 def test_the_function_serves_the_document_on_its_route():
     answer = answer_api_request({"routeKey": OPENAPI_ROUTE, "requestContext": {}}, None, None, None)
     assert answer["statusCode"] == 200 and json.loads(answer["body"]) == DOCUMENT
+
+
+IMAGE_SCHEMA = DOCUMENT["components"]["schemas"]["ImageJson"]["properties"]["image"]
+
+
+def _schema_valid(value: str) -> bool:
+    from openapi_schema_validator import OAS31Validator
+
+    return OAS31Validator(IMAGE_SCHEMA).is_valid(value)
+
+
+@pytest.mark.parametrize("refused", ["", "/9j/", "iVBORw0KGgo=", "not base64 at all!!", "/9j/4AAQSkZJRgABAQ"])
+def test_an_image_the_api_refuses_for_its_form_is_not_schema_valid_either(refused):
+    # Empty, shorter than any JPEG or PNG (the function refuses under MIN_IMAGE_BYTES), not base64, unpadded
+    assert not _schema_valid(refused)
+
+
+def test_the_image_bounds_are_the_functions():
+    import base64
+
+    from dog_breeds.image_request import MIN_IMAGE_BYTES
+    from dog_breeds.settings import PredictSettings
+
+    photo = (Path(__file__).parents[1] / "data" / "photos" / "dog.128.jpg").read_bytes()
+    assert _schema_valid(base64.b64encode(photo).decode())
+    # minLength: every base64 string that long decodes to at least MIN_IMAGE_BYTES, and every shorter one to fewer
+    shortest = IMAGE_SCHEMA["minLength"]
+    assert len(base64.b64decode("A" * (shortest - 2) + "==")) >= MIN_IMAGE_BYTES
+    assert len(base64.b64decode("A" * (shortest - 4))) < MIN_IMAGE_BYTES
+    # maxLength: the base64 of the default MaxImageBytes
+    largest = PredictSettings.__dataclass_fields__["max_image_bytes"].default
+    assert IMAGE_SCHEMA["maxLength"] == len(base64.b64encode(b"\0" * largest))

@@ -81,12 +81,25 @@ class HttpError:
         return {"error": {"code": self.code, "message": self.message}, "request_id": request_id}
 
 
+# The longest message an answer carries: whatever a client sent, its error stays a few hundred bytes (an echo of a
+# multi-megabyte request would push the answer past Lambda's 6 MB response limit and turn a 4xx into a 5xx)
+MAX_MESSAGE_CHARS = 500
+
+
+def excerpt(value: object, limit: int = 40) -> str:
+    """A client's value as an error message may quote it: its repr, at most ``limit`` characters of it."""
+    text = str(value)
+    shown = repr(text[:limit])
+    return shown if len(text) <= limit else f"{shown}... ({len(text)} characters)"
+
+
 def http_error(exc: BaseException) -> HttpError:
     """Return the HTTP status, stable code and safe message for any exception."""
     row = next((row for cls, row in ERROR_TABLE.items() if isinstance(exc, cls)), UNEXPECTED_ERROR)
     # Rows without a fixed message belong to PredictionError subclasses, whose message is ours.
     if row.fixed_message is None and isinstance(exc, PredictionError):
-        return HttpError(row.status, row.code, exc.message)
+        message = exc.message if len(exc.message) <= MAX_MESSAGE_CHARS else exc.message[: MAX_MESSAGE_CHARS - 3] + "..."
+        return HttpError(row.status, row.code, message)
     return HttpError(row.status, row.code, row.fixed_message or str(UNEXPECTED_ERROR.fixed_message))
 
 

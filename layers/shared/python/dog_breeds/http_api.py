@@ -21,7 +21,7 @@ from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-from dog_breeds.errors import UNEXPECTED_ERROR, MalformedRequestError, http_error
+from dog_breeds.errors import UNEXPECTED_ERROR, MalformedRequestError, excerpt, http_error
 from dog_breeds.ports import Prediction
 
 JSON = "application/json"
@@ -51,7 +51,7 @@ class HttpApiRequest:
             )
         route = event.get("routeKey", PREDICTIONS_ROUTE)
         if route != PREDICTIONS_ROUTE:
-            raise MalformedRequestError(f"This function answers {PREDICTIONS_ROUTE} only, not {route!r}.")
+            raise MalformedRequestError(f"This function answers {PREDICTIONS_ROUTE} only, not {excerpt(route)}.")
         headers, query, body = event.get("headers") or {}, event.get("queryStringParameters") or {}, event.get("body")
         if not _is_text_map(headers) or not _is_text_map(query) or not isinstance(body, str | None):
             raise MalformedRequestError("The event's headers and query must map text to text, and its body be text.")

@@ -19,12 +19,16 @@ from dog_breeds.errors import (
     PayloadTooLargeError,
     UndecodableImageError,
     UnsupportedMediaTypeError,
+    excerpt,
 )
 from dog_breeds.settings import DEFAULT_TOP_K, MAX_TOP_K
 
 IMAGE_SIGNATURES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
 ACCEPTED_MEDIA_TYPES = ("image/jpeg", "image/png", "application/json")
 JSON_FIELDS = ("image", "url")
+# Fewer bytes than this are no JPEG or PNG (a PNG's signature alone is 8); base64 of 16 characters or more decodes to
+# at least this many, of 12 or fewer to fewer: openapi.json's minLength of "image" is 16
+MIN_IMAGE_BYTES = 10
 # Room for the JSON around a base64 image.
 _JSON_OVERHEAD_BYTES = 1024
 # An accepted body is one flat object; more objects and arrays than this is refused before parsing,
@@ -72,9 +76,9 @@ def read_prediction_request(
     top_k = read_top_k(query.get("top_k"))
     media_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in ACCEPTED_MEDIA_TYPES:
-        shown = media_type or "none"
+        shown = excerpt(media_type or "none")
         raise UnsupportedMediaTypeError(
-            f"Content-Type {shown!r} is not accepted; send one of {', '.join(ACCEPTED_MEDIA_TYPES)}."
+            f"Content-Type {shown} is not accepted; send one of {', '.join(ACCEPTED_MEDIA_TYPES)}."
         )
     body = body or ""
     if media_type == "application/json":
@@ -126,7 +130,10 @@ def _read_json_request(
     given = set(document)
     unknown = sorted(given - set(JSON_FIELDS))
     if unknown or len(given) != 1:
-        detail = f"unknown field(s) {unknown}" if unknown else "exactly one field is needed"
+        named = ", ".join(excerpt(name, 20) for name in unknown[:3]) + (
+            f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        )
+        detail = f"unknown field(s) {named}" if unknown else "exactly one field is needed"
         raise MalformedRequestError(f"{detail}; send exactly one of {list(JSON_FIELDS)}.")
     if "url" in document:
         if not url_input_enabled:
@@ -171,6 +178,8 @@ def parse_image_url(url) -> ImageUrl:
 def _checked_image(image: bytes, max_image_bytes: int) -> bytes:
     if not image:
         raise UndecodableImageError("The image is empty; send the bytes of a JPEG or PNG image.")
+    if len(image) < MIN_IMAGE_BYTES:
+        raise UndecodableImageError(f"The image is {len(image)} bytes; no JPEG or PNG is under {MIN_IMAGE_BYTES}.")
     if len(image) > max_image_bytes:
         raise _too_large(max_image_bytes)
     return image
