@@ -157,7 +157,11 @@ class SamTemplate:
             for logical_id, resource in self.resources.items()
             if "Condition" not in resource or self.condition(resource["Condition"])
         }
-        document["Outputs"] = self._choose_branches(self.document.get("Outputs", {}))
+        document["Outputs"] = {
+            name: self._choose_branches({k: v for k, v in output.items() if k != "Condition"})
+            for name, output in self.document.get("Outputs", {}).items()
+            if "Condition" not in output or self.condition(output["Condition"])
+        }
         return document
 
     def _choose_branches(self, value):

@@ -13,7 +13,8 @@ objects. In order:
 4. every endpoint config and model of the endpoint (all pages of them);
 5. the endpoint's log group and the stack's training jobs' log streams (``/aws/sagemaker/TrainingJobs`` is
    shared by every job of the account: only this stack's streams go);
-6. every object version and delete marker of the bucket, then `sam delete`.
+6. every object version and delete marker of the bucket (and of the access-log bucket, when the stack keeps
+   one), then `sam delete`.
 
 Training jobs themselves stay as history (SageMaker keeps them and they cost nothing).
 
@@ -217,7 +218,17 @@ def destroy(
     remove_endpoint(clients["sagemaker"], endpoint_name, say, capture_grace_seconds, poll_seconds)
     remove_sagemaker_logs(clients["logs"], endpoint_name, prefix, say)
     empty_bucket(clients["s3"], bucket, say)
+    access_logs = access_logs_bucket(clients["cloudformation"], stack_name)
+    if access_logs:  # ArtifactsBucketAccessLogs=true: the log bucket must be empty for sam delete too
+        empty_bucket(clients["s3"], access_logs, say)
     return sam_delete(stack_name)
+
+
+def access_logs_bucket(cloudformation, stack_name: str) -> str | None:
+    """The stack's access-log bucket, when it keeps one (output ``AccessLogsBucketName``)."""
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    return outputs.get("AccessLogsBucketName")
 
 
 def run_sam_delete(stack_name: str) -> int:

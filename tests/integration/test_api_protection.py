@@ -24,6 +24,7 @@ VARIANTS = {
     "NONE with CORS": {"AuthMode": "NONE", "CorsAllowedOrigins": "https://app.example.com"},
     "unreserved concurrency": {"PredictReservedConcurrency": "none"},
     "Debugger on": {"TrainingUseDebugger": "true"},
+    "access logs kept": {"ArtifactsBucketAccessLogs": "true"},
 }
 
 

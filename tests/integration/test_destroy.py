@@ -128,3 +128,26 @@ def test_every_page_of_configs_and_models_and_the_sagemaker_logs_of_the_stack_go
     assert groups == ["/aws/sagemaker/TrainingJobs"]  # shared by every job of the account
     streams = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs")["logStreams"]
     assert [s["logStreamName"] for s in streams] == ["another-project-job/algo-1"]
+
+
+def test_a_stack_that_keeps_access_logs_has_its_log_bucket_emptied_too(control_plane, monkeypatch):
+    # Given a stack with ArtifactsBucketAccessLogs=true: a second bucket holding the access logs
+    cloudformation, s3 = control_plane.client("cloudformation"), control_plane.client("s3")
+    template = json.loads(json.dumps(STAND_IN_TEMPLATE))
+    template["Resources"]["AccessLogsBucket"] = {
+        "Type": "AWS::S3::Bucket",
+        "Properties": {"BucketName": "destroy-test-access-logs"},
+    }
+    template["Outputs"]["AccessLogsBucketName"] = {"Value": {"Ref": "AccessLogsBucket"}}
+    cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+    s3.put_object(Bucket="destroy-test-access-logs", Key="artifacts/2026-12-03-16-00-00-ABC", Body=b"a log line")
+    # When destroy runs
+    for name, value in control_plane.environment().items():
+        monkeypatch.setenv(name, value)
+    names = ("cloudformation", "application-autoscaling", "cloudwatch", "sagemaker", "s3", "logs")
+    said: list[str] = []
+    code = destroy({name: control_plane.client(name) for name in names}, STACK, run_sam_delete, said.append, **QUICK)
+    # Then both buckets were emptied and are gone with the stack
+    assert code == 0, said
+    assert any("emptied s3://destroy-test-access-logs (1 object" in line for line in said), said
+    assert "destroy-test-access-logs" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]

@@ -54,7 +54,8 @@ HANDLER_ACTIONS = {
     "AWS::S3::Bucket": (
         "bucket",
         "s3:CreateBucket s3:PutEncryptionConfiguration s3:PutBucketPublicAccessBlock s3:PutBucketOwnershipControls "
-        "s3:PutBucketVersioning s3:PutBucketTagging s3:GetBucketLocation s3:DeleteBucket",
+        "s3:PutBucketVersioning s3:PutBucketTagging s3:PutBucketLogging s3:PutLifecycleConfiguration "
+        "s3:GetBucketLocation s3:DeleteBucket",
     ),
     "AWS::S3::BucketPolicy": ("bucket", "s3:PutBucketPolicy s3:GetBucketPolicy s3:DeleteBucketPolicy"),
     "AWS::Logs::LogGroup": (
@@ -96,6 +97,7 @@ def arns(kind: str, stack: str) -> list[str]:
             f"arn:aws:logs:{at}:log-group:/aws/lambda/{stack}-predict",
             f"arn:aws:logs:{at}:log-group:/aws/apigateway/{stack}-predictions",
             f"arn:aws:logs:{at}:log-group:/aws/sagemaker/Endpoints/{stack}",
+            f"arn:aws:logs:{at}:log-group:/aws/vendedlogs/states/{stack}-pipeline",
         ],
         "alarm": [f"arn:aws:cloudwatch:{at}:alarm:{stack}-model-failures"],
         "state-machine": [f"arn:aws:states:{at}:stateMachine:{stack}-pipeline"],
@@ -124,6 +126,10 @@ def test_functions_and_state_machines_get_their_roles_and_code():
         assert POLICY.allows(Permission("iam:PassRole", role, {"iam:PassedToService": service}))
     assert POLICY.allows(Permission("s3:GetObject", f"arn:aws:s3:::{PIPELINE_BUCKET}/abc123.zip"))
     assert POLICY.allows(Permission("logs:DescribeLogGroups", "*"))
+    # a state machine with logging: its creator sets up the log delivery (Step Functions developer guide, "IAM
+    # policies for logging to CloudWatch Logs")
+    for action in ("logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:PutResourcePolicy", "logs:ListLogDeliveries"):
+        assert POLICY.allows(Permission(action, "*"))
 
 
 @pytest.mark.parametrize(

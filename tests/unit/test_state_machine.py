@@ -156,3 +156,18 @@ def test_an_endpoint_whose_update_and_rollback_both_failed_ends_the_pipeline_ins
     choices = {c.get("StringEquals"): c["Next"] for c in STATES["EndpointReady"]["Choices"] if "Variable" in c}
     assert STATES[choices["UpdateRollbackFailed"]]["Type"] == "Fail"
     assert STATES[choices["Failed"]]["Type"] == "Task"  # reads the FailureReason, then fails
+
+
+def test_every_execution_is_logged_without_its_data_and_traced():
+    machine = TEMPLATE.resource("TrainingPipeline")["Properties"]
+    assert machine["Tracing"] == {"Enabled": True}
+    logging = machine["Logging"]
+    assert (logging["Level"], logging["IncludeExecutionData"]) == ("ALL", False)
+    destination = logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
+    assert destination == {"Fn::GetAtt": ["TrainingPipelineLogGroup", "Arn"]}
+    group = TEMPLATE.resource("TrainingPipelineLogGroup")["Properties"]
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    # And the role may deliver the logs and the traces (actions without resource-level permissions)
+    actions = (statement["Action"] for statement in POLICY["Statement"])
+    allowed = {action for listed in actions for action in (listed if isinstance(listed, list) else [listed])}
+    assert {"logs:CreateLogDelivery", "logs:PutResourcePolicy", "xray:PutTraceSegments"} <= allowed

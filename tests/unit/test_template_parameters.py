@@ -115,3 +115,21 @@ def test_a_value_the_template_accepts_is_one_the_functions_accept():
             assert high is None or spec["MaxValue"] <= high, f"{parameter} allows more than {variable} accepts"
             checked += 1
     assert checked >= 10
+
+
+def test_access_logs_are_off_by_default_and_on_go_to_a_bucket_only_s3_logging_may_write():
+    from offline_stack.sam_template import SamTemplate
+
+    default = SamTemplate.load().rendered()
+    assert "AccessLogsBucket" not in default["Resources"] and "AccessLogsBucketName" not in default["Outputs"]
+    assert "LoggingConfiguration" not in default["Resources"]["ArtifactsBucket"]["Properties"]
+    kept = SamTemplate.load(overrides={"ArtifactsBucketAccessLogs": "true"}).rendered()
+    logging = kept["Resources"]["ArtifactsBucket"]["Properties"]["LoggingConfiguration"]
+    assert logging == {"DestinationBucketName": {"Ref": "AccessLogsBucket"}, "LogFilePrefix": "artifacts/"}
+    expiry = kept["Resources"]["AccessLogsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"][0]
+    assert expiry["ExpirationInDays"] == {"Ref": "LogRetentionDays"}
+    allow, deny = kept["Resources"]["AccessLogsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert allow["Principal"] == {"Service": "logging.s3.amazonaws.com"} and allow["Action"] == "s3:PutObject"
+    assert allow["Condition"]["ArnLike"]["aws:SourceArn"] == {"Fn::GetAtt": ["ArtifactsBucket", "Arn"]}
+    assert allow["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
