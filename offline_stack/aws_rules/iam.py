@@ -352,13 +352,20 @@ def _sagemaker(action: str, parameters: Mapping, region: str, account: str) -> l
 def _scaling(action: str, parameters: Mapping, region: str, account: str) -> list[Permission]:
     """The scalable target, and what Application Auto Scaling asks of the caller for a SageMaker variant: to
     describe and resize the endpoint when registering it, to manage target tracking's alarms for a policy
-    (Application Auto Scaling user guide, "Identity-based policy examples", SageMaker endpoint variants)."""
+    (Application Auto Scaling user guide, "Identity-based policy examples", SageMaker endpoint variants). The
+    request's namespace and dimension are its condition keys ``application-autoscaling:service-namespace`` and
+    ``application-autoscaling:scalable-dimension`` (Service Authorization Reference, Application Auto Scaling)."""
     resource_id = str(parameters.get("ResourceId", ""))
     target = hashlib.sha256(resource_id.encode()).hexdigest()[:32]
+    context = {
+        "application-autoscaling:service-namespace": str(parameters.get("ServiceNamespace", "")),
+        "application-autoscaling:scalable-dimension": str(parameters.get("ScalableDimension", "")),
+    }
     needed = [
         Permission(
             f"application-autoscaling:{action}",
             f"arn:aws:application-autoscaling:{region}:{account}:scalable-target/{target}",
+            context,
         )
     ]
     if parameters.get("ServiceNamespace") != "sagemaker" or not resource_id.startswith("endpoint/"):

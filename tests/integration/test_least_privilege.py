@@ -37,7 +37,7 @@ NOT_EXERCISED_OFFLINE = {
     "WriteOwnLogs": LOGS_AND_TRACES,
     "SendTracesXRayHasNoResourceLevelPermissions": LOGS_AND_TRACES,
     "EcrAuthorizationTokensHaveNoResourceLevelPermissions": AWS_SIDE,
-    "PullTheAwsPyTorchAndDebuggerImages": AWS_SIDE,
+    "PullTheAwsPyTorchAndDebuggerImagesFromAwsAccountsOnly": AWS_SIDE,
     "WriteSageMakerLogs": AWS_SIDE,
     "PublishSageMakerMetrics": AWS_SIDE,
     "ReadTheRollbackAlarmsDuringEndpointUpdates": "SageMaker reads them as the caller of UpdateEndpoint (tested on the "

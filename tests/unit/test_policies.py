@@ -124,3 +124,55 @@ def test_the_deploy_function_accepts_model_data_only_where_the_execution_role_ma
         for prefix in statement["Condition"]["StringLike"]["s3:prefix"]
     }
     assert set(MODEL_PREFIXES) <= readable and set(MODEL_PREFIXES) <= listed
+
+
+def _statement(name: str, sid_prefix: str) -> dict:
+    document = json.loads(TEMPLATE.substitute((POLICIES_DIR / f"{name}.json").read_text()))
+    return next(s for s in _statements(document) if s["Sid"].startswith(sid_prefix))
+
+
+def test_images_are_pulled_only_from_the_accounts_where_aws_publishes_them():
+    from dog_breeds.container_images import DEBUGGER_RULE_ACCOUNTS, DLC_ACCOUNTS
+
+    pull = _statement("sagemaker-execution", "PullTheAwsPyTorch")
+    assert set(pull["Condition"]["StringEquals"]["aws:ResourceAccount"]) == {
+        *DLC_ACCOUNTS.values(),
+        *DEBUGGER_RULE_ACCOUNTS.values(),
+    }
+    from offline_stack.aws_rules.iam import Permission, Policy
+
+    policy = Policy([{"Version": "2012-10-17", "Statement": [pull]}])
+    image = "arn:aws:ecr:us-east-1:{}:repository/pytorch-inference"
+    assert policy.allows(
+        Permission("ecr:BatchGetImage", image.format("763104351884"), {"aws:ResourceAccount": "763104351884"})
+    )
+    assert not policy.allows(
+        Permission("ecr:BatchGetImage", image.format("666666666666"), {"aws:ResourceAccount": "666666666666"})
+    )
+
+
+def test_scaling_is_allowed_for_sagemaker_variants_only():
+    from offline_stack.aws_rules.iam import Policy, permissions_for
+
+    document = json.loads(TEMPLATE.substitute((POLICIES_DIR / "register-autoscaling-function.json").read_text()))
+    policy = Policy([document])
+
+    def register(namespace: str, dimension: str, resource: str) -> bool:
+        request = {"ServiceNamespace": namespace, "ScalableDimension": dimension, "ResourceId": resource}
+        needed = permissions_for(
+            "application-autoscaling", "RegisterScalableTarget", request, "us-east-1", "123456789012"
+        )
+        return policy.allows(needed[0])
+
+    assert register("sagemaker", "sagemaker:variant:DesiredInstanceCount", "endpoint/dog-breed-classifier/variant/A")
+    assert not register("ecs", "ecs:service:DesiredCount", "service/default/payments")
+    assert not register("dynamodb", "dynamodb:table:WriteCapacityUnits", "table/orders")
+
+
+@pytest.mark.parametrize("role, service", [("SageMakerExecutionRole", "sagemaker"), ("TrainingPipelineRole", "states")])
+def test_services_assume_the_roles_only_for_this_account(role, service):
+    (trust,) = TEMPLATE.resource(role)["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": f"{service}.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    source = trust["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+    assert source.startswith(f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:")
