@@ -33,4 +33,4 @@ def create_prediction(request: HttpApiRequest) -> dict:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
-    return answer_api_request(event, logger, metrics, create_prediction)
+    return answer_api_request(event, logger, metrics, create_prediction, settings.capture_notice)

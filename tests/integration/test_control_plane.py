@@ -125,9 +125,19 @@ def test_deploying_the_same_model_again_changes_nothing(control_function, contro
     assert len(sagemaker.list_endpoint_configs()["EndpointConfigs"]) == 1
 
 
+def test_by_default_an_endpoint_keeps_nothing_of_its_requests(control_function, control_plane):
+    with control_function("DeployEndpointFunction") as function:
+        deployed = function.invoke(load_event("deploy-endpoint-from-job.json"))
+    config = control_plane.client("sagemaker").describe_endpoint_config(
+        EndpointConfigName=deployed["endpoint_config_name"]
+    )
+    assert not config.get("DataCaptureConfig")  # (moto answers {} for none)
+
+
 def test_a_new_model_updates_the_existing_endpoint_blue_green(control_function, control_plane):
     sagemaker = control_plane.client("sagemaker")
-    with control_function("DeployEndpointFunction") as function:
+    # (with data capture opted in at 5 %, as DataCapturePercent=5 deploys it)
+    with control_function("DeployEndpointFunction", DATA_CAPTURE_PERCENT="5") as function:
         # Given an endpoint serving the first model
         first = function.invoke(load_event("deploy-endpoint-from-job.json"))
         sent: list[dict] = []  # what the function asks of SageMaker (recorded, not stubbed: moto answers)
@@ -151,7 +161,7 @@ def test_a_new_model_updates_the_existing_endpoint_blue_green(control_function, 
     alarms = [alarm["AlarmName"] for alarm in guardrails["AutoRollbackConfiguration"]["Alarms"]]
     assert alarms == [f"{ENDPOINT_NAME}-model-failures", f"{ENDPOINT_NAME}-latency-p99"]
     assert sagemaker.describe_endpoint(EndpointName=ENDPOINT_NAME)["LastDeploymentConfig"] == guardrails
-    # and data capture at the template's 5 %, under data-capture/ in the project's bucket
+    # and data capture at the 5 % asked for, under data-capture/ in the project's bucket
     capture = sagemaker.describe_endpoint_config(EndpointConfigName=second["endpoint_config_name"])["DataCaptureConfig"]
     assert (capture["InitialSamplingPercentage"], capture["DestinationS3Uri"]) == (
         5,

@@ -69,3 +69,39 @@ def test_the_image_bounds_are_the_functions():
     # maxLength: the base64 of the default MaxImageBytes
     largest = PredictSettings.__dataclass_fields__["max_image_bytes"].default
     assert IMAGE_SCHEMA["maxLength"] == len(base64.b64encode(b"\0" * largest))
+
+
+def test_callers_are_told_when_their_photos_are_kept_and_for_how_long():
+    import dataclasses
+
+    from dog_breeds.settings import PredictSettings
+
+    settings = PredictSettings.from_environment({"ENDPOINT_NAME": "dog-breed-classifier"})
+    assert settings.data_capture_percent == 0 and settings.capture_notice == ""  # off by default: nothing to say
+
+    def served(route: str, notice: str) -> str:
+        return answer_api_request({"routeKey": route, "requestContext": {}}, None, None, None, notice)["body"]
+
+    assert 'id="notice"' not in served("GET /", "")
+    on = dataclasses.replace(settings, data_capture_percent=5, data_capture_retention_days=14)
+    page, contract = served("GET /", on.capture_notice), json.loads(served(OPENAPI_ROUTE, on.capture_notice))
+    assert '<p id="notice" class="notice">Data capture is on: 5 % of the photos' in page and "14 days" in page
+    assert contract["info"]["description"].endswith(on.capture_notice)
+    # The page's policy still holds: the notice is text, not script or style
+    from dog_breeds.http_api import page_content_security_policy
+
+    assert "unsafe-inline" not in page_content_security_policy()
+
+
+def test_captured_requests_expire_with_their_old_versions():
+    from offline_stack.sam_template import SamTemplate
+
+    template = SamTemplate.load()
+    assert template.parameters["DataCapturePercent"] == "0"
+    (rule,) = template.resource("ArtifactsBucket")["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert (rule["Prefix"], rule["Status"]) == ("data-capture/", "Enabled")
+    assert rule["ExpirationInDays"] == {"Ref": "DataCaptureRetentionDays"}
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    from dog_breeds.deploy_endpoint import DATA_CAPTURE_PREFIX
+
+    assert rule["Prefix"] == f"{DATA_CAPTURE_PREFIX}/"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import re
 import time
@@ -73,16 +74,18 @@ API_SECURITY_HEADERS = {
 
 
 def answer_api_request(
-    event: object, logger: Logger, metrics: Metrics, handle: Callable[[HttpApiRequest], dict]
+    event: object, logger: Logger, metrics: Metrics, handle: Callable[[HttpApiRequest], dict], notice: str = ""
 ) -> dict:
-    """Answer ``event`` with ``handle``'s result as JSON, or with the error table's row for what it raised."""
+    """Answer ``event`` with ``handle``'s result as JSON, or with the error table's row for what it raised.
+
+    ``notice``: what the page and the contract must tell callers (that a share of their photos is kept)."""
     route = event.get("routeKey") if isinstance(event, dict) else None
     if route in _DOCUMENTS:
         content_type, name = _DOCUMENTS[route]
         headers = {"Content-Type": content_type, **API_SECURITY_HEADERS}
         if route == WEB_PAGE_ROUTE:
             headers |= {"Content-Security-Policy": page_content_security_policy(), "X-Frame-Options": "DENY"}
-        return {"statusCode": 200, "headers": headers, "body": _document(name), "isBase64Encoded": False}
+        return {"statusCode": 200, "headers": headers, "body": _with_notice(name, notice), "isBase64Encoded": False}
     started, outcome, request_id = time.perf_counter(), "Success", _request_id(event)
     try:
         request = HttpApiRequest.from_event(event)
@@ -120,6 +123,24 @@ _DOCUMENTS = {
 def _document(name: str) -> str:
     """A file served as it is (read when first asked for, not at cold start)."""
     return (Path(__file__).parent / name).read_text()
+
+
+NOTICE_PLACEHOLDER = "<!-- notice -->"
+
+
+@cache
+def _with_notice(name: str, notice: str) -> str:
+    """The document, telling callers ``notice`` (the page in a paragraph of its own, the contract in its
+    description); as it is when there is nothing to tell."""
+    text = _document(name)
+    if not notice:
+        return text
+    if name.endswith(".html"):
+        paragraph = f'<p id="notice" class="notice">{html.escape(notice)}</p>'
+        return text.replace(NOTICE_PLACEHOLDER, paragraph)
+    document = json.loads(text)
+    document["info"]["description"] += f"\n\n{notice}"
+    return json.dumps(document)
 
 
 def record_predicted_breed(predictions: list[Prediction]) -> None:

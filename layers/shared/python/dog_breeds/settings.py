@@ -136,6 +136,9 @@ class PredictSettings:
     connect_timeout_seconds: float = variable("ENDPOINT_CONNECT_TIMEOUT_SECONDS", 2.0, minimum=0.1)
     read_timeout_seconds: float = variable("ENDPOINT_READ_TIMEOUT_SECONDS", 10.0, minimum=0.1)
     max_attempts: int = variable("ENDPOINT_MAX_ATTEMPTS", 2, minimum=1)
+    # What the endpoint keeps of the requests (DataCapturePercent), said to callers on the page and in the contract
+    data_capture_percent: int = variable("DATA_CAPTURE_PERCENT", 0, minimum=0, maximum=100)
+    data_capture_retention_days: int = variable("DATA_CAPTURE_RETENTION_DAYS", 30, minimum=1, maximum=3650)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> PredictSettings:
@@ -144,6 +147,16 @@ class PredictSettings:
     @property
     def timeouts(self) -> ClientTimeouts:
         return ClientTimeouts(self.connect_timeout_seconds, self.read_timeout_seconds, self.max_attempts)
+
+    @property
+    def capture_notice(self) -> str:
+        """What callers are told when a share of their photos is kept ("" when none is)."""
+        if not self.data_capture_percent:
+            return ""
+        return (
+            f"Data capture is on: {self.data_capture_percent} % of the photos sent here, and the breeds answered, "
+            f"are kept for {self.data_capture_retention_days} days by the operator of this API, to check the model."
+        )
 
 
 _SHORT_NAME = "{} lower-case letters, digits and hyphens"
@@ -200,7 +213,7 @@ class EndpointDefaults:
         pattern=re.compile("torchscript|bf16|eager"),
         accepts="torchscript, bf16 or eager",
     )
-    data_capture_percent: int = variable("DATA_CAPTURE_PERCENT", 5, minimum=0, maximum=100)  # 0: no capture
+    data_capture_percent: int = variable("DATA_CAPTURE_PERCENT", 0, minimum=0, maximum=100)  # 0: no capture
     canary_percent: int = variable("ROLLOUT_CANARY_PERCENT", 10, minimum=1, maximum=50)
     bake_seconds: int = variable("ROLLOUT_BAKE_SECONDS", 600, minimum=0, maximum=3600)
     # none: updates are plain blue/green, without guardrails
