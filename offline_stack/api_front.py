@@ -42,9 +42,11 @@ TOO_MANY_REQUESTS = Response('{"message":"Too Many Requests"}', status=429, cont
 INTERNAL_SERVER_ERROR = Response('{"message":"Internal Server Error"}', status=500, content_type=JSON)
 
 
-# The API's routes (template.yaml), all integrated with PredictFunction; only the first carries AuthMode's check
+# The API's routes (template.yaml): the first integrated with PredictFunction and carrying AuthMode's check, the
+# page and the contract with PageFunction (their own function and throttle, so they never take predictions' share)
 ROUTES = ("POST /predictions", "GET /openapi.json", "GET /")
 AUTHORIZED_ROUTES = ROUTES[:1]
+PAGE_ROUTES = ROUTES[1:]
 
 # A route's authorization: (method, path with query, headers, body, route) -> a refusal, or None to let it through
 Authorization = Callable[[str, str, Mapping[str, str], bytes, str], Refusal | None]
@@ -107,8 +109,13 @@ class ApiFront(LoopbackServer):
         port: int = 0,
         authorization: Authorization | None = None,
         sign: Callable | None = None,
+        page_pool: ConcurrencyPool | None = None,
+        page_throttle: RouteThrottle | None = None,
     ) -> None:
-        self.pool = pool
+        """``page_pool``/``page_throttle``: PageFunction's environments and its routes' throttle (the stage's
+        RouteSettings); without them the page routes share ``pool`` and ``throttle``'s settings."""
+        self.pool, self.page_pool = pool, page_pool or pool
+        self._page_settings = page_throttle
         self.throttle = throttle
         self.authorization, self.sign = authorization, sign
         self.counts = FrontCounts()
@@ -124,7 +131,11 @@ class ApiFront(LoopbackServer):
 
     @throttle.setter
     def throttle(self, settings: RouteThrottle | None) -> None:
-        self._throttles = {route: RouteThrottle(settings.rate, settings.burst) for route in ROUTES} if settings else {}
+        def bucket(route: str) -> RouteThrottle | None:
+            chosen = self._page_settings if route in PAGE_ROUTES and self._page_settings else settings
+            return RouteThrottle(chosen.rate, chosen.burst) if chosen else None
+
+        self._throttles = {route: b for route in ROUTES if (b := bucket(route)) is not None}
 
     @property
     def requests(self) -> int:
@@ -154,7 +165,7 @@ class ApiFront(LoopbackServer):
             self._count("throttled_by_route")
             return TOO_MANY_REQUESTS
         try:
-            answer = self.pool.invoke(event_for(request, route))
+            answer = (self.page_pool if route in PAGE_ROUTES else self.pool).invoke(event_for(request, route))
         except LambdaThrottledError:
             self._count("throttled_by_lambda")
             return INTERNAL_SERVER_ERROR

@@ -39,10 +39,13 @@ def offline_api(
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
         pool = ConcurrencyPool("PredictFunction", concurrency, environment)
+        page_pool = ConcurrencyPool("PageFunction", 2, environment)  # started on the first page load
         try:
             pool.warm(concurrency)
             authorization, sign = api_authorization(auth, roles or Roles([])) if auth else (None, None)
-            with ApiFront(pool, throttle, authorization=authorization, sign=sign) as front:
+            front = ApiFront(pool, throttle, authorization=authorization, sign=sign, page_pool=page_pool)
+            with front:
                 yield front, server
         finally:
             pool.close()
+            page_pool.close()

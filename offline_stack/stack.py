@@ -204,10 +204,28 @@ class OfflineStack(contextlib.AbstractContextManager):
             )
             self._exit_stack.callback(pool.close)
             pool.warm(1)
+            page_pool = ConcurrencyPool(  # unreserved: the account's shared concurrency
+                "PageFunction",
+                UNRESERVED_OFFLINE_CONCURRENCY,
+                self.function_environment("PageFunction"),
+                self.parameter_overrides,
+            )
+            self._exit_stack.callback(page_pool.close)
             rate, burst = float(parameters["ApiThrottleRateLimit"]), int(parameters["ApiThrottleBurstLimit"])
             throttle = RouteThrottle(rate, burst)
+            page_throttle = RouteThrottle(
+                float(parameters["PageThrottleRateLimit"]), int(parameters["PageThrottleBurstLimit"])
+            )
             authorization, sign = self.api_authorization()
-            self.api = self._exit_stack.enter_context(ApiFront(pool, throttle, authorization=authorization, sign=sign))
+            front = ApiFront(
+                pool,
+                throttle,
+                authorization=authorization,
+                sign=sign,
+                page_pool=page_pool,
+                page_throttle=page_throttle,
+            )
+            self.api = self._exit_stack.enter_context(front)
         return self.api
 
     def api_authorization(self) -> tuple[Authorization | None, Signer | None]:

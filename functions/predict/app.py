@@ -1,6 +1,7 @@
 """POST /predictions: an image in, dog breeds with probabilities out (see README, "Calling the API").
 
-GET /openapi.json answers the API's contract (``dog_breeds/openapi.json``).
+GET / and GET /openapi.json are the page function's (functions/page), so page loads never take this function's
+reserved concurrency.
 """
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -33,4 +34,4 @@ def create_prediction(request: HttpApiRequest) -> dict:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
-    return answer_api_request(event, logger, metrics, create_prediction, settings.capture_notice)
+    return answer_api_request(event, logger, metrics, create_prediction)

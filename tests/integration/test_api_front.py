@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -47,6 +48,14 @@ def pool():
         pool.warm(2)
         yield pool
         pool.close()
+
+
+@pytest.fixture(scope="module")
+def page_pool():
+    environment = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
+    page_pool = ConcurrencyPool("PageFunction", 2, environment)
+    yield page_pool
+    page_pool.close()
 
 
 def post(url: str) -> tuple[int, dict]:
@@ -119,14 +128,33 @@ def get(url: str) -> int:
         return refusal.code
 
 
-def test_each_route_has_its_own_throttle_bucket_so_page_loads_cannot_spend_the_predictions(pool):
+def test_each_route_has_its_own_throttle_bucket_so_page_loads_cannot_spend_the_predictions(pool, page_pool):
     # The stage's default route settings apply to each route on its own (API Gateway, "Throttle requests to your
     # HTTP APIs"); one bucket shared by all routes let GET / starve POST /predictions
-    with ApiFront(pool, throttle=RouteThrottle(rate_per_second=0.01, burst=1)) as front:
+    with ApiFront(pool, throttle=RouteThrottle(rate_per_second=0.01, burst=1), page_pool=page_pool) as front:
         pages = [get(f"{front.url}/") for _ in range(3)]
         prediction = post(front.url)
     assert pages == [200, 429, 429]
     assert prediction[0] == 200
+
+
+def test_page_loads_run_in_the_page_functions_environments_never_in_the_predictions(pool, page_pool):
+    # Given both prediction environments busy with slow requests
+    with ApiFront(pool, throttle=None, page_pool=page_pool) as front, ThreadPoolExecutor(max_workers=2) as busy:
+        slow = [busy.submit(post, front.url) for _ in range(2)]
+        time.sleep(0.3)
+        # Then the page and the contract are still answered (by PageFunction), while predictions wait
+        assert [get(f"{front.url}/"), get(f"{front.url}/openapi.json")] == [200, 200]
+        assert all(not future.done() for future in slow)
+        assert [future.result()[0] for future in slow] == [200, 200]
+
+
+def test_the_page_routes_have_a_throttle_of_their_own(pool, page_pool):
+    # The stage's RouteSettings (PageThrottle*) for GET / and GET /openapi.json, apart from POST /predictions'
+    page_throttle = RouteThrottle(rate_per_second=0.01, burst=2)
+    with ApiFront(pool, RouteThrottle(0.01, 1), page_pool=page_pool, page_throttle=page_throttle) as front:
+        assert [get(f"{front.url}/") for _ in range(3)] == [200, 200, 429]
+        assert [post(front.url)[0] for _ in range(2)] == [200, 429]
 
 
 @pytest.mark.parametrize(("method", "path"), [("GET", "/predictions"), ("POST", "/"), ("DELETE", "/nowhere")])

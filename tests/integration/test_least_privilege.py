@@ -133,6 +133,14 @@ def predict(control_plane, roles: Roles) -> None:
     assert response["statusCode"] == 200, (response["statusCode"], server.refusals)
 
 
+def page(control_plane, roles: Roles) -> None:
+    """The page function needs nothing of AWS but its logs and traces: both documents answer with its role."""
+    with _function(control_plane, roles, "PageFunction") as function:
+        for route in ("GET /", "GET /openapi.json"):
+            event = {**load_event("predict-jpeg.json"), "routeKey": route, "body": None, "isBase64Encoded": False}
+            assert function.invoke(event)["statusCode"] == 200, route
+
+
 def run_as_sagemaker(control_plane, roles: Roles, tmp_path) -> None:
     """What SageMaker does as the execution role: a job's channels and code in, its model out; an endpoint's
     model in and its captured requests out (the offline stack's own code paths for each)."""
@@ -162,6 +170,7 @@ SCENARIOS = {
     "RegisterAutoscalingFunctionRole": register_autoscaling,
     "ReleaseGateFunctionRole": release_gate,
     "PredictFunctionRole": predict,
+    "PageFunctionRole": page,
     "SageMakerExecutionRole": run_as_sagemaker,
 }
 

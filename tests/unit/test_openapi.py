@@ -8,7 +8,7 @@ from openapi_spec_validator import validate
 
 import dog_breeds
 from dog_breeds.errors import ERROR_TABLE, UNEXPECTED_ERROR
-from dog_breeds.http_api import OPENAPI_ROUTE, answer_api_request
+from dog_breeds.http_api import OPENAPI_ROUTE, answer_document_request
 from dog_breeds.image_request import ACCEPTED_MEDIA_TYPES
 from dog_breeds.settings import DEFAULT_TOP_K, MAX_TOP_K
 
@@ -35,7 +35,7 @@ def test_the_request_bodies_and_top_k_are_the_ones_the_code_accepts():
 
 
 def test_the_function_serves_the_document_on_its_route():
-    answer = answer_api_request({"routeKey": OPENAPI_ROUTE, "requestContext": {}}, None, None, None)
+    answer = answer_document_request({"routeKey": OPENAPI_ROUTE, "requestContext": {}})
     assert answer["statusCode"] == 200 and json.loads(answer["body"]) == DOCUMENT
 
 
@@ -74,13 +74,13 @@ def test_the_image_bounds_are_the_functions():
 def test_callers_are_told_when_their_photos_are_kept_and_for_how_long():
     import dataclasses
 
-    from dog_breeds.settings import PredictSettings
+    from dog_breeds.settings import PageSettings
 
-    settings = PredictSettings.from_environment({"ENDPOINT_NAME": "dog-breed-classifier"})
+    settings = PageSettings.from_environment({})
     assert settings.data_capture_percent == 0 and settings.capture_notice == ""  # off by default: nothing to say
 
     def served(route: str, notice: str) -> str:
-        return answer_api_request({"routeKey": route, "requestContext": {}}, None, None, None, notice)["body"]
+        return answer_document_request({"routeKey": route, "requestContext": {}}, notice)["body"]
 
     assert 'id="notice"' not in served("GET /", "")
     on = dataclasses.replace(settings, data_capture_percent=5, data_capture_retention_days=14)
@@ -105,3 +105,9 @@ def test_captured_requests_expire_with_their_old_versions():
     from dog_breeds.deploy_endpoint import DATA_CAPTURE_PREFIX
 
     assert rule["Prefix"] == f"{DATA_CAPTURE_PREFIX}/"
+
+
+def test_the_page_function_answers_its_two_routes_only():
+    answer = answer_document_request({"routeKey": "POST /predictions", "requestContext": {}})
+    message = json.loads(answer["body"])["message"]
+    assert answer["statusCode"] == 404 and "GET /openapi.json and GET / only, not 'POST /predictions'" in message

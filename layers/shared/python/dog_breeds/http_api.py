@@ -1,8 +1,9 @@
-"""What the HTTP API puts around the logic: the event read, error responses from the one table, request metrics.
+"""What the HTTP API puts around the logic: the event read, error responses from the one table, request metrics,
+and the two documents (the page and the contract) the page function serves.
 
-The predict function answers three routes, and API Gateway sends it nothing else (template.yaml), so it needs
-no router: Powertools' event handler would cost about 100 ms of every cold start (it imports asyncio and every
-event class) for a dispatch table of three lines.
+Each function answers its own routes, and API Gateway sends it nothing else (template.yaml), so neither needs a
+router: Powertools' event handler would cost about 100 ms of every cold start (it imports asyncio and every event
+class) for a dispatch table of a few lines.
 """
 
 from __future__ import annotations
@@ -73,19 +74,24 @@ API_SECURITY_HEADERS = {
 }
 
 
-def answer_api_request(
-    event: object, logger: Logger, metrics: Metrics, handle: Callable[[HttpApiRequest], dict], notice: str = ""
-) -> dict:
-    """Answer ``event`` with ``handle``'s result as JSON, or with the error table's row for what it raised.
-
-    ``notice``: what the page and the contract must tell callers (that a share of their photos is kept)."""
+def answer_document_request(event: object, notice: str = "") -> dict:
+    """``GET /`` and ``GET /openapi.json`` (the page function): the file, with its headers; ``notice`` is what they
+    must tell callers (that a share of their photos is kept). Any other route: 404, as JSON."""
     route = event.get("routeKey") if isinstance(event, dict) else None
-    if route in _DOCUMENTS:
-        content_type, name = _DOCUMENTS[route]
-        headers = {"Content-Type": content_type, **API_SECURITY_HEADERS}
-        if route == WEB_PAGE_ROUTE:
-            headers |= {"Content-Security-Policy": page_content_security_policy(), "X-Frame-Options": "DENY"}
-        return {"statusCode": 200, "headers": headers, "body": _with_notice(name, notice), "isBase64Encoded": False}
+    if route not in _DOCUMENTS:
+        body = {"message": f"This function answers {' and '.join(_DOCUMENTS)} only, not {excerpt(route)}."}
+        return _json_response(404, body)
+    content_type, name = _DOCUMENTS[route]
+    headers = {"Content-Type": content_type, **API_SECURITY_HEADERS}
+    if route == WEB_PAGE_ROUTE:
+        headers |= {"Content-Security-Policy": page_content_security_policy(), "X-Frame-Options": "DENY"}
+    return {"statusCode": 200, "headers": headers, "body": _with_notice(name, notice), "isBase64Encoded": False}
+
+
+def answer_api_request(
+    event: object, logger: Logger, metrics: Metrics, handle: Callable[[HttpApiRequest], dict]
+) -> dict:
+    """Answer ``event`` with ``handle``'s result as JSON, or with the error table's row for what it raised."""
     started, outcome, request_id = time.perf_counter(), "Success", _request_id(event)
     try:
         request = HttpApiRequest.from_event(event)

@@ -136,9 +136,6 @@ class PredictSettings:
     connect_timeout_seconds: float = variable("ENDPOINT_CONNECT_TIMEOUT_SECONDS", 2.0, minimum=0.1)
     read_timeout_seconds: float = variable("ENDPOINT_READ_TIMEOUT_SECONDS", 10.0, minimum=0.1)
     max_attempts: int = variable("ENDPOINT_MAX_ATTEMPTS", 2, minimum=1)
-    # What the endpoint keeps of the requests (DataCapturePercent), said to callers on the page and in the contract
-    data_capture_percent: int = variable("DATA_CAPTURE_PERCENT", 0, minimum=0, maximum=100)
-    data_capture_retention_days: int = variable("DATA_CAPTURE_RETENTION_DAYS", 30, minimum=1, maximum=3650)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> PredictSettings:
@@ -147,6 +144,19 @@ class PredictSettings:
     @property
     def timeouts(self) -> ClientTimeouts:
         return ClientTimeouts(self.connect_timeout_seconds, self.read_timeout_seconds, self.max_attempts)
+
+
+@dataclass(frozen=True)
+class PageSettings:
+    """The page function (``functions/page``): what it must tell callers about their photos."""
+
+    # What the endpoint keeps of the requests (DataCapturePercent), said to callers on the page and in the contract
+    data_capture_percent: int = variable("DATA_CAPTURE_PERCENT", 0, minimum=0, maximum=100)
+    data_capture_retention_days: int = variable("DATA_CAPTURE_RETENTION_DAYS", 30, minimum=1, maximum=3650)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> PageSettings:
+        return read_environment(cls, environ)
 
     @property
     def capture_notice(self) -> str:
