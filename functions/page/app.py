@@ -1,6 +1,6 @@
 """GET / (the web page) and GET /openapi.json (the API's contract): two files of the layer, answered by a function
-of their own so that page loads never take the prediction function's reserved concurrency (README, "Concurrency
-and throttling"); the stage throttles their routes on their own too (PageThrottle* parameters)."""
+of their own so that page loads never take the prediction function's reserved concurrency (see the README,
+"Concurrency and throttling"); the stage throttles their routes on their own too (PageThrottle* parameters)."""
 
 from dog_breeds.http_api import answer_document_request
 from dog_breeds.settings import PageSettings

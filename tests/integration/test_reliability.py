@@ -23,7 +23,7 @@ def test_every_row_of_the_small_reliability_run_passes(report):
 
 def test_the_run_covered_each_part(report):
     parts = {row.part for row in report.rows}
-    assert parts == {"corpus", "fuzz", "load", "blue/green", "faults"}
+    assert parts == {"corpus", "fuzz", "schema", "load", "blue/green", "faults"}
     fuzzed = next(row for row in report.rows if row.part == "fuzz" and "generated requests" in row.measure)
     assert fuzzed.measure.startswith(f"{SMALL.fuzz_examples} generated")
     statuses = report.details["load"]["statuses"]
@@ -36,3 +36,18 @@ def test_refused_images_are_refused_as_the_contract_says(report):
     assert outcomes["truncated-jpeg"] == (422, "UndecodableImage")
     assert outcomes["gif-sent-as-jpeg"] == (422, "UndecodableImage")
     assert outcomes["tall-thin-1x100000"][0] == 200 and outcomes["cmyk-jpeg"][0] == 200
+
+
+def test_the_schema_fuzzer_can_fail(tmp_path):
+    # Given an API whose answers break its own contract (here: a body the document does not describe)
+    from offline_stack.offline_api import offline_api
+    from reliability.schema_fuzz import fuzz_schema
+
+    class Undocumented:
+        def invoke(self, body, content_type, accept, custom_attributes):
+            return b'{"predictions": [{"label": "not what the contract says"}]}', "application/json"
+
+    with offline_api(Undocumented()) as (front, _):
+        result = fuzz_schema(front.url, max_examples=5)
+    # Then schemathesis reports it
+    assert not result.passed and result.failures, result.output[-2000:]

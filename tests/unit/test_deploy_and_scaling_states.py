@@ -25,6 +25,7 @@ SETTINGS = ControlPlaneSettings(
 JOB = "dog-breeds-2026-11-26-10-00-00-abcd"
 MODEL_DATA = f"s3://dog-breeds-artifacts/training-output/{JOB}/output/model.tar.gz"
 ALARMS = ("dog-breed-classifier-model-failures", "dog-breed-classifier-latency-p99")
+ENDPOINT_ROLE = "arn:aws:iam::123456789012:role/sagemaker-endpoint"
 
 
 def request(job: str | None = JOB, model_data: str | None = None, alarms: tuple[str, ...] = ()) -> DeployRequest:
@@ -39,6 +40,7 @@ def request(job: str | None = JOB, model_data: str | None = None, alarms: tuple[
         canary_percent=defaults.canary_percent,
         bake_seconds=defaults.bake_seconds,
         rollback_alarms=alarms,
+        role_arn=ENDPOINT_ROLE,
     )
 
 
@@ -239,3 +241,18 @@ def test_a_refused_registration_writes_no_policy():
     with pytest.raises(AwsRequestRefusedError, match="register_scalable_target"):
         register_autoscaling(scaling, "dog-breed-classifier", SCALING)
     assert scaling.policies == {}
+
+
+def test_the_model_runs_as_the_endpoints_own_role_without_network():
+    sagemaker = FakeSageMaker()
+    sagemaker.completed_job(JOB, MODEL_DATA)
+    deploy_endpoint(sagemaker, FakeScaling(), request(), SETTINGS)
+    (model,) = [arguments for name, arguments in sagemaker.calls if name == "create_model"]
+    assert model["ExecutionRoleArn"] == ENDPOINT_ROLE != SETTINGS.execution_role_arn
+    assert model["EnableNetworkIsolation"] is True
+
+
+def test_the_deploy_function_will_not_start_without_the_endpoints_role():
+    with pytest.raises(RuntimeError, match="SAGEMAKER_ENDPOINT_ROLE_ARN is required") as refused:
+        EndpointDefaults.from_environment({})
+    assert type(refused.value).__name__ == "SettingsError"

@@ -98,19 +98,52 @@ def test_the_bucket_is_encrypted_private_and_tls_only():
     assert {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}.items() <= policy[0].items()
 
 
-def test_pass_role_is_only_for_the_execution_role_and_only_to_sagemaker():
+def test_pass_role_is_only_for_the_sagemaker_roles_each_by_its_one_function_and_only_to_sagemaker():
+    passed = {}
     for path in POLICY_FILES:
         for statement in _statements(json.loads(path.read_text())):
             if "iam:PassRole" in _as_list(statement["Action"]):
-                assert statement["Resource"] == "${SageMakerExecutionRole.Arn}", path.name
+                passed[path.stem] = statement["Resource"]
                 assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    # training jobs get the training role, models the endpoint role: neither function can hand out the other
+    assert passed == {
+        "start-training-function": "${SageMakerExecutionRole.Arn}",
+        "deploy-endpoint-function": "${SageMakerEndpointRole.Arn}",
+    }
 
 
-def test_the_deploy_function_accepts_model_data_only_where_the_execution_role_may_read_it():
+def test_the_endpoint_role_reads_models_and_writes_captures_and_nothing_of_training():
+    from offline_stack.aws_rules.iam import Permission, Policy
+
+    bucket = "arn:aws:s3:::dog-breed-classifier-artifactsbucket"
+    endpoint = Policy([json.loads(TEMPLATE.substitute((POLICIES_DIR / "sagemaker-endpoint.json").read_text()))])
+    training = Policy([json.loads(TEMPLATE.substitute((POLICIES_DIR / "sagemaker-execution.json").read_text()))])
+    bucket = TEMPLATE.substitute("arn:aws:s3:::${ArtifactsBucket}")
+    for action, key in [
+        ("s3:GetObject", "models/a/model.tar.gz"),
+        ("s3:GetObject", "training-output/j/output/model.tar.gz"),
+        ("s3:PutObject", "data-capture/e/x.jsonl"),
+    ]:
+        assert endpoint.allows(Permission(action, f"{bucket}/{key}")), (action, key)
+    for action, key in [
+        ("s3:GetObject", "data/train/a/1.jpg"),
+        ("s3:GetObject", "checkpoints/j/checkpoint.pt"),
+        ("s3:GetObject", "code/training_jobs-1.tar.gz"),
+        ("s3:PutObject", "models/a/model.tar.gz"),
+        ("s3:PutObject", "training-output/j/output/model.tar.gz"),
+        ("s3:PutObject", "checkpoints/j/checkpoint.pt"),
+    ]:
+        assert not endpoint.allows(Permission(action, f"{bucket}/{key}")), (action, key)
+    # and training may no longer write captures or read the models others put under models/
+    assert not training.allows(Permission("s3:PutObject", f"{bucket}/data-capture/e/x.jsonl"))
+    assert not training.allows(Permission("s3:GetObject", f"{bucket}/models/a/model.tar.gz"))
+
+
+def test_the_deploy_function_accepts_model_data_only_where_the_endpoint_role_may_read_it():
     # A model.tar.gz the endpoint's role cannot read leaves the endpoint Failed ("could not access model data")
     from dog_breeds.deploy_endpoint import MODEL_PREFIXES
 
-    execution = json.loads((POLICIES_DIR / "sagemaker-execution.json").read_text())
+    execution = json.loads((POLICIES_DIR / "sagemaker-endpoint.json").read_text())
     readable = {
         resource.split("${ArtifactsBucket}/", 1)[1].removesuffix("*")
         for statement in _statements(execution)
@@ -134,11 +167,12 @@ def _statement(name: str, sid_prefix: str) -> dict:
 def test_images_are_pulled_only_from_the_accounts_where_aws_publishes_them():
     from dog_breeds.container_images import DEBUGGER_RULE_ACCOUNTS, DLC_ACCOUNTS
 
-    pull = _statement("sagemaker-execution", "PullTheAwsPyTorch")
-    assert set(pull["Condition"]["StringEquals"]["aws:ResourceAccount"]) == {
-        *DLC_ACCOUNTS.values(),
-        *DEBUGGER_RULE_ACCOUNTS.values(),
-    }
+    for role in ("sagemaker-execution", "sagemaker-endpoint"):
+        assert set(_statement(role, "PullTheAwsPyTorch")["Condition"]["StringEquals"]["aws:ResourceAccount"]) == {
+            *DLC_ACCOUNTS.values(),
+            *DEBUGGER_RULE_ACCOUNTS.values(),
+        }
+    pull = _statement("sagemaker-endpoint", "PullTheAwsPyTorch")
     from offline_stack.aws_rules.iam import Permission, Policy
 
     policy = Policy([{"Version": "2012-10-17", "Statement": [pull]}])

@@ -79,7 +79,11 @@ def test_every_function_refuses_a_bad_variable_naming_it_and_what_it_accepts(set
 
 def test_the_template_values_read_as_the_function_uses_them():
     endpoint = EndpointDefaults.from_environment(
-        {"ENDPOINT_INSTANCE_COUNT": "2", "ROLLBACK_ALARM_NAMES": "a-model-errors, a-latency-p99,"}
+        {
+            "ENDPOINT_INSTANCE_COUNT": "2",
+            "ROLLBACK_ALARM_NAMES": "a-model-errors, a-latency-p99,",
+            "SAGEMAKER_ENDPOINT_ROLE_ARN": "arn:aws:iam::123456789012:role/endpoint",
+        }
     )
     assert (endpoint.instance_count, endpoint.rollback_alarms) == (2, ("a-model-errors", "a-latency-p99"))
     training = TrainingDefaults.from_environment({"TRAINING_USE_SPOT": "True", "TRAINING_INSTANCE_TYPE": "ml.c5.large"})

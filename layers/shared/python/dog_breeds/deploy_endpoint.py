@@ -55,6 +55,7 @@ class DeployRequest:
     canary_percent: int
     bake_seconds: int
     rollback_alarms: tuple[str, ...]
+    role_arn: str  # the endpoint's role (EndpointDefaults), never from the event
 
 
 def read_deploy_event(event: Any, defaults: EndpointDefaults, bucket: str) -> DeployRequest:
@@ -83,7 +84,7 @@ def deploy_endpoint(
     environment = model_environment(request)
     digest = hashlib.sha256(
         "|".join(
-            [model_data_url, image, request.instance_type, str(request.instance_count), repr(capture)]
+            [model_data_url, image, request.instance_type, str(request.instance_count), repr(capture), request.role_arn]
             + [f"{key}={value}" for key, value in sorted(environment.items())]
         ).encode()
     ).hexdigest()[:11]
@@ -92,7 +93,9 @@ def deploy_endpoint(
         sagemaker.create_model(
             {
                 "ModelName": name,
-                "ExecutionRoleArn": settings.execution_role_arn,
+                "ExecutionRoleArn": request.role_arn,
+                # No network from the model container: the artifact carries all its code (no requirements.txt)
+                "EnableNetworkIsolation": True,
                 "PrimaryContainer": {
                     "Image": image,
                     "ModelDataUrl": model_data_url,

@@ -228,10 +228,15 @@ class EndpointDefaults:
     bake_seconds: int = variable("ROLLOUT_BAKE_SECONDS", 600, minimum=0, maximum=3600)
     # none: updates are plain blue/green, without guardrails
     rollback_alarms: tuple[str, ...] = variable("ROLLBACK_ALARM_NAMES", ())
+    # The endpoint's own role (model artifacts in, captured requests out), never training's
+    role_arn: str = variable("SAGEMAKER_ENDPOINT_ROLE_ARN", "")
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> EndpointDefaults:
-        return read_environment(cls, environ)
+        defaults = read_environment(cls, environ)
+        if not defaults.role_arn:
+            raise SettingsError("environment variable SAGEMAKER_ENDPOINT_ROLE_ARN is required and is not set")
+        return defaults
 
 
 @dataclass(frozen=True)
