@@ -20,7 +20,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup test captured plan reliability bench mutation preflight destroy package deploy-stage integration-test export-model promote-model destroy-stage pipeline-rehearsal container-versions container-versions-venvs lambda-image lint build deploy upload-data starter-model local-invoke start-api local-down clean
+.PHONY: help demo serve setup checkov-venv test captured plan reliability bench mutation preflight destroy package deploy-stage integration-test export-model promote-model destroy-stage pipeline-rehearsal container-versions container-versions-venvs lambda-image lint build deploy upload-data starter-model local-invoke start-api local-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{name[NR] = $$1; text[NR] = $$2; \
@@ -45,7 +45,15 @@ $(STAMP): requirements-dev.txt requirements-lock.txt
 		$(AWS_CLI_VENV)/bin/python -m pip install --quiet awscli==$(AWS_CLI_VERSION); }
 	touch $@
 
-test: setup ## run every offline test (unit, integration, and sam local invoke when a Docker engine runs)
+# checkov pins its own boto3 (older than SAM's): it lives in a venv of its own
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+
+checkov-venv: ## checkov in a venv of its own (make test runs it on the template)
+	test -f $(CHECKOV_VENV)/.installed || { rm -rf $(CHECKOV_VENV) && $(PYTHON) -m venv $(CHECKOV_VENV) && \
+		$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION) && touch $(CHECKOV_VENV)/.installed; }
+
+test: setup checkov-venv ## run every offline test (unit, integration, and sam local invoke when a Docker engine runs)
 	@if ! docker info >/dev/null 2>&1; then \
 		echo "No Docker engine answers: the sam local invoke tests will skip (the in-process runner covers every event)"; \
 	elif ! $(MAKE) --no-print-directory lambda-image; then \
