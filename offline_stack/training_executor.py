@@ -58,6 +58,7 @@ class LocalTrainingExecutor:
         self.s3_as = s3_as
         self.max_hosts = max_hosts or os.cpu_count() or 1
         self.running: set[subprocess.Popen] = set()  # host processes of jobs in progress
+        self._streams: dict[subprocess.Popen, threading.Thread] = {}  # each host's output, copied to its log
 
     def close(self) -> None:
         """Stop every host process still running (the stack is closing, on success or on failure)."""
@@ -96,6 +97,10 @@ class LocalTrainingExecutor:
             host: self._start_host(host, hosts, job_dir, code_dir, program, arguments, channels, port) for host in hosts
         }
         failure = self._wait(processes, job_dir, should_stop)
+        for process in processes.values():  # a host's last lines (its test metrics) reach its log before it is read
+            stream = self._streams.pop(process, None)
+            if stream is not None:
+                stream.join(timeout=60)
         metrics = final_metrics(job_dir / "algo-1" / "training.log", job["AlgorithmSpecification"])
         if failure == _STOPPED:
             self.log(f"training job {job_name} stopped")
@@ -138,7 +143,9 @@ class LocalTrainingExecutor:
             text=True,
         )
         self.running.add(process)
-        threading.Thread(target=self._stream, args=(host, process, host_dir), daemon=True).start()
+        stream = threading.Thread(target=self._stream, args=(host, process, host_dir), daemon=True)
+        stream.start()
+        self._streams[process] = stream
         return process
 
     def _stream(self, host: str, process: subprocess.Popen, host_dir: Path) -> None:

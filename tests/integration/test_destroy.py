@@ -31,6 +31,17 @@ STAND_IN_TEMPLATE = {
 }
 
 
+def destroy_with_sam_delete(control_plane, monkeypatch) -> tuple[int, list[str]]:
+    """``make destroy``'s run against the control plane, ``sam delete`` included (pointed at moto like every other
+    client): its exit code and what it said."""
+    for name, value in control_plane.environment().items():
+        monkeypatch.setenv(name, value)
+    names = ("cloudformation", "application-autoscaling", "cloudwatch", "sagemaker", "s3", "logs")
+    said: list[str] = []
+    code = destroy({name: control_plane.client(name) for name in names}, STACK, run_sam_delete, said.append, **QUICK)
+    return code, said
+
+
 def test_destroy_leaves_nothing_behind(control_plane, control_function, monkeypatch):
     # Given a stack whose versioned bucket holds objects, old versions and a delete marker
     cloudformation, s3 = control_plane.client("cloudformation"), control_plane.client("s3")
@@ -48,11 +59,7 @@ def test_destroy_leaves_nothing_behind(control_plane, control_function, monkeypa
     with control_function("RegisterAutoscalingFunction") as function:
         function.invoke(load_event("register-autoscaling.json"))
     # When destroy runs (sam delete included, pointed at moto like every other client)
-    for name, value in control_plane.environment().items():
-        monkeypatch.setenv(name, value)
-    names = ("cloudformation", "application-autoscaling", "cloudwatch", "sagemaker", "s3", "logs")
-    said: list[str] = []
-    code = destroy({name: control_plane.client(name) for name in names}, STACK, run_sam_delete, said.append, **QUICK)
+    code, said = destroy_with_sam_delete(control_plane, monkeypatch)
     # Then listing each service for the stack's names returns nothing
     assert code == 0, said
     sagemaker = control_plane.client("sagemaker")
@@ -142,11 +149,7 @@ def test_a_stack_that_keeps_access_logs_has_its_log_bucket_emptied_too(control_p
     cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(template))
     s3.put_object(Bucket="destroy-test-access-logs", Key="artifacts/2026-12-03-16-00-00-ABC", Body=b"a log line")
     # When destroy runs
-    for name, value in control_plane.environment().items():
-        monkeypatch.setenv(name, value)
-    names = ("cloudformation", "application-autoscaling", "cloudwatch", "sagemaker", "s3", "logs")
-    said: list[str] = []
-    code = destroy({name: control_plane.client(name) for name in names}, STACK, run_sam_delete, said.append, **QUICK)
+    code, said = destroy_with_sam_delete(control_plane, monkeypatch)
     # Then both buckets were emptied and are gone with the stack
     assert code == 0, said
     assert any("emptied s3://destroy-test-access-logs (1 object" in line for line in said), said

@@ -146,16 +146,21 @@ def page(control_plane, roles: Roles) -> None:
             assert function.invoke(event)["statusCode"] == 200, route
 
 
+def _tarball(name: str) -> bytes:
+    """A .tar.gz holding one empty file: a stand-in code package or model artifact."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    return archive.getvalue()
+
+
 def run_as_sagemaker(control_plane, roles: Roles, tmp_path) -> None:
     """What SageMaker does as the training role: a job's channels and code in, its model out (the offline stack's
     own code paths)."""
     s3 = control_plane.client_as(roles.by_logical_id["SageMakerExecutionRole"], "s3")
     operator = control_plane.client("s3")
     operator.put_object(Bucket=OFFLINE_BUCKET, Key="data/train/a/1.jpg", Body=b"jpeg")
-    code = io.BytesIO()
-    with tarfile.open(fileobj=code, mode="w:gz") as tar:
-        tar.addfile(tarfile.TarInfo("train.py"), io.BytesIO(b""))
-    operator.put_object(Bucket=OFFLINE_BUCKET, Key="code/training_jobs-1.tar.gz", Body=code.getvalue())
+    operator.put_object(Bucket=OFFLINE_BUCKET, Key="code/training_jobs-1.tar.gz", Body=_tarball("train.py"))
     LocalTrainingExecutor._download_prefix(s3, f"s3://{OFFLINE_BUCKET}/data/", tmp_path / "data")
     LocalTrainingExecutor._unpack_source(s3, f"s3://{OFFLINE_BUCKET}/code/training_jobs-1.tar.gz", tmp_path / "code")
     (tmp_path / "model").mkdir()
@@ -169,11 +174,8 @@ def run_as_endpoint(control_plane, roles: Roles, tmp_path) -> None:
     captured requests out."""
     s3 = control_plane.client_as(roles.by_logical_id["SageMakerEndpointRole"], "s3")
     operator = control_plane.client("s3")
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        tar.addfile(tarfile.TarInfo("model.pt"), io.BytesIO(b""))
     for key in ("training-output/job/output/model.tar.gz", "models/starter-model/model.tar.gz"):
-        operator.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=archive.getvalue())
+        operator.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=_tarball("model.pt"))
         LocalEndpoints._unpack(s3, f"s3://{OFFLINE_BUCKET}/{key}", tmp_path / key.replace("/", "-"))
     destination = {"DestinationS3Uri": f"s3://{OFFLINE_BUCKET}/data-capture", "InitialSamplingPercentage": 100}
     capture = DataCapture(s3, ENDPOINT_NAME, "AllTraffic", destination)
@@ -234,11 +236,8 @@ def test_a_model_the_endpoint_role_cannot_read_is_refused_when_deployed_not_minu
     # The README once said to deploy the starter model from starter-model/, which the endpoint's role cannot read:
     # in AWS the endpoint would go Failed ("could not access model data") after minutes
     operator = control_plane.client("s3")
-    artifact = io.BytesIO()
-    with tarfile.open(fileobj=artifact, mode="w:gz") as tar:
-        tar.addfile(tarfile.TarInfo("model.pt"), io.BytesIO(b""))
     for key in ("starter-model/model.tar.gz", "models/starter-model/model.tar.gz"):
-        operator.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=artifact.getvalue())
+        operator.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=_tarball("model.pt"))
     endpoint_role = TEMPLATE_ROLES.by_logical_id["SageMakerEndpointRole"]
     s3 = control_plane.client_as(endpoint_role, "s3")
     with pytest.raises(Exception, match=r"AccessDenied|\(403\).*HeadObject"):  # S3 answers a HEAD with no body
