@@ -270,7 +270,8 @@ class Rehearsal:
             return "skipped", "(budget: BUDGET=full runs SAM's build and package too)"
         if step.target == "build":
             return self._make(step, {})
-        environment = self.stages.ensure(step.stage, step.branch)["environment"]
+        stage = self.stages.ensure(step.stage, step.branch)
+        environment = stage["environment"]
         if step.target == "package":
             s3 = _session(environment).client("s3", endpoint_url=environment["AWS_ENDPOINT_URL"])
             bucket = step.environment["PIPELINE_BUCKET"]
@@ -278,7 +279,7 @@ class Rehearsal:
                 s3.create_bucket(Bucket=bucket)  # what sam pipeline bootstrap made
             return self._make(step, environment)
         if step.target == "deploy-stage":
-            outputs = self.stages.ensure(step.stage, step.branch)["outputs"]
+            outputs = stage["outputs"]
             if step.stage == "testing" and not step.branch and "testing" not in self.trained:
                 train_first_model(environment, outputs, self.work_dir / "first-model", self.say)
                 self.trained.add("testing")

@@ -27,6 +27,8 @@ import jwt
 from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
 
+from offline_stack.aws_rules.iam import authorization_header, credential_scope, signature_matches
+
 JSON = "application/json"
 
 
@@ -96,8 +98,6 @@ class IamAuthorization:
         self.route_arn, self.region = route_arn, region
 
     def __call__(self, method: str, path: str, headers: Mapping[str, str], body: bytes, route: str) -> Refusal | None:
-        from offline_stack.aws_rules.iam import authorization_header, credential_scope, signature_matches
-
         if not authorization_header(headers):
             return Refusal(403, "Forbidden")
         scope = credential_scope(headers).split("/")

@@ -15,16 +15,14 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
-from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from dog_breeds.settings import MAX_TOP_K
 from offline_stack.api_client import Signer, request, sigv4
 from offline_stack.sam_template import PROJECT_ROOT
 from tests.conftest import load_event
 from tests.event_expectations import EXPECTATIONS
+from tests.support.contract import assert_matches_contract
 
 PHOTOS = PROJECT_ROOT / "tests" / "data" / "photos"
 MAX_IMAGE_BYTES = 4 * 1024 * 1024  # the template's MaxImageBytes default
@@ -51,12 +49,6 @@ def contract(stage) -> dict:
     status, _, body = call(f"{stage.api_url}/openapi.json")
     assert status == 200, body[:200]
     return json.loads(body)
-
-
-def assert_matches_contract(document: dict, status: int, answer: dict) -> None:
-    registry = Registry().with_resource("urn:api", Resource.from_contents(document, default_specification=DRAFT202012))
-    pointer = f"urn:api#/paths/~1predictions/post/responses/{status}/content/application~1json/schema"
-    OAS31Validator({"$ref": pointer}, registry=registry).validate(answer)
 
 
 def predict(stage, body: bytes, content_type: str, query: dict | None = None, sign: Signer | None = None):

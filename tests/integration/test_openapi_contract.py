@@ -8,13 +8,11 @@ import urllib.error
 import urllib.request
 
 import pytest
-from openapi_schema_validator import OAS31Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from offline_stack.offline_api import offline_api
 from offline_stack.sam_template import PROJECT_ROOT
 from tests.conftest import ENDPOINT_NAME
+from tests.support.contract import assert_matches_contract
 from tests.support.models import CannedModel
 
 PHOTO = (PROJECT_ROOT / "tests" / "data" / "photos" / "dog.128.jpg").read_bytes()
@@ -42,12 +40,6 @@ def contract(api):
     status, document = call(f"{front.url}/openapi.json")
     assert status == 200 and document["openapi"].startswith("3.1")
     return document
-
-
-def assert_matches_contract(document: dict, status: int, body: dict) -> None:
-    registry = Registry().with_resource("urn:api", Resource.from_contents(document, default_specification=DRAFT202012))
-    pointer = f"urn:api#/paths/~1predictions/post/responses/{status}/content/application~1json/schema"
-    OAS31Validator({"$ref": pointer}, registry=registry).validate(body)
 
 
 @pytest.mark.parametrize(
