@@ -6,9 +6,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The real AWS CLI (v1, from PyPI) in a venv of its own: it pins its own botocore, older than the project's.
+# The real AWS CLI (v1, from PyPI; locks/awscli.txt) in a venv of its own: it pins its own botocore, older than
+# the project's.
 AWS_CLI_VENV := .venv-awscli
-AWS_CLI_VERSION := 1.46.3
 
 # `sam build` needs python3.12 on PATH; pyenv machines select it beside the dev Python.
 PYENV_312 := $(shell command -v pyenv >/dev/null 2>&1 && pyenv versions --bare 2>/dev/null | grep -m1 -E '^3\.12\.')
@@ -20,7 +20,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup checkov-venv test captured plan reliability bench mutation preflight destroy package deploy-stage integration-test export-model promote-model destroy-stage pipeline-rehearsal container-versions container-versions-venvs lambda-image lint build deploy upload-data starter-model local-invoke start-api local-down clean
+.PHONY: help demo serve setup lock checkov-venv test captured plan reliability bench mutation preflight destroy package deploy-stage integration-test export-model promote-model destroy-stage pipeline-rehearsal container-versions container-versions-venvs lambda-image lint build deploy upload-data upload-weights starter-model local-invoke start-api local-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{name[NR] = $$1; text[NR] = $$2; \
@@ -37,21 +37,28 @@ serve: setup ## the demo, then keep the API up on loopback and print curl comman
 
 setup: $(STAMP) ## create .venv with the pinned toolchain (idempotent)
 
-$(STAMP): requirements-dev.txt requirements-lock.txt
+# Every venv installs from a lock file with the index's SHA-256 of each file (pip's hash-checking mode): a file
+# that differs from the one published when the lock was written is refused, and so is a dependency the lock
+# lacks. requirements-dev.txt says what the dev venv is for; requirements-lock.txt pins all of it (a test checks).
+PIP_LOCKED := -m pip install --quiet --require-hashes -r
+
+$(STAMP): requirements-dev.txt requirements-lock.txt locks/pip.txt locks/awscli.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c requirements-lock.txt
-	test -x $(AWS_CLI_VENV)/bin/aws || { $(PYTHON) -m venv $(AWS_CLI_VENV) && \
-		$(AWS_CLI_VENV)/bin/python -m pip install --quiet awscli==$(AWS_CLI_VERSION); }
+	$(BIN)/python $(PIP_LOCKED) locks/pip.txt
+	$(BIN)/python $(PIP_LOCKED) requirements-lock.txt
+	test -f $(AWS_CLI_VENV)/.installed || { rm -rf $(AWS_CLI_VENV) && $(PYTHON) -m venv $(AWS_CLI_VENV) && \
+		$(AWS_CLI_VENV)/bin/python $(PIP_LOCKED) locks/awscli.txt && touch $(AWS_CLI_VENV)/.installed; }
 	touch $@
 
-# checkov pins its own boto3 (older than SAM's): it lives in a venv of its own
+lock: ## add the index's hashes to every lock file's pins (after changing a pin; needs the package registry)
+	$(BIN)/python -m ops.lock requirements-lock.txt locks/*.txt
+
+# checkov (locks/checkov.txt) pins its own boto3 (older than SAM's): it lives in a venv of its own
 CHECKOV_VENV := .venv-checkov
-CHECKOV_VERSION := 3.3.30
 
 checkov-venv: ## checkov in a venv of its own (make test runs it on the template)
 	test -f $(CHECKOV_VENV)/.installed || { rm -rf $(CHECKOV_VENV) && $(PYTHON) -m venv $(CHECKOV_VENV) && \
-		$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION) && touch $(CHECKOV_VENV)/.installed; }
+		$(CHECKOV_VENV)/bin/python $(PIP_LOCKED) locks/checkov.txt && touch $(CHECKOV_VENV)/.installed; }
 
 test: setup checkov-venv ## run every offline test (unit, integration, and sam local invoke when a Docker engine runs)
 	@if ! docker info >/dev/null 2>&1; then \
@@ -94,11 +101,9 @@ container-versions: container-versions-venvs starter-model ## train under the tr
 
 container-versions-venvs: setup ## the two venvs make container-versions uses (the AWS images' torch, from the registry)
 	test -f $(DLC_TRAINING)/.installed || { rm -rf $(DLC_TRAINING) && python3.12 -m venv $(DLC_TRAINING) && \
-		$(DLC_TRAINING)/bin/python -m pip install --quiet torch==2.8.0 torchvision==0.23.0 pillow==11.3.0 \
-		-r training_jobs/requirements.txt && touch $(DLC_TRAINING)/.installed; }
+		$(DLC_TRAINING)/bin/python $(PIP_LOCKED) locks/dlc-training.txt && touch $(DLC_TRAINING)/.installed; }
 	test -f $(DLC_INFERENCE)/.installed || { rm -rf $(DLC_INFERENCE) && python3.12 -m venv $(DLC_INFERENCE) && \
-		$(DLC_INFERENCE)/bin/python -m pip install --quiet torch==2.6.0 torchvision==0.21.0 pillow==11.3.0 \
-		sagemaker-pytorch-inference==2.0.25 "setuptools<82" werkzeug==3.1.9 && touch $(DLC_INFERENCE)/.installed; }
+		$(DLC_INFERENCE)/bin/python $(PIP_LOCKED) locks/dlc-inference.txt && touch $(DLC_INFERENCE)/.installed; }
 
 lambda-image: ## build the Lambda python3.12 base image offline (air-gapped machines, CI); idempotent
 	@command -v debootstrap >/dev/null || { echo "lambda-image needs debootstrap (apt-get install debootstrap)"; exit 2; }
@@ -181,6 +186,10 @@ starter-model: setup ## the starter model (ImageNet's dog breeds, real weights, 
 upload-data: setup ## upload an ImageFolder data set to the stack's bucket: make upload-data DATA_DIR=~/dogImages BUCKET=<ArtifactsBucketName>
 	@test -n "$(DATA_DIR)" -a -n "$(BUCKET)" || { echo "usage: make upload-data DATA_DIR=<folder with train/ valid/ [test/]> BUCKET=<the stack's ArtifactsBucketName>"; exit 2; }
 	$(OFFLINE_PATH) $(BIN)/python -m launchers.upload_data --data-dir $(DATA_DIR) --bucket $(BUCKET)
+
+upload-weights: setup ## put ImageNet weights where isolated training jobs read them: make upload-weights BUCKET=... [ARCHITECTURES="resnet50 efficientnet_lite0"]
+	@test -n "$(BUCKET)" || { echo "usage: make upload-weights BUCKET=<the stack's ArtifactsBucketName> [ARCHITECTURES=\"resnet50 ...\"]"; exit 2; }
+	$(OFFLINE_PATH) $(BIN)/python -m launchers.upload_weights --bucket $(BUCKET) $(foreach a,$(ARCHITECTURES),--architecture $(a))
 
 # sam local with a trained model served where the Lambda containers can reach it: a container of the project's
 # own on a Docker network it creates (offline_stack/sam_local.py says how, docs/sam-local.md says why).

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             print_predictions(result)
             print(
                 f"\nDone in {result.seconds:.0f} s. Report: {args.work_dir / 'report.md'}; training curves: "
-                f"{args.work_dir / 'training_curves.png'}; jobs: {args.work_dir / 'jobs'}"
+                f"{args.work_dir / 'training_curves.svg'}; jobs: {args.work_dir / 'jobs'}"
             )
             if args.serve:
                 serve_forever(stack)

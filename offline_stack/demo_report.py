@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 def write_report(result: DemoResult, job_dir: Path, work_dir: Path) -> None:
     """``report.md``: what was trained and how, per epoch, the test numbers, the plot, and the answers."""
     metrics_file = job_dir / "algo-1/output/data/metrics.json"
-    curves = job_dir / "algo-1/output/data/training_curves.png"
+    curves = job_dir / "algo-1/output/data/training_curves.svg"
     if curves.exists():
-        shutil.copy2(curves, work_dir / "training_curves.png")
+        shutil.copy2(curves, work_dir / "training_curves.svg")
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
     test, best = metrics.get("test", {}), metrics.get("best_epoch")
     lines = ["# Offline demo report", ""]
@@ -45,7 +45,7 @@ def write_report(result: DemoResult, job_dir: Path, work_dir: Path) -> None:
         "",
         "## Per epoch",
         "",
-        "![training curves](training_curves.png)",
+        "![training curves](training_curves.svg)",
         "",
         "| epoch | train loss | train accuracy | valid loss | valid accuracy |",
         "|---|---|---|---|---|",

@@ -13,8 +13,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from launchers.upload_weights import upload_weights
+
 from breed_classifier.cli import HYPERPARAMETER_NAMES, add_hyperparameter_arguments
 from breed_classifier.labels import breed_name
+from dog_breeds.start_training import DEFAULT_ARCHITECTURE, pretrained_weights_file
 from offline_stack.api_client import post_image
 from offline_stack.aws_rules.step_functions import HISTORY_EVENT_LIMIT
 from offline_stack.demo_report import write_report
@@ -134,6 +137,15 @@ def write_demo_data(stack: OfflineStack, data_dir: Path | None, say=print) -> li
     return samples
 
 
+def write_imagenet_weights(stack: OfflineStack, hyperparameters: dict, say=print) -> None:
+    """What ``make upload-weights`` does: training jobs run isolated, so a pretrained backbone's ImageNet weights
+    come as the job's ``pretrained`` channel, read from the bucket's pretrained/."""
+    if pretrained_weights_file(hyperparameters) is None:
+        return
+    uri, _ = upload_weights(stack.s3, stack.bucket, hyperparameters.get("architecture", DEFAULT_ARCHITECTURE))
+    say(f"      ImageNet weights for the training job's 'pretrained' channel: {uri}")
+
+
 def run_pipeline(stack: OfflineStack, hyperparameters: dict, say=print) -> tuple[TrainedModel, dict, dict, str]:
     """The pipeline itself (statemachine/pipeline.asl.json) in moto's Step Functions, its states as they happen."""
     say("[2/7] the pipeline: train (2 processes as 2 hosts) -> register -> gate -> deploy -> scale")
@@ -186,6 +198,7 @@ def run_demo(stack: OfflineStack, data_dir: Path | None, hyperparameters: dict, 
     started = time.monotonic()
     stack.update_parameters(DEMO_STACK_PARAMETERS)
     samples = write_demo_data(stack, data_dir, say)
+    write_imagenet_weights(stack, hyperparameters, say)
     model, deployment, scaling, gate = run_pipeline(stack, hyperparameters, say)
 
     say("[5/7] POST /predictions through the local API: the trained model, on held-out images")

@@ -20,7 +20,7 @@ EVENTS_DIR = PROJECT_ROOT / "events"
 OFFLINE_BUCKET = SamTemplate.load().physical_id("ArtifactsBucket")
 # A training job the control-plane events refer to (the tests create it first).
 SAMPLE_TRAINING_JOB = "dog-breeds-2026-11-25-12-00-00-a1b2"
-SAMPLE_SOURCE = f"s3://{OFFLINE_BUCKET}/code/training_jobs-0f1e2d3c4b5a6978.tar.gz"
+SAMPLE_SOURCE = f"s3://{OFFLINE_BUCKET}/code/training_jobs-0f1e2d3c4b5a6978/sourcedir.tar.gz"
 
 
 def sample_api_event(

@@ -23,6 +23,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from offline_stack.aws_rules.sagemaker import (
+    CHANNELS_PATH,
+    empty_channel_refusal,
+    isolated_environment,
+    isolated_training_refusal,
+)
 from offline_stack.loopback_server import free_port
 
 LogLine = Callable[[str], None]
@@ -77,14 +83,22 @@ class LocalTrainingExecutor:
                 f"{requested} instances requested; running {len(hosts)} local processes (this machine has "
                 f"{self.max_hosts} CPUs)"
             )
+        sources = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job.get("InputDataConfig", [])}
         channels = {
-            c["ChannelName"]: self._download_prefix(
-                s3, c["DataSource"]["S3DataSource"]["S3Uri"], job_dir / "input/data" / c["ChannelName"]
-            )
-            for c in job.get("InputDataConfig", [])
+            name: self._download_prefix(s3, uri, job_dir / "input/data" / name) for name, uri in sources.items()
         }
+        refusal = empty_channel_refusal(
+            {name: (uri, sum(1 for p in channels[name].rglob("*") if p.is_file())) for name, uri in sources.items()}
+        )
+        if refusal:
+            self.log(f"training job {job_name} failed: {refusal}")
+            return TrainingOutcome(job_name, False, len(hosts), None, refusal, job_dir)
         hyperparameters = {k: json.loads(v) if _is_json(v) else v for k, v in job.get("HyperParameters", {}).items()}
-        code_dir = self._unpack_source(s3, hyperparameters["sagemaker_submit_directory"], job_dir / "code")
+        code_dir = self._fetch_code(job, s3, hyperparameters["sagemaker_submit_directory"], channels, job_dir)
+        refusal = isolated_training_refusal(job, code_dir)
+        if refusal:
+            self.log(f"training job {job_name} failed: {refusal}")
+            return TrainingOutcome(job_name, False, len(hosts), None, refusal, job_dir)
         program = hyperparameters["sagemaker_program"]
         arguments = [
             item
@@ -94,7 +108,8 @@ class LocalTrainingExecutor:
         ]
         port = free_port()
         processes = {
-            host: self._start_host(host, hosts, job_dir, code_dir, program, arguments, channels, port) for host in hosts
+            host: self._start_host(job, host, hosts, job_dir, code_dir, program, arguments, channels, port)
+            for host in hosts
         }
         failure = self._wait(processes, job_dir, should_stop)
         for process in processes.values():  # a host's last lines (its test metrics) reach its log before it is read
@@ -114,25 +129,28 @@ class LocalTrainingExecutor:
         self.log(f"training job {job_name} completed; model at {artifacts}")
         return TrainingOutcome(job_name, True, len(hosts), artifacts, None, job_dir, final_metrics=metrics)
 
-    def _start_host(self, host, hosts, job_dir, code_dir, program, arguments, channels, port) -> subprocess.Popen:
+    def _start_host(self, job, host, hosts, job_dir, code_dir, program, arguments, channels, port) -> subprocess.Popen:
         host_dir = job_dir / host
-        env = {
-            **os.environ,
-            "SM_HOSTS": json.dumps(hosts),
-            "SM_CURRENT_HOST": host,
-            # the training toolkit's description of the job (train.py reads the job's name from it)
-            "SM_TRAINING_ENV": json.dumps({"job_name": job_dir.name, "hosts": hosts, "current_host": host}),
-            "SM_MODEL_DIR": str(host_dir / "model"),
-            "SM_OUTPUT_DIR": str(host_dir / "output"),
-            "SM_OUTPUT_DATA_DIR": str(host_dir / "output/data"),
-            "SM_CHANNELS": json.dumps(sorted(channels)),
-            **{f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()},
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-            # One core per process: the processes share this machine's CPUs.
-            "OMP_NUM_THREADS": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = isolated_environment(
+            job,
+            {
+                **os.environ,
+                "SM_HOSTS": json.dumps(hosts),
+                "SM_CURRENT_HOST": host,
+                # the training toolkit's description of the job (train.py reads the job's name from it)
+                "SM_TRAINING_ENV": json.dumps({"job_name": job_dir.name, "hosts": hosts, "current_host": host}),
+                "SM_MODEL_DIR": str(host_dir / "model"),
+                "SM_OUTPUT_DIR": str(host_dir / "output"),
+                "SM_OUTPUT_DATA_DIR": str(host_dir / "output/data"),
+                "SM_CHANNELS": json.dumps(sorted(channels)),
+                **{f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()},
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+                # One core per process: the processes share this machine's CPUs.
+                "OMP_NUM_THREADS": "1",
+                "PYTHONUNBUFFERED": "1",
+            },
+        )
         env.pop("PYTHONPATH", None)  # only what the source tarball holds is importable, as in the container
         process = subprocess.Popen(
             [sys.executable, program, *arguments],
@@ -193,12 +211,27 @@ class LocalTrainingExecutor:
     @staticmethod
     def _download_prefix(s3, uri: str, target: Path) -> Path:
         bucket, prefix = _split(uri)
+        target.mkdir(parents=True, exist_ok=True)
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
-                destination = target / item["Key"][len(prefix) :].lstrip("/")
+                # a prefix that is a whole key (a file channel) gives the file by its own name
+                relative = item["Key"][len(prefix) :].lstrip("/") or item["Key"].rsplit("/", 1)[-1]
+                destination = target / relative
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 s3.download_file(bucket, item["Key"], str(destination))
         return target
+
+    def _fetch_code(self, job: dict, s3, submit: str, channels: dict[str, Path], job_dir: Path) -> Path | None:
+        """The unpacked code: from S3 (the toolkit downloads it, which isolation forbids: see aws_rules) or from a
+        channel's file (``/opt/ml/input/data/<channel>/<file>``); None when no channel holds that file."""
+        target = job_dir / "code"
+        if submit.startswith("s3://"):
+            return None if job.get("EnableNetworkIsolation") else self._unpack_source(s3, submit, target)
+        channel, _, name = submit.removeprefix(CHANNELS_PATH).partition("/")
+        archive = channels[channel] / name if submit.startswith(CHANNELS_PATH) and channel in channels else None
+        if archive is None or not archive.is_file():
+            return None
+        return self._unpack_archive(archive, target)
 
     @staticmethod
     def _unpack_source(s3, uri: str, target: Path) -> Path:
@@ -206,6 +239,11 @@ class LocalTrainingExecutor:
         archive = target.with_suffix(".tar.gz")
         target.mkdir(parents=True, exist_ok=True)
         s3.download_file(bucket, key, str(archive))
+        return LocalTrainingExecutor._unpack_archive(archive, target)
+
+    @staticmethod
+    def _unpack_archive(archive: Path, target: Path) -> Path:
+        target.mkdir(parents=True, exist_ok=True)
         with tarfile.open(archive) as tar:
             tar.extractall(target, filter="data")
         return target

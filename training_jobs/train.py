@@ -2,7 +2,8 @@
 
 Every path defaults to SageMaker's ``SM_*`` variable and falls back to a local folder outside it, so
 the same script runs in a training container, under the offline executor, or by hand. Data comes as
-channels ``train``/``valid``/``test``, or as one ``training`` channel holding those three folders.
+channels ``train``/``valid``/``test``, or as one ``training`` channel holding those three folders; ImageNet
+weights as the ``pretrained`` channel (the job runs with network isolation: nothing is downloaded or installed).
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     for split in ("train", "valid", "test"):
         parser.add_argument(f"--{split}", type=Path, default=_optional_path(env.get(f"SM_CHANNEL_{split.upper()}")))
+    parser.add_argument(
+        "--pretrained-dir",
+        type=Path,
+        default=_optional_path(env.get("SM_CHANNEL_PRETRAINED")),
+        help="the folder holding the architecture's ImageNet weights file (the job's 'pretrained' channel); "
+        "the job runs with network isolation, so nothing is downloaded",
+    )
     checkpoints = Path(SAGEMAKER_CHECKPOINTS)
     parser.add_argument(
         "--checkpoint-dir",
@@ -88,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             hyperparameters_from(args),
             checkpoint_dir=args.checkpoint_dir,
             run_name=args.run_name,
+            pretrained_dir=args.pretrained_dir,
         )
         run_training(run, emit=lambda line: print(line, flush=True))
     except (DataLayoutError, PretrainedWeightsUnavailableError, CheckpointRefusedError) as exc:

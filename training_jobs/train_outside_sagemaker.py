@@ -26,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=Path("model"))
     parser.add_argument("--output-dir", type=Path, default=Path("output"))
     parser.add_argument("--checkpoint-dir", type=Path, help="checkpoint after every epoch here, and resume from it")
+    parser.add_argument(
+        "--pretrained-dir",
+        type=Path,
+        help="a folder holding the ImageNet weights file (an air-gapped box); without it they are downloaded",
+    )
     add_hyperparameter_arguments(parser)
     args = parser.parse_args(argv)
     test_dir = args.data_dir / "test"
@@ -37,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         hyperparameters_from(args),
         show_progress=sys.stderr.isatty(),
         checkpoint_dir=args.checkpoint_dir,
+        pretrained_dir=args.pretrained_dir,
     )
     try:
         run_training(run)

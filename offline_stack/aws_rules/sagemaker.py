@@ -18,6 +18,16 @@ Rules (``docs/aws-semantics.md`` lists each with its offline test):
   usage``). The offline quota is settable (``set_endpoint_instance_quota``).
 - **Training job names are unique in an account and Region**: a second CreateTrainingJob of a name is
   refused with ``ResourceInUse``. Source: SageMaker API reference, CreateTrainingJob (``TrainingJobName``).
+- **A training job with network isolation reaches nothing but its peers**: no outbound calls (to S3 neither) and
+  no AWS credentials in the container; SageMaker still downloads the channels and uploads the outputs. So script
+  mode cannot download ``sagemaker_submit_directory`` from S3 (the code must come as a channel: the SDK's
+  ``code`` channel, ``/opt/ml/input/data/code/sourcedir.tar.gz``) nor pip-install a ``requirements.txt``, and
+  nothing can be downloaded at run time. Source: SageMaker developer guide, "Run training and inference
+  containers in internet-free mode" (network isolation); CreateTrainingJob (``EnableNetworkIsolation``).
+  ``isolated_training_refusal`` and ``isolated_environment`` are applied by the offline training executor.
+- **A channel whose S3 prefix holds no object fails the job** before the entry point runs (``ClientError: Data
+  download failed``). Source: SageMaker API reference, S3DataSource (``S3Uri``: the prefix "must match at least
+  one object"); developer guide, "Troubleshoot training jobs".
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 # What the offline account allows per instance type for endpoint usage unless a test sets otherwise.
 DEFAULT_ENDPOINT_INSTANCE_QUOTA = 20
@@ -65,6 +76,47 @@ def install(emulating_lifecycles) -> None:
     _unique_training_job_names(SageMakerModelBackend)
     _endpoint_quota_on_create(SageMakerModelBackend)
     SageMakerResponse.update_endpoint = _update_endpoint(emulating_lifecycles)
+
+
+CHANNELS_PATH = "/opt/ml/input/data/"
+# What a container's environment holds that reaches out: credentials, endpoints, proxies (none under isolation)
+_OUTWARD_VARIABLES = ("AWS_", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "PIP_INDEX_URL")
+
+
+def isolated_training_refusal(job: dict, code_dir: Path | None) -> str | None:
+    """Why an isolated job fails before (or as) its entry point starts, or None. ``code_dir``: the unpacked
+    code, None when it could not be fetched."""
+    if not job.get("EnableNetworkIsolation"):
+        return None
+    submit = job.get("HyperParameters", {}).get("sagemaker_submit_directory", "").strip('"')
+    if submit.startswith("s3://"):
+        return (
+            f"ClientError: the job runs with network isolation, so the container cannot download its code from "
+            f"{submit}; give the code as a channel (the SDK's 'code' channel, {CHANNELS_PATH}code/sourcedir.tar.gz)"
+        )
+    if code_dir is None:
+        return f"ExecuteUserScriptError: {submit} does not exist in the container (no channel holds it)"
+    if (code_dir / "requirements.txt").exists():
+        return (
+            "InstallRequirementsError: the code holds requirements.txt, which script mode pip-installs at start, "
+            "and the job runs with network isolation (no package index can be reached)"
+        )
+    return None
+
+
+def empty_channel_refusal(channels: dict[str, tuple[str, int]]) -> str | None:
+    """``channels``: name -> (S3 URI, objects downloaded). Why the job fails, or None."""
+    empty = [f"{name} ({uri})" for name, (uri, objects) in channels.items() if objects == 0]
+    if not empty:
+        return None
+    return f"ClientError: Data download failed: no S3 objects found under the S3 URI of channel(s) {', '.join(empty)}"
+
+
+def isolated_environment(job: dict, environment: dict[str, str]) -> dict[str, str]:
+    """The container's environment: without credentials, endpoints or proxies when the job is isolated."""
+    if not job.get("EnableNetworkIsolation"):
+        return environment
+    return {name: value for name, value in environment.items() if not name.startswith(_OUTWARD_VARIABLES)}
 
 
 def fleets_in_use(backend) -> list[Fleet]:

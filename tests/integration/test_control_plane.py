@@ -8,7 +8,7 @@ from botocore.stub import Stubber
 from offline_stack.sample_events import OFFLINE_BUCKET, SAMPLE_TRAINING_JOB
 from tests.conftest import ENDPOINT_NAME, load_event
 from tests.event_expectations import CONTROL_EVENTS, EXPECTATIONS
-from tests.support.control_outcomes import assert_control_outcome
+from tests.support.control_outcomes import assert_control_outcome, code_channel
 
 IMAGE_PREFIX = "763104351884.dkr.ecr.us-east-1.amazonaws.com/"
 
@@ -65,13 +65,10 @@ def test_without_source_jobs_run_the_code_deployed_with_the_function_stored_once
     with control_function("StartTrainingFunction") as function:
         names = [function.invoke({})["training_job_name"] for _ in range(2)]
     sagemaker = control_plane.client("sagemaker")
-    sources = {
-        sagemaker.describe_training_job(TrainingJobName=name)["HyperParameters"]["sagemaker_submit_directory"]
-        for name in names
-    }
+    sources = {code_channel(sagemaker.describe_training_job(TrainingJobName=name)) for name in names}
     # Then both run the deployed code (training_jobs/ of this checkout) from one content address, written once
     assert len(sources) == 1
-    source = sources.pop().strip('"')
+    source = sources.pop()
     key = source.removeprefix(f"s3://{OFFLINE_BUCKET}/")
     assert_control_outcome("StartTrainingFunction", {}, {"training_job_name": names[0]}, control_plane)
     versions = s3.list_object_versions(Bucket=OFFLINE_BUCKET, Prefix=key).get("Versions", [])

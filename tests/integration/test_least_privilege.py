@@ -160,9 +160,12 @@ def run_as_sagemaker(control_plane, roles: Roles, tmp_path) -> None:
     s3 = control_plane.client_as(roles.by_logical_id["SageMakerExecutionRole"], "s3")
     operator = control_plane.client("s3")
     operator.put_object(Bucket=OFFLINE_BUCKET, Key="data/train/a/1.jpg", Body=b"jpeg")
-    operator.put_object(Bucket=OFFLINE_BUCKET, Key="code/training_jobs-1.tar.gz", Body=_tarball("train.py"))
-    LocalTrainingExecutor._download_prefix(s3, f"s3://{OFFLINE_BUCKET}/data/", tmp_path / "data")
-    LocalTrainingExecutor._unpack_source(s3, f"s3://{OFFLINE_BUCKET}/code/training_jobs-1.tar.gz", tmp_path / "code")
+    code, weights = "code/training_jobs-1/sourcedir.tar.gz", "pretrained/resnet50-11ad3fa6.pth"
+    operator.put_object(Bucket=OFFLINE_BUCKET, Key=code, Body=_tarball("train.py"))
+    operator.put_object(Bucket=OFFLINE_BUCKET, Key=weights, Body=b"tensors")
+    # the job's channels (isolated jobs get their code and ImageNet weights as channels too)
+    for channel, key in (("training", "data/"), ("pretrained", weights), ("code", code)):
+        LocalTrainingExecutor._download_prefix(s3, f"s3://{OFFLINE_BUCKET}/{key}", tmp_path / channel)
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "model.pt").write_bytes(b"weights")
     job = {"OutputDataConfig": {"S3OutputPath": f"s3://{OFFLINE_BUCKET}/training-output"}}

@@ -23,6 +23,7 @@ from offline_stack.demo_steps import (
 from offline_stack.stack import OfflineStack
 from offline_stack.synthetic_images import CLASS_FOLDERS, write_image_folder
 from reliability.served_stack import deploy, write_artifact
+from tests.support.training import plotted_series
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_the_answers_come_from_the_model_trained_in_this_run(demo):
     job_dir = stack.work_dir / "jobs" / result.training_job_name
     assert result.hosts == 2 and (job_dir / "algo-2/training.log").is_file()
     assert any("[algo-1] test_loss=" in line for line in lines)
-    assert (stack.work_dir / "training_curves.png").read_bytes().startswith(b"\x89PNG")
+    assert plotted_series(stack.work_dir / "training_curves.svg") == 4  # loss and accuracy, train and valid
     # The pipeline's own definition ran it: each state said as it was entered
     for state in ("StartTraining", "JudgeCandidate", "DeployEndpoint", "RegisterAutoscaling", "Done"):
         assert f"      -> {state}" in lines
@@ -70,7 +71,7 @@ def test_the_report_says_what_was_trained_how_it_went_and_that_the_data_was_gene
     assert "| learning_rate | 0.003 |" in report and "| architecture | efficientnet_lite0 |" in report
     epochs = [line for line in report.splitlines() if re.match(r"\| \d+( \(best\))? \| \d", line)]
     assert len(epochs) == len(metrics["history"]) and f"| {metrics['best_epoch']} (best) |" in report
-    assert "![training curves](training_curves.png)" in report and "release gate: approved" in report
+    assert "![training curves](training_curves.svg)" in report and "release gate: approved" in report
     assert "{" not in report.split("## Predictions")[0], "no raw Python dicts"
 
 

@@ -51,5 +51,5 @@ def test_sam_build_packs_handler_and_layer(tmp_path):
     # botocore comes in with the X-Ray SDK and shadows the runtime's: boto3 must be there at the matching pin
     lock = (PROJECT_ROOT / "requirements-lock.txt").read_text()
     for package in ("boto3", "botocore"):
-        pinned = next(line.split("==")[1] for line in lock.splitlines() if line.startswith(f"{package}=="))
+        pinned = next(line.split("==")[1].split()[0] for line in lock.splitlines() if line.startswith(f"{package}=="))
         assert (layer / f"{package}-{pinned}.dist-info").is_dir(), package

@@ -48,7 +48,7 @@ def captured_requests(request, control_plane_server, tmp_path_factory):
         for name, value in environment.items():
             patch.setenv(name, value)
         import sagemaker
-        from launchers.estimator import build_estimator
+        from launchers.estimator import build_estimator, training_inputs
 
         boto_session = boto3.Session(region_name="us-east-1")
         client = boto_session.client("sagemaker")
@@ -59,7 +59,7 @@ def captured_requests(request, control_plane_server, tmp_path_factory):
         estimator = build_estimator(
             session, EXECUTION_ROLE_ARN, OFFLINE_BUCKET, SAMPLE_SOURCE, dict(HYPERPARAMETERS), use_debugger=use_debugger
         )
-        estimator.fit({"training": f"s3://{OFFLINE_BUCKET}/data/"}, wait=False, logs=False)
+        estimator.fit(training_inputs(OFFLINE_BUCKET, HYPERPARAMETERS), wait=False, logs=False)
     ours: list[dict] = []
     with LambdaFunction("StartTrainingFunction", environment=control_plane_server.environment()) as function:
         _capture(function.module.sagemaker.client, ours)
@@ -80,7 +80,14 @@ def function_request(captured_requests):
 
 
 def test_image_instances_and_io_agree(sdk_request, function_request):
-    for field in ("RoleArn", "InputDataConfig", "OutputDataConfig", "ResourceConfig", "StoppingCondition"):
+    for field in (
+        "RoleArn",
+        "InputDataConfig",
+        "OutputDataConfig",
+        "ResourceConfig",
+        "StoppingCondition",
+        "EnableNetworkIsolation",
+    ):
         assert function_request[field] == sdk_request[field], field
     sdk_algorithm, function_algorithm = (
         sdk_request["AlgorithmSpecification"],
@@ -96,7 +103,17 @@ def test_hyperparameters_agree_but_for_the_job_name(sdk_request, function_reques
     assert set(ours) == set(sdk)
     differing = {key for key in ours if ours[key] != sdk[key]}
     assert differing == {"sagemaker_job_name"}  # each request names its own job
-    assert json.loads(ours["sagemaker_submit_directory"]) == SAMPLE_SOURCE
+    assert json.loads(ours["sagemaker_submit_directory"]) == "/opt/ml/input/data/code/sourcedir.tar.gz"
+
+
+def test_the_job_runs_isolated_with_its_code_and_imagenet_weights_as_channels(function_request):
+    assert function_request["EnableNetworkIsolation"] is True
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in function_request["InputDataConfig"]}
+    assert channels == {
+        "training": f"s3://{OFFLINE_BUCKET}/data/",
+        "pretrained": f"s3://{OFFLINE_BUCKET}/pretrained/resnet50-11ad3fa6.pth",  # the defaults: resnet50, pretrained
+        "code": SAMPLE_SOURCE,
+    }
 
 
 DEBUGGER_FIELDS = ("DebugHookConfig", "DebugRuleConfigurations", "ProfilerRuleConfigurations")

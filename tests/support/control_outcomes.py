@@ -21,7 +21,9 @@ def assert_control_outcome(
         resources = job["ResourceConfig"]
         assert resources["InstanceType"] == event.get("instance_type", "ml.m5.2xlarge")
         assert resources["InstanceCount"] == event.get("instance_count", 6)
-        source = job["HyperParameters"]["sagemaker_submit_directory"].strip('"')
+        # the job runs isolated: its code is its 'code' channel, read as script mode's submit directory
+        assert job["HyperParameters"]["sagemaker_submit_directory"] == '"/opt/ml/input/data/code/sourcedir.tar.gz"'
+        source = code_channel(job)
         if "source_s3_uri" in event:
             assert source == event["source_s3_uri"]
         else:  # the code deployed with the function, stored under its content address
@@ -44,3 +46,9 @@ def assert_control_outcome(
         assert answer["policy_name"] in [policy["PolicyName"] for policy in policies]
     else:
         raise AssertionError(f"no outcome check for {function}")
+
+
+def code_channel(job: dict) -> str:
+    """The S3 URI of a training job's code (its 'code' channel)."""
+    (uri,) = [c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"] if c["ChannelName"] == "code"]
+    return uri

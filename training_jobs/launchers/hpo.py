@@ -12,6 +12,7 @@ import argparse
 from sagemaker.tuner import CategoricalParameter, ContinuousParameter, HyperparameterTuner
 
 from breed_classifier.metrics import METRIC_DEFINITIONS, OBJECTIVE_METRIC
+from launchers.estimator import training_inputs
 from launchers.start_training_job import common_arguments, estimator_from
 
 BATCH_SIZES = [32, 64, 128, 256]
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-parallel-jobs", type=int, default=2)
     args = parser.parse_args(argv)
     tuner = build_tuner(estimator_from(args), args.max_jobs, args.max_parallel_jobs, args.job_prefix)
-    tuner.fit({"training": f"s3://{args.bucket}/data/"}, wait=False)
+    tuner.fit(training_inputs(args.bucket, dict(args.hyperparameter)), wait=False)
     print(tuner.latest_tuning_job.name)
 
 

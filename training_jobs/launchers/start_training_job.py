@@ -16,7 +16,13 @@ import boto3
 import sagemaker
 
 from breed_classifier.cli import HYPERPARAMETER_NAMES
-from launchers.estimator import DEFAULT_INSTANCE_COUNT, DEFAULT_INSTANCE_TYPE, DEFAULT_JOB_PREFIX, build_estimator
+from launchers.estimator import (
+    DEFAULT_INSTANCE_COUNT,
+    DEFAULT_INSTANCE_TYPE,
+    DEFAULT_JOB_PREFIX,
+    build_estimator,
+    training_inputs,
+)
 from launchers.package_source import upload_source
 
 
@@ -72,9 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     job_name = sagemaker.utils.name_from_base(args.job_prefix)  # known before the job: its checkpoints' prefix
     estimator = estimator_from(args, run_name=job_name)
-    estimator.fit(
-        {"training": f"s3://{args.bucket}/data/"}, job_name=job_name, wait=args.wait, logs="All" if args.wait else None
-    )
+    inputs = training_inputs(args.bucket, dict(args.hyperparameter))
+    estimator.fit(inputs, job_name=job_name, wait=args.wait, logs="All" if args.wait else None)
     print(estimator.latest_training_job.name)
 
 

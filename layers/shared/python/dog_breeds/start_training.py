@@ -9,6 +9,12 @@ Debugger hook with the original notebook's four built-in rules and system profil
 the ProfilerReport rule; when off, the request carries neither, and profiling is disabled as the SDK
 does. Framework profiling is never configured: Debugger deprecated it for PyTorch 2.0 and later.
 
+Every job runs with network isolation: no egress and no AWS credentials in the container, so code in it (a
+tampered data set's loader, a compromised dependency) can reach nothing. SageMaker still downloads the channels
+and uploads the outputs. So the code comes as the ``code`` channel (``/opt/ml/input/data/code/sourcedir.tar.gz``,
+as the SDK sends it under isolation), ImageNet weights as the ``pretrained`` channel, and nothing is installed at
+container start (source: SageMaker developer guide, "Run training and inference containers in internet-free mode").
+
 tests/integration/test_sdk_parity.py compares this request field by field with the SDK's.
 """
 
@@ -29,7 +35,7 @@ from dog_breeds.control_events import boolean, deployment_specific, from_event, 
 from dog_breeds.errors import ResourceExistsError
 from dog_breeds.ports import AwsDocument, TrainingJobs
 from dog_breeds.settings import ControlPlaneSettings, TrainingDefaults
-from dog_breeds.training_code import CODE_PREFIX
+from dog_breeds.training_code import CODE_PREFIX, SOURCE_FILE
 
 # The flags of training_jobs/train.py (checked equal to breed_classifier.cli by a test).
 HYPERPARAMETER_NAMES = (
@@ -69,6 +75,16 @@ DEBUG_COLLECTIONS = [
 SYSTEM_MONITOR_INTERVAL_MS = 500
 ENTRY_POINT = "train.py"
 DATA_PREFIX, OUTPUT_PREFIX, CHECKPOINT_PREFIX = "data/", "training-output", "checkpoints"
+PRETRAINED_PREFIX = "pretrained/"
+# training_jobs/breed_classifier/model.py's PRETRAINED_WEIGHTS (checked equal by a test): the file each
+# architecture's 'pretrained' channel holds, under s3://<bucket>/pretrained/ (make upload-weights puts it there).
+PRETRAINED_WEIGHTS = {
+    "resnet50": "resnet50-11ad3fa6.pth",
+    "resnet18": "resnet18-f37072fd.pth",
+    "efficientnet_lite0": "efficientnet-lite0-57934424.pth",
+}
+DEFAULT_ARCHITECTURE = "resnet50"  # breed_classifier.training.Hyperparameters' (checked equal by a test)
+CODE_CHANNEL_SOURCE = f"/opt/ml/input/data/code/{SOURCE_FILE}"
 _PREFIX = re.compile(r"(?!/)(?!.*\.\.)[A-Za-z0-9!_.*'()/-]{1,200}/")
 # A Step Functions execution name (1-80 characters) or any caller's token of that shape
 _IDEMPOTENCY_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
@@ -110,8 +126,8 @@ class TrainingJobRequest:
 
 def read_training_event(event: Any, defaults: TrainingDefaults, bucket: str) -> TrainingJobRequest:
     """Validate a start-training event (every field optional) against the configured defaults."""
-    source_pattern = re.compile(rf"s3://{re.escape(bucket)}/{CODE_PREFIX}[A-Za-z0-9._/-]+\.tar\.gz")
-    in_bucket = text_matching(source_pattern, f"a .tar.gz under s3://{bucket}/{CODE_PREFIX}")
+    source_pattern = re.compile(rf"s3://{re.escape(bucket)}/{CODE_PREFIX}[A-Za-z0-9._/-]+/{re.escape(SOURCE_FILE)}")
+    in_bucket = text_matching(source_pattern, f"a {SOURCE_FILE} under s3://{bucket}/{CODE_PREFIX}<folder>/")
     return read_event(TrainingJobRequest, event or {}, defaults, checks={"source_s3_uri": in_bucket})
 
 
@@ -134,7 +150,7 @@ def create_training_job_request(request: TrainingJobRequest, settings: ControlPl
     hyperparameters.update(
         {
             "sagemaker_program": json.dumps(ENTRY_POINT),
-            "sagemaker_submit_directory": json.dumps(request.source_s3_uri),
+            "sagemaker_submit_directory": json.dumps(CODE_CHANNEL_SOURCE),
             "sagemaker_container_log_level": "20",
             "sagemaker_job_name": json.dumps(job_name),
             "sagemaker_region": json.dumps(region),
@@ -151,16 +167,9 @@ def create_training_job_request(request: TrainingJobRequest, settings: ControlPl
         },
         "RoleArn": settings.execution_role_arn,
         "InputDataConfig": [
-            {
-                "ChannelName": "training",
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": f"s3://{bucket}/{request.data_prefix}",
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-            }
+            _channel("training", f"s3://{bucket}/{request.data_prefix}"),
+            *_pretrained_channel(request.hyperparameters, bucket),
+            _channel("code", request.source_s3_uri),
         ],
         "OutputDataConfig": {"S3OutputPath": output_path},
         "ResourceConfig": {
@@ -171,6 +180,7 @@ def create_training_job_request(request: TrainingJobRequest, settings: ControlPl
         "StoppingCondition": stopping,
         "HyperParameters": hyperparameters,
         "ProfilerConfig": {"DisableProfiler": True},
+        "EnableNetworkIsolation": True,
         "Tags": tags(launched_by="start-training"),
     }
     if request.use_debugger:
@@ -180,6 +190,26 @@ def create_training_job_request(request: TrainingJobRequest, settings: ControlPl
         stopping["MaxWaitTimeInSeconds"] = 2 * request.max_runtime_seconds
         job["CheckpointConfig"] = {"S3Uri": f"s3://{bucket}/{CHECKPOINT_PREFIX}/{job_name}"}
     return job
+
+
+def _channel(name: str, s3_uri: str | None) -> dict:
+    source = {"S3DataType": "S3Prefix", "S3Uri": s3_uri, "S3DataDistributionType": "FullyReplicated"}
+    return {"ChannelName": name, "DataSource": {"S3DataSource": source}}
+
+
+def pretrained_weights_file(hyperparameters: dict[str, Any]) -> str | None:
+    """The ImageNet weights file a job with these hyperparameters starts from, if any (train.py's defaults:
+    resnet50, pretrained)."""
+    pretrained = hyperparameters.get("pretrained", True)
+    if isinstance(pretrained, str):
+        pretrained = pretrained.strip().lower() in ("true", "1", "yes")
+    architecture = hyperparameters.get("architecture", DEFAULT_ARCHITECTURE)
+    return PRETRAINED_WEIGHTS.get(architecture) if pretrained else None
+
+
+def _pretrained_channel(hyperparameters: dict[str, Any], bucket: str) -> list[dict]:
+    weights = pretrained_weights_file(hyperparameters)
+    return [_channel("pretrained", f"s3://{bucket}/{PRETRAINED_PREFIX}{weights}")] if weights else []
 
 
 def _debugger_configuration(output_path: str, region: str) -> dict:

@@ -1,7 +1,7 @@
 """The code a training job runs: packed reproducibly, stored once under its content hash.
 
 The same files always give the same bytes (sorted entries, zeroed times, owners and modes), so the key
-``code/training_jobs-<sha256 prefix>.tar.gz`` names exactly the code a job ran, and storing unchanged code
+``code/training_jobs-<sha256 prefix>/sourcedir.tar.gz`` names exactly the code a job ran, and storing unchanged code
 again is a no-op. StartTrainingFunction packs the copy deployed with it (the TrainingCodeLayer, which Lambda
 puts in ``/opt``); the SDK launchers pack ``training_jobs/`` in a checkout. Both give the same key.
 """
@@ -17,11 +17,14 @@ from pathlib import Path
 from dog_breeds.adapters.aws_calls import describe_aws
 from dog_breeds.settings import SettingsError
 
-# What a SageMaker training job needs from training_jobs/: the entry point, the package it imports, the
-# endpoint handler that train.py copies into model.tar.gz, and the packages SageMaker installs first. Named,
-# not globbed: in Lambda the folder is /opt, which holds every layer's files.
-JOB_CODE = ("breed_classifier", "inference.py", "requirements.txt", "train.py")
+# What a SageMaker training job needs from training_jobs/: the entry point, the package it imports, and the
+# endpoint handler that train.py copies into model.tar.gz. No requirements.txt: the job runs with network
+# isolation, so script mode could not install one. Named, not globbed: in Lambda the folder is /opt, which holds
+# every layer's files.
+JOB_CODE = ("breed_classifier", "inference.py", "train.py")
 CODE_PREFIX = "code/"
+# The job reads its code from its 'code' channel, as /opt/ml/input/data/code/<SOURCE_FILE> (the SDK's name for it)
+SOURCE_FILE = "sourcedir.tar.gz"
 
 
 def source_tarball(root: Path) -> bytes:
@@ -46,7 +49,7 @@ def source_tarball(root: Path) -> bytes:
 
 
 def code_key(data: bytes) -> str:
-    return f"{CODE_PREFIX}training_jobs-{hashlib.sha256(data).hexdigest()[:16]}.tar.gz"
+    return f"{CODE_PREFIX}training_jobs-{hashlib.sha256(data).hexdigest()[:16]}/{SOURCE_FILE}"
 
 
 def store_source(s3, bucket: str, data: bytes) -> str:
