@@ -99,7 +99,7 @@ container-versions: container-versions-venvs starter-model ## train under the tr
 	$(OFFLINE_PATH) $(BIN)/python -m ops.container_versions --training-python $(DLC_TRAINING)/bin/python \
 		--inference-python $(DLC_INFERENCE)/bin/python --starter-model .offline/starter-model/model.tar.gz
 
-container-versions-venvs: setup ## the two venvs make container-versions uses (the AWS images' torch, from the registry)
+container-versions-venvs: ## the two venvs make container-versions uses (the AWS images' torch, from the registry; needs only python3.12)
 	test -f $(DLC_TRAINING)/.installed || { rm -rf $(DLC_TRAINING) && python3.12 -m venv $(DLC_TRAINING) && \
 		$(DLC_TRAINING)/bin/python $(PIP_LOCKED) locks/dlc-training.txt && touch $(DLC_TRAINING)/.installed; }
 	test -f $(DLC_INFERENCE)/.installed || { rm -rf $(DLC_INFERENCE) && python3.12 -m venv $(DLC_INFERENCE) && \

@@ -1,7 +1,7 @@
 """Add the package index's SHA-256 of every distribution file to a lock file's pins (``make lock``).
 
     python -m ops.lock requirements-lock.txt locks/awscli.txt ...
-    python -m ops.lock locks/checkov.txt --from-report report.json   # pins from `pip install --dry-run --report`
+    python -m ops.lock locks/checkov.txt --from-report REPORT   # pins from `pip install --dry-run --report REPORT`
 
 Each ``name==version`` line gets a ``--hash`` for every wheel and sdist the index publishes for that version (all
 platforms, so the same file serves Linux, macOS and Windows), from the index's JSON API (PEP 691). With a hash on

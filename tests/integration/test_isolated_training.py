@@ -14,8 +14,8 @@ import json
 import tarfile
 
 import pytest
-
 from launchers.upload_weights import upload_weights
+
 from offline_stack.sample_events import OFFLINE_BUCKET
 from offline_stack.training_executor import LocalTrainingExecutor
 from tests.conftest import TEMPLATE_ROLES

@@ -42,7 +42,7 @@ def test_the_functions_know_which_imagenet_weights_each_architecture_starts_from
     from breed_classifier.training import Hyperparameters
 
     assert start_training.PRETRAINED_WEIGHTS == PRETRAINED_WEIGHTS
-    assert start_training.DEFAULT_ARCHITECTURE == Hyperparameters().architecture
+    assert Hyperparameters().architecture == start_training.DEFAULT_ARCHITECTURE
 
 
 def test_the_weights_files_are_named_as_torchvision_and_the_weights_package_publish_them():
