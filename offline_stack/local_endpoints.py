@@ -96,6 +96,19 @@ class _Served:
     failed_pings: int = 0
 
 
+def health_check(alive: bool, answered: bool, failed_pings: int, limit: int) -> tuple[int, bool]:
+    """One supervision round for a container: (its failed pings in a row now, whether to replace it).
+
+    A container that answers ``/ping`` is healthy again. One that does not is unhealthy at once; it is replaced
+    when its process has died, or when it is alive but has failed ``limit`` checks in a row (stopped, wedged,
+    deadlocked: alive is not the same as serving).
+    """
+    if alive and answered:
+        return 0, False
+    failed = failed_pings + 1
+    return failed, not alive or failed >= limit
+
+
 class LocalEndpoints:
     FAILED_PINGS_BEFORE_REPLACING = 3
 
@@ -224,13 +237,12 @@ class LocalEndpoints:
             with self._lock:
                 watched = list(self._served.items())
             for name, served in watched:
-                if served.process.alive and served.process.ping():
-                    served.failed_pings, served.model.healthy = 0, True
-                    continue
-                served.failed_pings, served.model.healthy = served.failed_pings + 1, False
-                if served.process.alive and served.failed_pings < self.FAILED_PINGS_BEFORE_REPLACING:
-                    continue
-                if not self._stopping.is_set():
+                alive = served.process.alive
+                served.failed_pings, replace = health_check(
+                    alive, alive and served.process.ping(), served.failed_pings, self.FAILED_PINGS_BEFORE_REPLACING
+                )
+                served.model.healthy = served.failed_pings == 0
+                if replace and not self._stopping.is_set():
                     self._replace(name, served)
 
     def _replace(self, name: str, failed: _Served) -> None:

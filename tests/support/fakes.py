@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dog_breeds.errors import AwsRequestRefusedError
-from dog_breeds.ports import AwsDocument, EndpointDeployments, ScalableTargets
+from dog_breeds.ports import AwsDocument, EndpointDeployments, ModelRegistry, ScalableTargets
 
 
 @dataclass
@@ -114,5 +114,54 @@ class FakeScaling:
         return self.targets.pop(resource_id, None) is not None
 
 
-def _satisfies_the_ports(sagemaker: FakeSageMaker, scaling: FakeScaling) -> tuple[EndpointDeployments, ScalableTargets]:
-    return sagemaker, scaling  # mypy proves the fakes are the ports' shape
+@dataclass
+class FakeRegistry(FakeSageMaker):
+    """FakeSageMaker with the model registry: package groups and versions, by ARN, newest last."""
+
+    groups: dict[str, AwsDocument] = field(default_factory=dict)
+    packages: dict[str, AwsDocument] = field(default_factory=dict)
+
+    def ensure_model_package_group(self, name: str, description: str, tags: list[dict[str, str]]) -> None:
+        self.groups.setdefault(name, {"description": description, "tags": tags})
+
+    def create_model_package(self, request: AwsDocument) -> str:
+        self._write("create_model_package", request)
+        group = request["ModelPackageGroupName"]
+        for arn, package in self.packages.items():  # ClientToken: a retry registers nothing new
+            if package.get("ClientToken") == request["ClientToken"]:
+                return arn
+        version = 1 + sum(1 for p in self.packages.values() if p["ModelPackageGroupName"] == group)
+        arn = f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{group}/{version}"
+        self.packages[arn] = {**request, "ModelPackageArn": arn}
+        return arn
+
+    def describe_model_package(self, arn: str) -> AwsDocument | None:
+        return self.packages.get(arn)
+
+    def update_model_package(self, arn: str, **changes: Any) -> None:
+        self._write("update_model_package", (arn, changes))
+        self.packages[arn].update(changes)
+
+    def latest_model_packages(self, group: str, status: str, limit: int) -> list[AwsDocument]:
+        found = [
+            {"ModelPackageArn": arn}
+            for arn, package in self.packages.items()
+            if package["ModelPackageGroupName"] == group and package.get("ModelApprovalStatus") == status
+        ]
+        return found[::-1][:limit]
+
+    def describe_model(self, name: str) -> AwsDocument | None:
+        return self.models.get(name)
+
+    def serve(self, endpoint: str, model_data_url: str) -> None:
+        """An endpoint serving ``model_data_url`` (endpoint -> config -> model -> model data)."""
+        name = f"serving-{len(self.models)}"
+        self.models[name] = {"ModelName": name, "PrimaryContainer": {"ModelDataUrl": model_data_url}}
+        self.endpoint_configs[name] = {"ProductionVariants": [{"ModelName": name}]}
+        self.endpoints[endpoint] = {"EndpointConfigName": name, "EndpointStatus": "InService"}
+
+
+def _satisfies_the_ports(
+    sagemaker: FakeSageMaker, scaling: FakeScaling, registry: FakeRegistry
+) -> tuple[EndpointDeployments, ScalableTargets, ModelRegistry]:
+    return sagemaker, scaling, registry  # mypy proves the fakes are the ports' shape

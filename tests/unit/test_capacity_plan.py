@@ -1,5 +1,7 @@
 """The capacity planner's arithmetic: Little's law, the per-minute scaling metric, the token bucket, cost."""
 
+import math
+
 import pytest
 
 from offline_stack.sam_template import SamTemplate
@@ -57,3 +59,76 @@ def test_what_it_recommends_carries_the_peak():
     assert result.recommended_reserved_concurrency / load.function_seconds >= result.recommended_throttle_rate
     # while the defaults (4/s, burst 1) refuse about half of them at 4/s: a token bucket that small loses tokens
     assert result.route_429_share > 0.4
+
+
+# An open route (no 429 at these rates), so every other figure can be checked to the cent
+OPEN = Configuration(
+    reserved_concurrency=2,
+    throttle_rate=1000.0,
+    throttle_burst=1000,
+    min_instances=1,
+    max_instances=3,
+    target_per_instance_per_minute=15.0,
+    memory_mb=1024,
+    instance_type="ml.m5.large",
+)
+MONTH_SECONDS = 730 * 3600
+
+
+def test_each_figure_of_a_plan_to_the_cent():
+    result = plan(OPEN, Load(peak_rps=2, burst=1, function_seconds=0.12, model_seconds=0.06, average_share=0.5))
+    assert result.route_429_share == 0.0 and result.admitted_rps == 2.0 and result.lambda_throttled_share == 0.0
+    assert result.function_capacity_rps == pytest.approx(2 / 0.12)
+    assert result.instance_capacity_rps == pytest.approx(1 / 0.06)
+    assert (result.instances_needed, result.instances_at_peak, result.endpoint_overloaded) == (1, 1, False)
+    requests = 1.0 * MONTH_SECONDS  # half of 2 a second, all month
+    assert result.monthly_cost["http_api"] == pytest.approx(requests / 1e6 * 1.00)
+    assert result.monthly_cost["lambda"] == pytest.approx(requests / 1e6 * 0.20 + requests * 0.12 * 0.0000166667)
+    assert result.monthly_cost["endpoint"] == pytest.approx(730 * 0.115)
+    assert result.monthly_cost["total"] == pytest.approx(sum(v for k, v in result.monthly_cost.items() if k != "total"))
+
+
+def test_instances_are_counted_at_70_percent_and_capped_by_the_maximum():
+    def instances(peak: float) -> tuple[int, int, bool]:
+        result = plan(OPEN, Load(peak_rps=peak, burst=1, function_seconds=0.01, model_seconds=0.1))
+        return result.instances_needed, result.instances_at_peak, result.endpoint_overloaded
+
+    # one instance serves 10/s, 7/s at 70 %
+    assert instances(7) == (1, 1, False)
+    assert instances(7.01) == (2, 2, False)
+    assert instances(21) == (3, 3, False)
+    assert instances(21.5) == (4, 3, True)
+
+
+def test_the_endpoint_bill_follows_the_average_instances_and_the_instance_type():
+    load = Load(peak_rps=21, burst=1, function_seconds=0.01, model_seconds=0.1, average_share=0.5)
+    assert plan(OPEN, load).monthly_cost["endpoint"] == pytest.approx(2 * 730 * 0.115)  # ceil(3 x 0.5) instances
+    bigger = Configuration(**{**OPEN.__dict__, "instance_type": "ml.c5.xlarge"})
+    assert plan(bigger, load).monthly_cost["endpoint"] == pytest.approx(2 * 730 * 0.204)
+    unknown = Configuration(**{**OPEN.__dict__, "instance_type": "ml.z9.huge"})
+    assert plan(unknown, load).monthly_cost["endpoint"] == pytest.approx(2 * 730 * 0.115)  # priced as ml.m5.large
+    floor = Configuration(**{**OPEN.__dict__, "min_instances": 3})
+    assert plan(floor, Load(1, 1, 0.01, 0.1)).monthly_cost["endpoint"] == pytest.approx(3 * 730 * 0.115)
+
+
+def test_lambda_throttles_what_the_function_cannot_carry_and_no_reservation_means_the_accounts_pool():
+    one = Configuration(**{**OPEN.__dict__, "reserved_concurrency": 1})
+    result = plan(one, Load(peak_rps=4, burst=1, function_seconds=0.5, model_seconds=0.01))
+    assert result.function_capacity_rps == 2.0 and result.lambda_throttled_share == 0.5
+    pool = Configuration(**{**OPEN.__dict__, "reserved_concurrency": None})
+    assert plan(pool, Load(1, 1, 0.5, 0.01)).function_capacity_rps == 20.0  # 10 unreserved / 0.5 s
+
+
+def test_the_recommendation_leaves_room_for_the_burst_and_a_quarter_above_the_peak():
+    result = plan(OPEN, Load(peak_rps=8, burst=3, function_seconds=0.2, model_seconds=0.05))
+    assert result.recommended_throttle_rate == 10.0
+    assert result.recommended_throttle_burst >= 3
+    assert result.recommended_reserved_concurrency == max(
+        math.ceil(10.0 * 0.2 / 0.7), result.recommended_throttle_burst + 1
+    )
+    assert result.recommended_target_per_minute == round(60 * 20 * 0.7, 1)
+
+
+def test_a_bucket_of_no_burst_still_admits_one_request_at_a_time():
+    assert refused_share(0.5, 1.0, burst=0) == refused_share(0.5, 1.0, burst=1)
+    assert refused_share(100, 1000, burst=1000) == 0.0

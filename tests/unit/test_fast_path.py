@@ -109,3 +109,52 @@ def test_opt_in_bf16_answers_float32_close_to_fp32_and_logs_its_agreement(starte
     assert answered.dtype == torch.float32
     assert float((eager.argmax(1) == answered.argmax(1)).float().mean()) >= 0.8
     assert float((eager - answered).abs().max()) < 0.2
+
+
+class _Logits(torch.nn.Module):
+    """Answers the same logits for every image."""
+
+    def __init__(self, logits: list[float]) -> None:
+        super().__init__()
+        self.logits = torch.tensor(logits)
+
+    def forward(self, x):
+        return self.logits.expand(x.shape[0], -1).clone()
+
+
+@pytest.mark.parametrize(
+    ("served", "accepted"),
+    [
+        ([2e-4, 0.0, 0.0], True),  # |delta p| about 4.4e-5: within 1e-4, same top class
+        ([1e-3, 0.0, 0.0], False),  # |delta p| about 2.2e-4: beyond the tolerance
+        ([2e-6, 1e-6, 0.0], False),  # within the tolerance, but another top class
+    ],
+)
+def test_the_fast_network_serves_only_within_the_tolerance_and_with_the_same_top_class(monkeypatch, served, accepted):
+    from breed_classifier import fast_path
+
+    assert fast_path.TOLERANCE == 1e-4
+    eager = _Logits([0.0, 1e-6, 0.0] if served[1] else [0.0, 0.0, 0.0]).eval()
+    built = []
+    for name in ("_fused", "_optimised"):
+        monkeypatch.setattr(fast_path, name, lambda network, example: built.append(1) or _Logits(served))
+    module, runtime = inference_network(eager, 8, torch.device("cpu"))
+    if accepted:
+        assert runtime == "torchscript+onednn" and len(built) == 1 and module is not eager
+    else:
+        assert (module, runtime) == (eager, "eager") and len(built) == 2  # both tried, both refused
+
+
+def test_the_fast_network_is_warmed_on_the_probe_and_on_one_image(monkeypatch):
+    from breed_classifier import fast_path
+
+    shapes = []
+
+    class Recording(_Logits):
+        def forward(self, x):
+            shapes.append(x.shape[0])
+            return super().forward(x)
+
+    monkeypatch.setattr(fast_path, "_fused", lambda network, example: Recording([0.0, 0.0]))
+    assert inference_network(_Logits([0.0, 0.0]).eval(), 8, torch.device("cpu"))[1] == "torchscript+onednn"
+    assert shapes == [2, 2, 2, 2, 1, 1, 1]  # 3 warm-up calls, the comparison, then 3 calls of the served shape

@@ -1,0 +1,129 @@
+"""Early stopping and best-epoch selection (``breed_classifier.training.Progress``), and what a checkpoint must
+have been written by to be resumed, at their boundaries: an equal loss is not an improvement, patience counts
+epochs since the best, NaN never becomes the best, and only this run's own checkpoint is resumed."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from breed_classifier.data import DataSplits
+from breed_classifier.training import (
+    Hyperparameters,
+    Progress,
+    TrainingRun,
+    _load_checkpoint,
+    _save_checkpoint,
+    run_identity,
+)
+
+
+def _row(epoch: int, valid_loss: float) -> dict:
+    return {"epoch": epoch, "valid_loss": valid_loss}
+
+
+def _network(value: float) -> nn.Module:
+    network = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        network.weight.fill_(value)
+    return network
+
+
+def _record(losses: list[float], patience: int) -> tuple[Progress, list[bool]]:
+    progress = Progress()
+    stops = [progress.record(_row(epoch, loss), _network(epoch), patience) for epoch, loss in enumerate(losses, 1)]
+    return progress, stops
+
+
+def test_the_best_epoch_is_the_lowest_valid_loss_and_its_weights_are_kept():
+    progress, stops = _record([1.0, 0.5, 0.7, 0.4, 0.6], patience=3)
+    assert (progress.best_epoch, progress.best_loss) == (4, 0.4) and stops == [False] * 5
+    assert progress.best_state["weight"].item() == 4.0  # epoch 4's weights, copied when it was recorded
+    assert len(progress.history) == 5 and not progress.stopped_early
+
+
+def test_an_equal_loss_is_not_an_improvement():
+    progress, _ = _record([0.5, 0.5], patience=5)
+    assert progress.best_epoch == 1 and progress.best_state["weight"].item() == 1.0
+
+
+def test_training_stops_once_patience_epochs_pass_without_improvement():
+    progress, stops = _record([1.0, 0.5, 0.6, 0.7, 0.8], patience=3)
+    assert stops == [False, False, False, False, True] and progress.stopped_early  # epochs 3, 4, 5 after best 2
+    progress, stops = _record([1.0, 0.5, 0.6, 0.7], patience=3)
+    assert stops == [False] * 4 and not progress.stopped_early
+    _, stops = _record([1.0, 1.1], patience=1)
+    assert stops == [False, True]
+
+
+def test_a_nan_loss_is_never_the_best():
+    progress, stops = _record([math.nan, math.nan], patience=5)
+    assert progress.best_state is None and progress.best_epoch == 0 and stops == [False, False]
+    progress, _ = _record([math.nan, 0.9], patience=5)
+    assert progress.best_epoch == 2
+
+
+def test_the_weights_kept_do_not_change_when_training_goes_on():
+    progress = Progress()
+    network = _network(1.0)
+    progress.record(_row(1, 0.5), network, patience=3)
+    with torch.no_grad():
+        network.weight.fill_(9.0)
+    assert progress.best_state["weight"].item() == 1.0
+
+
+def _run(tmp_path: Path, name: str = "job-1", **changes) -> TrainingRun:
+    data = DataSplits(tmp_path / "train", tmp_path / "valid", None)
+    return TrainingRun(data, tmp_path / "model", tmp_path / "out", Hyperparameters(**changes), run_name=name)
+
+
+def test_a_run_may_resume_with_more_epochs_patience_or_workers_but_nothing_else(tmp_path):
+    identity = run_identity(_run(tmp_path), ["a", "b"])
+    for same in ({"epochs": 30}, {"patience": 9}, {"num_workers": 0}):
+        assert run_identity(_run(tmp_path, **same), ["a", "b"]) == identity, same
+    for other in ({"learning_rate": 0.1}, {"batch_size": 8}, {"architecture": "resnet18"}, {"seed": 1}):
+        assert run_identity(_run(tmp_path, **other), ["a", "b"]) != identity, other
+    assert run_identity(_run(tmp_path), ["a", "c"]) != identity
+    assert run_identity(_run(tmp_path, name="job-2"), ["a", "b"]) != identity
+
+
+def test_only_this_runs_own_checkpoint_is_resumed(tmp_path):
+    identity = run_identity(_run(tmp_path), ["a", "b"])
+    said: list[str] = []
+    assert _load_checkpoint(tmp_path / "none", "cpu", identity, said.append) is None
+    assert _load_checkpoint(None, "cpu", identity, said.append) is None
+    _save_checkpoint(tmp_path / "ckpt", {"run": identity, "epoch": 3})
+    assert _load_checkpoint(tmp_path / "ckpt", "cpu", identity, said.append)["epoch"] == 3
+    other = run_identity(_run(tmp_path, name="job-2"), ["a", "b"])
+    assert _load_checkpoint(tmp_path / "ckpt", "cpu", other, said.append) is None
+    assert said == [
+        f"not resuming: {tmp_path / 'ckpt' / 'checkpoint.pt'} was written by another run (job-1, other "
+        "classes or hyperparameters)"
+    ]
+    assert not list((tmp_path / "ckpt").glob(".*partial"))  # written whole: no partial file left
+
+
+@pytest.mark.parametrize("patience", [1, 2])
+def test_a_resumed_run_keeps_its_best_so_far(patience):
+    progress, _ = _record([0.9, 0.3, 0.4], patience=patience + 5)
+    checkpoint = {
+        "optimizer": torch.optim.SGD(_network(0).parameters(), lr=0.1).state_dict(),
+        "epoch": 3,
+        "history": progress.history,
+        "best_loss": progress.best_loss,
+        "best_epoch": progress.best_epoch,
+        "best_model": progress.best_state,
+    }
+
+    class _Setup:
+        optimizer = torch.optim.SGD(_network(0).parameters(), lr=0.1)
+
+    said: list[str] = []
+    resumed = Progress.resumed(checkpoint, _Setup(), said.append)
+    assert (resumed.first_epoch, resumed.best_epoch, resumed.best_loss) == (4, 2, 0.3)
+    assert said == ["resuming from the checkpoint after epoch 3"]
+    assert resumed.record(_row(4, 0.35), _network(4), patience) is (4 - 2 >= patience)
