@@ -126,4 +126,4 @@ def test_a_resumed_run_keeps_its_best_so_far(patience):
     resumed = Progress.resumed(checkpoint, _Setup(), said.append)
     assert (resumed.first_epoch, resumed.best_epoch, resumed.best_loss) == (4, 2, 0.3)
     assert said == ["resuming from the checkpoint after epoch 3"]
-    assert resumed.record(_row(4, 0.35), _network(4), patience) is (4 - 2 >= patience)
+    assert resumed.record(_row(4, 0.35), _network(4), patience) is (patience <= 4 - 2)
