@@ -26,6 +26,7 @@ from offline_stack.aws_rules.cloudwatch import EndpointMetrics
 from offline_stack.container_processes import ContainerModel, ContainerProcess
 from offline_stack.data_capture import DataCapture
 from offline_stack.endpoint_server import EndpointServer
+from offline_stack.supervision import FAILED_PINGS_BEFORE_REPLACING, health_check
 
 
 class _TrackedModel:
@@ -96,21 +97,8 @@ class _Served:
     failed_pings: int = 0
 
 
-def health_check(alive: bool, answered: bool, failed_pings: int, limit: int) -> tuple[int, bool]:
-    """One supervision round for a container: (its failed pings in a row now, whether to replace it).
-
-    A container that answers ``/ping`` is healthy again. One that does not is unhealthy at once; it is replaced
-    when its process has died, or when it is alive but has failed ``limit`` checks in a row (stopped, wedged,
-    deadlocked: alive is not the same as serving).
-    """
-    if alive and answered:
-        return 0, False
-    failed = failed_pings + 1
-    return failed, not alive or failed >= limit
-
-
 class LocalEndpoints:
-    FAILED_PINGS_BEFORE_REPLACING = 3
+    FAILED_PINGS_BEFORE_REPLACING = FAILED_PINGS_BEFORE_REPLACING
 
     def __init__(
         self,

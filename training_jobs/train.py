@@ -18,7 +18,8 @@ from pathlib import Path
 from breed_classifier.cli import add_hyperparameter_arguments, hyperparameters_from
 from breed_classifier.data import DataLayoutError, DataSplits
 from breed_classifier.model import PretrainedWeightsUnavailableError
-from breed_classifier.training import CheckpointRefusedError, TrainingRun, run_training
+from breed_classifier.progress import CheckpointRefusedError
+from breed_classifier.training import TrainingRun, run_training
 
 # CheckpointConfig's default LocalPath: it exists when the job has a CheckpointConfig (spot training).
 # CHECKPOINT_LOCAL_PATH names another (a job whose CheckpointConfig sets LocalPath; the tests, which

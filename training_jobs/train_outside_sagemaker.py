@@ -16,7 +16,8 @@ from pathlib import Path
 from breed_classifier.cli import add_hyperparameter_arguments, hyperparameters_from
 from breed_classifier.data import DataLayoutError, DataSplits
 from breed_classifier.model import PretrainedWeightsUnavailableError
-from breed_classifier.training import CheckpointRefusedError, TrainingRun, run_training
+from breed_classifier.progress import CheckpointRefusedError
+from breed_classifier.training import TrainingRun, run_training
 
 
 def main(argv: list[str] | None = None) -> int:

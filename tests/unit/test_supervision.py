@@ -1,13 +1,14 @@
-"""The offline supervisor's decision per health check (``offline_stack.local_endpoints.health_check``): a
+"""The offline supervisor's decision per health check (``offline_stack.supervision.health_check``): a
 container whose process is alive but answers nothing is replaced too, after the checks SageMaker's would fail;
 a dead one at once; one that answers again is healthy again. reliability/faults.py drills it with real
 containers (killed, SIGSTOPped) against the offline stack."""
 
 from __future__ import annotations
 
-from offline_stack.local_endpoints import LocalEndpoints, health_check
+from offline_stack.local_endpoints import LocalEndpoints
+from offline_stack.supervision import FAILED_PINGS_BEFORE_REPLACING, health_check
 
-LIMIT = LocalEndpoints.FAILED_PINGS_BEFORE_REPLACING
+LIMIT = FAILED_PINGS_BEFORE_REPLACING
 
 
 def _rounds(answers: list[tuple[bool, bool]]) -> list[tuple[int, bool]]:
@@ -19,7 +20,7 @@ def _rounds(answers: list[tuple[bool, bool]]) -> list[tuple[int, bool]]:
 
 
 def test_an_alive_container_that_stops_answering_is_replaced_after_three_failed_checks():
-    assert LIMIT == 3
+    assert LIMIT == LocalEndpoints.FAILED_PINGS_BEFORE_REPLACING == 3
     assert _rounds([(True, False)] * 3) == [(1, False), (2, False), (3, True)]
 
 

@@ -1,4 +1,4 @@
-"""Early stopping and best-epoch selection (``breed_classifier.training.Progress``), and what a checkpoint must
+"""Early stopping and best-epoch selection (``breed_classifier.progress``), and what a checkpoint must
 have been written by to be resumed, at their boundaries: an equal loss is not an improvement, patience counts
 epochs since the best, NaN never becomes the best, and only this run's own checkpoint is resumed."""
 
@@ -12,14 +12,8 @@ import torch
 from torch import nn
 
 from breed_classifier.data import DataSplits
-from breed_classifier.training import (
-    Hyperparameters,
-    Progress,
-    TrainingRun,
-    _load_checkpoint,
-    _save_checkpoint,
-    run_identity,
-)
+from breed_classifier.progress import Progress, load_checkpoint, run_identity, save_checkpoint
+from breed_classifier.training import Hyperparameters, TrainingRun
 
 
 def _row(epoch: int, valid_loss: float) -> dict:
@@ -94,12 +88,12 @@ def test_a_run_may_resume_with_more_epochs_patience_or_workers_but_nothing_else(
 def test_only_this_runs_own_checkpoint_is_resumed(tmp_path):
     identity = run_identity(_run(tmp_path), ["a", "b"])
     said: list[str] = []
-    assert _load_checkpoint(tmp_path / "none", "cpu", identity, said.append) is None
-    assert _load_checkpoint(None, "cpu", identity, said.append) is None
-    _save_checkpoint(tmp_path / "ckpt", {"run": identity, "epoch": 3})
-    assert _load_checkpoint(tmp_path / "ckpt", "cpu", identity, said.append)["epoch"] == 3
+    assert load_checkpoint(tmp_path / "none", "cpu", identity, said.append) is None
+    assert load_checkpoint(None, "cpu", identity, said.append) is None
+    save_checkpoint(tmp_path / "ckpt", {"run": identity, "epoch": 3})
+    assert load_checkpoint(tmp_path / "ckpt", "cpu", identity, said.append)["epoch"] == 3
     other = run_identity(_run(tmp_path, name="job-2"), ["a", "b"])
-    assert _load_checkpoint(tmp_path / "ckpt", "cpu", other, said.append) is None
+    assert load_checkpoint(tmp_path / "ckpt", "cpu", other, said.append) is None
     assert said == [
         f"not resuming: {tmp_path / 'ckpt' / 'checkpoint.pt'} was written by another run (job-1, other "
         "classes or hyperparameters)"

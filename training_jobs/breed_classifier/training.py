@@ -7,12 +7,9 @@ early-stopping decision. Only rank 0 writes; all ranks meet at a barrier before 
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
-import math
 import os
-import pickle
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +32,7 @@ from breed_classifier.distributed import (
 )
 from breed_classifier.metrics import metric_line
 from breed_classifier.model import NORMALISATION, ModelConfig, build_model
+from breed_classifier.progress import Progress, load_checkpoint, run_identity, save_checkpoint
 
 logger = logging.getLogger("breed_classifier")
 
@@ -146,7 +144,7 @@ def _set_up(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None
     network = build_model(
         config, pretrained=hp.pretrained, freeze_backbone=hp.freeze_backbone, weights_dir=run.pretrained_dir
     ).to(device, memory_format=torch.channels_last)
-    checkpoint = _load_checkpoint(run.checkpoint_dir, device, run_identity(run, classes), emit)
+    checkpoint = load_checkpoint(run.checkpoint_dir, device, run_identity(run, classes), emit)
     if checkpoint:
         network.load_state_dict(checkpoint["model"])  # before DDP, which starts every rank from rank 0's weights
     model = DistributedDataParallel(network) if spec.is_distributed else network
@@ -160,53 +158,6 @@ def _set_up(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None
         f"{spec.world_size} process(es), device {device.type}"
     )
     return Setup(device, classes, config, network, model, optimizer, loaders, checkpoint)
-
-
-@dataclass
-class Progress:
-    """The epochs so far and the best one: what a checkpoint keeps, and what early stopping decides on."""
-
-    history: list[dict] = field(default_factory=list)
-    best_loss: float = math.inf
-    best_epoch: int = 0
-    best_state: dict | None = None
-    stopped_early: bool = False
-    first_epoch: int = 1
-
-    @classmethod
-    def resumed(cls, checkpoint: dict, setup: Setup, emit: Callable[[str], None]) -> Progress:
-        """Load the checkpoint's optimizer state into ``setup``; the progress it recorded."""
-        setup.optimizer.load_state_dict(checkpoint["optimizer"])
-        emit(f"resuming from the checkpoint after epoch {checkpoint['epoch']}")
-        return cls(
-            checkpoint["history"],
-            checkpoint["best_loss"],
-            checkpoint["best_epoch"],
-            checkpoint["best_model"],
-            first_epoch=checkpoint["epoch"] + 1,
-        )
-
-    def record(self, row: dict, network: nn.Module, patience: int) -> bool:
-        """Add an epoch's row; keep its weights if it is the best so far. True when patience has run out."""
-        self.history.append(row)
-        if row["valid_loss"] < self.best_loss:
-            self.best_loss, self.best_epoch = row["valid_loss"], row["epoch"]
-            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in network.state_dict().items()})
-            return False
-        self.stopped_early = row["epoch"] - self.best_epoch >= patience
-        return self.stopped_early
-
-    def checkpoint(self, epoch: int, setup: Setup, identity: dict) -> dict:
-        return {
-            "run": identity,
-            "epoch": epoch,
-            "model": setup.network.state_dict(),
-            "optimizer": setup.optimizer.state_dict(),
-            "history": self.history,
-            "best_loss": self.best_loss,
-            "best_epoch": self.best_epoch,
-            "best_model": self.best_state,
-        }
 
 
 def _fit(run: TrainingRun, spec: ProcessGroupSpec, setup: Setup, progress: Progress, emit: Callable[[str], None]):
@@ -240,57 +191,7 @@ def _fit(run: TrainingRun, spec: ProcessGroupSpec, setup: Setup, progress: Progr
             )
             return
         if spec.is_main and run.checkpoint_dir:
-            _save_checkpoint(run.checkpoint_dir, progress.checkpoint(epoch, setup, run_identity(run, setup.classes)))
-
-
-CHECKPOINT_FILE = "checkpoint.pt"
-# What may change between a run and its resumption (more epochs, more patience, other loader workers)
-_RESUMABLE_CHANGES = ("epochs", "patience", "num_workers")
-
-
-class CheckpointRefusedError(Exception):
-    """The checkpoint folder holds a file that is not a plain checkpoint; training stops rather than run it."""
-
-
-def run_identity(run: TrainingRun, classes: list[str]) -> dict:
-    """What a checkpoint must have been written by to be resumed: this job, these classes, these hyperparameters.
-
-    A checkpoint folder can hold another run's file (a reused S3 prefix, a reused --checkpoint-dir); resuming it
-    would quietly train on from someone else's weights.
-    """
-    hyperparameters = {k: v for k, v in asdict(run.hyperparameters).items() if k not in _RESUMABLE_CHANGES}
-    return {"job": run.run_name or "", "classes": list(classes), "hyperparameters": hyperparameters}
-
-
-def _load_checkpoint(
-    checkpoint_dir: Path | None, device, identity: dict, emit: Callable[[str], None] = print
-) -> dict | None:
-    """The checkpoint to resume from, or None. Loaded as tensors and plain values only (``weights_only``): a file
-    in the checkpoint folder is data that anyone who can write the S3 prefix controls, never code to run."""
-    path = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir else None
-    if path is None or not path.is_file():
-        return None
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointRefusedError(
-            f"{path} holds more than tensors and plain values, so it was not loaded (a checkpoint this code "
-            f"writes never does; someone may have tampered with it): {str(exc).splitlines()[0][:200]}. "
-            "Delete it to start over."
-        ) from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("run") != identity:
-        written_by = (checkpoint.get("run") or {}).get("job") or "a run without a job name"
-        emit(f"not resuming: {path} was written by another run ({written_by}, other classes or hyperparameters)")
-        return None
-    return checkpoint
-
-
-def _save_checkpoint(checkpoint_dir: Path, state: dict) -> None:
-    """Written whole or not at all: a spot interruption mid-write leaves the previous checkpoint."""
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    partial = checkpoint_dir / f".{CHECKPOINT_FILE}.partial"
-    torch.save(state, partial)
-    os.replace(partial, checkpoint_dir / CHECKPOINT_FILE)
+            save_checkpoint(run.checkpoint_dir, progress.checkpoint(epoch, setup, run_identity(run, setup.classes)))
 
 
 @dataclass

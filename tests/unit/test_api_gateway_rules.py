@@ -1,0 +1,148 @@
+"""API Gateway's route authorization as the offline API applies it (``offline_stack/aws_rules/api_gateway.py``):
+each refusal, in AWS's words, at its boundary. Requests are really signed (botocore's SigV4) and tokens really
+issued (RS256 keys made here); only the issuer's discovery document is skipped (the key is handed over, where
+tests/integration/test_api_auth.py fetches it from a local issuer over loopback)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from offline_stack.api_client import sigv4
+from offline_stack.aws_rules.api_gateway import Caller, IamAuthorization, JwtAuthorization
+
+KEY, SECRET, TOKEN = "AKIDEXAMPLE", "secret/example", "session-token"
+ROUTE_ARN = "arn:aws:execute-api:us-east-1:123456789012:api/$default/POST/predictions"
+URL, BODY = "http://127.0.0.1:3000/predictions", b'{"image":"x"}'
+
+
+def _iam(may_invoke=lambda arn: arn == ROUTE_ARN, token: str | None = TOKEN) -> IamAuthorization:
+    caller = Caller(KEY, SECRET, token, may_invoke, "arn:aws:sts::123456789012:assumed-role/client/session")
+    return IamAuthorization([caller], lambda route: ROUTE_ARN, "us-east-1")
+
+
+def _signed(secret: str = SECRET, key: str = KEY, at: datetime | None = None, region: str = "us-east-1") -> dict:
+    credentials = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_SESSION_TOKEN": TOKEN}
+    return sigv4(credentials, region, signed_at=at)("POST", URL, BODY, {"Content-Type": "application/json"})
+
+
+def _check(authorization, headers: dict, body: bytes = BODY):
+    return authorization("POST", "/predictions", {**headers, "host": "127.0.0.1:3000"}, body, "POST /predictions")
+
+
+def test_a_signed_request_of_an_allowed_caller_passes():
+    assert _check(_iam(), _signed()) is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        (lambda: {}, "Forbidden"),
+        (lambda: _signed(key="AKIDOTHER"), "The security token included in the request is invalid."),
+        (
+            lambda: {**_signed(), "X-Amz-Security-Token": "another"},
+            "The security token included in the request is invalid.",
+        ),
+        (lambda: _signed(secret="wrong"), "The request signature we calculated does not match"),
+        (lambda: {**_signed(), "X-Amz-Date": "yesterday"}, "Authorization header requires existence of either"),
+    ],
+)
+def test_each_bad_signature_gets_its_403(headers, message):
+    refusal = _check(_iam(), headers())
+    assert refusal.status == 403 and refusal.message.startswith(message)
+
+
+def test_a_signature_scoped_to_another_service_is_refused():
+    headers = _signed()
+    headers["Authorization"] = headers["Authorization"].replace("/execute-api/", "/lambda/")
+    assert _check(_iam(), headers).message == "Credential should be scoped to correct service: 'execute-api'."
+
+
+def test_a_signature_is_good_for_five_minutes_either_way():
+    now = datetime.now(UTC)
+    assert _check(_iam(), _signed(at=now - timedelta(seconds=290))) is None
+    assert _check(_iam(), _signed(at=now + timedelta(seconds=290))) is None
+    late = _check(_iam(), _signed(at=now - timedelta(seconds=310)))
+    assert late.status == 403 and late.message.startswith("Signature expired: ") and late.message.endswith(" - 5 min.)")
+    assert _check(_iam(), _signed(at=now + timedelta(seconds=310))).message.startswith("Signature expired")
+
+
+def test_a_changed_body_breaks_the_signature():
+    assert _check(_iam(), _signed(), body=b'{"image":"y"}').message.startswith("The request signature")
+
+
+def test_a_caller_without_invoke_on_the_route_is_told_who_and_what():
+    refusal = _check(_iam(may_invoke=lambda arn: False), _signed())
+    assert refusal.message == (
+        "User: arn:aws:sts::123456789012:assumed-role/client/session is not authorized to perform: "
+        f"execute-api:Invoke on resource: {ROUTE_ARN}"
+    )
+
+
+def test_a_caller_without_a_session_token_needs_none():
+    headers = _signed()
+    del headers["X-Amz-Security-Token"]
+    assert _check(_iam(token=None), headers).message.startswith("The request signature")  # it was signed with one
+
+
+ISSUER = "https://issuer.example"
+PRIVATE = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+OTHER = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+class _Key:
+    key = PRIVATE.public_key()
+
+
+def _jwt_authorization(audiences=("api-client",)) -> JwtAuthorization:
+    authorization = JwtAuthorization(ISSUER + "/", list(audiences))
+    authorization._signing_key = lambda token: _Key()  # the JWKS lookup, done over loopback in the integration test
+    return authorization
+
+
+def _token(key=PRIVATE, algorithm="RS256", **claims) -> str:
+    now = datetime.now(UTC)
+    body = {"iss": ISSUER, "aud": "api-client", "exp": now + timedelta(minutes=5), "iat": now, **claims}
+    return jwt.encode({k: v for k, v in body.items() if v is not None}, key, algorithm=algorithm)
+
+
+def _bearer(authorization, token: str):
+    return authorization("POST", "/predictions", {"Authorization": token}, b"", "POST /predictions")
+
+
+def test_a_token_of_the_issuer_for_an_audience_passes_with_or_without_bearer():
+    assert _bearer(_jwt_authorization(), f"Bearer {_token()}") is None
+    assert _bearer(_jwt_authorization(), _token()) is None
+    assert _bearer(_jwt_authorization(), _token(aud=["other", "api-client"])) is None
+    assert _bearer(_jwt_authorization(), _token(aud=None, client_id="api-client")) is None
+
+
+@pytest.mark.parametrize(
+    ("token", "why"),
+    [
+        (lambda: "", "the request has no token"),
+        (lambda: _token(aud="another-client"), "the token does not have a valid audience"),
+        (lambda: _token(aud=None), "the token does not have a valid audience"),
+        (lambda: _token(iss="https://elsewhere.example"), "Invalid issuer"),
+        (lambda: _token(exp=datetime.now(UTC) - timedelta(seconds=5)), "Signature has expired"),
+        (lambda: _token(exp=None), 'Token is missing the "exp" claim'),
+        (lambda: _token(key=OTHER), "Signature verification failed"),
+        (lambda: _token(key="a-shared-secret-of-32-bytes-or-more", algorithm="HS256"), "alg"),
+        (lambda: "not.a.token", "Invalid"),
+    ],
+)
+def test_each_bad_token_gets_401_with_the_reason_in_www_authenticate(token, why):
+    refusal = _bearer(_jwt_authorization(), token())
+    assert (refusal.status, refusal.message) == (401, "Unauthorized")
+    ((name, challenge),) = refusal.headers
+    assert name == "www-authenticate" and challenge.startswith('Bearer scope="" error="invalid_token"')
+    description = challenge.split('error_description="', 1)[1][:-1]
+    assert why.replace('"', "'") in description or why.lower() in description.lower()
+    assert '"' not in description and len(description) <= 200
+
+
+def test_empty_audiences_accept_no_token():
+    assert _bearer(_jwt_authorization(audiences=("", "")), _token()).status == 401
