@@ -82,12 +82,8 @@ bench: setup ## the project against course-style baselines: ratios, targets, pas
 
 # Mutation testing (pytest-gremlins) over the code whose mistakes a caller would feel first, driven by the
 # fast tests that exercise it; about 15 minutes on 2 cores. Survivors are listed and justified in docs/testing.md.
-MUTATION_TARGETS := layers/shared/python/dog_breeds/image_request.py,layers/shared/python/dog_breeds/errors.py,layers/shared/python/dog_breeds/adapters/sagemaker_endpoint.py,training_jobs/inference.py,layers/shared/python/dog_breeds/deploy_endpoint.py
-MUTATION_TESTS := tests/unit tests/integration/test_endpoint_failures.py tests/integration/test_predict_events.py tests/integration/test_control_plane.py
-
-mutation: setup ## mutation testing of the codec, error table, endpoint adapter and handler, deploy logic
-	$(BIN)/pytest -q $(MUTATION_TESTS) --gremlins --gremlin-targets=$(MUTATION_TARGETS) --gremlin-workers=2 \
-		--gremlin-report=console,json
+mutation: setup ## mutation testing of every module that decides something, against tests/unit (BASE=<ref>: only changed modules)
+	$(BIN)/python -m tests.mutation $(if $(BASE),--base $(BASE)) $(if $(MODULES),--modules $(MODULES))
 
 # The AWS PyTorch images' own versions, in venvs of their own from the package registry (CUDA builds of torch:
 # about 4 minutes and 6 GB each, made once). Not part of make test: run it after changing the torch pins, the DLC

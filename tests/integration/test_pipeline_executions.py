@@ -214,7 +214,8 @@ def test_a_release_that_cannot_start_is_rolled_back_and_the_old_model_keeps_serv
 @pytest.mark.parametrize(
     ("data_prefix", "reason"),
     [
-        ("data/no-such-split/", "exited with code"),  # nothing to train on: train.py says so and exits
+        ("data/train/", "exited with code"),  # class folders but no train/ valid/: train.py says so and exits
+        ("data/no-such-split/", "Data download failed"),  # nothing under the prefix: SageMaker fails the job
         ("no-such-data/", "AccessDenied"),  # outside what the execution role may list: the download is refused
     ],
 )

@@ -1,0 +1,141 @@
+"""``make mutation``: mutate every module that decides something and score what ``tests/unit`` alone catches.
+
+    python -m tests.mutation [--base REF] [--modules a.py,b.py] [--workers 2]
+
+pytest-gremlins mutates each module (comparisons, arithmetic, booleans, boundaries, returns) and runs the unit
+tests that cover the mutated line. Only ``tests/unit``: a developer who runs it before committing must see a
+decision error there, not in the integration suite 20 minutes later. Each module's score is kept in
+``.offline/mutation/scores.json`` (a run updates the modules it ran), printed as one table with the survivors,
+and the run fails when a module scores under ``TARGET``. ``--base REF`` runs only the modules changed since REF
+(incremental); ``--modules`` names them. docs/testing.md publishes the scores and why each survivor is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REPORT = PROJECT_ROOT / "coverage" / "gremlins" / "gremlins.json"
+SCORES = PROJECT_ROOT / ".offline" / "mutation" / "scores.json"
+TARGET = 85.0
+# Every module with logic that decides something a user would notice, tested by tests/unit.
+MODULES = (
+    "layers/shared/python/dog_breeds/image_request.py",
+    "layers/shared/python/dog_breeds/errors.py",
+    "layers/shared/python/dog_breeds/settings.py",
+    "layers/shared/python/dog_breeds/deploy_endpoint.py",
+    "layers/shared/python/dog_breeds/register_autoscaling.py",
+    "layers/shared/python/dog_breeds/release_gate.py",
+    "layers/shared/python/dog_breeds/adapters/sagemaker_endpoint.py",
+    "layers/shared/python/dog_breeds/adapters/image_download.py",
+    "training_jobs/inference.py",
+    "training_jobs/breed_classifier/preprocessing.py",
+    "training_jobs/breed_classifier/progress.py",
+    "training_jobs/breed_classifier/fast_path.py",
+    "training_jobs/breed_classifier/artifact.py",
+    "ops/capacity_plan.py",
+    "ops/promote_model.py",
+    "ops/stages.py",
+    "offline_stack/supervision.py",
+    "offline_stack/aws_rules/api_gateway.py",
+    "offline_stack/aws_rules/sagemaker.py",
+    "offline_stack/aws_rules/cloudwatch.py",
+    "offline_stack/aws_rules/step_functions.py",
+    "offline_stack/aws_rules/iam.py",
+)
+
+
+def changed_since(base: str) -> list[str]:
+    names = subprocess.run(
+        ["git", "diff", "--name-only", base, "--", *MODULES], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return [module for module in MODULES if module in names]
+
+
+def run(modules: list[str], workers: int) -> dict[str, dict]:
+    """Mutate ``modules`` against tests/unit; each module's counts and survivors."""
+    REPORT.unlink(missing_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "tests/unit",
+        "--gremlins",
+        f"--gremlin-targets={','.join(modules)}",
+        f"--gremlin-workers={workers}",
+        "--gremlin-report=console,json",
+    ]
+    subprocess.run(command, cwd=PROJECT_ROOT, check=False)
+    if not REPORT.is_file():
+        raise SystemExit(f"pytest-gremlins wrote no report ({REPORT}): see its output above")
+    report = json.loads(REPORT.read_text())
+    scored: dict[str, dict] = {}
+    for module in modules:
+        results = [r for r in report["results"] if _same(r["file_path"], module)]
+        survivors = [
+            f"line {r['line_number']}: {r['description']} ({r['status']})" for r in results if r["status"] != "zapped"
+        ]
+        killed = sum(1 for r in results if r["status"] == "zapped")
+        scored[module] = {
+            "mutants": len(results),
+            "killed": killed,
+            "score": round(100 * killed / len(results), 1) if results else 100.0,
+            "survivors": survivors,
+            "date": datetime.now(UTC).date().isoformat(),
+        }
+    return scored
+
+
+def _same(reported: str, module: str) -> bool:
+    return Path(reported).resolve() == (PROJECT_ROOT / module).resolve() or reported.endswith(module)
+
+
+def table(scores: dict[str, dict]) -> str:
+    lines = ["| module | mutants | killed | score | date |", "|---|---|---|---|---|"]
+    for module in MODULES:
+        if module in scores:
+            s = scores[module]
+            lines.append(f"| `{module}` | {s['mutants']} | {s['killed']} | {s['score']:.1f} % | {s['date']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", help="only the modules changed since this git ref")
+    parser.add_argument("--modules", help="comma-separated paths, from the list in this file")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.modules:
+        modules = [m.strip() for m in args.modules.split(",") if m.strip()]
+        unknown = sorted(set(modules) - set(MODULES))
+        if unknown:
+            parser.error(f"not in the mutated modules: {unknown}; accepted: {list(MODULES)}")
+    else:
+        modules = changed_since(args.base) if args.base else list(MODULES)
+    if not modules:
+        print(f"no mutated module changed since {args.base}")
+        return 0
+    scores = json.loads(SCORES.read_text()) if SCORES.is_file() else {}
+    scores.update(run(modules, args.workers))
+    SCORES.parent.mkdir(parents=True, exist_ok=True)
+    SCORES.write_text(json.dumps(scores, indent=2))
+    print(table(scores))
+    below = {m: s for m, s in scores.items() if m in modules and s["score"] < TARGET}
+    for module, s in scores.items():
+        if module in modules and s["survivors"]:
+            print(f"\n{module}: {len(s['survivors'])} not killed")
+            print("\n".join(f"  {line}" for line in s["survivors"]))
+    if below:
+        print(f"\nbelow {TARGET:.0f} %: {', '.join(below)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
