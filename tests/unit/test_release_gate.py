@@ -180,6 +180,15 @@ def test_a_person_releases_an_approved_package_and_an_override_of_a_rejection_is
     assert registry.packages[approved]["CustomerMetadataProperties"]["released_by"] == "manual approval"
 
 
+def test_the_gate_releases_a_named_approved_package_without_judging_it():
+    registry = FakeRegistry()
+    arn = _judge(registry, _job(registry, "approved", 0.9))["model_package_arn"]
+    calls = len(registry.calls)
+    answer = run_gate(registry, GateRequest(release_model_package_arn=arn), SETTINGS, GATE, lambda url: "unused")
+    assert answer["model_package_arn"] == arn and answer["deploy"] == {"model_data_url": _artifact("approved")}
+    assert [operation for operation, _ in registry.calls[calls:]] == ["update_model_package"]  # nothing registered
+
+
 def test_a_package_of_another_group_or_none_is_refused():
     registry = FakeRegistry()
     registry.packages["arn:other"] = {"ModelPackageGroupName": "other-endpoint", "ModelApprovalStatus": APPROVED}

@@ -66,3 +66,9 @@ def test_the_command_line_prints_what_make_reads(capsys):
     stack, region, overrides = capsys.readouterr().out.splitlines()
     assert (stack, region) == ("dog-breed-classifier", "us-east-1")
     assert f"EndpointName={feature_stack('feature/x')[0]}" in overrides.split()
+
+
+def test_the_command_line_needs_a_stage(capsys):
+    with pytest.raises(SystemExit) as refused:
+        main(["stack-name"])
+    assert refused.value.code == 2 and "--stage" in capsys.readouterr().err
