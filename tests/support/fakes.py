@@ -12,6 +12,16 @@ from typing import Any
 
 from dog_breeds.errors import AwsRequestRefusedError
 from dog_breeds.ports import AwsDocument, EndpointDeployments, ModelRegistry, ScalableTargets
+from dog_breeds.settings import ControlPlaneSettings
+
+# What the control-plane functions know about the stack, for tests against the fakes
+SETTINGS = ControlPlaneSettings(
+    region="us-east-1",
+    bucket="dog-breeds-artifacts",
+    execution_role_arn="arn:aws:iam::123456789012:role/sagemaker-execution",
+    job_name_prefix="dog-breeds",
+    endpoint_name="dog-breed-classifier",
+)
 
 
 @dataclass

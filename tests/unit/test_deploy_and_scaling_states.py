@@ -12,16 +12,9 @@ import pytest
 from dog_breeds.deploy_endpoint import VARIANT_NAME, DeployRequest, deploy_endpoint
 from dog_breeds.errors import AwsRequestRefusedError, EndpointBusyError, InvalidEventError, TrainingNotCompleteError
 from dog_breeds.register_autoscaling import METRIC, ScalingRequest, register_autoscaling
-from dog_breeds.settings import ControlPlaneSettings, EndpointDefaults
-from tests.support.fakes import FakeSageMaker, FakeScaling
+from dog_breeds.settings import EndpointDefaults
+from tests.support.fakes import SETTINGS, FakeSageMaker, FakeScaling
 
-SETTINGS = ControlPlaneSettings(
-    region="us-east-1",
-    bucket="dog-breeds-artifacts",
-    execution_role_arn="arn:aws:iam::123456789012:role/sagemaker-execution",
-    job_name_prefix="dog-breeds",
-    endpoint_name="dog-breed-classifier",
-)
 JOB = "dog-breeds-2026-11-26-10-00-00-abcd"
 MODEL_DATA = f"s3://dog-breeds-artifacts/training-output/{JOB}/output/model.tar.gz"
 ALARMS = ("dog-breed-classifier-model-failures", "dog-breed-classifier-latency-p99")

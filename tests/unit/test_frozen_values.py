@@ -9,8 +9,8 @@ import dataclasses
 import pytest
 
 from breed_classifier.artifact import LoadedModel
-from dog_breeds.release_gate import GateRequest
 from dog_breeds.register_autoscaling import ScalingRequest
+from dog_breeds.release_gate import GateRequest
 from offline_stack.aws_rules.api_gateway import Caller, Refusal
 from offline_stack.aws_rules.sagemaker import Fleet
 from ops.capacity_plan import Configuration, Load, Plan, Prices

@@ -11,13 +11,7 @@ from dog_breeds.register_autoscaling import ScalingRequest, read_scaling_event, 
 from dog_breeds.settings import ScalingDefaults
 from tests.support.fakes import FakeScaling
 
-DEFAULTS = ScalingDefaults(
-    min_capacity=1,
-    max_capacity=3,
-    target_invocations_per_instance_per_minute=15.0,
-    scale_in_cooldown_seconds=30,
-    scale_out_cooldown_seconds=30,
-)
+DEFAULTS = ScalingDefaults()  # the template's defaults: 1-3 instances, 15 a minute, 30 s cool-downs
 
 
 def test_an_empty_event_takes_the_defaults_and_the_pipelines_endpoint_name_is_accepted():

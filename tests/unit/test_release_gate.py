@@ -20,16 +20,9 @@ from dog_breeds.release_gate import (
     release_approved_package,
     run_gate,
 )
-from dog_breeds.settings import ControlPlaneSettings, GateSettings
-from tests.support.fakes import FakeRegistry
+from dog_breeds.settings import GateSettings
+from tests.support.fakes import SETTINGS, FakeRegistry
 
-SETTINGS = ControlPlaneSettings(
-    region="us-east-1",
-    bucket="dog-breeds-artifacts",
-    execution_role_arn="arn:aws:iam::123456789012:role/sagemaker-execution",
-    job_name_prefix="dog-breeds",
-    endpoint_name="dog-breed-classifier",
-)
 GATE = GateSettings(minimum_test_accuracy=0.6, maximum_accuracy_regression=0.02)
 GROUP = SETTINGS.endpoint_name
 
