@@ -11,8 +11,7 @@ from sagemaker.debugger import ProfilerConfig, ProfilerRule, Rule, rule_configs
 from sagemaker.pytorch import PyTorch
 
 from breed_classifier.metrics import METRIC_DEFINITIONS
-from breed_classifier.model import PRETRAINED_WEIGHTS
-from breed_classifier.training import Hyperparameters
+from dog_breeds.start_training import PRETRAINED_PREFIX, pretrained_weights_file
 
 FRAMEWORK_VERSION, PY_VERSION = "2.8.0", "py312"
 DEFAULT_INSTANCE_TYPE, DEFAULT_INSTANCE_COUNT = "ml.m5.2xlarge", 6
@@ -23,16 +22,13 @@ TAGS = [{"Key": "project", "Value": "dog-breed-classifier"}, {"Key": "launched-b
 
 
 def training_inputs(bucket: str, hyperparameters: dict | None = None) -> dict[str, str]:
-    """The job's data channels: the data set, and the ImageNet weights its backbone starts from (if pretrained).
-    The job runs with network isolation, so the weights cannot be downloaded: ``make upload-weights`` puts them
-    under ``pretrained/``."""
-    hyperparameters = hyperparameters or {}
-    defaults = Hyperparameters()
-    pretrained = str(hyperparameters.get("pretrained", defaults.pretrained)).strip().lower() in ("true", "1", "yes")
-    weights = PRETRAINED_WEIGHTS.get(hyperparameters.get("architecture", defaults.architecture))
+    """The job's data channels: the data set, and the ImageNet weights its backbone starts from (if pretrained),
+    chosen as the start-training function chooses them. The job runs with network isolation, so the weights cannot
+    be downloaded: ``make upload-weights`` puts them under ``pretrained/``."""
     inputs = {"training": f"s3://{bucket}/data/"}
-    if pretrained and weights:
-        inputs["pretrained"] = f"s3://{bucket}/pretrained/{weights}"
+    weights = pretrained_weights_file(hyperparameters or {})
+    if weights:
+        inputs["pretrained"] = f"s3://{bucket}/{PRETRAINED_PREFIX}{weights}"
     return inputs
 
 

@@ -21,9 +21,7 @@ import torch
 
 from breed_classifier import efficientnet_lite
 from breed_classifier.model import PRETRAINED_WEIGHTS, PretrainedWeightsUnavailableError, verified_weights_file
-
-PRETRAINED_PREFIX = "pretrained/"
-DEFAULT_ARCHITECTURE = "resnet50"
+from dog_breeds.start_training import DEFAULT_ARCHITECTURE, PRETRAINED_PREFIX
 
 
 def local_weights_dir(architecture: str, download: bool = True) -> Path:
