@@ -158,3 +158,63 @@ def test_the_fast_network_is_warmed_on_the_probe_and_on_one_image(monkeypatch):
     monkeypatch.setattr(fast_path, "_fused", lambda network, example: Recording([0.0, 0.0]))
     assert inference_network(_Logits([0.0, 0.0]).eval(), 8, torch.device("cpu"))[1] == "torchscript+onednn"
     assert shapes == [2, 2, 2, 2, 1, 1, 1]  # 3 warm-up calls, the comparison, then 3 calls of the served shape
+
+
+def test_a_fast_network_exactly_at_the_tolerance_serves(monkeypatch):
+    """The bound is inclusive: with the tolerance set to 0, a fast network answering exactly eager's
+    probabilities (|delta p| = 0) still serves."""
+    from breed_classifier import fast_path
+
+    monkeypatch.setattr(fast_path, "TOLERANCE", 0.0)
+    monkeypatch.setattr(fast_path, "_fused", lambda network, example: _Logits([0.5, 0.0, 0.0]))
+    assert inference_network(_Logits([0.5, 0.0, 0.0]).eval(), 8, torch.device("cpu"))[1] == "torchscript+onednn"
+
+
+@pytest.mark.parametrize("failure", ["build", "disagree"])
+def test_the_fuser_is_switched_off_again_when_its_network_is_not_used(monkeypatch, failure):
+    """oneDNN fusion is a process-wide switch: left on after its network was refused, it would fuse
+    whatever TorchScript the process runs next."""
+    from breed_classifier import fast_path
+
+    def fused(network, example):
+        fast_path._fusion(True)
+        if failure == "build":
+            raise RuntimeError("no fuser")
+        return _Logits([0.0, 9.0])  # another top class: refused
+
+    monkeypatch.setattr(fast_path, "_fused", fused)
+    monkeypatch.setattr(fast_path, "_optimised", lambda network, example: _Logits([9.0, 0.0]))
+    try:
+        assert inference_network(_Logits([9.0, 0.0]).eval(), 8, torch.device("cpu"))[1] == "torchscript"
+        assert torch._C._jit_llga_enabled() is False
+    finally:
+        fast_path._fusion(False)
+
+
+def test_bf16_logs_its_measured_agreement_and_difference(monkeypatch, caplog):
+    """The log states what was measured on the probe: full agreement and a small |delta p| for a network
+    bf16 represents well, none for a network whose answer bf16 flips."""
+    import logging
+    import re
+
+    caplog.set_level(logging.INFO)
+    monkeypatch.setenv("INFERENCE_RUNTIME", "bf16")
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
+    inference_network(network, 8, torch.device("cpu"))
+    agreement, difference = re.search(r"top-1 agreement ([\d.]+), max \|delta p\| ([\d.e+-]+)", caplog.text).groups()
+    assert float(agreement) == 1.0
+    assert 0.0 < float(difference) < 0.05
+
+    class Flipping(torch.nn.Module):
+        """Class 1 wins by 1e-3 in fp32; bfloat16 rounds 1.001 to 1.0, so class 0 (first of equals) wins."""
+
+        def forward(self, x):
+            ones = torch.ones(x.shape[0], 1, dtype=x.dtype)
+            return torch.cat([ones, ones * 1.001], 1)
+
+    caplog.clear()
+    inference_network(Flipping().eval(), 8, torch.device("cpu"))
+    agreement, difference = re.search(r"top-1 agreement ([\d.]+), max \|delta p\| ([\d.e+-]+)", caplog.text).groups()
+    assert float(agreement) == 0.0
+    assert float(difference) == pytest.approx(0.00025, rel=0.05)
