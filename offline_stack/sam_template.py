@@ -74,7 +74,7 @@ class SamTemplate:
         return self.resources[logical_id]
 
     def resolve(self, value):
-        """Resolve Ref, GetAtt ``.Arn`` and Sub in ``value`` with offline names; other intrinsics stay."""
+        """Resolve Ref, GetAtt ``.Arn``, Sub and If in ``value`` with offline names; other intrinsics stay."""
         if isinstance(value, dict) and len(value) == 1:
             ((key, argument),) = value.items()
             if key == "Ref" and argument in self.parameters:
@@ -87,6 +87,9 @@ class SamTemplate:
                 return self.arn(argument[0])
             if key == "Fn::Sub" and isinstance(argument, str):
                 return self.substitute(argument)
+            if key == "Fn::If":  # the branch the condition chooses with the parameter values in force
+                condition, when_true, when_false = argument
+                return self.resolve(when_true if self.condition(condition) else when_false)
         if isinstance(value, dict):
             return {k: self.resolve(v) for k, v in value.items()}
         if isinstance(value, list):

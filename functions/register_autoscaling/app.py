@@ -14,6 +14,7 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context) -> dict:
-    result = register_autoscaling(scaling, settings.endpoint_name, read_scaling_event(event, defaults))
+    request = read_scaling_event(event, defaults)
+    result = register_autoscaling(scaling, settings.serving_endpoint_name, request, settings.endpoint_kind)
     logger.info("auto-scaling registered", extra=result)
     return result

@@ -25,6 +25,13 @@ Rules (``docs/aws-semantics.md`` lists each with its offline test):
   nothing can be downloaded at run time. Source: SageMaker developer guide, "Run training and inference
   containers in internet-free mode" (network isolation); CreateTrainingJob (``EnableNetworkIsolation``).
   ``isolated_training_refusal`` and ``isolated_environment`` are applied by the offline training executor.
+- **A serverless endpoint config has no data capture, and its model no network isolation**; its ``MaxConcurrency``
+  is 1-200 and its ``ProvisionedConcurrency`` at most that (moto checks the memory size only). Source: SageMaker
+  developer guide, "Deploy models with Amazon SageMaker Serverless Inference" (Feature exclusions: data capture,
+  network isolation) and API reference, ProductionVariantServerlessConfig. ``serverless_config_refusal``.
+- **An endpoint cannot change kind**: UpdateEndpoint from an instance-based config to a serverless one (or back) is
+  refused. Source: SageMaker developer guide, "Serverless endpoint operations" (Update an endpoint: an
+  instance-based endpoint cannot be converted to serverless). ``kind_change_refusal``.
 - **A channel whose S3 prefix holds no object fails the job** before the entry point runs (``ClientError: Data
   download failed``). Source: SageMaker API reference, S3DataSource (``S3Uri``: the prefix "must match at least
   one object"); developer guide, "Troubleshoot training jobs".
@@ -75,6 +82,7 @@ def install(emulating_lifecycles) -> None:
         return
     _unique_training_job_names(SageMakerModelBackend)
     _endpoint_quota_on_create(SageMakerModelBackend)
+    _serverless_rules_on_config(SageMakerModelBackend)
     SageMakerResponse.update_endpoint = _update_endpoint(emulating_lifecycles)
 
 
@@ -117,6 +125,34 @@ def isolated_environment(job: dict, environment: dict[str, str]) -> dict[str, st
     if not job.get("EnableNetworkIsolation"):
         return environment
     return {name: value for name, value in environment.items() if not name.startswith(_OUTWARD_VARIABLES)}
+
+
+def serverless_config_refusal(variant: dict, data_capture: dict | None, model_isolated: bool) -> str | None:
+    """Why SageMaker refuses this production variant as a serverless one, or None (also None: not serverless)."""
+    config = variant.get("ServerlessConfig")
+    if not config:
+        return None
+    if data_capture and data_capture.get("EnableCapture", True):
+        return "DataCaptureConfig is not supported for endpoint configs with serverless production variants."
+    if model_isolated:
+        return "Network isolation is not supported for models deployed to serverless endpoints."
+    maximum = int(config.get("MaxConcurrency", 0))
+    if not 1 <= maximum <= 200:
+        return f"Value '{maximum}' at 'MaxConcurrency' failed to satisfy constraint: Member must be from 1 to 200."
+    provisioned = config.get("ProvisionedConcurrency")
+    if provisioned is not None and not 1 <= int(provisioned) <= maximum:
+        return f"ProvisionedConcurrency ({provisioned}) must be from 1 to MaxConcurrency ({maximum})."
+    return None
+
+
+def kind_change_refusal(serving_variant: dict, new_variant: dict) -> str | None:
+    """Why UpdateEndpoint refuses to move from ``serving_variant`` to ``new_variant`` (their kinds), or None."""
+    if ("ServerlessConfig" in serving_variant) == ("ServerlessConfig" in new_variant):
+        return None
+    return (
+        "Cannot update an endpoint from an instance-based production variant to a serverless one or back: "
+        "create a new endpoint with the new endpoint config."
+    )
 
 
 def fleets_in_use(backend) -> list[Fleet]:
@@ -170,6 +206,23 @@ def _endpoint_quota_on_create(backend_class) -> None:
     backend_class.create_endpoint = create_endpoint
 
 
+def _serverless_rules_on_config(backend_class) -> None:
+    from moto.sagemaker.exceptions import ValidationError
+
+    created = backend_class.create_endpoint_config
+
+    def create_endpoint_config(self, endpoint_config_name: str, production_variants, data_capture_config, *a, **k):
+        for variant in production_variants or []:
+            model = self._models.get(variant.get("ModelName")) if hasattr(self, "_models") else None
+            isolated = bool(getattr(model, "enable_network_isolation", False))
+            refusal = serverless_config_refusal(variant, data_capture_config, isolated)
+            if refusal:
+                raise ValidationError(message=refusal)
+        return created(self, endpoint_config_name, production_variants, data_capture_config, *a, **k)
+
+    backend_class.create_endpoint_config = create_endpoint_config
+
+
 def _unique_training_job_names(backend_class) -> None:
     from moto.sagemaker.exceptions import ResourceInUseException
 
@@ -208,6 +261,10 @@ def _update_endpoint(emulating_lifecycles):
             raise ValidationError(message=f'Cannot update in-progress endpoint "{endpoint.arn}" ({status}).')
         serving = _serving_fleet(backend, endpoint)
         new_variant = config.production_variants[0]
+        serving_variant = backend.endpoint_configs[endpoint.endpoint_config_name].production_variants[0]
+        refusal = kind_change_refusal(serving_variant, new_variant)
+        if refusal:
+            raise ValidationError(message=refusal)
         new_type = new_variant.get("InstanceType", "")
         scaling = applicationautoscaling_backends[backend.account_id][backend.region_name]
         resource_id = f"endpoint/{endpoint.endpoint_name}/variant/{new_variant['VariantName']}"

@@ -13,6 +13,7 @@ from typing import Any
 from dog_breeds.errors import AwsRequestRefusedError
 from dog_breeds.ports import AwsDocument, EndpointDeployments, ModelRegistry, ScalableTargets
 from dog_breeds.settings import ControlPlaneSettings
+from offline_stack.aws_rules.sagemaker import kind_change_refusal
 
 # What the control-plane functions know about the stack, for tests against the fakes
 SETTINGS = ControlPlaneSettings(
@@ -70,14 +71,23 @@ class FakeSageMaker:
 
     def create_endpoint(self, name: str, config_name: str, tags: list[dict[str, str]]) -> None:
         self._write("create_endpoint", (name, config_name))
-        count = self.endpoint_configs[config_name]["ProductionVariants"][0]["InitialInstanceCount"]
+        variant = self.endpoint_configs[config_name]["ProductionVariants"][0]
+        capacity = (
+            {"CurrentServerlessConfig": variant["ServerlessConfig"]}
+            if "ServerlessConfig" in variant
+            else {"CurrentInstanceCount": variant["InitialInstanceCount"]}
+        )
         self.endpoints[name] = {
             "EndpointConfigName": config_name,
             "EndpointStatus": "Creating",
-            "ProductionVariants": [{"VariantName": "AllTraffic", "CurrentInstanceCount": count}],
+            "ProductionVariants": [{"VariantName": "AllTraffic", **capacity}],
         }
 
     def update_endpoint(self, name: str, config_name: str, deployment_config: AwsDocument | None = None) -> None:
+        serving = self.endpoint_configs[self.endpoints[name]["EndpointConfigName"]]["ProductionVariants"][0]
+        refusal = kind_change_refusal(serving, self.endpoint_configs[config_name]["ProductionVariants"][0])
+        if refusal:  # SageMaker's rule, as the offline control plane applies it
+            raise AwsRequestRefusedError(f"SageMaker update_endpoint refused: ValidationException: {refusal}")
         self._write("update_endpoint", (name, config_name, deployment_config))
         # RetainAllVariantProperties: the instance count stays what it is
         self.endpoints[name] = {**self.endpoints[name], "EndpointConfigName": config_name, "EndpointStatus": "Updating"}

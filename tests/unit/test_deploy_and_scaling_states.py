@@ -33,6 +33,9 @@ def request(job: str | None = JOB, model_data: str | None = None, alarms: tuple[
         canary_percent=defaults.canary_percent,
         bake_seconds=defaults.bake_seconds,
         rollback_alarms=alarms,
+        serverless_memory_mb=defaults.serverless_memory_mb,
+        serverless_max_concurrency=defaults.serverless_max_concurrency,
+        serverless_provisioned_concurrency=defaults.serverless_provisioned_concurrency,
         role_arn=ENDPOINT_ROLE,
     )
 

@@ -85,7 +85,13 @@ def test_functions_use_their_own_role_so_sam_attaches_no_managed_policies():
 def test_predict_function_may_invoke_only_the_configured_endpoint_spelt_in_lower_case():
     document = json.loads(TEMPLATE.substitute((POLICIES_DIR / "predict-function.json").read_text()))
     invoke = [s for s in _statements(document) if "sagemaker:InvokeEndpoint" in _as_list(s["Action"])]
-    assert [s["Resource"] for s in invoke] == ["arn:aws:sagemaker:us-east-1:123456789012:endpoint/dog-breed-classifier"]
+    # the stack's endpoint, of either kind (EndpointKind: each kind has its own name; a switch uses both a while)
+    assert [s["Resource"] for s in invoke] == [
+        [
+            "arn:aws:sagemaker:us-east-1:123456789012:endpoint/dog-breed-classifier",
+            "arn:aws:sagemaker:us-east-1:123456789012:endpoint/dog-breed-classifier-serverless",
+        ]
+    ]
     assert TEMPLATE.document["Parameters"]["EndpointName"]["AllowedPattern"].startswith("^[a-z0-9](-*[a-z0-9])")
 
 

@@ -52,6 +52,7 @@ def test_the_answer_names_what_was_registered():
     answer = register_autoscaling(FakeScaling(), "my-endpoint", ScalingRequest(2, 5, 12.5, 60, 10))
     assert answer == {
         "resource_id": "endpoint/my-endpoint/variant/AllTraffic",
+        "registered": True,
         "policy_name": "my-endpoint-invocations-per-instance",
         "policy_arn": "arn:aws:autoscaling:us-east-1:123456789012:scalingPolicy:my-endpoint-invocations-per-instance",
         "min_capacity": 2,

@@ -14,7 +14,17 @@ developer guide, "Update endpoints that use auto scaling"):
   by another ``UpdateEndpoint``, which this is;
 - an update that changes the **instance type** of a variant registered with Application Auto Scaling is
   refused, so its scaling policies and target are removed first; the pipeline's next step registers them
-  again (``autoscaling_deregistered: true`` says so to a caller outside the pipeline).
+  again (``autoscaling_deregistered: true`` says so to a caller outside the pipeline);
+- an instance-based endpoint cannot be converted to a **serverless** one, nor back (developer guide,
+  "Serverless endpoint operations", Update an endpoint): each kind (``EndpointKind``) has an endpoint name of
+  its own, so switching kind creates the new endpoint beside the serving one (``replaces`` names it), the
+  prediction function falls back to the old one until the new one is InService, and the pipeline then retires
+  the old one (``retire_endpoint``): never a moment with no endpoint serving.
+
+Serverless endpoints exclude network isolation and data capture (developer guide, "Deploy models with Amazon
+SageMaker Serverless Inference", Feature exclusions): their model is created without ``EnableNetworkIsolation``
+(the container still installs nothing: the artifact carries its code and no requirements.txt), and a
+``DataCapturePercent`` above 0 is refused before anything is created.
 """
 
 from __future__ import annotations
@@ -24,12 +34,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from dog_breeds.aws_names import INSTANCE_TYPE, TRAINING_JOB_NAME, tags
+from dog_breeds.aws_names import ENDPOINT_NAME, INSTANCE_TYPE, TRAINING_JOB_NAME, tags
 from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
 from dog_breeds.control_events import deployment_specific, from_event, read_event, text_matching, whole_number
 from dog_breeds.errors import EndpointBusyError, InvalidEventError, TrainingNotCompleteError
 from dog_breeds.ports import EndpointDeployments, ScalableTargets, TrainingJobs
-from dog_breeds.settings import ControlPlaneSettings, EndpointDefaults
+from dog_breeds.settings import ControlPlaneSettings, EndpointDefaults, serverless_refusal
 
 VARIANT_NAME = "AllTraffic"
 INFERENCE_PROGRAM = "inference.py"
@@ -55,6 +65,9 @@ class DeployRequest:
     canary_percent: int
     bake_seconds: int
     rollback_alarms: tuple[str, ...]
+    serverless_memory_mb: int
+    serverless_max_concurrency: int
+    serverless_provisioned_concurrency: int
     role_arn: str  # the endpoint's role (EndpointDefaults), never from the event
 
 
@@ -69,6 +82,16 @@ def read_deploy_event(event: Any, defaults: EndpointDefaults, bucket: str) -> De
     return request
 
 
+def read_retire_event(event: Any) -> str | None:
+    """The endpoint name of a ``{"retire_endpoint": name}`` event (nothing else in it), or None for a deploy event."""
+    if not isinstance(event, dict) or "retire_endpoint" not in event:
+        return None
+    name = event["retire_endpoint"]
+    if set(event) != {"retire_endpoint"} or not isinstance(name, str) or not ENDPOINT_NAME.fullmatch(name):
+        raise InvalidEventError('a retire event is {"retire_endpoint": "<endpoint name>"} and nothing else')
+    return name
+
+
 def deploy_endpoint(
     sagemaker: EndpointDeployments, scaling: ScalableTargets, request: DeployRequest, settings: ControlPlaneSettings
 ) -> dict:
@@ -79,23 +102,36 @@ def deploy_endpoint(
         model_data_url = _completed_job_artifact(sagemaker, request.training_job_name)
     else:
         raise InvalidEventError("give exactly one of training_job_name or model_data_url")
+    serverless = settings.endpoint_kind == "serverless"
+    if serverless:
+        refusal = serverless_refusal(
+            request.serverless_memory_mb,
+            request.serverless_max_concurrency,
+            request.serverless_provisioned_concurrency,
+            request.data_capture_percent,
+        )
+        if refusal:
+            raise InvalidEventError(refusal)
     image = image_uri(INFERENCE_IMAGE, settings.region)
-    capture = data_capture_config(settings.bucket, request.data_capture_percent)
+    capture = None if serverless else data_capture_config(settings.bucket, request.data_capture_percent)
     environment = model_environment(request)
+    variant = production_variant(request, serverless)
     digest = hashlib.sha256(
         "|".join(
-            [model_data_url, image, request.instance_type, str(request.instance_count), repr(capture), request.role_arn]
+            [model_data_url, image, *_capacity(variant), repr(capture), request.role_arn]
             + [f"{key}={value}" for key, value in sorted(environment.items())]
         ).encode()
     ).hexdigest()[:11]
     name = f"{settings.endpoint_name}-{digest}"
+    endpoint_name = settings.serving_endpoint_name
     if not sagemaker.model_exists(name):
         sagemaker.create_model(
             {
                 "ModelName": name,
                 "ExecutionRoleArn": request.role_arn,
-                # No network from the model container: the artifact carries all its code (no requirements.txt)
-                "EnableNetworkIsolation": True,
+                # No network from the model container: the artifact carries all its code (no requirements.txt).
+                # Serverless endpoints do not support isolation (see above).
+                "EnableNetworkIsolation": not serverless,
                 "PrimaryContainer": {
                     "Image": image,
                     "ModelDataUrl": model_data_url,
@@ -114,47 +150,94 @@ def deploy_endpoint(
         sagemaker.create_endpoint_config(
             {
                 "EndpointConfigName": name,
-                "ProductionVariants": [
-                    {
-                        "VariantName": VARIANT_NAME,
-                        "ModelName": name,
-                        "InstanceType": request.instance_type,
-                        "InitialInstanceCount": request.instance_count,
-                        "InitialVariantWeight": 1.0,
-                    }
-                ],
+                "ProductionVariants": [{"VariantName": VARIANT_NAME, "ModelName": name, **variant}],
                 **({"DataCaptureConfig": capture} if capture else {}),
                 "Tags": TAGS,
             }
         )
-    endpoint = sagemaker.describe_endpoint(settings.endpoint_name)
+    endpoint = sagemaker.describe_endpoint(endpoint_name)
     deregistered = False
     if endpoint is None:
-        sagemaker.create_endpoint(settings.endpoint_name, name, TAGS)
+        sagemaker.create_endpoint(endpoint_name, name, TAGS)
         action = "created"
     elif endpoint["EndpointStatus"] == "Failed":
-        sagemaker.delete_endpoint(settings.endpoint_name)
+        sagemaker.delete_endpoint(endpoint_name)
         action = "deleted-failed"
     elif endpoint["EndpointConfigName"] == name:
         action = "unchanged"
     elif endpoint["EndpointStatus"] in BUSY_STATES:
         raise EndpointBusyError(
-            f"endpoint {settings.endpoint_name} is {endpoint['EndpointStatus']}; deploy again when it is InService"
+            f"endpoint {endpoint_name} is {endpoint['EndpointStatus']}; deploy again when it is InService"
         )
     else:
-        if _serving_instance_type(sagemaker, endpoint) != request.instance_type:
-            deregistered = scaling.deregister_target(variant_resource_id(settings.endpoint_name))
-        fleet = _instance_count(endpoint)
-        sagemaker.update_endpoint(settings.endpoint_name, name, deployment_config(request, fleet))
+        if not serverless and _serving_instance_type(sagemaker, endpoint) != request.instance_type:
+            deregistered = scaling.deregister_target(variant_resource_id(endpoint_name))
+        fleet = 1 if serverless else _instance_count(endpoint)
+        sagemaker.update_endpoint(endpoint_name, name, deployment_config(request, fleet))
         action = "updated"
+    replaced = settings.other_endpoint_name
     return {
-        "endpoint_name": settings.endpoint_name,
+        "endpoint_name": endpoint_name,
+        "endpoint_kind": settings.endpoint_kind,
         "endpoint_config_name": name,
         "model_name": name,
         "model_data_url": model_data_url,
         "action": action,
         "autoscaling_deregistered": deregistered,
+        # the other kind's endpoint, still serving after a kind switch: retired once this one is InService
+        "replaces": replaced if sagemaker.describe_endpoint(replaced) is not None else None,
     }
+
+
+def retire_endpoint(
+    sagemaker: EndpointDeployments, scaling: ScalableTargets, name: str, settings: ControlPlaneSettings
+) -> dict:
+    """Delete ``name``, the other kind's endpoint, once this kind's endpoint serves: the last step of a switch.
+
+    Only that one name is accepted, and only while the endpoint that replaces it is InService, so a retry or
+    a wrong event can never delete the endpoint that answers the API. Its scaling target goes first (a
+    deleted endpoint's target would stay registered, pointing at nothing).
+    """
+    if name != settings.other_endpoint_name:
+        raise InvalidEventError(
+            f"retire_endpoint must be {settings.other_endpoint_name!r} (the endpoint a kind switch replaces), "
+            f"not {name!r}"
+        )
+    serving = sagemaker.describe_endpoint(settings.serving_endpoint_name)
+    status = serving["EndpointStatus"] if serving else "absent"
+    if status != "InService":
+        raise EndpointBusyError(
+            f"endpoint {settings.serving_endpoint_name} is {status}; {name} keeps serving until it is InService"
+        )
+    if sagemaker.describe_endpoint(name) is None:
+        return {"retired": name, "action": "already-gone"}
+    deregistered = scaling.deregister_target(variant_resource_id(name))
+    sagemaker.delete_endpoint(name)
+    return {"retired": name, "action": "deleted", "autoscaling_deregistered": deregistered}
+
+
+def _capacity(variant: dict[str, Any]) -> list[str]:
+    """What the variant's capacity adds to the names (an instance fleet's as it always has)."""
+    if "ServerlessConfig" in variant:
+        return ["serverless", *(f"{key}={value}" for key, value in sorted(variant["ServerlessConfig"].items()))]
+    return [variant["InstanceType"], str(variant["InitialInstanceCount"])]
+
+
+def production_variant(request: DeployRequest, serverless: bool) -> dict[str, Any]:
+    """The variant's capacity: a fleet of instances, or a serverless config (memory and concurrency)."""
+    if not serverless:
+        return {
+            "InstanceType": request.instance_type,
+            "InitialInstanceCount": request.instance_count,
+            "InitialVariantWeight": 1.0,
+        }
+    config: dict[str, int] = {
+        "MemorySizeInMB": request.serverless_memory_mb,
+        "MaxConcurrency": request.serverless_max_concurrency,
+    }
+    if request.serverless_provisioned_concurrency:
+        config["ProvisionedConcurrency"] = request.serverless_provisioned_concurrency
+    return {"ServerlessConfig": config, "InitialVariantWeight": 1.0}
 
 
 def variant_resource_id(endpoint_name: str) -> str:

@@ -47,6 +47,10 @@ class EndpointUnavailableError(PredictionError):
     """The endpoint does not exist, is not InService, or cannot be reached."""
 
 
+class EndpointNotInServiceError(EndpointUnavailableError):
+    """SageMaker Runtime answered ValidationError: no endpoint of that name is InService (absent, or still Creating)."""
+
+
 class EndpointTimeoutError(PredictionError):
     """The endpoint did not answer within the read timeout (after the bounded retries)."""
 
@@ -56,6 +60,7 @@ class ErrorRow:
     status: int
     code: str
     fixed_message: str | None  # None: the error's own (client-facing) message is shown
+    retry_after_seconds: int | None = None  # sent as Retry-After (RFC 9110, 10.2.3): when a retry may succeed
 
 
 ERROR_TABLE: dict[type[Exception], ErrorRow] = {
@@ -63,7 +68,9 @@ ERROR_TABLE: dict[type[Exception], ErrorRow] = {
     PayloadTooLargeError: ErrorRow(413, "PayloadTooLarge", None),
     UnsupportedMediaTypeError: ErrorRow(415, "UnsupportedMediaType", None),
     UndecodableImageError: ErrorRow(422, "UndecodableImage", None),
-    ThrottledError: ErrorRow(429, "Throttled", "Too many requests; retry with exponential backoff."),
+    # A serverless endpoint past its MaxConcurrency, or SageMaker's own rate limit: a second is a concurrent
+    # request's typical duration here, the earliest a slot frees (clients should still back off exponentially)
+    ThrottledError: ErrorRow(429, "Throttled", "Too many requests; retry with exponential backoff.", 1),
     ModelFailedError: ErrorRow(502, "ModelError", "The model failed to answer this request."),
     EndpointUnavailableError: ErrorRow(503, "EndpointUnavailable", "The model endpoint is not available; retry later."),
     EndpointTimeoutError: ErrorRow(504, "EndpointTimeout", "The model endpoint did not answer in time."),
@@ -76,6 +83,7 @@ class HttpError:
     status: int
     code: str
     message: str
+    retry_after_seconds: int | None = None
 
     def body(self, request_id: str) -> dict:
         return {"error": {"code": self.code, "message": self.message}, "request_id": request_id}
@@ -99,8 +107,9 @@ def http_error(exc: BaseException) -> HttpError:
     # Rows without a fixed message belong to PredictionError subclasses, whose message is ours.
     if row.fixed_message is None and isinstance(exc, PredictionError):
         message = exc.message if len(exc.message) <= MAX_MESSAGE_CHARS else exc.message[: MAX_MESSAGE_CHARS - 3] + "..."
-        return HttpError(row.status, row.code, message)
-    return HttpError(row.status, row.code, row.fixed_message or str(UNEXPECTED_ERROR.fixed_message))
+        return HttpError(row.status, row.code, message, row.retry_after_seconds)
+    message = row.fixed_message or str(UNEXPECTED_ERROR.fixed_message)
+    return HttpError(row.status, row.code, message, row.retry_after_seconds)
 
 
 # --- control-plane errors: raised to the caller (Step Functions or a CLI), whose Catch names them ---

@@ -116,7 +116,10 @@ def error_response(exc: Exception, request_id: str, logger: Logger) -> dict:
         logger.warning("endpoint call failed", extra={"error_code": error.code, "cause": repr(exc.__cause__ or exc)})
     else:
         logger.info("request refused", extra={"error_code": error.code, "reason": error.message})
-    return _json_response(error.status, error.body(request_id))
+    response = _json_response(error.status, error.body(request_id))
+    if error.retry_after_seconds is not None:
+        response["headers"]["Retry-After"] = str(error.retry_after_seconds)
+    return response
 
 
 _DOCUMENTS = {

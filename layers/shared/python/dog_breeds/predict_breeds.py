@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dog_breeds.errors import EndpointNotInServiceError
 from dog_breeds.image_request import ImageRequest, UrlRequest, sniff_image_type
 from dog_breeds.ports import EndpointRuntime, ImageDownload, Prediction
 from dog_breeds.settings import PredictSettings
@@ -25,7 +26,15 @@ class PredictBreeds:
         if isinstance(request, UrlRequest):
             image = self._download()(request.url, self.settings.url_allowed_hosts, self.settings.max_image_bytes)
             request = ImageRequest(image=image, content_type=sniff_image_type(image), top_k=request.top_k)
-        return self.endpoint.predict(self.settings.endpoint_name, request.image, request.content_type, request.top_k)
+        try:
+            return self.endpoint.predict(self.settings.endpoint_name, request.image, request.content_type, request.top_k)
+        except EndpointNotInServiceError:
+            # A kind switch (EndpointKind) is under way: the stack names the new endpoint before the pipeline has
+            # brought it into service, and the old one serves until then (it is deleted only after).
+            fallback = self.settings.fallback_endpoint_name
+            if not fallback:
+                raise
+            return self.endpoint.predict(fallback, request.image, request.content_type, request.top_k)
 
     def _download(self) -> ImageDownload:
         if self.download is None:

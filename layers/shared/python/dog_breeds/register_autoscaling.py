@@ -17,6 +17,7 @@ from dog_breeds.ports import ScalableTargets
 from dog_breeds.settings import ScalingDefaults
 
 METRIC = "SageMakerVariantInvocationsPerInstance"
+SERVERLESS_SCALES_ITSELF = "a serverless endpoint scales itself, from zero to its MaxConcurrency"
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,17 @@ def read_scaling_event(event: Any, defaults: ScalingDefaults) -> ScalingRequest:
     return replace(request, target_invocations_per_instance_per_minute=target)
 
 
-def register_autoscaling(scaling: ScalableTargets, endpoint_name: str, request: ScalingRequest) -> dict:
-    """Register the variant and (re)write its policy; running it twice leaves the same state."""
+def register_autoscaling(
+    scaling: ScalableTargets, endpoint_name: str, request: ScalingRequest, endpoint_kind: str = "instances"
+) -> dict:
+    """Register the variant and (re)write its policy; running it twice leaves the same state.
+
+    A serverless endpoint has no instances to scale (SageMaker scales its concurrency up to MaxConcurrency and
+    down to zero by itself): nothing is registered, and the answer says so.
+    """
     resource_id = variant_resource_id(endpoint_name)
+    if endpoint_kind == "serverless":
+        return {"resource_id": resource_id, "registered": False, "policy_name": None, "reason": SERVERLESS_SCALES_ITSELF}
     scaling.register_target(resource_id, request.min_capacity, request.max_capacity)
     policy_name = f"{endpoint_name}-invocations-per-instance"
     policy_arn = scaling.put_target_tracking_policy(
@@ -58,6 +67,7 @@ def register_autoscaling(scaling: ScalableTargets, endpoint_name: str, request: 
     )
     return {
         "resource_id": resource_id,
+        "registered": True,
         "policy_name": policy_name,
         "policy_arn": policy_arn,
         "min_capacity": request.min_capacity,

@@ -82,7 +82,10 @@ def judge_candidate(
     model_data_url = job["ModelArtifacts"]["S3ModelArtifacts"]
     group = settings.endpoint_name
     sagemaker.ensure_model_package_group(group, f"Models trained for the {group} endpoint", tags())
-    serving = serving_package(sagemaker, settings.endpoint_name)
+    # What the API serves: this kind's endpoint, or during a kind switch the other kind's, still answering
+    serving = serving_package(sagemaker, settings.serving_endpoint_name, group) or serving_package(
+        sagemaker, settings.other_endpoint_name, group
+    )
     decision, reason = _decide(accuracy, serving, gate)
     package_arn = sagemaker.create_model_package(
         {
@@ -141,8 +144,10 @@ def release_approved_package(sagemaker: ModelRegistry, package_arn: str, setting
     }
 
 
-def serving_package(sagemaker: ModelRegistry, endpoint_name: str) -> dict | None:
-    """The approved package whose model the endpoint serves now, with its test accuracy; None if none is."""
+def serving_package(sagemaker: ModelRegistry, endpoint_name: str, group: str | None = None) -> dict | None:
+    """The approved package (of ``group``, the endpoint's name by default) whose model the endpoint serves now,
+    with its test accuracy; None if none is."""
+    group = group or endpoint_name
     endpoint = sagemaker.describe_endpoint(endpoint_name)
     if endpoint is None:
         return None
@@ -150,7 +155,7 @@ def serving_package(sagemaker: ModelRegistry, endpoint_name: str) -> dict | None
     variants = config.get("ProductionVariants") or [{}]
     model = sagemaker.describe_model(variants[0].get("ModelName", "")) if variants[0].get("ModelName") else None
     serving_data = (model or {}).get("PrimaryContainer", {}).get("ModelDataUrl")
-    for summary in sagemaker.latest_model_packages(endpoint_name, APPROVED, _SERVING_SEARCH_DEPTH):
+    for summary in sagemaker.latest_model_packages(group, APPROVED, _SERVING_SEARCH_DEPTH):
         package = sagemaker.describe_model_package(summary["ModelPackageArn"]) or {}
         containers = package.get("InferenceSpecification", {}).get("Containers", [{}])
         if serving_data and containers[0].get("ModelDataUrl") == serving_data:

@@ -119,6 +119,9 @@ class ClientTimeouts:
     max_attempts: int = 2
 
 
+_KINDS = "instances or serverless"
+_KIND = re.compile("instances|serverless")
+
 # Control-plane calls are rare and may be slow; they get more time and one more attempt than predictions.
 CONTROL_PLANE_TIMEOUTS = ClientTimeouts(connect_seconds=5.0, read_seconds=30.0, max_attempts=3)
 _ENDPOINT_NAME = "1-63 lower-case letters, digits and hyphens (SageMaker lower-cases endpoint ARNs, IAM matches case)"
@@ -129,6 +132,8 @@ class PredictSettings:
     """The prediction function (``functions/predict``)."""
 
     endpoint_name: str = variable("ENDPOINT_NAME", pattern=ENDPOINT_NAME, accepts=_ENDPOINT_NAME)
+    # The other endpoint kind's name: answers while a kind switch has not yet brought ENDPOINT_NAME into service
+    fallback_endpoint_name: str = variable("FALLBACK_ENDPOINT_NAME", "", pattern=ENDPOINT_NAME, accepts=_ENDPOINT_NAME)
     max_image_bytes: int = variable("MAX_IMAGE_BYTES", 4 * 1024 * 1024, minimum=1)
     url_allowed_hosts: frozenset[str] = variable(
         "URL_ALLOWED_HOSTS", frozenset(), pattern=HOST_NAME, accepts="host names"
@@ -189,10 +194,35 @@ class ControlPlaneSettings:
         pattern=re.compile(r"(?=.{1,50}$)" + ENDPOINT_NAME.pattern),
         accepts=_SHORT_NAME.format("1-50") + " (model and endpoint-config names add a 12-character suffix to it)",
     )
+    # instances: a fleet of EndpointInstanceType, auto-scaled; serverless: billed per request, scales to zero
+    endpoint_kind: str = variable("ENDPOINT_KIND", "instances", pattern=_KIND, accepts=_KINDS)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ControlPlaneSettings:
         return read_environment(cls, environ)
+
+    @staticmethod
+    def kind_in(environ: Mapping[str, str] | None = None) -> str:
+        raw = (os.environ if environ is None else environ).get("ENDPOINT_KIND", "").strip() or "instances"
+        return _parse("ENDPOINT_KIND", raw, str, {"pattern": _KIND, "accepts": _KINDS})
+
+    @property
+    def serving_endpoint_name(self) -> str:
+        """The endpoint of this stack's kind: an instance-based endpoint cannot become serverless in place
+        (developer guide, "Serverless endpoint operations", Update), so each kind has a name of its own."""
+        return endpoint_name_of(self.endpoint_name, self.endpoint_kind)
+
+    @property
+    def other_endpoint_name(self) -> str:
+        """The other kind's endpoint: the one a kind switch replaces, deleted once the new one is InService."""
+        return endpoint_name_of(self.endpoint_name, "serverless" if self.endpoint_kind == "instances" else "instances")
+
+
+def endpoint_name_of(base: str, kind: str) -> str:
+    return base if kind == "instances" else f"{base}-{SERVERLESS_SUFFIX}"
+
+
+SERVERLESS_SUFFIX = "serverless"
 
 
 @dataclass(frozen=True)
@@ -224,6 +254,10 @@ class EndpointDefaults:
         accepts="torchscript, bf16 or eager",
     )
     data_capture_percent: int = variable("DATA_CAPTURE_PERCENT", 0, minimum=0, maximum=100)  # 0: no capture
+    # EndpointKind=serverless: memory per concurrent request, and how many at once (MaxConcurrency)
+    serverless_memory_mb: int = variable("SERVERLESS_MEMORY_MB", 3072, minimum=1024, maximum=6144)
+    serverless_max_concurrency: int = variable("SERVERLESS_MAX_CONCURRENCY", 10, minimum=1, maximum=200)
+    serverless_provisioned_concurrency: int = variable("SERVERLESS_PROVISIONED_CONCURRENCY", 0, minimum=0, maximum=200)
     canary_percent: int = variable("ROLLOUT_CANARY_PERCENT", 10, minimum=1, maximum=50)
     bake_seconds: int = variable("ROLLOUT_BAKE_SECONDS", 600, minimum=0, maximum=3600)
     # none: updates are plain blue/green, without guardrails
@@ -236,7 +270,36 @@ class EndpointDefaults:
         defaults = read_environment(cls, environ)
         if not defaults.role_arn:
             raise SettingsError("environment variable SAGEMAKER_ENDPOINT_ROLE_ARN is required and is not set")
+        if ControlPlaneSettings.kind_in(environ) == "serverless":
+            refusal = serverless_refusal(
+                defaults.serverless_memory_mb,
+                defaults.serverless_max_concurrency,
+                defaults.serverless_provisioned_concurrency,
+                defaults.data_capture_percent,
+            )
+            if refusal:
+                raise SettingsError(refusal)
         return defaults
+
+
+def serverless_refusal(memory_mb: int, max_concurrency: int, provisioned_concurrency: int, capture_percent: int) -> str:
+    """Why SageMaker would refuse this serverless endpoint, or "" (developer guide, "Deploy models with Amazon
+    SageMaker Serverless Inference": memory 1024-6144 MB in 1 GB steps, provisioned concurrency at most the maximum
+    concurrency, and no data capture among its feature exclusions). Said here, at deploy time, not by a Failed
+    endpoint config minutes later."""
+    if memory_mb % 1024:
+        return f"SERVERLESS_MEMORY_MB={memory_mb} must be one of 1024, 2048, 3072, 4096, 5120, 6144 (1 GB steps)"
+    if provisioned_concurrency > max_concurrency:
+        return (
+            f"SERVERLESS_PROVISIONED_CONCURRENCY={provisioned_concurrency} must not exceed "
+            f"SERVERLESS_MAX_CONCURRENCY={max_concurrency}"
+        )
+    if capture_percent:
+        return (
+            f"DATA_CAPTURE_PERCENT={capture_percent} with ENDPOINT_KIND=serverless: serverless endpoints do not "
+            "support data capture; set DataCapturePercent to 0, or EndpointKind to instances to keep capture"
+        )
+    return ""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from botocore.exceptions import (
 )
 
 from dog_breeds.errors import (
+    EndpointNotInServiceError,
     EndpointTimeoutError,
     EndpointUnavailableError,
     ModelFailedError,
@@ -44,8 +45,8 @@ _MODEL_CLIENT_ERRORS: dict[object, tuple[type[Exception], str]] = {
 # Error codes SageMaker Runtime answers with, by what they mean for the caller.
 _SERVICE_ERRORS: dict[str, type[Exception]] = {
     # Our requests are built and size-checked here, so the ValidationError that comes back is the
-    # runtime's "Endpoint <name> of account <id> not found".
-    "ValidationError": EndpointUnavailableError,
+    # runtime's "Endpoint <name> of account <id> not found" (or not yet InService).
+    "ValidationError": EndpointNotInServiceError,
     "ModelNotReadyException": EndpointUnavailableError,
     "ServiceUnavailable": EndpointUnavailableError,
     "ThrottlingException": ThrottledError,

@@ -1,0 +1,77 @@
+"""The prediction function during an endpoint-kind switch, and what a throttled caller is told."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_lambda_powertools import Logger
+
+from dog_breeds.errors import EndpointNotInServiceError, EndpointUnavailableError, ThrottledError, http_error
+from dog_breeds.http_api import error_response
+from dog_breeds.image_request import ImageRequest
+from dog_breeds.predict_breeds import PredictBreeds
+from dog_breeds.settings import PredictSettings
+
+ANSWER = [{"breed": "Akita", "class_index": 3, "probability": 0.9}]
+
+
+class Endpoints:
+    """SageMaker Runtime as the function sees it: each endpoint name answers, or raises what it is given."""
+
+    def __init__(self, **outcomes):
+        self.outcomes, self.called = outcomes, []
+
+    def predict(self, endpoint_name, image, content_type, top_k):
+        self.called.append(endpoint_name)
+        outcome = self.outcomes[endpoint_name.replace("-", "_")]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+def settings(fallback: str = "dog-breed-classifier") -> PredictSettings:
+    environ = {"ENDPOINT_NAME": "dog-breed-classifier-serverless", "FALLBACK_ENDPOINT_NAME": fallback}
+    return PredictSettings.from_environment(environ)
+
+
+REQUEST = ImageRequest(image=b"\xff\xd8\xff", content_type="image/jpeg", top_k=1)
+
+
+def test_the_old_kind_answers_until_the_new_endpoint_is_in_service():
+    endpoints = Endpoints(
+        dog_breed_classifier_serverless=EndpointNotInServiceError("not found"), dog_breed_classifier=ANSWER
+    )
+    assert PredictBreeds(settings(), endpoints)(REQUEST) == ANSWER
+    assert endpoints.called == ["dog-breed-classifier-serverless", "dog-breed-classifier"]
+
+
+def test_once_the_new_endpoint_serves_the_old_one_is_never_called():
+    endpoints = Endpoints(dog_breed_classifier_serverless=ANSWER, dog_breed_classifier=AssertionError("not called"))
+    assert PredictBreeds(settings(), endpoints)(REQUEST) == ANSWER
+    assert endpoints.called == ["dog-breed-classifier-serverless"]
+
+
+@pytest.mark.parametrize("failure", [ThrottledError("busy"), EndpointUnavailableError("cannot reach")])
+def test_only_an_endpoint_not_in_service_falls_back(failure):
+    """Throttling or a network failure of the serving endpoint is its answer: the old one would hide it."""
+    endpoints = Endpoints(dog_breed_classifier_serverless=failure, dog_breed_classifier=ANSWER)
+    with pytest.raises(type(failure)):
+        PredictBreeds(settings(), endpoints)(REQUEST)
+    assert endpoints.called == ["dog-breed-classifier-serverless"]
+
+
+def test_without_a_fallback_an_absent_endpoint_is_503():
+    endpoints = Endpoints(dog_breed_classifier_serverless=EndpointNotInServiceError("not found"))
+    plain = PredictSettings.from_environment({"ENDPOINT_NAME": "dog-breed-classifier-serverless"})
+    with pytest.raises(EndpointNotInServiceError) as raised:
+        PredictBreeds(plain, endpoints)(REQUEST)
+    assert http_error(raised.value).status == 503
+
+
+def test_a_throttled_call_is_429_with_retry_after_and_no_other_error_has_it():
+    answer = error_response(ThrottledError("ThrottlingException"), "req-1", Logger(service="test"))
+    assert answer["statusCode"] == 429 and answer["headers"]["Retry-After"] == "1"
+    assert json.loads(answer["body"])["error"]["code"] == "Throttled"
+    unavailable = error_response(EndpointUnavailableError("x"), "req-2", Logger(service="test"))
+    assert unavailable["statusCode"] == 503 and "Retry-After" not in unavailable["headers"]
