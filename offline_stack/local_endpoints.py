@@ -26,6 +26,7 @@ from offline_stack.aws_rules.cloudwatch import EndpointMetrics
 from offline_stack.container_processes import ContainerModel, ContainerProcess
 from offline_stack.data_capture import DataCapture
 from offline_stack.endpoint_server import EndpointServer
+from offline_stack.serverless_capacity import DEFAULT_IDLE_SECONDS, ServerlessCapacity
 from offline_stack.supervision import FAILED_PINGS_BEFORE_REPLACING, health_check
 
 
@@ -90,8 +91,8 @@ class _CanaryRouter:
 @dataclass
 class _Served:
     config_name: str
-    process: ContainerProcess
-    model: _TrackedModel
+    process: ContainerProcess | ServerlessCapacity  # a serverless config's capacity keeps its own containers
+    model: _TrackedModel | ServerlessCapacity
     s3: object = None  # S3 as the model's execution role (its artifact was read, its capture is written so)
     capture_config: dict | None = None  # the endpoint config's DataCaptureConfig
     failed_pings: int = 0
@@ -110,11 +111,13 @@ class LocalEndpoints:
         log: Callable[[str], None] = print,
         health_check_seconds: float = 1.0,
         s3_as: Callable[[str], object] | None = None,
+        serverless_idle_seconds: float = DEFAULT_IDLE_SECONDS,
     ):
         """``s3_as(role_arn)``: an S3 client acting as that role: the model's ExecutionRoleArn reads the artifact
         and writes data capture, as SageMaker's hosting does (without it, ``s3`` does both)."""
         self.sagemaker, self.s3, self.server, self.work_dir, self.log = sagemaker, s3, server, Path(work_dir), log
         self.s3_as = s3_as
+        self.serverless_idle_seconds = serverless_idle_seconds
         # What SageMaker publishes for every invocation (aws_rules.cloudwatch); flushed with the captures
         self.metrics = EndpointMetrics(cloudwatch)
         server.invocation_observers.append(self.metrics.record)
@@ -205,6 +208,14 @@ class LocalEndpoints:
         with self._lock:
             return self._served[endpoint_name].process
 
+    def serverless(self, endpoint_name: str) -> ServerlessCapacity:
+        """The serverless capacity serving ``endpoint_name`` (its cold starts, throttled requests)."""
+        with self._lock:
+            capacity = self._served[endpoint_name].process
+        if not isinstance(capacity, ServerlessCapacity):
+            raise TypeError(f"endpoint {endpoint_name} is instance-based")
+        return capacity
+
     def close(self) -> None:
         self._stopping.set()
         self._supervisor.join(timeout=10)
@@ -225,6 +236,9 @@ class LocalEndpoints:
             with self._lock:
                 watched = list(self._served.items())
             for name, served in watched:
+                if isinstance(served.process, ServerlessCapacity):
+                    served.process.reap_if_idle()  # scale to zero; a dead container is restarted on demand
+                    continue
                 alive = served.process.alive
                 served.failed_pings, replace = health_check(
                     alive, alive and served.process.ping(), served.failed_pings, self.FAILED_PINGS_BEFORE_REPLACING
@@ -267,6 +281,10 @@ class LocalEndpoints:
         # The model's runtime choice applies; its thread setting does not: here one process is the whole
         # instance (one worker), where TorchServe would start one worker per vCPU.
         runtime = {key: value for key, value in container.get("Environment", {}).items() if key == "INFERENCE_RUNTIME"}
+        serverless = config["ProductionVariants"][0].get("ServerlessConfig")
+        if serverless:  # no container until the first request (or provisioned concurrency)
+            capacity = ServerlessCapacity(model_dir, runtime, serverless, self.serverless_idle_seconds, self.log)
+            return _Served(config_name, capacity, capacity, s3=s3, capture_config=None)
         process = ContainerProcess(model_dir, environment=runtime).start()  # returns once /ping answers
         tracked = _TrackedModel(ContainerModel(process.url))
         return _Served(config_name, process, tracked, s3=s3, capture_config=config.get("DataCaptureConfig"))

@@ -167,12 +167,13 @@ def remove_endpoint(
 
 def remove_sagemaker_logs(logs, endpoint_name: str, prefix: str, say: Callable[[str], None]) -> None:
     """The endpoint's log group, and this stack's streams in the account's shared training-job log group."""
-    try:
-        logs.delete_log_group(logGroupName=f"/aws/sagemaker/Endpoints/{endpoint_name}")
-        say(f"deleted log group /aws/sagemaker/Endpoints/{endpoint_name}")
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
-            raise
+    for group in (f"/aws/sagemaker/Endpoints/{endpoint_name}", f"/aws/sagemaker/Endpoints/{endpoint_name}-serverless"):
+        try:
+            logs.delete_log_group(logGroupName=group)
+            say(f"deleted log group {group}")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
     group = "/aws/sagemaker/TrainingJobs"
     try:
         streams = [
@@ -215,6 +216,9 @@ def destroy(
     endpoint_name, bucket, prefix = stack_facts(clients["cloudformation"], stack_name)
     stop_running_jobs(clients["sagemaker"], prefix, say, poll_seconds)
     remove_scaling(clients["application-autoscaling"], clients["cloudwatch"], endpoint_name, say)
+    # EndpointKind=serverless has an endpoint of its own name (no capture, no scaling); either kind may exist
+    serverless = f"{endpoint_name}-serverless"
+    remove_endpoint(clients["sagemaker"], serverless, say, capture_grace_seconds=0, poll_seconds=poll_seconds)
     remove_endpoint(clients["sagemaker"], endpoint_name, say, capture_grace_seconds, poll_seconds)
     remove_sagemaker_logs(clients["logs"], endpoint_name, prefix, say)
     empty_bucket(clients["s3"], bucket, say)

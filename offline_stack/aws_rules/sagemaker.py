@@ -83,6 +83,7 @@ def install(emulating_lifecycles) -> None:
     _unique_training_job_names(SageMakerModelBackend)
     _endpoint_quota_on_create(SageMakerModelBackend)
     _serverless_rules_on_config(SageMakerModelBackend)
+    _record_model_isolation(SageMakerResponse)
     SageMakerResponse.update_endpoint = _update_endpoint(emulating_lifecycles)
 
 
@@ -221,6 +222,20 @@ def _serverless_rules_on_config(backend_class) -> None:
         return created(self, endpoint_config_name, production_variants, data_capture_config, *a, **k)
 
     backend_class.create_endpoint_config = create_endpoint_config
+
+
+def _record_model_isolation(response_class) -> None:
+    """CreateModel's ``EnableNetworkIsolation`` is kept and described, as SageMaker does (moto drops it)."""
+    created = response_class.create_model
+
+    def create_model(self):
+        result = created(self)
+        model = self.sagemaker_backend._models.get(self._get_param("ModelName"))
+        if model is not None:
+            model.enable_network_isolation = bool(self._get_param("EnableNetworkIsolation"))
+        return result
+
+    response_class.create_model = create_model
 
 
 def _unique_training_job_names(backend_class) -> None:

@@ -58,6 +58,9 @@ def test_destroy_leaves_nothing_behind(control_plane, control_function, monkeypa
         function.invoke(load_event("deploy-endpoint-from-model-data.json"))
     with control_function("RegisterAutoscalingFunction") as function:
         function.invoke(load_event("register-autoscaling.json"))
+    # And the serverless endpoint a switch of EndpointKind made beside it (each kind has its own name)
+    with control_function("DeployEndpointFunction", ENDPOINT_KIND="serverless") as function:
+        assert function.invoke(load_event("deploy-endpoint-from-job.json"))["replaces"] is not None
     # When destroy runs (sam delete included, pointed at moto like every other client)
     code, said = destroy_with_sam_delete(control_plane, monkeypatch)
     # Then listing each service for the stack's names returns nothing

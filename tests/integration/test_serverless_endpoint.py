@@ -1,0 +1,132 @@
+"""EndpointKind=serverless through the offline stack: a real model container started on demand, SageMaker's
+concurrency limit answered as ThrottlingException and by the API as 429 with Retry-After, scale to zero and the
+cold start after it, and a switch of kind from the instance endpoint with the API answering all along.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from offline_stack.demo_steps import STARTER_MODEL_KEY, deploy_starter_model
+from offline_stack.sample_events import sample_api_event
+from offline_stack.stack import OfflineStack
+
+PHOTO = (Path(__file__).resolve().parent.parent / "data" / "photos" / "dog.128.jpg").read_bytes()
+SERVERLESS_NAME = "dog-breed-classifier-serverless"
+
+
+def predict(stack: OfflineStack) -> dict:
+    """POST /predictions as API Gateway delivers it, to a fresh PredictFunction (the stack's parameters now)."""
+    return stack.invoke("PredictFunction", sample_api_event(PHOTO, "image/jpeg"))
+
+
+def test_switching_to_serverless_keeps_the_api_answering_and_retires_the_instance_endpoint(tmp_path):
+    with OfflineStack(tmp_path, log=lambda line: None, quiet_functions=True) as stack:
+        deploy_starter_model(stack, say=lambda line: None)
+        assert predict(stack)["statusCode"] == 200
+        stack.update_parameters({"EndpointKind": "serverless", "ServerlessMaxConcurrency": "2"})
+        # the stack names the serverless endpoint before the pipeline has made it: the instance one answers
+        assert predict(stack)["statusCode"] == 200
+        deployment = stack.invoke("DeployEndpointFunction", {"model_data_url": f"s3://{stack.bucket}/{STARTER_MODEL_KEY}"})
+        assert (deployment["endpoint_name"], deployment["replaces"]) == (SERVERLESS_NAME, "dog-breed-classifier")
+        config = stack.sagemaker.describe_endpoint_config(EndpointConfigName=deployment["endpoint_config_name"])
+        assert config["ProductionVariants"][0]["ServerlessConfig"]["MaxConcurrency"] == 2
+        model = stack.sagemaker.describe_model(ModelName=deployment["model_name"])
+        assert model["EnableNetworkIsolation"] is False  # serverless models cannot run isolated
+        stack.settle_endpoints()
+        assert predict(stack)["statusCode"] == 200
+        assert stack.endpoints.serverless(SERVERLESS_NAME).cold_starts  # the serverless endpoint answered
+        retired = stack.invoke("DeployEndpointFunction", {"retire_endpoint": "dog-breed-classifier"})
+        assert retired["action"] == "deleted"
+        names = [e["EndpointName"] for e in stack.sagemaker.list_endpoints()["Endpoints"]]
+        assert names == [SERVERLESS_NAME]
+        assert predict(stack)["statusCode"] == 200
+
+
+def test_sagemaker_refuses_to_update_an_instance_endpoint_into_a_serverless_one(tmp_path):
+    with OfflineStack(tmp_path, log=lambda line: None, quiet_functions=True) as stack:
+        deploy_starter_model(stack, say=lambda line: None)
+        sagemaker = stack.sagemaker
+        serving = sagemaker.describe_endpoint(EndpointName="dog-breed-classifier")["EndpointConfigName"]
+        model = sagemaker.describe_endpoint_config(EndpointConfigName=serving)["ProductionVariants"][0]["ModelName"]
+        variant = {"VariantName": "AllTraffic", "ModelName": model, "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 2}}
+        # the model runs isolated: a serverless config of it is refused; so is data capture with serverless
+        with pytest.raises(Exception, match="Network isolation is not supported"):
+            sagemaker.create_endpoint_config(EndpointConfigName="serverless-of-isolated", ProductionVariants=[variant])
+        sagemaker.create_model(
+            ModelName="open-model",
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/any",
+            PrimaryContainer={"Image": "x", "ModelDataUrl": f"s3://{stack.bucket}/{STARTER_MODEL_KEY}"},
+        )
+        variant["ModelName"] = "open-model"
+        capture = {"EnableCapture": True, "InitialSamplingPercentage": 5, "DestinationS3Uri": f"s3://{stack.bucket}/x",
+                   "CaptureOptions": [{"CaptureMode": "Input"}]}
+        with pytest.raises(Exception, match="DataCaptureConfig is not supported"):
+            sagemaker.create_endpoint_config(EndpointConfigName="captured", ProductionVariants=[variant], DataCaptureConfig=capture)
+        sagemaker.create_endpoint_config(EndpointConfigName="serverless-config", ProductionVariants=[variant])
+        with pytest.raises(Exception, match="instance-based production variant to a serverless one"):
+            sagemaker.update_endpoint(EndpointName="dog-breed-classifier", EndpointConfigName="serverless-config")
+
+
+def test_past_max_concurrency_sagemaker_throttles_and_the_api_answers_429_with_retry_after(tmp_path):
+    overrides = {"EndpointKind": "serverless", "ServerlessMaxConcurrency": "1"}
+    with OfflineStack(tmp_path, log=lambda line: None, quiet_functions=True, parameter_overrides=overrides) as stack:
+        stack.endpoints.serverless_idle_seconds = 1.5
+        deployment = deploy_starter_model(stack, say=lambda line: None)
+        assert deployment["endpoint_name"] == SERVERLESS_NAME
+        capacity = stack.endpoints.serverless(SERVERLESS_NAME)
+        assert not capacity.warm  # nothing runs until the first request
+
+        # the first request waits for a cold start and is answered
+        assert predict(stack)["statusCode"] == 200
+        assert len(capacity.cold_starts) == 1 and capacity.cold_starts[0] > 0
+
+        # a second request while one is in flight is refused at once: MaxConcurrency is 1
+        started, answers = threading.Event(), []
+        original = capacity._warm
+
+        def slow_warm():
+            model = original()
+            started.set()
+            time.sleep(3.0)  # hold the one slot
+            return model
+
+        capacity._warm = slow_warm
+        holder = threading.Thread(target=lambda: answers.append(predict(stack)))
+        holder.start()
+        assert started.wait(60)
+        throttled = predict(stack)
+        holder.join()
+        capacity._warm = original
+        assert answers[0]["statusCode"] == 200
+        assert throttled["statusCode"] == 429 and throttled["headers"]["Retry-After"] == "1"
+        assert json.loads(throttled["body"])["error"]["code"] == "Throttled"
+        assert capacity.throttled >= 1  # (botocore may retry once more: ENDPOINT_MAX_ATTEMPTS=2)
+
+        # idle past the period: scaled to zero; the next request cold-starts again
+        deadline = time.monotonic() + 30
+        while capacity.warm and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not capacity.warm
+        assert predict(stack)["statusCode"] == 200
+        assert len(capacity.cold_starts) == 2
+
+
+def test_a_container_past_its_memory_is_killed_with_its_request_and_the_next_one_cold_starts(tmp_path):
+    overrides = {"EndpointKind": "serverless"}
+    with OfflineStack(tmp_path, log=lambda line: None, quiet_functions=True, parameter_overrides=overrides) as stack:
+        deploy_starter_model(stack, say=lambda line: None)
+        capacity = stack.endpoints.serverless(SERVERLESS_NAME)
+        assert predict(stack)["statusCode"] == 200  # EfficientNet-Lite0 fits in 3072 MB
+        capacity.memory_bytes = 1024 * 1024  # as if MemorySizeInMB were 1: the model cannot fit
+        answer = predict(stack)
+        assert answer["statusCode"] == 502  # ModelError from SageMaker: the model failed to answer
+        assert not capacity.warm
+        capacity.memory_bytes = 3072 * 1024 * 1024
+        assert predict(stack)["statusCode"] == 200
+        assert len(capacity.cold_starts) == 2
