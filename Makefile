@@ -70,9 +70,11 @@ test: setup checkov-venv ## run every offline test (unit, integration, and sam l
 reliability: setup ## fuzz, nasty images, faults and load against the offline stack: one table (.offline/reliability.json)
 	$(OFFLINE_PATH) $(BIN)/python -m reliability
 
-plan: setup ## capacity and cost of the configuration at a peak (PEAK=4 requests/s; ARGS="--validate --burst 3 ...")
+plan: setup ## capacity and cost at a peak, and instances vs serverless for a traffic (PEAK=4 REQUESTS_PER_DAY=1000; ARGS="--p99-ms 500 --validate ...")
 	mkdir -p .offline
-	$(OFFLINE_PATH) $(BIN)/python -m ops.capacity_plan --peak-rps $(or $(PEAK),4) --plot .offline/plan.png $(ARGS)
+	$(OFFLINE_PATH) $(BIN)/python -m ops.capacity_plan --peak-rps $(or $(PEAK),4) --plot .offline/plan.png \
+		--requests-per-day $(or $(REQUESTS_PER_DAY),1000) --kinds-plot .offline/plan-endpoint-kinds.png \
+		$(if $(wildcard .offline/bench/bench.json),--from-bench) $(ARGS)
 
 captured: setup ## what the endpoint was asked and answered, from its data capture (BUCKET=... [ARGS="--limit 50"])
 	$(OFFLINE_PATH) $(BIN)/python -m ops.captured_requests --bucket "$(BUCKET)" $(ARGS)

@@ -21,8 +21,11 @@ import torch
 
 from benchmarks import measure, throughput
 
-FULL_ROUNDS = {"request": 15, "model": 20, "cold": 15, "handler": 200, "train": 6, "load_seconds": 15}
-SMALL_ROUNDS = {"request": 2, "model": 2, "cold": 2, "handler": 10, "train": 1, "load_seconds": 2}
+FULL_ROUNDS = {"request": 15, "model": 20, "cold": 15, "handler": 200, "train": 6, "load_seconds": 15, "containers": 5}
+SMALL_ROUNDS = {"request": 2, "model": 2, "cold": 2, "handler": 10, "train": 1, "load_seconds": 2, "containers": 1}
+# What a million predictions cost is priced on this instance type and serverless memory (ops/capacity_plan.PRICES)
+PRICED_INSTANCE = "ml.m5.large"
+PRICED_SERVERLESS_MB = 3072
 
 
 def run(rounds: dict[str, int]) -> dict:
@@ -43,7 +46,38 @@ def run(rounds: dict[str, int]) -> dict:
         "cold_start": measure.cold_start(rounds["cold"]),
         "handler_overhead": measure.handler_overhead(rounds["handler"]),
         "throughput": throughput.throughput_per_instance(measure.photo_jpegs()["500x375"], rounds["load_seconds"]),
+        "endpoint_cold_start": throughput.container_cold_start(rounds["containers"]),
     }
+
+
+def costs_per_million(results: dict) -> list[dict]:
+    """What a million predictions cost, from this run's measurements and the dated price table: each serving layout
+    on one PRICED_INSTANCE kept busy (images/s per instance), each architecture at batch 1 on one stream, and a
+    serverless endpoint billed for the project's measured request time (500x375 JPEG)."""
+    from ops.capacity_plan import PRICES, Traffic, serverless_endpoint_cost
+
+    hourly = PRICES.endpoint_per_hour[PRICED_INSTANCE]
+    rows = [
+        {"option": f"{PRICED_INSTANCE}, {row['layout']}", "usd": 1e6 / row["images_per_second"] / 3600 * hourly}
+        for row in results["throughput"]
+    ]
+    rows += [
+        {
+            "option": f"{PRICED_INSTANCE}, {row['architecture']} ({row['runtime']}, one stream at batch 1)",
+            "usd": 1e6 / row["served_images_per_second_batch1"] / 3600 * hourly,
+        }
+        for row in results["architectures"]
+    ]
+    request = next(row for row in results["endpoint_requests"] if row["image"] == "500x375")
+    seconds = request["project"].median_ms / 1000
+    million_a_month = Traffic(requests_per_day=1e6 / (730 / 24), peak_rps=1, model_seconds=seconds, serverless_seconds=seconds)
+    rows.append(
+        {
+            "option": f"serverless {PRICED_SERVERLESS_MB} MB, ResNet-50 fp32 ({request['project'].median_ms:.0f} ms a request)",
+            "usd": serverless_endpoint_cost(PRICED_SERVERLESS_MB, million_a_month),
+        }
+    )
+    return rows
 
 
 def targets(results: dict) -> list[dict]:
@@ -104,6 +138,17 @@ def targets(results: dict) -> list[dict]:
     steps = results["training_steps"]
     speedup = steps["channels_last"] / steps["contiguous_format"]
     add("training step, frozen ResNet-50: channels_last / default (images/s)", speedup, "> 1x (reported)", speedup > 1)
+    costs = costs_per_million(results)
+    course_cost = next(row["usd"] for row in costs if "course-style" in row["option"])
+    served_cost = min(row["usd"] for row in costs if "fp32" in row["option"] and row["option"].startswith("ml."))
+    add(
+        f"cost per 1M predictions on {PRICED_INSTANCE}: course-style / fp32 served (busy instance)",
+        course_cost / served_cost,
+        ">= 2x",
+        course_cost / served_cost >= 2,
+    )
+    cheapest = min(costs, key=lambda row: row["usd"])
+    add(f"cheapest measured option per 1M predictions: {cheapest['option']}", cheapest["usd"], "reported", None, " USD")
     efficiency = results["ddp"]["efficiency"]
     add("DDP efficiency at 2 processes (frozen ResNet-50, gloo on loopback)", efficiency, ">= 0.9", efficiency >= 0.9)
     return rows
@@ -162,6 +207,19 @@ def markdown(results: dict, rows: list[dict]) -> str:
         f"Training step, frozen ResNet-50, batch 16: {steps['contiguous_format']:.1f} images/s in the default memory "
         f"format, {steps['channels_last']:.1f} with channels_last (what training uses).",
     ]
+    lines += [
+        "",
+        "| option (list prices, us-east-1) | USD per 1M predictions |",
+        "|---|---|",
+        *[f"| {row['option']} | {row['usd']:.2f} |" for row in costs_per_million(results)],
+    ]
+    containers = results["endpoint_cold_start"]
+    lines += [
+        "",
+        f"Model container start until /ping answers (a serverless cold start, AWS's provisioning not included): "
+        f"project {containers['project'].median_ms:.0f} ms (TorchScript built and warmed), course-style "
+        f"{containers['course_style'].median_ms:.0f} ms.",
+    ]
     cold, handler = results["cold_start"], results["handler_overhead"]
     lines += [
         "",
@@ -184,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     report = markdown(results, rows)
     (args.output / "bench.md").write_text(report)
-    (args.output / "bench.json").write_text(json.dumps({**_plain(results), "targets": rows}, indent=2))
+    document = {**_plain(results), "costs_per_million": costs_per_million(results), "targets": rows}
+    (args.output / "bench.json").write_text(json.dumps(document, indent=2))
     sys.stdout.write(report)
     return 0
 

@@ -118,6 +118,24 @@ def images_per_second(layout: Layout, artifact: Path, image: bytes, seconds: flo
             process.stop()
 
 
+def container_cold_start(rounds: int) -> dict:
+    """A model container started until its /ping answers (process, model load, fast path built and warmed), for the
+    project's and course-style's ResNet-50 artifacts, alternated: what a serverless request after an idle period
+    waits for, beyond AWS's own provisioning (not measurable here)."""
+    from benchmarks.measure import Timing
+
+    with tempfile.TemporaryDirectory(prefix="bench-cold-") as work:
+        project = resnet50_artifact(Path(work) / "project", course_style=False)
+        course = resnet50_artifact(Path(work) / "course", course_style=True)
+        seconds: dict[str, list[float]] = {"project": [], "course_style": []}
+        for _ in range(rounds):
+            for name, artifact in (("course_style", course), ("project", project)):
+                started = time.perf_counter()
+                with ContainerProcess(artifact, environment={"OMP_NUM_THREADS": "2"}):
+                    seconds[name].append(time.perf_counter() - started)
+        return {name: Timing.of(values) for name, values in seconds.items()}
+
+
 def throughput_per_instance(image: bytes, seconds: float) -> list[dict]:
     """Images per second for each layout in ``LAYOUTS``, over ``seconds`` of load each."""
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as work:

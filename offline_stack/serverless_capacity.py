@@ -7,8 +7,10 @@ Amazon SageMaker Serverless Inference"; the refusals are listed in ``aws_rules/s
   **cold start** (a container started and the model loaded) and is answered after it. AWS does not publish the idle
   period; offline it is ``idle_seconds`` (60 s unless a test sets it). ``ProvisionedConcurrency`` keeps the
   container warm: it is started with the endpoint and never released.
-- **At most ``MaxConcurrency`` requests at once**: one more is refused at once with ``ThrottlingException`` (HTTP
-  400, SageMaker Runtime API reference, InvokeEndpoint Errors), not queued.
+- **At most ``MaxConcurrency`` requests at once**: one more is refused at once, not queued, with the error code
+  ``ThrottlingException`` (developer guide, "Serverless Inference": requests past the maximum concurrency are
+  throttled). The Runtime API's service model does not list the code; botocore treats it as a throttling error
+  and retries it within the client's attempts. HTTP 400, as the offline fault drills answer SageMaker's throttling.
 - **``MemorySizeInMB`` is the container's memory**: a container whose resident memory grows past it is killed
   with the request it was answering (a 500 from the model: ``ModelError``); the next request cold-starts.
 

@@ -18,6 +18,12 @@ one endpoint instance; ``make bench`` measures the model). The arithmetic:
   instance, not 15.
 - Monthly cost from list prices (``PRICES``, dated): Lambda requests and GB-seconds, HTTP API requests, and
   endpoint instance-hours at the average instance count.
+- ``--requests-per-day`` compares the two endpoint kinds (``EndpointKind``) for that traffic: an instance endpoint
+  (auto-scaled between ScalingMinCapacity and ScalingMaxCapacity, billed per instance-hour whatever the traffic)
+  against a serverless one (billed per second of each request's duration and per GB of memory, plus the data in
+  and out, nothing while idle; provisioned concurrency billed while provisioned). It prints each one's monthly
+  cost and cost per 1,000 predictions, the break-even traffic, and the serverless cold start beside it (measured
+  by ``make bench``: a container started and the model loaded; AWS's own provisioning adds to it).
 
 ``--validate`` runs the offline API (route throttle and reserved concurrency as configured, a model that
 takes ``--model-ms``) at the peak for a few seconds and prints the predicted and measured 429 share and p95
@@ -47,6 +53,12 @@ class Prices:
     lambda_per_gb_second: float
     http_api_per_million_requests: float
     endpoint_per_hour: Mapping[str, float]
+    # Serverless Inference (on-demand): per second of request duration, per GB of MemorySizeInMB; data in and out
+    serverless_per_gb_second: float
+    serverless_per_gb_processed: float
+    # Provisioned concurrency: per second provisioned, per GB; and the requests it serves, per second, per GB
+    provisioned_per_gb_second: float
+    provisioned_inference_per_gb_second: float
 
 
 PRICES = Prices(
@@ -55,8 +67,17 @@ PRICES = Prices(
     lambda_per_gb_second=0.0000166667,
     http_api_per_million_requests=1.00,
     endpoint_per_hour={"ml.m5.large": 0.115, "ml.m5.xlarge": 0.23, "ml.c5.large": 0.102, "ml.c5.xlarge": 0.204},
+    # https://aws.amazon.com/sagemaker/pricing/, "Serverless Inference" (1024 MB: $0.0000200 a second; the price
+    # is proportional to the memory), "Data processed in and out" $0.016 a GB, provisioned concurrency
+    serverless_per_gb_second=0.0000200,
+    serverless_per_gb_processed=0.016,
+    provisioned_per_gb_second=0.0000048,
+    provisioned_inference_per_gb_second=0.0000100,
 )
+
 HOURS_PER_MONTH = 730
+SECONDS_PER_MONTH = 3600 * HOURS_PER_MONTH
+DAYS_PER_MONTH = HOURS_PER_MONTH / 24
 # Auto-scaling aims instances at this share of what one can serve, leaving room for the minute it takes to react
 TARGET_UTILISATION = 0.7
 UNRESERVED_ACCOUNT_CONCURRENCY = 10  # a new account's default: what an unreserved function can count on
@@ -159,6 +180,145 @@ def plan(config: Configuration, load: Load) -> Plan:
         predicted_p95_seconds=load.function_p95_seconds or load.function_seconds,
         monthly_cost=cost,
     )
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """A traffic profile for choosing the endpoint kind."""
+
+    requests_per_day: float
+    peak_rps: float
+    model_seconds: float  # one request on one instance (make bench)
+    serverless_seconds: float  # one request's billed duration on a serverless endpoint
+    payload_bytes: int = 100_000  # the image in; the answer out is a few hundred bytes
+
+
+@dataclass(frozen=True)
+class EndpointKindCosts:
+    """Monthly endpoint cost of each kind for one traffic profile (Lambda and API Gateway cost the same for both)."""
+
+    requests_per_month: float
+    instances_average: int
+    instances: float
+    serverless: float
+    serverless_provisioned: float  # with ProvisionedConcurrency warm all month (no cold start)
+
+    def per_thousand(self, monthly: float) -> float:
+        return monthly / (self.requests_per_month / 1000) if self.requests_per_month else math.inf
+
+
+def instance_endpoint_cost(config: Configuration, traffic: Traffic) -> tuple[float, int]:
+    """(monthly cost, average instance count): auto-scaling keeps each instance at ``TARGET_UTILISATION`` of what it
+    serves, never fewer than ScalingMinCapacity nor more than ScalingMaxCapacity, and every hour is billed."""
+    average_rps = traffic.requests_per_day / 86400
+    per_instance = TARGET_UTILISATION / traffic.model_seconds
+    needed = math.ceil(average_rps / per_instance - 1e-9)  # (exactly full is not one more instance)
+    instances = min(config.max_instances, max(config.min_instances, needed))
+    hourly = PRICES.endpoint_per_hour.get(config.instance_type, PRICES.endpoint_per_hour["ml.m5.large"])
+    return instances * HOURS_PER_MONTH * hourly, instances
+
+
+def serverless_endpoint_cost(memory_mb: int, traffic: Traffic, provisioned_concurrency: int = 0) -> float:
+    """Monthly cost of a serverless endpoint: each request's duration x memory, the data in and out, and the
+    provisioned concurrency kept all month (whose requests are billed at its lower inference rate)."""
+    gigabytes = memory_mb / 1024
+    requests = traffic.requests_per_day * DAYS_PER_MONTH
+    data = requests * (traffic.payload_bytes + 1000) / 1e9 * PRICES.serverless_per_gb_processed
+    duration = requests * traffic.serverless_seconds * gigabytes
+    if not provisioned_concurrency:
+        return duration * PRICES.serverless_per_gb_second + data
+    kept = provisioned_concurrency * gigabytes * SECONDS_PER_MONTH * PRICES.provisioned_per_gb_second
+    return kept + duration * PRICES.provisioned_inference_per_gb_second + data
+
+
+def endpoint_kind_costs(config: Configuration, traffic: Traffic, memory_mb: int) -> EndpointKindCosts:
+    instances, average = instance_endpoint_cost(config, traffic)
+    return EndpointKindCosts(
+        requests_per_month=traffic.requests_per_day * DAYS_PER_MONTH,
+        instances_average=average,
+        instances=instances,
+        serverless=serverless_endpoint_cost(memory_mb, traffic),
+        serverless_provisioned=serverless_endpoint_cost(memory_mb, traffic, provisioned_concurrency=1),
+    )
+
+
+def break_even_requests_per_day(config: Configuration, traffic: Traffic, memory_mb: int) -> float | None:
+    """The least traffic (requests a day) at which serverless costs as much as the instance endpoint, or None if
+    serverless stays cheaper up to what ScalingMaxCapacity instances serve."""
+
+    def serverless_dearer(per_day: float) -> bool:
+        at = Traffic(per_day, traffic.peak_rps, traffic.model_seconds, traffic.serverless_seconds, traffic.payload_bytes)
+        return serverless_endpoint_cost(memory_mb, at) >= instance_endpoint_cost(config, at)[0]
+
+    ceiling = config.max_instances * TARGET_UTILISATION / traffic.model_seconds * 86400
+    if not serverless_dearer(ceiling):
+        return None
+    low, high = 0.0, ceiling  # serverless is cheaper at 0; dearer at the ceiling
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (low, middle) if serverless_dearer(middle) else (middle, high)
+    return high
+
+
+def kinds_report(config: Configuration, traffic: Traffic, memory_mb: int, cold_start_seconds: float | None) -> str:
+    costs = endpoint_kind_costs(config, traffic, memory_mb)
+    even = break_even_requests_per_day(config, traffic, memory_mb)
+    ratio = costs.instances / costs.serverless if costs.serverless else math.inf
+    cold = f"{cold_start_seconds:.1f} s measured offline" if cold_start_seconds is not None else "not measured"
+    lines = [
+        f"Endpoint kind for {traffic.requests_per_day:,.0f} predictions a day ({costs.requests_per_month:,.0f} a "
+        f"month; list prices {PRICES.as_of}, us-east-1):",
+        f"- instances: {costs.instances_average} x {config.instance_type} on average "
+        f"(ScalingMinCapacity {config.min_instances}), ${costs.instances:,.2f} a month, "
+        f"${costs.per_thousand(costs.instances):,.4f} per 1,000 predictions",
+        f"- serverless ({memory_mb} MB, {traffic.serverless_seconds * 1000:.0f} ms a request): "
+        f"${costs.serverless:,.2f} a month, ${costs.per_thousand(costs.serverless):,.4f} per 1,000 predictions "
+        f"({ratio:,.1f}x less than instances); cold start after idle: {cold}",
+        f"- serverless with ProvisionedConcurrency=1 (no cold start for one request at a time): "
+        f"${costs.serverless_provisioned:,.2f} a month",
+        (
+            f"- break-even: serverless costs as much as instances at {even:,.0f} predictions a day "
+            f"({even / 86400:.2f} a second on average); below it choose EndpointKind=serverless"
+            if even is not None
+            else "- break-even: serverless stays cheaper up to what ScalingMaxCapacity instances serve"
+        ),
+        "  (Lambda and API Gateway cost the same with either kind and are left out here.)",
+    ]
+    return "\n".join(lines)
+
+
+def plot_kinds(config: Configuration, traffic: Traffic, memory_mb: int, path: Path) -> None:
+    """Monthly endpoint cost against predictions a day, both kinds, the break-even marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    # 1 prediction a day up to what ScalingMaxCapacity instances serve (beyond it the instance endpoint refuses)
+    ceiling = config.max_instances * TARGET_UTILISATION / traffic.model_seconds * 86400
+    days = [10 ** (step / 10) for step in range(0, 10 * math.ceil(math.log10(ceiling)) + 1) if 10 ** (step / 10) <= ceiling]
+    at = [Traffic(d, traffic.peak_rps, traffic.model_seconds, traffic.serverless_seconds, traffic.payload_bytes) for d in days]
+    figure, axes = pyplot.subplots(figsize=(7, 4.5), constrained_layout=True)
+    axes.plot(days, [instance_endpoint_cost(config, t)[0] for t in at], label=f"instances ({config.instance_type})")
+    axes.plot(days, [serverless_endpoint_cost(memory_mb, t) for t in at], label=f"serverless ({memory_mb} MB)")
+    axes.plot(
+        days,
+        [serverless_endpoint_cost(memory_mb, t, 1) for t in at],
+        linestyle="--",
+        label="serverless, 1 provisioned",
+    )
+    even = break_even_requests_per_day(config, traffic, memory_mb)
+    if even is not None:
+        axes.axvline(even, color="grey", linestyle=":", label=f"break-even {even:,.0f}/day")
+    axes.axvline(traffic.requests_per_day, color="black", linestyle="-.", linewidth=0.8, label="your traffic")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("predictions a day")
+    axes.set_ylabel(f"endpoint cost a month (USD, list prices {PRICES.as_of})")
+    axes.legend()
+    figure.suptitle("Which endpoint kind costs less")
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
 
 
 def refused_share(offered_rps: float, rate: float, burst: int, arrivals: int = 20000) -> float:
@@ -269,6 +429,13 @@ def latencies_from_bench(path: Path) -> tuple[float, float]:
     return request["project"]["median_ms"], bench["handler_overhead"]["project_overhead_ms"]
 
 
+def cold_start_from_bench(path: Path) -> float | None:
+    """A model container's start (process, model load, fast path) in ms, from make bench's JSON, if it has one."""
+    bench = json.loads(path.read_text())
+    start = bench.get("endpoint_cold_start")
+    return start["project"]["median_ms"] if start else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peak-rps", type=float, required=True, help="requests a second at the peak")
@@ -289,17 +456,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parameter-overrides", nargs="*", default=[], metavar="Name=Value")
     parser.add_argument("--plot", type=Path, default=None, help="write the capacity and cost plot here (PNG)")
     parser.add_argument("--validate", action="store_true", help="run the offline API at the peak and compare")
+    parser.add_argument(
+        "--requests-per-day", type=float, default=None, help="compare the endpoint kinds for this traffic"
+    )
+    parser.add_argument("--p99-ms", type=float, default=None, help="latency the callers need at the 99th percentile")
+    parser.add_argument(
+        "--serverless-ms", type=float, default=None, help="one request's duration on serverless (default: --model-ms)"
+    )
+    parser.add_argument("--cold-start-ms", type=float, default=None, help="a serverless cold start (default: bench)")
+    parser.add_argument("--kinds-plot", type=Path, default=None, help="write the endpoint-kind cost plot here (PNG)")
     args = parser.parse_args(argv)
     if args.peak_rps <= 0 or args.function_ms <= 0 or args.model_ms <= 0 or args.burst < 0:
         parser.error("--peak-rps, --function-ms and --model-ms must be above 0, --burst at least 0")
     if not 0 < args.average_share <= 1:
         parser.error("--average-share is a fraction above 0, at most 1")
+    for name in ("requests_per_day", "p99_ms", "serverless_ms", "cold_start_ms"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be above 0 (got {value:g})")
     if args.from_bench:
         try:
             args.model_ms, overhead_ms = latencies_from_bench(args.from_bench)
         except (OSError, ValueError, KeyError, StopIteration) as exc:
             parser.error(f"--from-bench {args.from_bench}: not make bench's JSON ({exc!r}); run make bench first")
         args.function_ms = args.model_ms + overhead_ms + args.network_ms
+        if args.cold_start_ms is None:
+            args.cold_start_ms = cold_start_from_bench(args.from_bench)
     overrides = dict(item.split("=", 1) for item in args.parameter_overrides if "=" in item)
     try:
         config = Configuration.from_template(SamTemplate.load(overrides=overrides))
@@ -311,6 +493,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         plot(config, load, args.plot)
         print(f"\nplot: {args.plot}")
+    if args.requests_per_day is not None:
+        memory_mb = int(SamTemplate.load(overrides=overrides).parameters["ServerlessMemorySizeMB"])
+        traffic = Traffic(
+            args.requests_per_day, args.peak_rps, args.model_ms / 1000, (args.serverless_ms or args.model_ms) / 1000
+        )
+        cold = args.cold_start_ms / 1000 if args.cold_start_ms is not None else None
+        print(f"\n{kinds_report(config, traffic, memory_mb, cold)}")
+        if args.p99_ms is not None and cold is not None and cold * 1000 > args.p99_ms:
+            print(
+                f"  p99 target {args.p99_ms:g} ms: a cold start takes longer, so serverless meets it only while under "
+                "1 % of requests follow an idle period, or with ServerlessProvisionedConcurrency"
+            )
+        if args.kinds_plot:
+            plot_kinds(config, traffic, memory_mb, args.kinds_plot)
+            print(f"plot: {args.kinds_plot}")
     if args.validate:
         from ops.capacity_validation import validate
 

@@ -102,6 +102,26 @@ def check_debugger(use_debugger: str) -> Finding:
     return Finding("SageMaker Debugger", "not asked for", OK)
 
 
+def check_serverless(quotas: dict[str, float], parameters: dict[str, str]) -> Finding:
+    """EndpointKind=serverless: its MaxConcurrency must fit the account's serverless concurrency across all its
+    serverless endpoints (Service Quotas; this stack's endpoint may not be the only one), and it has no data
+    capture (the template's rule refuses the deploy; said here first)."""
+    check = "serverless endpoint"
+    if int(parameters["DataCapturePercent"]):
+        return Finding(
+            check, f"DataCapturePercent={parameters['DataCapturePercent']}", BLOCKER, "serverless has no data capture: 0"
+        )
+    wanted = int(parameters["ServerlessMaxConcurrency"])
+    totals = {name: value for name, value in quotas.items() if "serverless" in name.lower() and "across" in name.lower()}
+    total = next((value for name, value in totals.items() if "concurrency" in name.lower()), None)
+    if total is None:
+        return Finding(check, "no serverless concurrency quota listed", WARNING, "check it in Service Quotas")
+    found = f"total serverless concurrency quota {int(total)}; this endpoint's MaxConcurrency {wanted}"
+    if total < wanted:
+        return Finding(check, found, BLOCKER, f"ServerlessMaxConcurrency={int(total)} or ask for more")
+    return Finding(check, found, OK)
+
+
 def check_endpoint_name(sagemaker, endpoint_name: str, stack_exists: bool) -> Finding:
     try:
         status = sagemaker.describe_endpoint(EndpointName=endpoint_name)["EndpointStatus"]
@@ -133,14 +153,16 @@ def run_preflight(clients: dict, parameters: dict[str, str], stack_name: str) ->
     training_usage = "spot training job" if parameters["TrainingUseSpot"] == "true" else "training job"
     # A release starts the new fleet beside the old one (blue/green): twice the serving count, at the peak too
     scaled_out = max(endpoint_count, int(parameters["ScalingMaxCapacity"]))
+    serverless = parameters["EndpointKind"] == "serverless"
+    endpoint_name = f"{parameters['EndpointName']}-serverless" if serverless else parameters["EndpointName"]
     return [
         check_lambda_concurrency(clients["lambda"], parameters["PredictReservedConcurrency"], f"{stack_name}-predict"),
         check_instances(quotas, training_usage, parameters["TrainingInstanceType"], training_count, training_count),
-        check_instances(quotas, "endpoint", parameters["EndpointInstanceType"], 2 * endpoint_count, 2 * scaled_out),
+        check_serverless(quotas, parameters)
+        if serverless
+        else check_instances(quotas, "endpoint", parameters["EndpointInstanceType"], 2 * endpoint_count, 2 * scaled_out),
         check_debugger(parameters["TrainingUseDebugger"]),
-        check_endpoint_name(
-            clients["sagemaker"], parameters["EndpointName"], stack_exists(clients["cloudformation"], stack_name)
-        ),
+        check_endpoint_name(clients["sagemaker"], endpoint_name, stack_exists(clients["cloudformation"], stack_name)),
     ]
 
 

@@ -17,6 +17,8 @@ TARGETS = (
     "predict handler overhead, course-style / project",
     "training step, frozen ResNet-50",
     "DDP efficiency",
+    "cost per 1M predictions on ml.m5.large",
+    "cheapest measured option per 1M predictions",
 )
 
 
@@ -37,3 +39,8 @@ def test_a_small_bench_prints_every_target_with_a_verdict_and_writes_json_and_ma
     # Every serving layout answered through the local endpoint (each a real model server process)
     assert {row["runtime"] for row in report["throughput"]} == {"course-style", "torchscript", "bf16"}
     assert all(row["images_per_second"] > 0 for row in report["throughput"])
+    # What a million predictions cost, for every layout, both architectures and serverless; the container start
+    costs = report["costs_per_million"]
+    assert len(costs) == len(report["throughput"]) + 2 + 1 and all(row["usd"] > 0 for row in costs)
+    assert any(row["option"].startswith("serverless") for row in costs)
+    assert report["endpoint_cold_start"]["project"]["median_ms"] > 0

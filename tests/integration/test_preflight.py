@@ -143,3 +143,25 @@ def test_an_endpoint_of_the_same_name_outside_the_stack_is_flagged(clients, cont
     findings = run_preflight(clients(1000, 1000, SMALL_ACCOUNT_QUOTAS), SamTemplate.load().parameters, "no-such-stack")
     finding = next(f for f in findings if f.check == "endpoint name")
     assert finding.verdict == WARNING and "choose another EndpointName" in finding.fix
+
+
+SERVERLESS_QUOTA = "Maximum total concurrency that can be allocated across all serverless endpoints"
+
+
+@pytest.mark.parametrize(
+    ("quota", "overrides", "verdict"),
+    [
+        (10.0, {}, OK),
+        (5.0, {}, BLOCKER),  # the template's ServerlessMaxConcurrency is 10
+        (None, {}, WARNING),
+        (10.0, {"DataCapturePercent": "5"}, BLOCKER),
+    ],
+)
+def test_a_serverless_endpoint_is_checked_against_the_serverless_quota_not_instances(clients, quota, overrides, verdict):
+    quotas = {**SMALL_ACCOUNT_QUOTAS, **({SERVERLESS_QUOTA: quota} if quota is not None else {})}
+    parameters = SamTemplate.load(overrides={"EndpointKind": "serverless", **overrides}).parameters
+    findings = run_preflight(clients(1000, 1000, quotas), parameters, "dog-breed-classifier")
+    verdicts = _verdicts(findings)
+    assert verdicts["serverless endpoint"] == verdict
+    # ml.m5.large for endpoint usage is 0 in this account: no instance is asked for, so it is not a blocker
+    assert not any(f.check.startswith("ml.m5.large for endpoint") for f in findings)
