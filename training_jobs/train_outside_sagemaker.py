@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="a folder holding the ImageNet weights file (an air-gapped box); without it they are downloaded",
     )
+    parser.add_argument(
+        "--feature-cache-dir",
+        type=Path,
+        help="keep a frozen backbone's features here by content address and reuse them (reruns, tuning trials)",
+    )
     add_hyperparameter_arguments(parser)
     args = parser.parse_args(argv)
     test_dir = args.data_dir / "test"
@@ -44,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         show_progress=sys.stderr.isatty(),
         checkpoint_dir=args.checkpoint_dir,
         pretrained_dir=args.pretrained_dir,
+        feature_cache_dir=args.feature_cache_dir,
     )
     try:
         run_training(run)

@@ -19,6 +19,8 @@ TARGETS = (
     "DDP efficiency",
     "cost per 1M predictions on ml.m5.large",
     "cheapest measured option per 1M predictions",
+    "training, frozen ResNet-50",
+    "4-trial tuning, frozen ResNet-50",
 )
 
 
@@ -44,3 +46,7 @@ def test_a_small_bench_prints_every_target_with_a_verdict_and_writes_json_and_ma
     assert len(costs) == len(report["throughput"]) + 2 + 1 and all(row["usd"] > 0 for row in costs)
     assert any(row["option"].startswith("serverless") for row in costs)
     assert report["endpoint_cold_start"]["project"]["median_ms"] > 0
+    # Training's cost: both recipes ran, each tuning trial too
+    training = report["training_cost"]
+    assert training["run"]["course_style"]["seconds"] > 0 and training["run"]["project"]["seconds"] > 0
+    assert 0 <= training["accuracy_pretrained"]["project"] <= 1

@@ -27,6 +27,13 @@ def _positive(kind):
     return parse
 
 
+def _views(text: str) -> int:
+    views = _positive(int)(text)
+    if views > 16:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most 16 views (each one is a backbone pass over the images)")
+    return views
+
+
 def _boolean(text: str) -> bool:
     # SageMaker sends booleans as the strings "True"/"False".
     lowered = text.strip().lower()
@@ -63,6 +70,18 @@ def add_hyperparameter_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.freeze_backbone,
         metavar="{true,false}",
         help="train only the head, as the original notebook did",
+    )
+    group.add_argument(
+        "--feature-cache",
+        choices=("auto", "off"),
+        default=defaults.feature_cache,
+        help="auto: with a frozen pretrained backbone, compute its features once and train the head on them",
+    )
+    group.add_argument(
+        "--cached-views",
+        type=_views,
+        default=defaults.cached_views,
+        help="views of each training image the cache holds: 1 centre crop, 2 and its mirror, more seeded augmentations",
     )
     group.add_argument("--image-size", type=_positive(int), default=defaults.image_size)
     group.add_argument("--num-workers", type=int, default=defaults.num_workers, help="data-loader worker processes")

@@ -89,3 +89,12 @@ def sum_across_processes(values: list[float], device: torch.device) -> list[floa
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor.tolist()
+
+
+def gather_from_processes(value):
+    """Every process's ``value``, in rank order (a list of one outside a process group)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [value]
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered

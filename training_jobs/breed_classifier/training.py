@@ -22,16 +22,28 @@ from torch.nn.parallel import DistributedDataParallel
 
 from breed_classifier.artifact import save_artifact
 from breed_classifier.curves import write_training_curves
-from breed_classifier.data import DataSplits, load_datasets, make_loader
+from breed_classifier.data import DataSplits, image_folder, load_datasets, make_loader
 from breed_classifier.distributed import (
     ProcessGroupSpec,
+    gather_from_processes,
     detect_process_group,
     start_process_group,
     stop_process_group,
     sum_across_processes,
 )
+from breed_classifier.feature_cache import (
+    CachedViews,
+    Features,
+    FeatureSpec,
+    FeatureStore,
+    backbone_digest,
+    compute_features,
+    data_digest,
+    training_views,
+)
 from breed_classifier.metrics import metric_line
 from breed_classifier.model import NORMALISATION, ModelConfig, build_model
+from breed_classifier.preprocessing import eval_transform
 from breed_classifier.progress import Progress, load_checkpoint, run_identity, save_checkpoint
 
 logger = logging.getLogger("breed_classifier")
@@ -51,6 +63,10 @@ class Hyperparameters:
     image_size: int = 224
     num_workers: int = 2
     seed: int = 42
+    # auto: a frozen pretrained backbone's features are computed once and the head trains on them
+    # (breed_classifier.feature_cache); off: the backbone runs on every image every epoch
+    feature_cache: str = "auto"
+    cached_views: int = 2  # views of each training image in the cache: centre, mirror, then seeded augmentations
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,14 @@ class TrainingRun:
     run_name: str | None = None
     # ImageNet weights to start from (model.PRETRAINED_WEIGHTS names the file); None: download or weights package
     pretrained_dir: Path | None = None
+    # Where computed backbone features are kept by content address and found again (None: computed every run)
+    feature_cache_dir: Path | None = None
+
+    @property
+    def uses_feature_cache(self) -> bool:
+        """A frozen backbone gives the same features every epoch (whatever its weights): computed once."""
+        hp = self.hyperparameters
+        return hp.freeze_backbone and hp.feature_cache != "off"
 
 
 @dataclass
@@ -98,7 +122,7 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
     setup.network.load_state_dict(progress.best_state)
     test = None
     if "test" in setup.loaders:
-        test_loss, test_accuracy = _run_epoch(setup.network, setup.loaders["test"], setup.device)
+        test_loss, test_accuracy = _run_epoch(setup.scorer, setup.loaders["test"], setup.device)
         test = {"test_loss": test_loss, "test_accuracy": test_accuracy}
         emit(metric_line(**test))
     result = TrainingResult(
@@ -113,8 +137,10 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
 
 @dataclass
 class Setup:
-    """What one process trains with: device, network (DDP-wrapped as ``model`` when distributed), data,
-    and the checkpoint it resumes from, if any (its weights are already in the network)."""
+    """What one process trains with: device, network (what trains DDP-wrapped as ``model`` when distributed), data,
+    and the checkpoint it resumes from, if any (its weights are already in the network). With the feature cache,
+    ``model`` and ``scorer`` are the head and the loaders give features; otherwise the whole network and images.
+    ``frozen``: the backbone kept in evaluation mode while the rest trains."""
 
     device: torch.device
     classes: list[str]
@@ -124,6 +150,8 @@ class Setup:
     optimizer: torch.optim.Optimizer
     loaders: dict
     checkpoint: dict | None
+    scorer: nn.Module
+    frozen: nn.Module | None = None
 
 
 def _set_up(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]) -> Setup:
@@ -147,17 +175,69 @@ def _set_up(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None
     checkpoint = load_checkpoint(run.checkpoint_dir, device, run_identity(run, classes), emit)
     if checkpoint:
         network.load_state_dict(checkpoint["model"])  # before DDP, which starts every rank from rank 0's weights
-    model = DistributedDataParallel(network) if spec.is_distributed else network
+    frozen = network[0] if hp.freeze_backbone else None
+    if run.uses_feature_cache:
+        datasets = cached_features(run, spec, network[0], datasets, mean, std, device, emit)
+        trained, scorer = network[1], network[1]
+    else:
+        trained, scorer = network, network
+    model = DistributedDataParallel(trained) if spec.is_distributed else trained
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=hp.learning_rate)
+    workers = 0 if run.uses_feature_cache else hp.num_workers  # features are in memory: no loader processes
     loaders = {
-        name: make_loader(dataset, hp.batch_size, name == "train", hp.num_workers, spec.rank, spec.world_size)
+        name: make_loader(dataset, hp.batch_size, name == "train", workers, spec.rank, spec.world_size)
         for name, dataset in datasets.items()
     }
     emit(
         f"training {hp.architecture} on {len(datasets['train'])} images, {len(classes)} classes, "
         f"{spec.world_size} process(es), device {device.type}"
+        + (", head on cached backbone features" if run.uses_feature_cache else "")
     )
-    return Setup(device, classes, config, network, model, optimizer, loaders, checkpoint)
+    return Setup(device, classes, config, network, model, optimizer, loaders, checkpoint, scorer, frozen)
+
+
+def cached_features(run: TrainingRun, spec: ProcessGroupSpec, backbone: nn.Module, datasets: dict, mean, std, device, emit):
+    """The splits as backbone features: found in the store by content address, or computed once (each process its
+    share of the images, gathered so every process holds them all) and stored by the first process."""
+    hp = run.hyperparameters
+    roots = [run.data.train, run.data.valid] + ([run.data.test] if run.data.test else [])
+    feature_spec = FeatureSpec(
+        hp.architecture, backbone_digest(backbone), data_digest(roots), hp.image_size, tuple(mean), tuple(std),
+        hp.cached_views, hp.seed,
+    )
+    store = FeatureStore(run.feature_cache_dir) if run.feature_cache_dir else None
+    stored = store.get(feature_spec) if store else None
+    if stored is not None:
+        emit(f"feature cache hit {feature_spec.key}: the backbone does not run")
+    else:
+        views = training_views(
+            image_folder(run.data.train, eval_transform(hp.image_size, mean, std)), datasets["train"], hp.cached_views,
+            hp.seed,
+        )
+        sources = {"train": views, **{name: [datasets[name]] for name in datasets if name != "train"}}
+        emit(
+            f"feature cache miss {feature_spec.key}: computing the backbone's features once "
+            f"({len(datasets['train'])} training images x {len(views)} views, and the other splits)"
+        )
+        stored = {}
+        for name, split_views in sources.items():
+            count = len(split_views[0])
+            mine = list(range(spec.rank, count, spec.world_size))
+            computed = [compute_features(backbone, view, mine, hp.batch_size, device, hp.num_workers) for view in split_views]
+            shards = gather_from_processes((mine, torch.stack(computed, 1)))
+            features = torch.empty(count, len(split_views), shards[0][1].shape[-1])
+            for indices, values in shards:
+                features[indices] = values
+            targets = torch.tensor([target for _, target in datasets[name].samples])
+            stored[name] = {"features": features, "targets": targets}
+        if store is not None and spec.is_main:
+            emit(f"feature cache: stored {feature_spec.key} at {store.put(feature_spec, stored)}")
+    train = stored["train"]
+    result = {"train": CachedViews(train["features"], train["targets"], hp.seed)}
+    for name in datasets:
+        if name != "train":
+            result[name] = Features(stored[name]["features"][:, 0], stored[name]["targets"])
+    return result
 
 
 def _fit(run: TrainingRun, spec: ProcessGroupSpec, setup: Setup, progress: Progress, emit: Callable[[str], None]):
@@ -166,13 +246,16 @@ def _fit(run: TrainingRun, spec: ProcessGroupSpec, setup: Setup, progress: Progr
     for epoch in range(progress.first_epoch, hp.epochs + 1):
         if hasattr(setup.loaders["train"].sampler, "set_epoch"):
             setup.loaders["train"].sampler.set_epoch(epoch)
+        if hasattr(setup.loaders["train"].dataset, "set_epoch"):  # the cached view of each image this epoch
+            setup.loaders["train"].dataset.set_epoch(epoch)
         timing = EpochTiming()
         train_loss, train_accuracy = _run_epoch(
-            setup.model, setup.loaders["train"], setup.device, setup.optimizer, run.show_progress, epoch, timing
+            setup.model, setup.loaders["train"], setup.device, setup.optimizer, run.show_progress, epoch, timing,
+            frozen=setup.frozen,
         )
         # Evaluation runs on the bare network: its shards may differ in length, and DDP's forward would
         # wait for a collective on the process with one batch fewer.
-        valid_loss, valid_accuracy = _run_epoch(setup.network, setup.loaders["valid"], setup.device)
+        valid_loss, valid_accuracy = _run_epoch(setup.scorer, setup.loaders["valid"], setup.device)
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -204,11 +287,21 @@ class EpochTiming:
 
 
 def _run_epoch(
-    model: nn.Module, loader, device, optimizer=None, show_progress=False, epoch=0, timing: EpochTiming | None = None
+    model: nn.Module,
+    loader,
+    device,
+    optimizer=None,
+    show_progress=False,
+    epoch=0,
+    timing: EpochTiming | None = None,
+    frozen: nn.Module | None = None,
 ) -> tuple[float, float]:
-    """One pass over this process's shard; returns (loss, accuracy) per sample over all processes."""
+    """One pass over this process's shard; returns (loss, accuracy) per sample over all processes. ``frozen`` (a
+    frozen backbone) stays in evaluation mode while the rest trains: its batch norm keeps ImageNet's statistics."""
     training = optimizer is not None
     model.train(training)
+    if frozen is not None:
+        frozen.eval()
     loss_sum, correct, count = 0.0, 0, 0
     waited = computed = 0.0
     criterion = nn.CrossEntropyLoss(reduction="sum")
@@ -217,7 +310,9 @@ def _run_epoch(
         for step, (images, targets) in enumerate(loader, start=1):
             fetched = time.perf_counter()
             waited += fetched - fetch_started
-            images, targets = images.to(device, memory_format=torch.channels_last), targets.to(device)
+            # images (N, C, H, W) in channels_last, as convolutions run fastest; cached features (N, D) as they are
+            layout = torch.channels_last if images.dim() == 4 else torch.preserve_format
+            images, targets = images.to(device, memory_format=layout), targets.to(device)
             outputs = model(images)
             loss = criterion(outputs, targets)
             if training:

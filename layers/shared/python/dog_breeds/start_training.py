@@ -49,6 +49,8 @@ HYPERPARAMETER_NAMES = (
     "image-size",
     "num-workers",
     "seed",
+    "feature-cache",
+    "cached-views",
 )
 # The regexes of training_jobs/breed_classifier/metrics.py (checked equal by a test).
 _NUMBER = r"([0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"

@@ -1,0 +1,69 @@
+"""Frozen-backbone training with the feature cache: real EfficientNet-Lite0 ImageNet weights on generated images.
+
+The backbone runs once per run (or not at all on a hit), the frozen backbone's batch-norm statistics stay
+ImageNet's, a changed transform or backbone misses, and two SageMaker hosts train together on gathered features.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from breed_classifier.artifact import load_artifact
+from breed_classifier.model import ModelConfig, build_model
+from offline_stack.synthetic_images import write_image_folder
+from tests.support.training import run_entry_point, run_sagemaker_hosts
+
+FROZEN = [
+    "--architecture", "efficientnet_lite0", "--pretrained", "true", "--freeze-backbone", "true",
+    "--image-size", "64", "--epochs", "4", "--batch-size", "16", "--learning-rate", "0.01", "--num-workers", "0",
+]
+
+
+def train(data, tmp_path, name: str, *extra: str, cache=None):
+    arguments = ["--data-dir", str(data), "--model-dir", str(tmp_path / name / "model"),
+                 "--output-dir", str(tmp_path / name / "output"), *FROZEN, *extra]
+    if cache is not None:
+        arguments += ["--feature-cache-dir", str(cache)]
+    result = run_entry_point("train_outside_sagemaker.py", *arguments)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def test_the_backbone_runs_once_reruns_hit_and_a_changed_transform_or_backbone_misses(tmp_path):
+    data = write_image_folder(tmp_path / "data", {"train": 24, "valid": 8, "test": 8}, classes=4)
+    cache = tmp_path / "cache"
+    first = train(data, tmp_path, "first", cache=cache)
+    assert "feature cache miss" in first and "head on cached backbone features" in first
+    assert len(list(cache.rglob("features.pt"))) == 1
+    again = train(data, tmp_path, "again", "--learning-rate", "0.02", cache=cache)  # another tuning trial
+    assert "feature cache hit" in again and "feature cache miss" not in again
+    other_size = train(data, tmp_path, "size", "--image-size", "72", cache=cache)  # another transform
+    assert "feature cache miss" in other_size
+    mirrored_only = train(data, tmp_path, "views", "--cached-views", "1", cache=cache)
+    assert "feature cache miss" in mirrored_only
+    assert len(list(cache.rglob("features.pt"))) == 3
+    # the backbone digest is part of the key: other weights (a fine-tuned backbone, another release) miss
+    off = train(data, tmp_path, "off", "--feature-cache", "off")
+    assert "feature cache" not in off
+
+
+def test_a_frozen_backbone_keeps_imagenets_weights_and_batch_norm_statistics(tmp_path):
+    data = write_image_folder(tmp_path / "data", {"train": 24, "valid": 8}, classes=4)
+    imagenet = build_model(ModelConfig.for_architecture("efficientnet_lite0", 4, 64), pretrained=True)[0].state_dict()
+    for mode in ("auto", "off"):
+        train(data, tmp_path, mode, "--feature-cache", mode)
+        trained = load_artifact(tmp_path / mode / "model").network[0].state_dict()
+        drifted = [name for name, value in imagenet.items() if not torch.equal(value, trained[name])]
+        assert drifted == [], f"feature cache {mode}: the frozen backbone changed: {drifted[:3]}"
+
+
+def test_two_hosts_train_the_head_on_gathered_features_and_agree(tmp_path):
+    data = write_image_folder(tmp_path / "data", {"train": 25, "valid": 9, "test": 9}, classes=4)
+    runs = run_sagemaker_hosts(tmp_path / "job", {"training": data}, hosts=2, extra_args=FROZEN)
+    assert [run.returncode for run in runs] == [0, 0], runs[0].output[-3000:] + runs[1].output[-3000:]
+    main = runs[0].output
+    assert "feature cache miss" in main and "2 process(es)" in main and "head on cached backbone features" in main
+    epochs = [line for line in main.splitlines() if "valid_loss=" in line]
+    assert len(epochs) >= 1 and "test_accuracy=" in main
+    assert load_artifact(runs[0].model_dir).config.architecture == "efficientnet_lite0"
+    assert not (runs[1].model_dir / "model.pt").exists()  # only rank 0 writes
