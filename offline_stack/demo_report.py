@@ -56,6 +56,20 @@ def write_report(result: DemoResult, job_dir: Path, work_dir: Path) -> None:
             f"| {row['epoch']}{mark} | {row['train_loss']:.4f} | {row['train_accuracy']:.4f} "
             f"| {row['valid_loss']:.4f} | {row['valid_accuracy']:.4f} |"
         )
+    if result.trials:
+        lines += [
+            "",
+            "## Tuning on cached features",
+            "",
+            "| job | learning rate | feature cache (start-training / the job) | last valid loss | last valid accuracy |",
+            "|---|---|---|---|---|",
+        ]
+        for trial in result.trials:
+            rate = "extract features" if trial.learning_rate is None else f"{trial.learning_rate:g}"
+            loss = "" if trial.valid_loss is None else f"{trial.valid_loss:.4f}"
+            accuracy = "" if trial.valid_accuracy is None else f"{trial.valid_accuracy:.4f}"
+            found = trial.feature_cache.split(" ")[0]
+            lines.append(f"| `{trial.job_name}` | {rate} | {found} / {trial.job_said} | {loss} | {accuracy} |")
     lines += ["", "## Predictions", "", "| image | expected | top prediction | probability |", "|---|---|---|---|"]
     for prediction in result.predictions:
         top = prediction.answer.get("predictions", [{}])[0]

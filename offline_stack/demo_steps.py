@@ -77,6 +77,7 @@ class DemoResult:
     seconds: float = 0.0
     gate: str = ""
     generated_data: bool = True
+    trials: list = field(default_factory=list)  # the tuning step's jobs (Trial), extraction first
 
 
 def sample_images(classes: int) -> list[tuple[str, bytes, str, str | None]]:
@@ -122,13 +123,13 @@ class TrainedModel:
 def write_demo_data(stack: OfflineStack, data_dir: Path | None, say=print) -> list[tuple[str, bytes, str, str | None]]:
     """Upload ``data_dir`` (or a small generated data set) to the bucket's data/; return sample images."""
     if data_dir is None:
-        say("[1/7] making a small generated data set (4 breeds, 64 x 64 images)")
+        say("[1/8] making a small generated data set (4 breeds, 64 x 64 images)")
         data_dir = write_image_folder(
             stack.work_dir / "data", {"train": 30, "valid": 10, "test": 10}, classes=len(CLASS_FOLDERS)
         )
         samples = sample_images(len(CLASS_FOLDERS))
     else:
-        say(f"[1/7] using the data set in {data_dir}")
+        say(f"[1/8] using the data set in {data_dir}")
         samples = dataset_samples(data_dir)
     files = sorted(p for p in data_dir.rglob("*") if p.is_file())
     for path in files:
@@ -148,7 +149,7 @@ def write_imagenet_weights(stack: OfflineStack, hyperparameters: dict, say=print
 
 def run_pipeline(stack: OfflineStack, hyperparameters: dict, say=print) -> tuple[TrainedModel, dict, dict, str]:
     """The pipeline itself (statemachine/pipeline.asl.json) in moto's Step Functions, its states as they happen."""
-    say("[2/7] the pipeline: train (2 processes as 2 hosts) -> register -> gate -> deploy -> scale")
+    say("[2/8] the pipeline: train (2 processes as 2 hosts) -> register -> gate -> deploy -> scale")
     execution = stack.pipeline.run({"training": {"hyperparameters": hyperparameters, "instance_count": 2}}, say=say)
     output = execution.output or {}
     if execution.status != "SUCCEEDED":
@@ -156,14 +157,77 @@ def run_pipeline(stack: OfflineStack, hyperparameters: dict, say=print) -> tuple
     say(f"      execution history: {len(execution.history)} events (AWS fails one at {HISTORY_EVENT_LIMIT:,})")
     job_name = output["started"]["training_job_name"]
     job = stack.sagemaker.describe_training_job(TrainingJobName=job_name)
-    say(f"[3/7] {output['candidate']['reason']}")
+    say(f"[3/8] {output['candidate']['reason']}")
     say(f"      registered as {output['candidate']['model_package_arn']}")
     deployment, scaling = output["deployment"], output["autoscaling"]
-    say(f"[4/7] endpoint {deployment['endpoint_name']} {deployment['action']} ({deployment['endpoint_config_name']})")
+    say(f"[4/8] endpoint {deployment['endpoint_name']} {deployment['action']} ({deployment['endpoint_config_name']})")
     say(f"      auto-scaling on {scaling['resource_id']} ({scaling['policy_name']})")
     hosts = min(job["ResourceConfig"]["InstanceCount"], stack.executor.max_hosts)
     model = TrainedModel(job_name, hosts, job["ModelArtifacts"]["S3ModelArtifacts"], stack.executor.work_dir / job_name)
     return model, deployment, scaling, output["candidate"]["reason"]
+
+
+TUNING_LEARNING_RATES = (0.001, 0.003, 0.01, 0.03)
+
+
+@dataclass
+class Trial:
+    job_name: str
+    learning_rate: float | None  # None: the extraction job
+    feature_cache: str  # what the start-training function found: "hit <folder>", "miss <folder>", "extracting ..."
+    job_said: str  # the job's own "feature cache ..." line
+    valid_loss: float | None = None
+    valid_accuracy: float | None = None
+
+
+def tune(stack: OfflineStack, hyperparameters: dict, say=print, timeout_seconds: float = 900) -> list[Trial]:
+    """A small tuning run as a tuner would make it: the frozen backbone's features extracted once into the feature
+    cache (an ``extract_features`` job), then one trial per learning rate, each given the cached features as its
+    ``features`` channel instead of running the backbone. Every trial's hit or miss is printed from its own log."""
+    say(f"      tuning: {len(TUNING_LEARNING_RATES)} learning rates on the frozen backbone's cached features")
+    if not (hyperparameters.get("freeze-backbone", True) and hyperparameters.get("feature-cache", "auto") != "off"):
+        say("      (skipped: the backbone is fine-tuned or the feature cache is off, so there is nothing to cache)")
+        return []
+    extraction = stack.invoke(
+        "StartTrainingFunction", {"hyperparameters": hyperparameters, "extract_features": True, "instance_count": 1}
+    )
+    trials = [_finished(stack, Trial(extraction["training_job_name"], None, extraction["feature_cache"], ""), timeout_seconds)]
+    started = [
+        (rate, stack.invoke(
+            "StartTrainingFunction",
+            {"hyperparameters": {**hyperparameters, "learning-rate": rate}, "instance_count": 1},
+        ))
+        for rate in TUNING_LEARNING_RATES
+    ]
+    trials += [_finished(stack, Trial(a["training_job_name"], rate, a["feature_cache"], ""), timeout_seconds) for rate, a in started]
+    for trial in trials:
+        what = "extract features" if trial.learning_rate is None else f"learning rate {trial.learning_rate:g}"
+        result = (
+            f", valid loss {trial.valid_loss:.3f} accuracy {trial.valid_accuracy:.2f}"
+            if trial.valid_loss is not None and trial.valid_accuracy is not None
+            else ""
+        )
+        say(f"      {what}: start-training found {trial.feature_cache.split(' ')[0]}; the job said '{trial.job_said}'{result}")
+    return trials
+
+
+def _finished(stack: OfflineStack, trial: Trial, timeout_seconds: float) -> Trial:
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        job = stack.sagemaker.describe_training_job(TrainingJobName=trial.job_name)
+        if job["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"tuning job {trial.job_name} is still {job['TrainingJobStatus']}")
+        time.sleep(0.5)
+    if job["TrainingJobStatus"] != "Completed":
+        raise RuntimeError(f"tuning job {trial.job_name} {job['TrainingJobStatus']}: {job.get('FailureReason')}")
+    log = stack.executor.work_dir / trial.job_name / "algo-1" / "training.log"
+    said = [line.strip() for line in log.read_text(errors="replace").splitlines() if "feature cache" in line]
+    trial.job_said = said[0].split(":")[0] if said else "no feature cache line"
+    metrics = {item["MetricName"]: item["Value"] for item in job.get("FinalMetricDataList", [])}
+    trial.valid_loss, trial.valid_accuracy = metrics.get("valid:loss"), metrics.get("valid:accuracy")
+    return trial
 
 
 def deploy_starter_model(stack: OfflineStack, say=print) -> dict:
@@ -200,21 +264,24 @@ def run_demo(stack: OfflineStack, data_dir: Path | None, hyperparameters: dict, 
     samples = write_demo_data(stack, data_dir, say)
     write_imagenet_weights(stack, hyperparameters, say)
     model, deployment, scaling, gate = run_pipeline(stack, hyperparameters, say)
+    say("[5/8] tuning, as a tuner runs it: the frozen backbone's features extracted once, then the trials")
+    trials = tune(stack, hyperparameters, say)
 
-    say("[5/7] POST /predictions through the local API: the trained model, on held-out images")
+    say("[6/8] POST /predictions through the local API: the trained model, on held-out images")
     api = stack.open_api()
     result = DemoResult(model.training_job_name, model.hosts, model.model_artifacts, deployment["action"], scaling)
     result.gate, result.generated_data = gate, data_dir is None
+    result.trials = trials
     for label, image, content_type, expected in samples:
         status, answer = post_image(api.url, image, content_type, sign=api.sign)
         result.predictions.append(Prediction(label, expected, status, answer))
-    say("[6/7] the starter model (ImageNet's dog breeds, real weights) on the same endpoint, then real photos")
+    say("[7/8] the starter model (ImageNet's dog breeds, real weights) on the same endpoint, then real photos")
     deploy_starter_model(stack, say)
     for label, image, content_type, expected in photo_samples():
         status, answer = post_image(api.url, image, content_type, sign=api.sign)
         result.predictions.append(Prediction(label, expected, status, answer))
     result.seconds = time.monotonic() - started
-    say("[7/7] report")
+    say("[8/8] report")
     write_report(result, model.job_dir, stack.work_dir)
     return result
 

@@ -23,6 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REPORT = PROJECT_ROOT / "coverage" / "gremlins" / "gremlins.json"
 SCORES = PROJECT_ROOT / ".offline" / "mutation" / "scores.json"
 TARGET = 85.0
+MUTANT_TIMEOUT_SECONDS = 20
 # Every module with logic that decides something a user would notice, tested by tests/unit.
 MODULES = (
     "layers/shared/python/dog_breeds/image_request.py",
@@ -68,6 +69,10 @@ def run(modules: list[str], workers: int) -> dict[str, dict]:
         "--gremlins",
         f"--gremlin-targets={','.join(modules)}",
         f"--gremlin-workers={workers}",
+        # Ten mutants per test process: a process imports torch and the project once, not once a mutant
+        "--gremlin-batch",
+        # A mutant's tests take seconds; the import-time mutants (whole suite, not scored) give up sooner
+        f"--gremlin-mutant-timeout={MUTANT_TIMEOUT_SECONDS}",
         "--gremlin-report=console,json",
     ]
     subprocess.run(command, cwd=PROJECT_ROOT, check=False)

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from breed_classifier.cli import add_hyperparameter_arguments, hyperparameters_from
+from breed_classifier.cli import add_hyperparameter_arguments, boolean, hyperparameters_from
 from breed_classifier.data import DataLayoutError, DataSplits
 from breed_classifier.model import PretrainedWeightsUnavailableError
 from breed_classifier.progress import CheckpointRefusedError
@@ -47,6 +47,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=_optional_path(env.get("SM_CHANNEL_PRETRAINED")),
         help="the folder holding the architecture's ImageNet weights file (the job's 'pretrained' channel); "
         "the job runs with network isolation, so nothing is downloaded",
+    )
+    parser.add_argument(
+        "--feature-cache-dir",
+        type=Path,
+        default=_optional_path(env.get("SM_CHANNEL_FEATURES")),
+        help="backbone features an earlier job extracted (the job's 'features' channel); checked before use",
+    )
+    parser.add_argument(
+        "--extract-features",
+        type=boolean,
+        default=False,
+        metavar="{true,false}",
+        help="compute the frozen backbone's features into the model folder (the feature cache) and train nothing",
     )
     checkpoints = Path(SAGEMAKER_CHECKPOINTS)
     parser.add_argument(
@@ -98,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint_dir=args.checkpoint_dir,
             run_name=args.run_name,
             pretrained_dir=args.pretrained_dir,
+            feature_cache_dir=args.feature_cache_dir,
+            extract_features=args.extract_features,
         )
         run_training(run, emit=lambda line: print(line, flush=True))
     except (DataLayoutError, PretrainedWeightsUnavailableError, CheckpointRefusedError) as exc:

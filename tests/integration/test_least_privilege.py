@@ -163,13 +163,18 @@ def run_as_sagemaker(control_plane, roles: Roles, tmp_path) -> None:
     code, weights = "code/training_jobs-1/sourcedir.tar.gz", "pretrained/resnet50-11ad3fa6.pth"
     operator.put_object(Bucket=OFFLINE_BUCKET, Key=code, Body=_tarball("train.py"))
     operator.put_object(Bucket=OFFLINE_BUCKET, Key=weights, Body=b"tensors")
-    # the job's channels (isolated jobs get their code and ImageNet weights as channels too)
-    for channel, key in (("training", "data/"), ("pretrained", weights), ("code", code)):
+    features = "feature-cache/0123/extract-job/output/model.tar.gz"  # an extraction job's output, from before
+    operator.put_object(Bucket=OFFLINE_BUCKET, Key=features, Body=_tarball("0123/features.pt"))
+    # the job's channels (isolated jobs get their code, ImageNet weights and cached features as channels too)
+    for channel, key in (("training", "data/"), ("pretrained", weights), ("code", code), ("features", "feature-cache/0123/")):
         LocalTrainingExecutor._download_prefix(s3, f"s3://{OFFLINE_BUCKET}/{key}", tmp_path / channel)
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "model.pt").write_bytes(b"weights")
     job = {"OutputDataConfig": {"S3OutputPath": f"s3://{OFFLINE_BUCKET}/training-output"}}
     LocalTrainingExecutor._upload_model(s3, job, "job", tmp_path / "model", tmp_path / "model.tar.gz")
+    # an extraction job's model.tar.gz (the features) goes to the feature cache
+    job = {"OutputDataConfig": {"S3OutputPath": f"s3://{OFFLINE_BUCKET}/feature-cache/4567"}}
+    LocalTrainingExecutor._upload_model(s3, job, "extract", tmp_path / "model", tmp_path / "features.tar.gz")
 
 
 def run_as_endpoint(control_plane, roles: Roles, tmp_path) -> None:

@@ -60,6 +60,24 @@ def test_the_answers_come_from_the_model_trained_in_this_run(demo):
         assert f"      -> {state}" in lines
 
 
+def test_the_tuning_step_extracts_the_features_once_and_every_trial_hits_the_cache(demo):
+    stack, result, lines = demo
+    extraction, *trials = result.trials
+    assert extraction.learning_rate is None and extraction.feature_cache.startswith("extracting into feature-cache/")
+    assert extraction.job_said.startswith("feature cache miss")  # it computed them, once
+    folder = extraction.feature_cache.split(" ")[-1]
+    assert [t.learning_rate for t in trials] == [0.001, 0.003, 0.01, 0.03]
+    for trial in trials:
+        assert trial.feature_cache == f"hit {folder}"  # start-training found them in S3 and gave them as a channel
+        assert trial.job_said.startswith("feature cache hit")  # and the job used them: its backbone did not run
+        assert trial.valid_accuracy is not None
+    keys = [o["Key"] for o in stack.s3.list_objects_v2(Bucket=stack.bucket, Prefix=folder)["Contents"]]
+    assert keys == [f"{folder}{extraction.job_name}/output/model.tar.gz"]
+    assert any("start-training found hit" in line for line in lines)
+    report = (stack.work_dir / "report.md").read_text()
+    assert "## Tuning on cached features" in report and report.count("| hit / feature cache hit") == 4
+
+
 def test_the_report_says_what_was_trained_how_it_went_and_that_the_data_was_generated(demo):
     stack, result, _ = demo
     report = (stack.work_dir / "report.md").read_text()

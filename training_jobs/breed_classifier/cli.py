@@ -34,7 +34,7 @@ def _views(text: str) -> int:
     return views
 
 
-def _boolean(text: str) -> bool:
+def boolean(text: str) -> bool:
     # SageMaker sends booleans as the strings "True"/"False".
     lowered = text.strip().lower()
     if lowered in ("true", "1", "yes"):
@@ -59,14 +59,14 @@ def add_hyperparameter_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--architecture", choices=ARCHITECTURES, default=defaults.architecture)
     group.add_argument(
         "--pretrained",
-        type=_boolean,
+        type=boolean,
         default=defaults.pretrained,
         metavar="{true,false}",
         help="start from ImageNet weights (downloaded; needs internet)",
     )
     group.add_argument(
         "--freeze-backbone",
-        type=_boolean,
+        type=boolean,
         default=defaults.freeze_backbone,
         metavar="{true,false}",
         help="train only the head, as the original notebook did",

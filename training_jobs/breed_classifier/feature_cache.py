@@ -24,8 +24,10 @@ keeps features under that key; a changed transform, backbone or data set misses 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
+import tarfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -138,13 +140,26 @@ class FeatureStore:
         return self.root / spec.key / FEATURES_FILE
 
     def get(self, spec: FeatureSpec) -> dict | None:
+        """The features of ``spec``: ``<key>/features.pt`` under the root, or inside a ``model.tar.gz`` under it
+        (an extraction job's output, as its ``features`` channel delivers it); None when absent or not these."""
         path = self.path(spec)
-        if not path.is_file():
-            return None
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-        if stored.get("spec") != asdict(spec):  # a digest collision or a hand-copied file: not these features
+        if path.is_file():
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            stored = self._from_archives(f"{spec.key}/{FEATURES_FILE}")
+        if stored is None or stored.get("spec") != asdict(spec):  # a collision or a hand-copied file: not these
             return None
         return stored
+
+    def _from_archives(self, member: str) -> dict | None:
+        for archive in sorted(self.root.rglob("model.tar.gz")) if self.root.is_dir() else []:
+            with tarfile.open(archive) as tar:
+                names = {name.removeprefix("./"): name for name in tar.getnames()}
+                if member in names:
+                    data = tar.extractfile(names[member])
+                    if data is not None:
+                        return torch.load(io.BytesIO(data.read()), map_location="cpu", weights_only=True)
+        return None
 
     def put(self, spec: FeatureSpec, features: dict) -> Path:
         path = self.path(spec)

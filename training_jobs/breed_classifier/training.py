@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from breed_classifier.artifact import save_artifact
 from breed_classifier.curves import write_training_curves
-from breed_classifier.data import DataSplits, image_folder, load_datasets, make_loader
+from breed_classifier.data import DataLayoutError, DataSplits, image_folder, load_datasets, make_loader
 from breed_classifier.distributed import (
     ProcessGroupSpec,
     gather_from_processes,
@@ -84,6 +84,8 @@ class TrainingRun:
     pretrained_dir: Path | None = None
     # Where computed backbone features are kept by content address and found again (None: computed every run)
     feature_cache_dir: Path | None = None
+    # Compute the frozen backbone's features into model_dir (by content address) and train nothing
+    extract_features: bool = False
 
     @property
     def uses_feature_cache(self) -> bool:
@@ -114,6 +116,13 @@ def run_training(run: TrainingRun, emit: Callable[[str], None] = print) -> Train
 
 def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]) -> TrainingResult:
     started = time.monotonic()
+    if run.extract_features:
+        if not run.uses_feature_cache:
+            raise DataLayoutError("--extract-features needs --freeze-backbone true and --feature-cache auto")
+        # The model folder is the store: the job's model.tar.gz is the features, found again by their key
+        setup = _set_up(replace(run, feature_cache_dir=run.model_dir), spec, emit)
+        emit(f"features extracted to {run.model_dir}; no model was trained")
+        return TrainingResult([], 0, None, setup.classes, False, time.monotonic() - started)
     setup = _set_up(run, spec, emit)
     progress = Progress.resumed(setup.checkpoint, setup, emit) if setup.checkpoint else Progress()
     _fit(run, spec, setup, progress, emit)

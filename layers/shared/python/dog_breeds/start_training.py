@@ -32,7 +32,7 @@ from typing import Any
 from dog_breeds.aws_names import INSTANCE_TYPE, tags
 from dog_breeds.container_images import DEBUGGER_RULES_IMAGE, TRAINING_IMAGE, UnsupportedRegionError, image_uri
 from dog_breeds.control_events import boolean, deployment_specific, from_event, read_event, text_matching, whole_number
-from dog_breeds.errors import ResourceExistsError
+from dog_breeds.errors import InvalidEventError, ResourceExistsError
 from dog_breeds.ports import AwsDocument, TrainingJobs
 from dog_breeds.settings import ControlPlaneSettings, TrainingDefaults
 from dog_breeds.training_code import CODE_PREFIX, SOURCE_FILE
@@ -78,6 +78,8 @@ SYSTEM_MONITOR_INTERVAL_MS = 500
 ENTRY_POINT = "train.py"
 DATA_PREFIX, OUTPUT_PREFIX, CHECKPOINT_PREFIX = "data/", "training-output", "checkpoints"
 PRETRAINED_PREFIX = "pretrained/"
+# Backbone features of frozen-backbone jobs, by a digest of what they depend on (breed_classifier.feature_cache)
+FEATURE_CACHE_PREFIX = "feature-cache/"
 # training_jobs/breed_classifier/model.py's PRETRAINED_WEIGHTS (checked equal by a test): the file each
 # architecture's 'pretrained' channel holds, under s3://<bucket>/pretrained/ (make upload-weights puts it there).
 PRETRAINED_WEIGHTS = {
@@ -117,6 +119,8 @@ class TrainingJobRequest:
     source_s3_uri: str | None = from_event(deployment_specific, None)
     data_prefix: str = from_event(text_matching(_PREFIX, "an S3 key prefix ending in '/', such as data/"), DATA_PREFIX)
     use_debugger: bool = from_event(boolean)
+    # Compute the frozen backbone's features into the feature cache and train nothing (before tuning trials)
+    extract_features: bool = from_event(boolean, False)
     # The same token names the same job: a retried start finds the job it started instead of starting another
     idempotency_token: str | None = from_event(
         text_matching(
@@ -144,11 +148,49 @@ def idempotent_job_name(prefix: str, idempotency_token: str) -> str:
     return f"{prefix}-run-{hashlib.sha256(idempotency_token.encode()).hexdigest()[:16]}"
 
 
-def create_training_job_request(request: TrainingJobRequest, settings: ControlPlaneSettings, job_name: str) -> dict:
-    """The ``CreateTrainingJob`` parameters for ``request``."""
+@dataclass(frozen=True)
+class FeatureCache:
+    """Where a frozen-backbone job's features are kept (``folder``, under FEATURE_CACHE_PREFIX) and whether an
+    earlier job put them there (``hit``: they come in as the job's ``features`` channel)."""
+
+    folder: str
+    hit: bool
+
+
+def feature_cache_folder(hyperparameters: dict[str, Any], data: list[tuple[str, str, int]]) -> str | None:
+    """The cache folder of a job with these hyperparameters on this data (its S3 objects' keys, ETags and sizes),
+    or None when the job caches nothing (backbone trained, or ``feature-cache`` off). The job itself checks the
+    features it is given against the backbone it loaded and the files it read, and computes them when they differ:
+    this address only finds them."""
+    if not _truthy(hyperparameters.get("freeze-backbone", True)) or hyperparameters.get("feature-cache") == "off":
+        return None
+    address = {
+        "architecture": hyperparameters.get("architecture", DEFAULT_ARCHITECTURE),
+        "weights": pretrained_weights_file(hyperparameters) or "not pretrained",
+        "image-size": hyperparameters.get("image-size", 224),
+        "cached-views": hyperparameters.get("cached-views", 2),
+        "seed": hyperparameters.get("seed", 42),
+        "data": sorted(data),
+    }
+    digest = hashlib.sha256(json.dumps(address, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return f"{FEATURE_CACHE_PREFIX}{digest}/"
+
+
+def _truthy(value: Any) -> bool:
+    return value.strip().lower() in ("true", "1", "yes") if isinstance(value, str) else bool(value)
+
+
+def create_training_job_request(
+    request: TrainingJobRequest, settings: ControlPlaneSettings, job_name: str, cache: FeatureCache | None = None
+) -> dict:
+    """The ``CreateTrainingJob`` parameters for ``request`` (with its feature cache, when it has one)."""
     bucket, region = settings.bucket, settings.region
     output_path = f"s3://{bucket}/{OUTPUT_PREFIX}"
+    if request.extract_features and cache is not None:  # the job's model.tar.gz is the features themselves
+        output_path = f"s3://{bucket}/{cache.folder.rstrip('/')}"
     hyperparameters = {name: json.dumps(value) for name, value in request.hyperparameters.items()}
+    if request.extract_features:
+        hyperparameters["extract-features"] = json.dumps(True)
     hyperparameters.update(
         {
             "sagemaker_program": json.dumps(ENTRY_POINT),
@@ -172,6 +214,7 @@ def create_training_job_request(request: TrainingJobRequest, settings: ControlPl
             _channel("training", f"s3://{bucket}/{request.data_prefix}"),
             *_pretrained_channel(request.hyperparameters, bucket),
             _channel("code", request.source_s3_uri),
+            *([_channel("features", f"s3://{bucket}/{cache.folder}")] if cache and cache.hit else []),
         ],
         "OutputDataConfig": {"S3OutputPath": output_path},
         "ResourceConfig": {
@@ -238,6 +281,7 @@ def start_training(
     request: TrainingJobRequest,
     settings: ControlPlaneSettings,
     deployed_code: Callable[[], str],
+    list_objects: Callable[[str], list[tuple[str, str, int]]] | None = None,
 ) -> dict:
     """Create the job; return what the pipeline needs next.
 
@@ -245,7 +289,18 @@ def start_training(
     when the event names no code of its own. With an ``idempotency_token`` the job's name is the token's, and a
     job of that name that exists already is the answer: Lambda and Step Functions retry an invocation whose
     answer was lost, and a second multi-instance job would cost as much as the first.
+
+    ``list_objects(prefix)`` lists the bucket (key, ETag, size): a frozen-backbone job's features are looked for
+    in the feature cache by what the data and hyperparameters are, and come in as its ``features`` channel when an
+    earlier ``extract_features`` job put them there (``"feature_cache": "hit"``); else the job computes them
+    itself, once (``"miss"``).
     """
+    cache = _feature_cache(request, list_objects)
+    if request.extract_features and cache is None:
+        raise InvalidEventError(
+            "extract_features needs a frozen backbone with the feature cache on (freeze-backbone true, "
+            f"feature-cache auto) and data under {DATA_PREFIX}"
+        )
     if request.idempotency_token is None:
         job_name = training_job_name(settings.job_name_prefix)
     else:
@@ -255,17 +310,40 @@ def start_training(
         if request.source_s3_uri is None:
             request = replace(request, source_s3_uri=deployed_code())
         try:
-            sagemaker.create_training_job(create_training_job_request(request, settings, job_name))
+            sagemaker.create_training_job(create_training_job_request(request, settings, job_name, cache))
         except ResourceExistsError:
             if request.idempotency_token is None:
                 raise
             started = False  # a concurrent retry created it between the describe and the create
+    output = cache.folder.rstrip("/") if request.extract_features and cache else OUTPUT_PREFIX
     return {
         "training_job_name": job_name,
         "started": started,
         "instance_count": request.instance_count,
-        "model_artifacts": f"s3://{settings.bucket}/{OUTPUT_PREFIX}/{job_name}/output/model.tar.gz",
+        "model_artifacts": f"s3://{settings.bucket}/{output}/{job_name}/output/model.tar.gz",
+        "feature_cache": _cache_outcome(request, cache),
     }
+
+
+def _feature_cache(request: TrainingJobRequest, list_objects) -> FeatureCache | None:
+    # The training role reads data under DATA_PREFIX only: another prefix has no cache (nor data the job can read)
+    if list_objects is None or not request.data_prefix.startswith(DATA_PREFIX):
+        return None
+    if feature_cache_folder(request.hyperparameters, []) is None:  # nothing to cache: the bucket is not listed
+        return None
+    folder = feature_cache_folder(request.hyperparameters, list_objects(request.data_prefix))
+    if folder is None:
+        return None
+    stored = [key for key, _, _ in list_objects(folder) if key.endswith("/output/model.tar.gz")]
+    return FeatureCache(folder, hit=bool(stored))
+
+
+def _cache_outcome(request: TrainingJobRequest, cache: FeatureCache | None) -> str:
+    if cache is None:
+        return "none"
+    if request.extract_features:
+        return f"extracting into {cache.folder}"
+    return f"hit {cache.folder}" if cache.hit else f"miss {cache.folder}"
 
 
 def _rule(name: str, image: str) -> dict:

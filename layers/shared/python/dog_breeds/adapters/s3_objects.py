@@ -18,3 +18,15 @@ def sha256_of(s3: Any, url: str) -> str:
     for chunk in iter(lambda: body.read(_CHUNK), b""):
         digest.update(chunk)
     return digest.hexdigest()
+
+
+def list_objects(s3: Any, bucket: str, prefix: str) -> list[tuple[str, str, int]]:
+    """(key, ETag, size) of every object under ``prefix``: what the objects are, without reading them."""
+    found = []
+    token: dict[str, str] = {}
+    while True:
+        page = call_aws("s3", s3, "list_objects_v2", Bucket=bucket, Prefix=prefix, **token)
+        found += [(item["Key"], item["ETag"], int(item["Size"])) for item in page.get("Contents", [])]
+        if not page.get("IsTruncated"):
+            return found
+        token = {"ContinuationToken": page["NextContinuationToken"]}
