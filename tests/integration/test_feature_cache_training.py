@@ -6,6 +6,8 @@ ImageNet's, a changed transform or backbone misses, and two SageMaker hosts trai
 
 from __future__ import annotations
 
+import json
+
 import torch
 
 from breed_classifier.artifact import load_artifact
@@ -67,3 +69,15 @@ def test_two_hosts_train_the_head_on_gathered_features_and_agree(tmp_path):
     assert len(epochs) >= 1 and "test_accuracy=" in main
     assert load_artifact(runs[0].model_dir).config.architecture == "efficientnet_lite0"
     assert not (runs[1].model_dir / "model.pt").exists()  # only rank 0 writes
+
+
+def test_a_spot_restart_resumes_the_head_from_its_checkpoint_on_the_same_cached_features(tmp_path):
+    data = write_image_folder(tmp_path / "data", {"train": 24, "valid": 8}, classes=4)
+    checkpoints, cache = tmp_path / "checkpoints", tmp_path / "cache"
+    first = train(data, tmp_path, "first", "--epochs", "2", "--checkpoint-dir", str(checkpoints), cache=cache)
+    assert "feature cache miss" in first
+    # the instance was reclaimed after epoch 2; the job restarts with the same checkpoint folder and cache
+    resumed = train(data, tmp_path, "resumed", "--epochs", "4", "--checkpoint-dir", str(checkpoints), cache=cache)
+    assert "resuming from the checkpoint after epoch 2" in resumed and "feature cache hit" in resumed
+    history = json.loads((tmp_path / "resumed" / "output" / "metrics.json").read_text())["history"]
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]

@@ -1,7 +1,7 @@
 """How the start-training function finds a frozen backbone's features in the feature cache (S3), and extracts them.
 
 Against an in-memory listing of the bucket and the in-memory SageMaker (tests/support/fakes.py);
-tests/integration/test_feature_cache_jobs.py runs extraction and a hit through the offline stack.
+tests/integration/test_offline_stack.py runs extraction and the hits through the offline stack (the demo's tuning step).
 """
 
 from __future__ import annotations
