@@ -71,10 +71,13 @@ def costs_per_million(results: dict) -> list[dict]:
     ]
     request = next(row for row in results["endpoint_requests"] if row["image"] == "500x375")
     seconds = request["project"].median_ms / 1000
-    million_a_month = Traffic(requests_per_day=1e6 / (730 / 24), peak_rps=1, model_seconds=seconds, serverless_seconds=seconds)
+    million_a_month = Traffic(
+        requests_per_day=1e6 / (730 / 24), peak_rps=1, model_seconds=seconds, serverless_seconds=seconds
+    )
     rows.append(
         {
-            "option": f"serverless {PRICED_SERVERLESS_MB} MB, ResNet-50 fp32 ({request['project'].median_ms:.0f} ms a request)",
+            "option": f"serverless {PRICED_SERVERLESS_MB} MB, ResNet-50 fp32 "
+            f"({request['project'].median_ms:.0f} ms a request)",
             "usd": serverless_endpoint_cost(PRICED_SERVERLESS_MB, million_a_month),
         }
     )

@@ -51,8 +51,16 @@ def training_cost(small: bool) -> dict:
         data = write_image_folder(work / "data", {"train": per_class[0] * 4, "valid": per_class[1] * 4}, 4, size)
         images = per_class[0] * 4
         base = Hyperparameters(
-            epochs=epochs, batch_size=16, learning_rate=0.003, patience=epochs, architecture="resnet50",
-            pretrained=False, freeze_backbone=True, image_size=image_size, num_workers=0, seed=42,
+            epochs=epochs,
+            batch_size=16,
+            learning_rate=0.003,
+            patience=epochs,
+            architecture="resnet50",
+            pretrained=False,
+            freeze_backbone=True,
+            image_size=image_size,
+            num_workers=0,
+            seed=42,
         )
         course = _run(data, work, "course", replace(base, feature_cache="off"), None)
         project = _run(data, work, "project", base, None)
@@ -62,12 +70,16 @@ def training_cost(small: bool) -> dict:
         ]
         store = work / "feature-store"
         project_trials = [
-            _run(data, work, f"project-{rate}", replace(base, learning_rate=rate), store) for rate in TUNING_LEARNING_RATES
+            _run(data, work, f"project-{rate}", replace(base, learning_rate=rate), store)
+            for rate in TUNING_LEARNING_RATES
         ]
         lite = replace(base, architecture="efficientnet_lite0", pretrained=True, learning_rate=0.01)
         course_lite = _run(data, work, "course-lite", replace(lite, feature_cache="off"), None)
         project_lite = _run(data, work, "project-lite", lite, None)
-    tuning = {"course_style": sum(t["seconds"] for t in course_trials), "project": sum(t["seconds"] for t in project_trials)}
+    tuning = {
+        "course_style": sum(t["seconds"] for t in course_trials),
+        "project": sum(t["seconds"] for t in project_trials),
+    }
     return {
         "epochs": epochs,
         "train_images": images,

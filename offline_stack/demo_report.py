@@ -61,7 +61,8 @@ def write_report(result: DemoResult, job_dir: Path, work_dir: Path) -> None:
             "",
             "## Tuning on cached features",
             "",
-            "| job | learning rate | feature cache (start-training / the job) | last valid loss | last valid accuracy |",
+            "| job | learning rate | feature cache (start-training / the job) | last valid loss "
+            "| last valid accuracy |",
             "|---|---|---|---|---|",
         ]
         for trial in result.trials:

@@ -191,15 +191,23 @@ def tune(stack: OfflineStack, hyperparameters: dict, say=print, timeout_seconds:
     extraction = stack.invoke(
         "StartTrainingFunction", {"hyperparameters": hyperparameters, "extract_features": True, "instance_count": 1}
     )
-    trials = [_finished(stack, Trial(extraction["training_job_name"], None, extraction["feature_cache"], ""), timeout_seconds)]
+    trials = [
+        _finished(stack, Trial(extraction["training_job_name"], None, extraction["feature_cache"], ""), timeout_seconds)
+    ]
     started = [
-        (rate, stack.invoke(
-            "StartTrainingFunction",
-            {"hyperparameters": {**hyperparameters, "learning-rate": rate}, "instance_count": 1},
-        ))
+        (
+            rate,
+            stack.invoke(
+                "StartTrainingFunction",
+                {"hyperparameters": {**hyperparameters, "learning-rate": rate}, "instance_count": 1},
+            ),
+        )
         for rate in TUNING_LEARNING_RATES
     ]
-    trials += [_finished(stack, Trial(a["training_job_name"], rate, a["feature_cache"], ""), timeout_seconds) for rate, a in started]
+    trials += [
+        _finished(stack, Trial(a["training_job_name"], rate, a["feature_cache"], ""), timeout_seconds)
+        for rate, a in started
+    ]
     for trial in trials:
         what = "extract features" if trial.learning_rate is None else f"learning rate {trial.learning_rate:g}"
         result = (
@@ -207,7 +215,10 @@ def tune(stack: OfflineStack, hyperparameters: dict, say=print, timeout_seconds:
             if trial.valid_loss is not None and trial.valid_accuracy is not None
             else ""
         )
-        say(f"      {what}: start-training found {trial.feature_cache.split(' ')[0]}; the job said '{trial.job_said}'{result}")
+        say(
+            f"      {what}: start-training found {trial.feature_cache.split(' ')[0]}; "
+            f"the job said '{trial.job_said}'{result}"
+        )
     return trials
 
 

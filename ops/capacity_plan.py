@@ -250,7 +250,9 @@ def break_even_requests_per_day(config: Configuration, traffic: Traffic, memory_
     serverless stays cheaper up to what ScalingMaxCapacity instances serve."""
 
     def serverless_dearer(per_day: float) -> bool:
-        at = Traffic(per_day, traffic.peak_rps, traffic.model_seconds, traffic.serverless_seconds, traffic.payload_bytes)
+        at = Traffic(
+            per_day, traffic.peak_rps, traffic.model_seconds, traffic.serverless_seconds, traffic.payload_bytes
+        )
         return serverless_endpoint_cost(memory_mb, at) >= instance_endpoint_cost(config, at)[0]
 
     ceiling = config.max_instances * TARGET_UTILISATION / traffic.model_seconds * 86400
@@ -299,8 +301,13 @@ def plot_kinds(config: Configuration, traffic: Traffic, memory_mb: int, path: Pa
 
     # 1 prediction a day up to what ScalingMaxCapacity instances serve (beyond it the instance endpoint refuses)
     ceiling = config.max_instances * TARGET_UTILISATION / traffic.model_seconds * 86400
-    days = [10 ** (step / 10) for step in range(0, 10 * math.ceil(math.log10(ceiling)) + 1) if 10 ** (step / 10) <= ceiling]
-    at = [Traffic(d, traffic.peak_rps, traffic.model_seconds, traffic.serverless_seconds, traffic.payload_bytes) for d in days]
+    days = [
+        10 ** (step / 10) for step in range(0, 10 * math.ceil(math.log10(ceiling)) + 1) if 10 ** (step / 10) <= ceiling
+    ]
+    at = [
+        Traffic(d, traffic.peak_rps, traffic.model_seconds, traffic.serverless_seconds, traffic.payload_bytes)
+        for d in days
+    ]
     figure, axes = pyplot.subplots(figsize=(7, 4.5), constrained_layout=True)
     axes.plot(days, [instance_endpoint_cost(config, t)[0] for t in at], label=f"instances ({config.instance_type})")
     axes.plot(days, [serverless_endpoint_cost(memory_mb, t) for t in at], label=f"serverless ({memory_mb} MB)")

@@ -109,10 +109,15 @@ def check_serverless(quotas: dict[str, float], parameters: dict[str, str]) -> Fi
     check = "serverless endpoint"
     if int(parameters["DataCapturePercent"]):
         return Finding(
-            check, f"DataCapturePercent={parameters['DataCapturePercent']}", BLOCKER, "serverless has no data capture: 0"
+            check,
+            f"DataCapturePercent={parameters['DataCapturePercent']}",
+            BLOCKER,
+            "serverless has no data capture: 0",
         )
     wanted = int(parameters["ServerlessMaxConcurrency"])
-    totals = {name: value for name, value in quotas.items() if "serverless" in name.lower() and "across" in name.lower()}
+    totals = {
+        name: value for name, value in quotas.items() if "serverless" in name.lower() and "across" in name.lower()
+    }
     total = next((value for name, value in totals.items() if "concurrency" in name.lower()), None)
     if total is None:
         return Finding(check, "no serverless concurrency quota listed", WARNING, "check it in Service Quotas")
@@ -160,7 +165,9 @@ def run_preflight(clients: dict, parameters: dict[str, str], stack_name: str) ->
         check_instances(quotas, training_usage, parameters["TrainingInstanceType"], training_count, training_count),
         check_serverless(quotas, parameters)
         if serverless
-        else check_instances(quotas, "endpoint", parameters["EndpointInstanceType"], 2 * endpoint_count, 2 * scaled_out),
+        else check_instances(
+            quotas, "endpoint", parameters["EndpointInstanceType"], 2 * endpoint_count, 2 * scaled_out
+        ),
         check_debugger(parameters["TrainingUseDebugger"]),
         check_endpoint_name(clients["sagemaker"], endpoint_name, stack_exists(clients["cloudformation"], stack_name)),
     ]

@@ -16,14 +16,36 @@ from offline_stack.synthetic_images import write_image_folder
 from tests.support.training import run_entry_point, run_sagemaker_hosts
 
 FROZEN = [
-    "--architecture", "efficientnet_lite0", "--pretrained", "true", "--freeze-backbone", "true",
-    "--image-size", "64", "--epochs", "4", "--batch-size", "16", "--learning-rate", "0.01", "--num-workers", "0",
+    "--architecture",
+    "efficientnet_lite0",
+    "--pretrained",
+    "true",
+    "--freeze-backbone",
+    "true",
+    "--image-size",
+    "64",
+    "--epochs",
+    "4",
+    "--batch-size",
+    "16",
+    "--learning-rate",
+    "0.01",
+    "--num-workers",
+    "0",
 ]
 
 
 def train(data, tmp_path, name: str, *extra: str, cache=None):
-    arguments = ["--data-dir", str(data), "--model-dir", str(tmp_path / name / "model"),
-                 "--output-dir", str(tmp_path / name / "output"), *FROZEN, *extra]
+    arguments = [
+        "--data-dir",
+        str(data),
+        "--model-dir",
+        str(tmp_path / name / "model"),
+        "--output-dir",
+        str(tmp_path / name / "output"),
+        *FROZEN,
+        *extra,
+    ]
     if cache is not None:
         arguments += ["--feature-cache-dir", str(cache)]
     result = run_entry_point("train_outside_sagemaker.py", *arguments)

@@ -166,7 +166,12 @@ def run_as_sagemaker(control_plane, roles: Roles, tmp_path) -> None:
     features = "feature-cache/0123/extract-job/output/model.tar.gz"  # an extraction job's output, from before
     operator.put_object(Bucket=OFFLINE_BUCKET, Key=features, Body=_tarball("0123/features.pt"))
     # the job's channels (isolated jobs get their code, ImageNet weights and cached features as channels too)
-    for channel, key in (("training", "data/"), ("pretrained", weights), ("code", code), ("features", "feature-cache/0123/")):
+    for channel, key in (
+        ("training", "data/"),
+        ("pretrained", weights),
+        ("code", code),
+        ("features", "feature-cache/0123/"),
+    ):
         LocalTrainingExecutor._download_prefix(s3, f"s3://{OFFLINE_BUCKET}/{key}", tmp_path / channel)
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "model.pt").write_bytes(b"weights")

@@ -157,7 +157,9 @@ SERVERLESS_QUOTA = "Maximum total concurrency that can be allocated across all s
         (10.0, {"DataCapturePercent": "5"}, BLOCKER),
     ],
 )
-def test_a_serverless_endpoint_is_checked_against_the_serverless_quota_not_instances(clients, quota, overrides, verdict):
+def test_a_serverless_endpoint_is_checked_against_the_serverless_quota_not_instances(
+    clients, quota, overrides, verdict
+):
     quotas = {**SMALL_ACCOUNT_QUOTAS, **({SERVERLESS_QUOTA: quota} if quota is not None else {})}
     parameters = SamTemplate.load(overrides={"EndpointKind": "serverless", **overrides}).parameters
     findings = run_preflight(clients(1000, 1000, quotas), parameters, "dog-breed-classifier")

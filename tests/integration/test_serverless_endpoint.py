@@ -32,7 +32,9 @@ def test_switching_to_serverless_keeps_the_api_answering_and_retires_the_instanc
         stack.update_parameters({"EndpointKind": "serverless", "ServerlessMaxConcurrency": "2"})
         # the stack names the serverless endpoint before the pipeline has made it: the instance one answers
         assert predict(stack)["statusCode"] == 200
-        deployment = stack.invoke("DeployEndpointFunction", {"model_data_url": f"s3://{stack.bucket}/{STARTER_MODEL_KEY}"})
+        deployment = stack.invoke(
+            "DeployEndpointFunction", {"model_data_url": f"s3://{stack.bucket}/{STARTER_MODEL_KEY}"}
+        )
         assert (deployment["endpoint_name"], deployment["replaces"]) == (SERVERLESS_NAME, "dog-breed-classifier")
         config = stack.sagemaker.describe_endpoint_config(EndpointConfigName=deployment["endpoint_config_name"])
         assert config["ProductionVariants"][0]["ServerlessConfig"]["MaxConcurrency"] == 2
@@ -54,7 +56,11 @@ def test_sagemaker_refuses_to_update_an_instance_endpoint_into_a_serverless_one(
         sagemaker = stack.sagemaker
         serving = sagemaker.describe_endpoint(EndpointName="dog-breed-classifier")["EndpointConfigName"]
         model = sagemaker.describe_endpoint_config(EndpointConfigName=serving)["ProductionVariants"][0]["ModelName"]
-        variant = {"VariantName": "AllTraffic", "ModelName": model, "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 2}}
+        variant = {
+            "VariantName": "AllTraffic",
+            "ModelName": model,
+            "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 2},
+        }
         # the model runs isolated: a serverless config of it is refused; so is data capture with serverless
         with pytest.raises(Exception, match="Network isolation is not supported"):
             sagemaker.create_endpoint_config(EndpointConfigName="serverless-of-isolated", ProductionVariants=[variant])
@@ -64,10 +70,16 @@ def test_sagemaker_refuses_to_update_an_instance_endpoint_into_a_serverless_one(
             PrimaryContainer={"Image": "x", "ModelDataUrl": f"s3://{stack.bucket}/{STARTER_MODEL_KEY}"},
         )
         variant["ModelName"] = "open-model"
-        capture = {"EnableCapture": True, "InitialSamplingPercentage": 5, "DestinationS3Uri": f"s3://{stack.bucket}/x",
-                   "CaptureOptions": [{"CaptureMode": "Input"}]}
+        capture = {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": 5,
+            "DestinationS3Uri": f"s3://{stack.bucket}/x",
+            "CaptureOptions": [{"CaptureMode": "Input"}],
+        }
         with pytest.raises(Exception, match="DataCaptureConfig is not supported"):
-            sagemaker.create_endpoint_config(EndpointConfigName="captured", ProductionVariants=[variant], DataCaptureConfig=capture)
+            sagemaker.create_endpoint_config(
+                EndpointConfigName="captured", ProductionVariants=[variant], DataCaptureConfig=capture
+            )
         sagemaker.create_endpoint_config(EndpointConfigName="serverless-config", ProductionVariants=[variant])
         with pytest.raises(Exception, match="instance-based production variant to a serverless one"):
             sagemaker.update_endpoint(EndpointName="dog-breed-classifier", EndpointConfigName="serverless-config")

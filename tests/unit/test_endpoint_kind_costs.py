@@ -65,7 +65,9 @@ def test_the_break_even_is_where_the_two_costs_meet_and_serverless_is_cheaper_be
     def at(per_day: float) -> Traffic:
         return Traffic(per_day, 1, 0.05, 0.05)
 
-    assert serverless_endpoint_cost(3072, at(even)) == pytest.approx(instance_endpoint_cost(DEFAULTS, at(even))[0], rel=1e-6)
+    assert serverless_endpoint_cost(3072, at(even)) == pytest.approx(
+        instance_endpoint_cost(DEFAULTS, at(even))[0], rel=1e-6
+    )
     assert serverless_endpoint_cost(3072, at(0.99 * even)) < instance_endpoint_cost(DEFAULTS, at(0.99 * even))[0]
     assert serverless_endpoint_cost(3072, at(1.01 * even)) > instance_endpoint_cost(DEFAULTS, at(1.01 * even))[0]
     # more memory per request: serverless dearer per request, so the break-even comes at less traffic

@@ -12,7 +12,6 @@ from breed_classifier.feature_cache import (
     CachedViews,
     FeatureSpec,
     FeatureStore,
-    SeededView,
     backbone_digest,
     data_digest,
     training_views,

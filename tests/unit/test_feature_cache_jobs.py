@@ -30,7 +30,9 @@ class Bucket:
 def start(event: dict, bucket: Bucket) -> tuple[dict, dict]:
     sagemaker = FakeSageMaker()
     request = read_training_event(event, TrainingDefaults(), SETTINGS.bucket)
-    answer = start_training(sagemaker, request, SETTINGS, lambda: "s3://dog-breeds-artifacts/code/x/sourcedir.tar.gz", bucket)
+    answer = start_training(
+        sagemaker, request, SETTINGS, lambda: "s3://dog-breeds-artifacts/code/x/sourcedir.tar.gz", bucket
+    )
     (job,) = [arguments for operation, arguments in sagemaker.calls if operation == "create_training_job"]
     return answer, job
 
@@ -99,6 +101,8 @@ def test_a_fine_tuned_backbone_has_no_cache_and_no_listing_is_needed():
         raise AssertionError("listed")
 
     sagemaker = FakeSageMaker()
-    request = read_training_event({"hyperparameters": {**FROZEN, "freeze-backbone": False}}, TrainingDefaults(), SETTINGS.bucket)
+    request = read_training_event(
+        {"hyperparameters": {**FROZEN, "freeze-backbone": False}}, TrainingDefaults(), SETTINGS.bucket
+    )
     answer = start_training(sagemaker, request, SETTINGS, lambda: "s3://b/code/x/sourcedir.tar.gz", no_listing)
     assert answer["feature_cache"] == "none"

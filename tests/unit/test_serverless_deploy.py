@@ -11,8 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from dog_breeds.deploy_endpoint import read_retire_event, retire_endpoint, variant_resource_id
-from dog_breeds.deploy_endpoint import deploy_endpoint
+from dog_breeds.deploy_endpoint import deploy_endpoint, read_retire_event, retire_endpoint, variant_resource_id
 from dog_breeds.errors import EndpointBusyError, InvalidEventError
 from dog_breeds.settings import EndpointDefaults, SettingsError
 from offline_stack.aws_rules.sagemaker import kind_change_refusal, serverless_config_refusal
@@ -32,7 +31,11 @@ def test_the_serverless_endpoint_has_its_own_name_a_serverless_variant_and_a_mod
     sagemaker = FakeSageMaker()
     sagemaker.completed_job(JOB, MODEL_DATA)
     result = deploy_endpoint(sagemaker, FakeScaling(), serverless_request(), SERVERLESS)
-    assert (result["endpoint_name"], result["endpoint_kind"], result["action"]) == (SERVERLESS_NAME, "serverless", "created")
+    assert (result["endpoint_name"], result["endpoint_kind"], result["action"]) == (
+        SERVERLESS_NAME,
+        "serverless",
+        "created",
+    )
     config = sagemaker.endpoint_configs[result["endpoint_config_name"]]
     variant = config["ProductionVariants"][0]
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 3072, "MaxConcurrency": 5}
@@ -46,7 +49,9 @@ def test_the_serverless_endpoint_has_its_own_name_a_serverless_variant_and_a_mod
 def test_provisioned_concurrency_is_sent_only_when_asked_for():
     sagemaker = FakeSageMaker()
     sagemaker.completed_job(JOB, MODEL_DATA)
-    result = deploy_endpoint(sagemaker, FakeScaling(), serverless_request(serverless_provisioned_concurrency=2), SERVERLESS)
+    result = deploy_endpoint(
+        sagemaker, FakeScaling(), serverless_request(serverless_provisioned_concurrency=2), SERVERLESS
+    )
     variant = sagemaker.endpoint_configs[result["endpoint_config_name"]]["ProductionVariants"][0]
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 3072, "MaxConcurrency": 5, "ProvisionedConcurrency": 2}
 
@@ -139,7 +144,9 @@ def test_a_retire_event_is_told_apart_from_a_deploy_event(event, expected):
     assert read_retire_event(event) == expected
 
 
-@pytest.mark.parametrize("event", [{"retire_endpoint": 3}, {"retire_endpoint": "Bad_Name"}, {"retire_endpoint": "a", "x": 1}])
+@pytest.mark.parametrize(
+    "event", [{"retire_endpoint": 3}, {"retire_endpoint": "Bad_Name"}, {"retire_endpoint": "a", "x": 1}]
+)
 def test_a_malformed_retire_event_is_refused(event):
     with pytest.raises(InvalidEventError, match='{"retire_endpoint": "<endpoint name>"} and nothing else'):
         read_retire_event(event)
@@ -154,7 +161,13 @@ def test_sagemaker_refuses_an_update_across_kinds_and_serverless_configs_it_cann
     assert "DataCaptureConfig" in serverless_config_refusal(serverless, {"EnableCapture": True}, False)
     assert "Network isolation" in serverless_config_refusal(serverless, None, True)
     assert serverless_config_refusal(serverless, None, False) is None
-    for maximum, provisioned, refused in ((0, None, True), (200, None, False), (201, None, True), (5, 5, False), (5, 6, True)):
+    for maximum, provisioned, refused in (
+        (0, None, True),
+        (200, None, False),
+        (201, None, True),
+        (5, 5, False),
+        (5, 6, True),
+    ):
         config = {"MemorySizeInMB": 2048, "MaxConcurrency": maximum}
         if provisioned is not None:
             config["ProvisionedConcurrency"] = provisioned

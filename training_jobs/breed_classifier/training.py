@@ -25,8 +25,8 @@ from breed_classifier.curves import write_training_curves
 from breed_classifier.data import DataLayoutError, DataSplits, image_folder, load_datasets, make_loader
 from breed_classifier.distributed import (
     ProcessGroupSpec,
-    gather_from_processes,
     detect_process_group,
+    gather_from_processes,
     start_process_group,
     stop_process_group,
     sum_across_processes,
@@ -205,14 +205,22 @@ def _set_up(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None
     return Setup(device, classes, config, network, model, optimizer, loaders, checkpoint, scorer, frozen)
 
 
-def cached_features(run: TrainingRun, spec: ProcessGroupSpec, backbone: nn.Module, datasets: dict, mean, std, device, emit):
+def cached_features(
+    run: TrainingRun, spec: ProcessGroupSpec, backbone: nn.Module, datasets: dict, mean, std, device, emit
+):
     """The splits as backbone features: found in the store by content address, or computed once (each process its
     share of the images, gathered so every process holds them all) and stored by the first process."""
     hp = run.hyperparameters
     roots = [run.data.train, run.data.valid] + ([run.data.test] if run.data.test else [])
     feature_spec = FeatureSpec(
-        hp.architecture, backbone_digest(backbone), data_digest(roots), hp.image_size, tuple(mean), tuple(std),
-        hp.cached_views, hp.seed,
+        hp.architecture,
+        backbone_digest(backbone),
+        data_digest(roots),
+        hp.image_size,
+        tuple(mean),
+        tuple(std),
+        hp.cached_views,
+        hp.seed,
     )
     store = FeatureStore(run.feature_cache_dir) if run.feature_cache_dir else None
     stored = store.get(feature_spec) if store else None
@@ -220,7 +228,9 @@ def cached_features(run: TrainingRun, spec: ProcessGroupSpec, backbone: nn.Modul
         emit(f"feature cache hit {feature_spec.key}: the backbone does not run")
     else:
         views = training_views(
-            image_folder(run.data.train, eval_transform(hp.image_size, mean, std)), datasets["train"], hp.cached_views,
+            image_folder(run.data.train, eval_transform(hp.image_size, mean, std)),
+            datasets["train"],
+            hp.cached_views,
             hp.seed,
         )
         sources = {"train": views, **{name: [datasets[name]] for name in datasets if name != "train"}}
@@ -232,7 +242,9 @@ def cached_features(run: TrainingRun, spec: ProcessGroupSpec, backbone: nn.Modul
         for name, split_views in sources.items():
             count = len(split_views[0])
             mine = list(range(spec.rank, count, spec.world_size))
-            computed = [compute_features(backbone, view, mine, hp.batch_size, device, hp.num_workers) for view in split_views]
+            computed = [
+                compute_features(backbone, view, mine, hp.batch_size, device, hp.num_workers) for view in split_views
+            ]
             shards = gather_from_processes((mine, torch.stack(computed, 1)))
             features = torch.empty(count, len(split_views), shards[0][1].shape[-1])
             for indices, values in shards:
@@ -259,7 +271,13 @@ def _fit(run: TrainingRun, spec: ProcessGroupSpec, setup: Setup, progress: Progr
             setup.loaders["train"].dataset.set_epoch(epoch)
         timing = EpochTiming()
         train_loss, train_accuracy = _run_epoch(
-            setup.model, setup.loaders["train"], setup.device, setup.optimizer, run.show_progress, epoch, timing,
+            setup.model,
+            setup.loaders["train"],
+            setup.device,
+            setup.optimizer,
+            run.show_progress,
+            epoch,
+            timing,
             frozen=setup.frozen,
         )
         # Evaluation runs on the bare network: its shards may differ in length, and DDP's forward would

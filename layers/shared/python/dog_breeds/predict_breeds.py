@@ -27,7 +27,9 @@ class PredictBreeds:
             image = self._download()(request.url, self.settings.url_allowed_hosts, self.settings.max_image_bytes)
             request = ImageRequest(image=image, content_type=sniff_image_type(image), top_k=request.top_k)
         try:
-            return self.endpoint.predict(self.settings.endpoint_name, request.image, request.content_type, request.top_k)
+            return self.endpoint.predict(
+                self.settings.endpoint_name, request.image, request.content_type, request.top_k
+            )
         except EndpointNotInServiceError:
             # A kind switch (EndpointKind) is under way: the stack names the new endpoint before the pipeline has
             # brought it into service, and the old one serves until then (it is deleted only after).

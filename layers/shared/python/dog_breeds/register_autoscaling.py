@@ -52,7 +52,12 @@ def register_autoscaling(
     """
     resource_id = variant_resource_id(endpoint_name)
     if endpoint_kind == "serverless":
-        return {"resource_id": resource_id, "registered": False, "policy_name": None, "reason": SERVERLESS_SCALES_ITSELF}
+        return {
+            "resource_id": resource_id,
+            "registered": False,
+            "policy_name": None,
+            "reason": SERVERLESS_SCALES_ITSELF,
+        }
     scaling.register_target(resource_id, request.min_capacity, request.max_capacity)
     policy_name = f"{endpoint_name}-invocations-per-instance"
     policy_arn = scaling.put_target_tracking_policy(
