@@ -17,7 +17,7 @@ from launchers.upload_weights import upload_weights
 
 from breed_classifier.cli import HYPERPARAMETER_NAMES, add_hyperparameter_arguments
 from breed_classifier.labels import breed_name
-from dog_breeds.start_training import DEFAULT_ARCHITECTURE, pretrained_weights_file
+from dog_breeds.start_training import DEFAULT_ARCHITECTURE, caches_features, pretrained_weights_file
 from offline_stack.api_client import post_image
 from offline_stack.aws_rules.step_functions import HISTORY_EVENT_LIMIT
 from offline_stack.demo_report import write_report
@@ -185,7 +185,7 @@ def tune(stack: OfflineStack, hyperparameters: dict, say=print, timeout_seconds:
     cache (an ``extract_features`` job), then one trial per learning rate, each given the cached features as its
     ``features`` channel instead of running the backbone. Every trial's hit or miss is printed from its own log."""
     say(f"      tuning: {len(TUNING_LEARNING_RATES)} learning rates on the frozen backbone's cached features")
-    if not (hyperparameters.get("freeze-backbone", True) and hyperparameters.get("feature-cache", "auto") != "off"):
+    if not caches_features(hyperparameters):
         say("      (skipped: the backbone is fine-tuned or the feature cache is off, so there is nothing to cache)")
         return []
     extraction = stack.invoke(

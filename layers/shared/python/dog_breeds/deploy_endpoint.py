@@ -104,12 +104,7 @@ def deploy_endpoint(
         raise InvalidEventError("give exactly one of training_job_name or model_data_url")
     serverless = settings.endpoint_kind == "serverless"
     if serverless:
-        refusal = serverless_refusal(
-            request.serverless_memory_mb,
-            request.serverless_max_concurrency,
-            request.serverless_provisioned_concurrency,
-            request.data_capture_percent,
-        )
+        refusal = serverless_refusal(request)
         if refusal:
             raise InvalidEventError(refusal)
     image = image_uri(INFERENCE_IMAGE, settings.region)

@@ -271,22 +271,20 @@ class EndpointDefaults:
         if not defaults.role_arn:
             raise SettingsError("environment variable SAGEMAKER_ENDPOINT_ROLE_ARN is required and is not set")
         if ControlPlaneSettings.kind_in(environ) == "serverless":
-            refusal = serverless_refusal(
-                defaults.serverless_memory_mb,
-                defaults.serverless_max_concurrency,
-                defaults.serverless_provisioned_concurrency,
-                defaults.data_capture_percent,
-            )
+            refusal = serverless_refusal(defaults)
             if refusal:
                 raise SettingsError(refusal)
         return defaults
 
 
-def serverless_refusal(memory_mb: int, max_concurrency: int, provisioned_concurrency: int, capture_percent: int) -> str:
+def serverless_refusal(endpoint: Any) -> str:
     """Why SageMaker would refuse this serverless endpoint, or "" (developer guide, "Deploy models with Amazon
     SageMaker Serverless Inference": memory 1024-6144 MB in 1 GB steps, provisioned concurrency at most the maximum
     concurrency, and no data capture among its feature exclusions). Said here, at deploy time, not by a Failed
     endpoint config minutes later."""
+    memory_mb, capture_percent = endpoint.serverless_memory_mb, endpoint.data_capture_percent
+    max_concurrency = endpoint.serverless_max_concurrency
+    provisioned_concurrency = endpoint.serverless_provisioned_concurrency
     if memory_mb % 1024:
         return f"SERVERLESS_MEMORY_MB={memory_mb} must be one of 1024, 2048, 3072, 4096, 5120, 6144 (1 GB steps)"
     if provisioned_concurrency > max_concurrency:

@@ -162,7 +162,7 @@ def feature_cache_folder(hyperparameters: dict[str, Any], data: list[tuple[str, 
     or None when the job caches nothing (backbone trained, or ``feature-cache`` off). The job itself checks the
     features it is given against the backbone it loaded and the files it read, and computes them when they differ:
     this address only finds them."""
-    if not _truthy(hyperparameters.get("freeze-backbone", True)) or hyperparameters.get("feature-cache") == "off":
+    if not caches_features(hyperparameters):
         return None
     address = {
         "architecture": hyperparameters.get("architecture", DEFAULT_ARCHITECTURE),
@@ -174,6 +174,11 @@ def feature_cache_folder(hyperparameters: dict[str, Any], data: list[tuple[str, 
     }
     digest = hashlib.sha256(json.dumps(address, sort_keys=True, default=str).encode()).hexdigest()[:32]
     return f"{FEATURE_CACHE_PREFIX}{digest}/"
+
+
+def caches_features(hyperparameters: dict[str, Any]) -> bool:
+    """Whether a job with these hyperparameters caches its backbone's features (frozen, cache not off)."""
+    return _truthy(hyperparameters.get("freeze-backbone", True)) and hyperparameters.get("feature-cache") != "off"
 
 
 def _truthy(value: Any) -> bool:
@@ -329,7 +334,7 @@ def _feature_cache(request: TrainingJobRequest, list_objects) -> FeatureCache | 
     # The training role reads data under DATA_PREFIX only: another prefix has no cache (nor data the job can read)
     if list_objects is None or not request.data_prefix.startswith(DATA_PREFIX):
         return None
-    if feature_cache_folder(request.hyperparameters, []) is None:  # nothing to cache: the bucket is not listed
+    if not caches_features(request.hyperparameters):  # nothing to cache: the bucket is not listed
         return None
     folder = feature_cache_folder(request.hyperparameters, list_objects(request.data_prefix))
     if folder is None:
