@@ -292,6 +292,24 @@ def kinds_report(config: Configuration, traffic: Traffic, memory_mb: int, cold_s
     return "\n".join(lines)
 
 
+def kind_cost_curves(config: Configuration, traffic: Traffic, memory_mb: int) -> dict[str, list[float]]:
+    """Monthly endpoint cost of each kind at 1 prediction a day, then ten steps a decade (x 10^0.1), up to what
+    ScalingMaxCapacity instances serve (beyond it the instance endpoint refuses): what ``plot_kinds`` draws."""
+    ceiling = config.max_instances * TARGET_UTILISATION / traffic.model_seconds * 86400
+    steps = range(0, 10 * math.ceil(math.log10(ceiling)) + 1)
+    days = [10 ** (step / 10) for step in steps if 10 ** (step / 10) <= ceiling]
+    at = [
+        Traffic(d, traffic.peak_rps, traffic.model_seconds, traffic.serverless_seconds, traffic.payload_bytes)
+        for d in days
+    ]
+    return {
+        "predictions_a_day": days,
+        "instances": [instance_endpoint_cost(config, t)[0] for t in at],
+        "serverless": [serverless_endpoint_cost(memory_mb, t) for t in at],
+        "serverless_provisioned": [serverless_endpoint_cost(memory_mb, t, provisioned_concurrency=1) for t in at],
+    }
+
+
 def plot_kinds(config: Configuration, traffic: Traffic, memory_mb: int, path: Path) -> None:
     """Monthly endpoint cost against predictions a day, both kinds, the break-even marked."""
     import matplotlib
@@ -299,24 +317,12 @@ def plot_kinds(config: Configuration, traffic: Traffic, memory_mb: int, path: Pa
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    # 1 prediction a day up to what ScalingMaxCapacity instances serve (beyond it the instance endpoint refuses)
-    ceiling = config.max_instances * TARGET_UTILISATION / traffic.model_seconds * 86400
-    days = [
-        10 ** (step / 10) for step in range(0, 10 * math.ceil(math.log10(ceiling)) + 1) if 10 ** (step / 10) <= ceiling
-    ]
-    at = [
-        Traffic(d, traffic.peak_rps, traffic.model_seconds, traffic.serverless_seconds, traffic.payload_bytes)
-        for d in days
-    ]
+    curves = kind_cost_curves(config, traffic, memory_mb)
+    days = curves["predictions_a_day"]
     figure, axes = pyplot.subplots(figsize=(7, 4.5), constrained_layout=True)
-    axes.plot(days, [instance_endpoint_cost(config, t)[0] for t in at], label=f"instances ({config.instance_type})")
-    axes.plot(days, [serverless_endpoint_cost(memory_mb, t) for t in at], label=f"serverless ({memory_mb} MB)")
-    axes.plot(
-        days,
-        [serverless_endpoint_cost(memory_mb, t, 1) for t in at],
-        linestyle="--",
-        label="serverless, 1 provisioned",
-    )
+    axes.plot(days, curves["instances"], label=f"instances ({config.instance_type})")
+    axes.plot(days, curves["serverless"], label=f"serverless ({memory_mb} MB)")
+    axes.plot(days, curves["serverless_provisioned"], linestyle="--", label="serverless, 1 provisioned")
     even = break_even_requests_per_day(config, traffic, memory_mb)
     if even is not None:
         axes.axvline(even, color="grey", linestyle=":", label=f"break-even {even:,.0f}/day")
@@ -398,6 +404,23 @@ def report(config: Configuration, load: Load, result: Plan) -> str:
     return "\n".join(lines)
 
 
+def capacity_curves(config: Configuration, load: Load) -> dict[str, list[float]]:
+    """What this configuration answers and costs from 5 % to twice the peak, in 5 % steps: what ``plot`` draws."""
+    offered = [load.peak_rps * step / 20 for step in range(1, 41)]
+    plans = [
+        plan(config, Load(rps, load.burst, load.function_seconds, load.model_seconds, load.average_share))
+        for rps in offered
+    ]
+    return {
+        "offered_rps": offered,
+        # what the route admits and the function carries (past its capacity Lambda throttles: 500, not answered)
+        "answered_rps": [min(p.admitted_rps, p.function_capacity_rps) for p in plans],
+        "function_capacity_rps": [p.function_capacity_rps for p in plans],
+        "route_429_percent": [100 * p.route_429_share for p in plans],
+        "monthly_cost": [p.monthly_cost["total"] for p in plans],
+    }
+
+
 def plot(config: Configuration, load: Load, path: Path) -> None:
     """Admitted traffic, 429 share and monthly cost against offered traffic, for this configuration."""
     import matplotlib
@@ -405,17 +428,14 @@ def plot(config: Configuration, load: Load, path: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    offered = [load.peak_rps * step / 20 for step in range(1, 41)]
-    plans = [
-        plan(config, Load(rps, load.burst, load.function_seconds, load.model_seconds, load.average_share))
-        for rps in offered
-    ]
+    curves = capacity_curves(config, load)
+    offered = curves["offered_rps"]
     figure, (traffic, cost) = pyplot.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    traffic.plot(offered, [p.admitted_rps for p in plans], label="answered (requests/s)")
-    traffic.plot(offered, [p.function_capacity_rps for p in plans], linestyle="--", label="function capacity")
+    traffic.plot(offered, curves["answered_rps"], label="answered (requests/s)")
+    traffic.plot(offered, curves["function_capacity_rps"], linestyle="--", label="function capacity")
     traffic.axvline(load.peak_rps, color="grey", linestyle=":", label="your peak")
     share = traffic.twinx()
-    share.plot(offered, [100 * p.route_429_share for p in plans], color="tab:red", label="429 share (%, right)")
+    share.plot(offered, curves["route_429_percent"], color="tab:red", label="429 share (%, right)")
     share.set_ylabel("429 share (%)")
     share.set_ylim(0, 100)
     traffic.set_xlabel("offered traffic (requests/s)")
@@ -423,7 +443,7 @@ def plot(config: Configuration, load: Load, path: Path) -> None:
     traffic.set_ylim(bottom=0)
     lines = traffic.get_lines() + share.get_lines()
     traffic.legend(lines, [line.get_label() for line in lines], loc="upper left")
-    cost.plot(offered, [p.monthly_cost["total"] for p in plans], color="tab:green")
+    cost.plot(offered, curves["monthly_cost"], color="tab:green")
     cost.set_ylim(bottom=0)
     cost.set_xlabel("peak traffic (requests/s)")
     cost.set_ylabel(f"monthly cost (USD, list prices {PRICES.as_of})")

@@ -132,3 +132,56 @@ def test_the_recommendation_leaves_room_for_the_burst_and_a_quarter_above_the_pe
 def test_a_bucket_of_no_burst_still_admits_one_request_at_a_time():
     assert refused_share(0.5, 1.0, burst=0) == refused_share(0.5, 1.0, burst=1)
     assert refused_share(100, 1000, burst=1000) == 0.0
+
+
+def test_the_capacity_plot_runs_from_5_percent_to_twice_the_peak_and_answers_only_what_the_function_carries():
+    from ops.capacity_plan import capacity_curves
+
+    one = Configuration(**{**OPEN.__dict__, "reserved_concurrency": 1})
+    load = Load(peak_rps=4, burst=1, function_seconds=0.5, model_seconds=0.01, average_share=0.5)
+    curves = capacity_curves(one, load)
+    assert len(curves["offered_rps"]) == 40
+    assert curves["offered_rps"][0] == pytest.approx(0.2) and curves["offered_rps"][-1] == pytest.approx(8.0)
+    assert curves["offered_rps"][19] == pytest.approx(4.0)  # the peak itself is a point
+    # one instance of concurrency at 0.5 s carries 2/s: below it all is answered, above it 2/s
+    assert curves["function_capacity_rps"] == [2.0] * 40
+    assert curves["answered_rps"][0] == pytest.approx(0.2) and curves["answered_rps"][-1] == pytest.approx(2.0)
+    assert curves["route_429_percent"] == [0.0] * 40  # the open route refuses nothing
+    at_peak = plan(one, load)
+    assert curves["monthly_cost"][19] == pytest.approx(at_peak.monthly_cost["total"])
+    assert curves["monthly_cost"] == sorted(curves["monthly_cost"])
+
+
+def test_the_capacity_plot_shows_the_429_share_in_percent():
+    from ops.capacity_plan import capacity_curves
+
+    load = Load(peak_rps=8, burst=1, function_seconds=0.1, model_seconds=0.05)
+    curves = capacity_curves(DEFAULTS, load)
+    assert curves["route_429_percent"][19] == pytest.approx(100 * refused_share(8, 4.0, 1))
+
+
+def test_the_report_states_each_figure_of_the_plan():
+    from ops.capacity_plan import report
+
+    load = Load(peak_rps=2, burst=1, function_seconds=0.12, model_seconds=0.06, average_share=0.5)
+    text = report(OPEN, load, plan(OPEN, load))
+    assert "peak 2 requests/s, bursts of 1, function 120 ms, model 60 ms per request per instance" in text
+    assert "scaling target 15 invocations per instance PER MINUTE (= 0.25 requests/s per instance)" in text
+    assert "carries at most 16.7 requests/s" in text
+    assert "the route admits 2.0 requests/s; at the peak 0% get 429 from API Gateway, 0% would be throttled" in text
+    assert "serves about 16.7 requests/s; at 70% utilisation the admitted traffic needs 1 instance(s)\n" in text
+    assert "predicted p95 latency of answered requests: 120 ms" in text
+    assert "ScalingMaxCapacity=3 " in text and "bottleneck" not in text
+    assert "Monthly cost at 50% of the peak on average" in text
+    assert f"endpoint ${730 * 0.115:,.2f}" in text
+
+
+def test_the_report_says_when_the_endpoint_is_the_bottleneck_and_asks_for_the_instances_needed():
+    from ops.capacity_plan import report
+
+    load = Load(peak_rps=21.5, burst=1, function_seconds=0.01, model_seconds=0.1)
+    text = report(OPEN, load, plan(OPEN, load))
+    assert "needs 4 instance(s), more than ScalingMaxCapacity 3: the endpoint is the bottleneck" in text
+    assert "ScalingMaxCapacity=4 " in text
+    pool = Configuration(**{**OPEN.__dict__, "reserved_concurrency": None})
+    assert "reserved concurrency none (the account's pool; 10 assumed)" in report(pool, load, plan(pool, load))

@@ -103,3 +103,20 @@ def test_the_command_prints_the_comparison_and_warns_when_a_cold_start_exceeds_t
     out = capsys.readouterr().out
     assert "Endpoint kind for 1,000 predictions a day" in out and "p99 target 500 ms" in out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_kinds_plot_steps_ten_times_a_decade_from_one_a_day_up_to_what_the_fleet_serves():
+    from ops.capacity_plan import kind_cost_curves
+
+    curves = kind_cost_curves(DEFAULTS, THOUSAND_A_DAY, 1024)
+    days = curves["predictions_a_day"]
+    ceiling = DEFAULTS.max_instances * 0.7 / 0.05 * 86400  # 3 instances at 70 % of 20/s: 3,628,800 a day
+    assert days[0] == 1.0
+    assert all(later / earlier == pytest.approx(10**0.1) for earlier, later in zip(days, days[1:], strict=False))
+    assert days[-1] <= ceiling < days[-1] * 10**0.1
+    assert len(days) == 66  # 10^0 .. 10^6.5
+    at = [Traffic(d, 1, 0.05, 0.05) for d in days]
+    assert curves["instances"] == [instance_endpoint_cost(DEFAULTS, t)[0] for t in at]
+    assert curves["serverless"] == [serverless_endpoint_cost(1024, t) for t in at]
+    assert curves["serverless_provisioned"] == [serverless_endpoint_cost(1024, t, 1) for t in at]
+    assert curves["serverless_provisioned"][0] > curves["serverless"][0]

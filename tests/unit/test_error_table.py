@@ -52,3 +52,21 @@ def test_an_event_field_with_no_default_anywhere_is_required_by_name():
     with pytest.raises(InvalidEventError, match="missing field 'instance_count'"):
         read_event(Resize, {})
     assert read_event(Resize, {"instance_count": 3}).instance_count == 3
+
+
+def test_a_message_is_cut_only_past_500_characters_and_then_to_500():
+    from dog_breeds.errors import MAX_MESSAGE_CHARS, MalformedRequestError, http_error
+
+    assert MAX_MESSAGE_CHARS == 500
+    exactly = http_error(MalformedRequestError("m" * 500)).message
+    assert exactly == "m" * 500
+    cut = http_error(MalformedRequestError("m" * 501)).message
+    assert cut == "m" * 497 + "..." and len(cut) == 500
+
+
+def test_an_excerpt_quotes_at_most_its_limit_and_says_how_long_the_rest_was():
+    from dog_breeds.errors import excerpt
+
+    assert excerpt("x" * 40) == repr("x" * 40)
+    assert excerpt("x" * 41) == f"{'x' * 40!r}... (41 characters)"
+    assert excerpt("abcdef", limit=3) == "'abc'... (6 characters)" and excerpt("abc", limit=3) == "'abc'"

@@ -201,3 +201,22 @@ def test_the_event_names_exactly_one_of_a_job_or_a_package():
         read_gate_event({"release_model_package_arn": "arn:aws:sagemaker:us-east-1:1:model-package/x/1"})
     with pytest.raises(InvalidEventError, match="exactly one"):
         run_gate(FakeRegistry(), GateRequest(), SETTINGS, GATE, lambda url: "")
+
+
+@pytest.mark.parametrize("kind", ["serverless", "instances"])
+def test_the_model_of_either_endpoint_kind_is_judged_against_the_packages_of_the_stacks_group(kind):
+    # A stack with EndpointKind=serverless serves from <EndpointName>-serverless, and its packages are still in the
+    # group named <EndpointName>: the comparison must find the serving model there, whichever endpoint serves it
+    import dataclasses
+
+    settings = dataclasses.replace(SETTINGS, endpoint_kind=kind)
+    registry = FakeRegistry()
+    answer = run_gate(
+        registry, GateRequest(training_job_name=_job(registry, "serving-job", 0.8)), settings, GATE, lambda url: url
+    )
+    registry.serve(settings.serving_endpoint_name, _artifact("serving-job"))
+    assert settings.serving_endpoint_name != GROUP or kind == "instances"
+    candidate = _job(registry, "candidate", 0.77)
+    judged = run_gate(registry, GateRequest(training_job_name=candidate), settings, GATE, lambda url: url)
+    assert answer["decision"] == APPROVED
+    assert judged["decision"] == REJECTED and judged["serving_test_accuracy"] == 0.8

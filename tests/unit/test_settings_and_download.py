@@ -199,3 +199,21 @@ def test_slow_name_lookups_do_not_starve_the_next_request():
             download_image(url, ALLOWED, 1000, resolve=_resolver("93.184.216.34"))
     finally:
         stuck.set()
+
+
+def test_a_number_at_its_bounds_is_accepted_and_one_past_them_refused():
+    role = {"SAGEMAKER_ENDPOINT_ROLE_ARN": "arn:aws:iam::123456789012:role/endpoint"}
+    assert EndpointDefaults.from_environment(role | {"ENDPOINT_INSTANCE_COUNT": "10"}).instance_count == 10
+    assert EndpointDefaults.from_environment(role | {"ENDPOINT_INSTANCE_COUNT": "1"}).instance_count == 1
+    for refused in ("11", "0"):
+        with pytest.raises(SettingsError, match=f"ENDPOINT_INSTANCE_COUNT='{refused}' must be from 1 to 10"):
+            EndpointDefaults.from_environment(role | {"ENDPOINT_INSTANCE_COUNT": refused})
+    with pytest.raises(SettingsError, match="MAX_IMAGE_BYTES='0' must be at least 1"):
+        PredictSettings.from_environment({"ENDPOINT_NAME": "dog", "MAX_IMAGE_BYTES": "0"})
+
+
+def test_an_acceptable_serverless_endpoint_has_no_refusal():
+    from dog_breeds.settings import serverless_refusal
+
+    role = {"SAGEMAKER_ENDPOINT_ROLE_ARN": "arn:aws:iam::123456789012:role/endpoint"}
+    assert serverless_refusal(EndpointDefaults.from_environment(role)) == ""

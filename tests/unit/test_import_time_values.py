@@ -1,0 +1,118 @@
+"""What a module fixes when it is imported: the values that must not change once made (frozen dataclasses: an
+event read, a stage, a plan's inputs, an authorization's answer, a loaded model) and the defaults a function uses
+when its template leaves a variable out.
+
+A class body runs at import, before any test, so a mutation run (``make mutation``), which gives a mutant only the
+tests that ran its line, would give these lines none. Each test here therefore checks a **fresh copy** of the
+module, executed through the same import machinery (so the mutated code when a mutation run serves one) but not
+put in ``sys.modules``: the lines run inside the test, and the run ties them to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import re
+import sys
+import typing
+from types import ModuleType
+
+import pytest
+
+from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
+from tests.mutation import MODULES
+
+SOURCE_ROOTS = ("layers/shared/python/", "training_jobs/")
+
+
+def module_name(path: str) -> str:
+    for root in SOURCE_ROOTS:
+        path = path.removeprefix(root)
+    return path.removesuffix(".py").replace("/", ".")
+
+
+def fresh_copy(name: str) -> ModuleType:
+    """The module ``name`` executed anew (its class bodies and constants run now); afterwards ``sys.modules`` holds
+    the module it held before, so no other test sees the copy."""
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None, name
+    module = importlib.util.module_from_spec(spec)
+    imported = sys.modules.get(name)
+    sys.modules[name] = module  # dataclasses look their module up while the class body runs
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if imported is None:
+            del sys.modules[name]
+        else:
+            sys.modules[name] = imported
+    return module
+
+
+def declared_frozen(path: str) -> list[str]:
+    """The classes the source declares ``@dataclass(... frozen=True ...)`` (the source, not the running code)."""
+    source = (PROJECT_ROOT / path).read_text()
+    declared = re.findall(r"^@dataclass\(([^)]*)\)\nclass (\w+)", source, re.MULTILINE)
+    return [name for args, name in declared if "frozen=True" in args]
+
+
+WITH_FROZEN = [path for path in MODULES if declared_frozen(path)]
+
+
+@pytest.mark.parametrize("path", WITH_FROZEN)
+def test_a_value_declared_frozen_cannot_be_changed_after_it_is_made(path):
+    module = fresh_copy(module_name(path))
+    for name in declared_frozen(path):
+        value_type = getattr(module, name)
+        assert dataclasses.is_dataclass(value_type)
+        assert value_type.__dataclass_params__.frozen, f"{name} must be frozen"
+
+
+def test_the_frozen_values_are_found():
+    names = {name for path in WITH_FROZEN for name in declared_frozen(path)}
+    assert {"PredictSettings", "GateRequest", "ScalingRequest", "Stage", "Plan", "LoadedModel", "ErrorRow"} <= names
+
+
+def _template_defaults() -> dict[str, str]:
+    """Each function variable the template sets from a parameter: the parameter's default, as text."""
+    template = SamTemplate.load()
+    parameters = template.document["Parameters"]
+    defaults = {}
+    for resource in template.resources.values():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for variable, value in resource["Properties"].get("Environment", {}).get("Variables", {}).items():
+            parameter = value.get("Ref") if isinstance(value, dict) else None
+            if parameter in parameters and "Default" in parameters[parameter]:
+                defaults[variable] = str(parameters[parameter]["Default"])
+    return defaults
+
+
+def test_a_function_left_without_a_variable_behaves_as_the_templates_default():
+    # `sam local invoke` with a partial env file, or a function a user wires by hand: the code's own default must be
+    # what the stack deploys by default
+    settings = fresh_copy("dog_breeds.settings")
+    defaults, compared = _template_defaults(), []
+    for settings_type in (
+        settings.PredictSettings,
+        settings.TrainingDefaults,
+        settings.EndpointDefaults,
+        settings.ScalingDefaults,
+        settings.GateSettings,
+        settings.ControlPlaneSettings,
+    ):
+        hints = typing.get_type_hints(settings_type, vars(settings))
+        for field in dataclasses.fields(settings_type):
+            variable = field.metadata["variable"]
+            if field.default is dataclasses.MISSING or variable not in defaults or not defaults[variable]:
+                continue
+            expected = settings._parse(variable, defaults[variable], hints[field.name], field.metadata)
+            assert field.default == expected, f"{variable}: code default {field.default!r}, template {expected!r}"
+            compared.append(variable)
+    assert {"MAX_IMAGE_BYTES", "TRAINING_USE_SPOT", "TRAINING_USE_DEBUGGER", "SCALING_MAX_CAPACITY"} <= set(compared)
+
+
+def test_the_request_limit_is_4_mib_and_a_month_is_730_hours():
+    assert fresh_copy("dog_breeds.settings").PredictSettings("dog-breeds").max_image_bytes == 4 * 1024 * 1024
+    plan = fresh_copy("ops.capacity_plan")
+    assert (plan.HOURS_PER_MONTH, plan.SECONDS_PER_MONTH, plan.DAYS_PER_MONTH) == (730, 730 * 3600, 730 / 24)
