@@ -99,8 +99,8 @@ def stream_without_length(size: int):
         request.send_header("Content-Type", "image/jpeg")
         request.end_headers()
         with contextlib.suppress(OSError):
-            for _ in range(size // 4096):
-                request.wfile.write(b"\xff" * 4096)
+            for start in range(0, size, 4096):
+                request.wfile.write(b"\xff" * min(4096, size - start))
 
     return handle
 

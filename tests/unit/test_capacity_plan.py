@@ -185,3 +185,74 @@ def test_the_report_says_when_the_endpoint_is_the_bottleneck_and_asks_for_the_in
     assert "ScalingMaxCapacity=4 " in text
     pool = Configuration(**{**OPEN.__dict__, "reserved_concurrency": None})
     assert "reserved concurrency none (the account's pool; 10 assumed)" in report(pool, load, plan(pool, load))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "refused"),
+    [
+        (["--peak-rps", "-1"], "must be above 0"),
+        (["--peak-rps", "1", "--function-ms", "0"], "must be above 0"),
+        (["--peak-rps", "1", "--model-ms", "0"], "must be above 0"),
+        (["--peak-rps", "1", "--burst", "-1"], "--burst at least 0"),
+        (["--peak-rps", "1", "--average-share", "0"], "fraction above 0, at most 1"),
+        (["--peak-rps", "1", "--average-share", "1.01"], "fraction above 0, at most 1"),
+        (["--peak-rps", "1", "--p99-ms", "0"], "--p99-ms must be above 0 (got 0)"),
+        (["--peak-rps", "1", "--serverless-ms", "-5"], "--serverless-ms must be above 0 (got -5)"),
+        (["--peak-rps", "1", "--cold-start-ms", "0"], "--cold-start-ms must be above 0 (got 0)"),
+    ],
+)
+def test_each_argument_out_of_range_is_refused_by_name(arguments, refused, capsys):
+    with pytest.raises(SystemExit) as refusal:
+        main(arguments)
+    assert refusal.value.code == 2 and refused in capsys.readouterr().err
+
+
+def test_the_edges_of_each_range_are_accepted(capsys):
+    assert main(["--peak-rps", "0.01", "--burst", "0", "--average-share", "1"]) == 0
+    assert "Monthly cost at 100% of the peak on average" in capsys.readouterr().out
+
+
+def test_latencies_from_the_bench_give_the_function_its_overhead_and_the_network(tmp_path, capsys):
+    import json
+
+    bench = tmp_path / "bench.json"
+    bench.write_text(
+        json.dumps(
+            {
+                "endpoint_requests": [
+                    {"image": "12mp", "project": {"median_ms": 900}},
+                    {"image": "500x375", "project": {"median_ms": 40}},
+                ],
+                "handler_overhead": {"project_overhead_ms": 5},
+                "endpoint_cold_start": {"project": {"median_ms": 6000}},
+            }
+        )
+    )
+    assert main(["--peak-rps", "1", "--from-bench", str(bench), "--network-ms", "15", "--requests-per-day", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "function 60 ms, model 40 ms per request per instance" in out  # 40 + 5 + 15
+    assert "cold start after idle: 6.0 s measured offline" in out
+    bench.write_text("{}")
+    with pytest.raises(SystemExit):
+        main(["--peak-rps", "1", "--from-bench", str(bench)])
+    assert "not make bench's JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("cold_start_ms", "warned"), [("500", False), ("500.1", True)])
+def test_a_cold_start_is_flagged_only_when_it_exceeds_the_p99_target(cold_start_ms, warned, capsys):
+    arguments = ["--peak-rps", "1", "--requests-per-day", "100", "--cold-start-ms", cold_start_ms, "--p99-ms", "500"]
+    assert main(arguments) == 0
+    assert ("p99 target 500 ms: a cold start takes longer" in capsys.readouterr().out) is warned
+
+
+def test_a_plot_is_written_when_asked(tmp_path, capsys):
+    path = tmp_path / "plan.png"
+    assert main(["--peak-rps", "2", "--plot", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot: {path}" in capsys.readouterr().out
+
+
+def test_the_bucket_admits_with_its_last_whole_token_and_refuses_without_one():
+    # A bucket of one token that never refills: the first request takes the token, the second finds none
+    assert refused_share(1, 1e-12, burst=1, arrivals=1) == 0.0
+    assert refused_share(1, 1e-12, burst=1, arrivals=2) == 0.5
+    assert refused_share(1, 1e-12, burst=3, arrivals=4) == 0.25

@@ -178,7 +178,8 @@ def _resolve_within(resolve, host: str, port: int, deadline: float) -> list:
             done.set()
 
     threading.Thread(target=lookup, name="resolve", daemon=True).start()
-    if not done.wait(timeout=_left(deadline)):
+    left = deadline - time.monotonic()  # (the deadline may be spent already: the lookup is then not waited for)
+    if left <= 0 or not done.wait(timeout=left):
         raise MalformedRequestError(f"The host {host} could not be resolved in time.")
     if "error" in outcome:
         raise MalformedRequestError(f"The host {host} could not be resolved.") from outcome["error"]
