@@ -271,3 +271,35 @@ class _Quiet:
     def info(self, *args, **kwargs) -> None: ...
 
     warning = exception = add_metric = info
+
+
+def test_brackets_inside_strings_do_not_push_32_containers_over_the_bound():
+    # 32 objects and arrays outside strings, one more bracket inside a string: the raw count is 33, the real one 32
+    arrays, objects = 16, 16
+    body = '{"a": ' * (objects - 1) + '{"x[": ' + "[" * arrays + "1" + "]" * arrays + "}" * objects
+    with pytest.raises(MalformedRequestError) as refusal:
+        read(body, "application/json", base64_encoded=False)
+    assert "nested too deeply" not in refusal.value.message
+
+
+@pytest.mark.parametrize(
+    ("names", "said"),
+    [
+        (["a", "b", "c"], "unknown field(s) 'a', 'b', 'c';"),
+        (["a", "b", "c", "d"], "unknown field(s) 'a', 'b', 'c' and 1 more;"),
+        (["a", "b", "c", "d", "e", "f"], "unknown field(s) 'a', 'b', 'c' and 3 more;"),
+    ],
+)
+def test_unknown_fields_are_named_up_to_three_and_the_rest_counted(names, said):
+    body = json.dumps(dict.fromkeys(names, 1))
+    with pytest.raises(MalformedRequestError) as refusal:
+        read(body, "application/json", base64_encoded=False)
+    assert said in refusal.value.message
+
+
+def test_an_image_of_exactly_the_smallest_size_is_read():
+    from dog_breeds.image_request import MIN_IMAGE_BYTES
+
+    smallest = JPEG[:MIN_IMAGE_BYTES]
+    assert read(smallest, "image/jpeg").image == smallest
+    assert read(json.dumps({"image": base64.b64encode(smallest).decode()}), "application/json", False).image == smallest

@@ -116,3 +116,11 @@ def test_the_request_limit_is_4_mib_and_a_month_is_730_hours():
     assert fresh_copy("dog_breeds.settings").PredictSettings("dog-breeds").max_image_bytes == 4 * 1024 * 1024
     plan = fresh_copy("ops.capacity_plan")
     assert (plan.HOURS_PER_MONTH, plan.SECONDS_PER_MONTH, plan.DAYS_PER_MONTH) == (730, 730 * 3600, 730 / 24)
+
+
+def test_url_input_is_off_unless_the_caller_turns_it_on():
+    image_request = fresh_copy("dog_breeds.image_request")
+    body = '{"url": "https://images.example.com/dog.jpg"}'
+    with pytest.raises(Exception, match="URL input is disabled") as refusal:
+        image_request.read_prediction_request(body, False, {"content-type": "application/json"}, {}, 1000)
+    assert type(refusal.value).__name__ == "MalformedRequestError"
