@@ -124,3 +124,14 @@ def test_url_input_is_off_unless_the_caller_turns_it_on():
     with pytest.raises(Exception, match="URL input is disabled") as refusal:
         image_request.read_prediction_request(body, False, {"content-type": "application/json"}, {}, 1000)
     assert type(refusal.value).__name__ == "MalformedRequestError"
+
+
+def test_the_model_refuses_a_body_over_20_mib_and_reads_one_of_exactly_20_mib():
+    inference = fresh_copy("inference")
+    limit = 20 * 1024 * 1024
+    with pytest.raises(Exception, match=f"larger than {limit} bytes") as refusal:
+        inference.decode_image(b"x" * (limit + 1), 224)
+    assert refusal.value.status == 413
+    with pytest.raises(Exception, match="not a decodable") as undecodable:
+        inference.decode_image(b"x" * limit, 224)  # judged by its content, not its size
+    assert undecodable.value.status == 422

@@ -92,7 +92,7 @@ def test_an_answer_that_is_not_the_predictions_document_is_a_model_failure(serve
         (FAULTS["not-ready"], EndpointUnavailableError, "answered ModelNotReadyException"),
         (ServiceFault(503, "ServiceUnavailable", "down"), EndpointUnavailableError, "answered ServiceUnavailable"),
         (FAULTS["internal-failure"], ModelFailedError, "answered InternalFailure"),
-        (ServiceFault(424, "InternalDependencyException", "a dependency failed"), ModelFailedError, "InternalDependencyException"),
+        (ServiceFault(424, "InternalDependencyException", "it failed"), ModelFailedError, "DependencyException"),
         (ServiceFault(400, "SomethingNew", "a new kind of refusal"), ModelFailedError, "answered SomethingNew"),
     ],
 )

@@ -197,6 +197,9 @@ def test_slow_name_lookups_do_not_starve_the_next_request():
                 download_image(url, ALLOWED, 1000, resolve=hangs, deadline_seconds=0.05)
         with pytest.raises(MalformedRequestError, match="Too many slow name lookups"):
             download_image(url, ALLOWED, 1000, resolve=_resolver("93.184.216.34"))
+        # and a lookup left behind never keeps the process from exiting
+        left_behind = [thread for thread in threading.enumerate() if thread.name == "resolve"]
+        assert left_behind and all(thread.daemon for thread in left_behind)
     finally:
         stuck.set()
 
