@@ -109,7 +109,8 @@ def test_a_function_left_without_a_variable_behaves_as_the_templates_default():
             expected = settings._parse(variable, defaults[variable], hints[field.name], field.metadata)
             assert field.default == expected, f"{variable}: code default {field.default!r}, template {expected!r}"
             compared.append(variable)
-    assert {"MAX_IMAGE_BYTES", "TRAINING_USE_SPOT", "TRAINING_USE_DEBUGGER", "SCALING_MAX_CAPACITY"} <= set(compared)
+    assert {"MAX_IMAGE_BYTES", "DATA_CAPTURE_PERCENT", "TRAINING_USE_SPOT", "SCALING_MAX_CAPACITY"} <= set(compared)
+    assert len(set(compared)) >= 20, sorted(set(defaults) - set(compared))
 
 
 def test_the_request_limit_is_4_mib_and_a_month_is_730_hours():

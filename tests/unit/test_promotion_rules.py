@@ -241,3 +241,72 @@ def test_the_file_digest_reads_in_chunks_to_the_end(tmp_path):
     data = b"x" * (3 * 1024 * 1024 + 5)
     (tmp_path / "big").write_bytes(data)
     assert promote_model.sha256_file(tmp_path / "big") == hashlib.sha256(data).hexdigest()
+
+
+class _Session:
+    """boto3's session as the command uses it: a client by service name (only those a test hands it)."""
+
+    def __init__(self, clients: dict) -> None:
+        self.clients = clients
+
+    def client(self, name: str):
+        return self.clients[name]
+
+
+class _Release:
+    def __init__(self, status: str) -> None:
+        self.status, self.started = status, []
+
+    def start_execution(self, stateMachineArn, name, input):  # noqa: N803, A002
+        self.started.append(json.loads(input))
+        return {"executionArn": "arn:execution"}
+
+    def describe_execution(self, executionArn):  # noqa: N803
+        return {"status": self.status, "error": "States.TaskFailed", "cause": "the gate refused"}
+
+
+OUTPUTS = {
+    "ModelPackageGroupName": GROUP,
+    "ArtifactsBucketName": "prod-bucket",
+    "TrainingPipelineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:pipeline",
+    "EndpointName": "dog-breed-classifier",
+}
+
+
+def _command(monkeypatch, clients: dict):
+    monkeypatch.setattr(promote_model, "stack_outputs", lambda stack, region: OUTPUTS)
+    monkeypatch.setattr(promote_model.boto3.session, "Session", lambda region_name: _Session(clients))
+    return promote_model.main
+
+
+def test_the_command_exports_then_promotes_and_releases_only_when_asked(monkeypatch, tmp_path, capsys):
+    source_sagemaker, source_s3 = FakeSageMaker(), FakeS3({("src", "training-output/j/model.tar.gz"): BYTES})
+    newest = source_sagemaker.add(2, "Approved")
+    main = _command(monkeypatch, {"sagemaker": source_sagemaker, "s3": source_s3})
+    assert main(["export", "--stage", "testing", "--dir", str(tmp_path)]) == 0
+    assert f"exported {newest} (sha256 {DIGEST[:16]}...) to {tmp_path}" in capsys.readouterr().out
+    # promote without --release: registered, and no pipeline started (the session has no stepfunctions client)
+    target_sagemaker, target_s3 = FakeSageMaker(), FakeS3()
+    main = _command(monkeypatch, {"sagemaker": target_sagemaker, "s3": target_s3})
+    assert main(["promote", "--stage", "prod", "--dir", str(tmp_path)]) == 0
+    (arn,) = target_sagemaker.packages
+    assert (
+        f"promoted {newest} into" in capsys.readouterr().out
+        and ("prod-bucket", f"models/promoted/{DIGEST}/model.tar.gz") in target_s3.objects
+    )
+    succeeded = _Release("SUCCEEDED")
+    main = _command(monkeypatch, {"sagemaker": FakeSageMaker(), "s3": FakeS3(), "stepfunctions": succeeded})
+    assert main(["promote", "--stage", "prod", "--dir", str(tmp_path), "--release", "--timeout", "1"]) == 0
+    assert succeeded.started == [{"release_model_package_arn": arn}]
+    assert f"released {arn} on dog-breed-classifier" in capsys.readouterr().out
+
+
+def test_the_command_fails_when_the_release_fails_or_the_promotion_is_refused(monkeypatch, tmp_path, capsys):
+    _exported(tmp_path / "good")
+    failed = _Release("FAILED")
+    main = _command(monkeypatch, {"sagemaker": FakeSageMaker(), "s3": FakeS3(), "stepfunctions": failed})
+    assert main(["promote", "--stage", "prod", "--dir", str(tmp_path / "good"), "--release", "--timeout", "1"]) == 1
+    assert "error: the release ended FAILED: States.TaskFailed: the gate refused" in capsys.readouterr().err
+    main = _command(monkeypatch, {"sagemaker": FakeSageMaker(), "s3": FakeS3()})
+    assert main(["export", "--stage", "testing", "--dir", str(tmp_path / "none")]) == 1
+    assert capsys.readouterr().err.startswith("error: ")
