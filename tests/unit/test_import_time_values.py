@@ -136,3 +136,11 @@ def test_the_model_refuses_a_body_over_20_mib_and_reads_one_of_exactly_20_mib():
     with pytest.raises(Exception, match="not a decodable") as undecodable:
         inference.decode_image(b"x" * limit, 224)  # judged by its content, not its size
     assert undecodable.value.status == 422
+
+
+def test_the_promotion_digest_reads_a_file_larger_than_its_chunk(tmp_path):
+    import hashlib
+
+    data = b"x" * (2 * 1024 * 1024 + 3)
+    (tmp_path / "model.tar.gz").write_bytes(data)
+    assert fresh_copy("ops.promote_model").sha256_file(tmp_path / "model.tar.gz") == hashlib.sha256(data).hexdigest()

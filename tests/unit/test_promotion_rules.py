@@ -310,3 +310,30 @@ def test_the_command_fails_when_the_release_fails_or_the_promotion_is_refused(mo
     main = _command(monkeypatch, {"sagemaker": FakeSageMaker(), "s3": FakeS3()})
     assert main(["export", "--stage", "testing", "--dir", str(tmp_path / "none")]) == 1
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_an_export_makes_its_folder_and_may_be_repeated_into_it(source, tmp_path):
+    sagemaker, s3 = source
+    sagemaker.add(1, "Approved")
+    nested = tmp_path / "exports" / "testing"
+    first = export_approved(sagemaker, s3, GROUP, nested)
+    assert export_approved(sagemaker, s3, GROUP, nested)["source_package_arn"] == first["source_package_arn"]
+    assert (nested / "model.tar.gz").read_bytes() == BYTES
+
+
+@pytest.mark.parametrize(("timeout_seconds", "pause"), [(600, 0.5), (601, 5)])
+def test_a_long_release_is_asked_about_every_5_seconds_a_short_one_twice_a_second(monkeypatch, timeout_seconds, pause):
+    pauses: list[float] = []
+    monkeypatch.setattr(promote_model.time, "sleep", pauses.append)
+
+    class StepFunctions:
+        statuses = ["RUNNING", "SUCCEEDED"]
+
+        def start_execution(self, **kwargs):
+            return {"executionArn": "arn:execution"}
+
+        def describe_execution(self, executionArn):  # noqa: N803
+            return {"status": self.statuses.pop(0)}
+
+    assert release(StepFunctions(), "arn:sm", "arn:pkg/1", timeout_seconds)["status"] == "SUCCEEDED"
+    assert pauses == [pause]
