@@ -13,6 +13,7 @@ and the run fails when a module scores under ``TARGET``. ``--base REF`` runs onl
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import subprocess
@@ -75,7 +76,7 @@ def run(modules: list[str], workers: int) -> dict[str, dict]:
         # One test process a mutant, not --gremlin-batch: a batch runs the union of its mutants' tests, so one
         # import-time mutant (whole suite) in a batch makes every mutant of it time out (measured: ops/stages.py,
         # 12 mutants, 9 min and 1 killed batched; 3.4 min and all killed one process each)
-        # A mutant's tests take seconds; the import-time mutants (whole suite, not scored) give up sooner
+        # A mutant's tests take seconds; one that no unit test runs gets the whole suite, and gives up sooner
         f"--gremlin-mutant-timeout={MUTANT_TIMEOUT_SECONDS}",
         "--gremlin-report=console,json",
     ]
@@ -85,11 +86,20 @@ def run(modules: list[str], workers: int) -> dict[str, dict]:
     subprocess.run(command, cwd=PROJECT_ROOT, check=False, env={**os.environ, "PYTEST_ADDOPTS": addopts.strip()})
     if not REPORT.is_file():
         raise SystemExit(f"pytest-gremlins wrote no report ({REPORT}): see its output above")
-    report = json.loads(REPORT.read_text())
+    return score(json.loads(REPORT.read_text()), modules)
+
+
+def score(report: dict, modules: list[str]) -> dict[str, dict]:
+    """Each module's counts and survivors from pytest-gremlins' JSON report. A mutant no unit test runs counts
+    as not killed; only one of a line that runs at import alone (not inside a function) is left out, and listed."""
     scored: dict[str, dict] = {}
     for module in modules:
         results = [r for r in report["results"] if _same(r["file_path"], module)]
-        at_import = [r for r in results if _runs_at_import(r)]
+        if not results:
+            print(f"{module}: no mutant in the report, not scored", file=sys.stderr)
+            continue
+        in_functions = _function_bodies(module)
+        at_import = [r for r in results if _no_test_runs_it(r) and not _inside(r["line_number"], in_functions)]
         scored_results = [r for r in results if r not in at_import]
         killed = sum(1 for r in scored_results if r["status"] == "zapped")
         scored[module] = {
@@ -103,12 +113,26 @@ def run(modules: list[str], workers: int) -> dict[str, dict]:
     return scored
 
 
-def _runs_at_import(result: dict) -> bool:
-    """A mutant of a line that runs only when the module is imported and that no test runs anew: coverage ties it
-    to no test, so the tool selects the whole suite and times out. Not scored, listed. The frozen flags and the
-    defaults are run anew by tests/unit/test_import_time_values.py (a fresh copy of the module), so they are
-    scored like any other line; what is left here is listed in docs/testing.md with why."""
+def _no_test_runs_it(result: dict) -> bool:
+    """Coverage tied the mutated line to no unit test, so the tool ran the whole suite against it, which does
+    not finish within the timeout: the mutant is an error with every test selected."""
     return result["status"] == "error" and len(result.get("selected_tests", [])) > 300
+
+
+def _function_bodies(module: str) -> list[tuple[int, int]]:
+    """The line ranges of every function and lambda body in ``module``: what runs after import."""
+    tree = ast.parse((PROJECT_ROOT / module).read_text())
+    bodies = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            bodies.append((node.body[0].lineno, node.end_lineno or node.lineno))
+        elif isinstance(node, ast.Lambda):
+            bodies.append((node.body.lineno, node.body.end_lineno or node.body.lineno))
+    return bodies
+
+
+def _inside(line: int, bodies: list[tuple[int, int]]) -> bool:
+    return any(start <= line <= end for start, end in bodies)
 
 
 def _line(result: dict) -> str:
@@ -133,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", help="only the modules changed since this git ref")
     parser.add_argument("--modules", help="comma-separated paths, from the list in this file")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--from-report", type=Path, help="score this pytest-gremlins JSON report instead of running")
     args = parser.parse_args(argv)
     if args.modules:
         modules = [m.strip() for m in args.modules.split(",") if m.strip()]
@@ -145,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no mutated module changed since {args.base}")
         return 0
     scores = json.loads(SCORES.read_text()) if SCORES.is_file() else {}
-    scores.update(run(modules, args.workers))
+    if args.from_report:
+        scores.update(score(json.loads(args.from_report.read_text()), modules))
+    else:
+        scores.update(run(modules, args.workers))
     SCORES.parent.mkdir(parents=True, exist_ok=True)
     SCORES.write_text(json.dumps(scores, indent=2))
     print(table(scores))
