@@ -27,7 +27,7 @@ import jwt
 from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
 
-from offline_stack.aws_rules.iam import authorization_header, credential_scope, signature_matches
+from offline_stack.aws_rules.iam import BAD_SIGNATURE, authorization_header, credential_scope, signature_matches
 
 JSON = "application/json"
 
@@ -122,11 +122,7 @@ class IamAuthorization:
         if caller.session_token and _header(headers, "x-amz-security-token") != caller.session_token:
             return Refusal(403, "The security token included in the request is invalid.")
         if not signature_matches(caller, method, path, headers, body):
-            return Refusal(
-                403,
-                "The request signature we calculated does not match the signature you provided. Check your AWS "
-                "Secret Access Key and signing method. Consult the service documentation for details.",
-            )
+            return Refusal(403, BAD_SIGNATURE)
         arn = self.route_arn(route)
         if not caller.may_invoke(arn):
             return Refusal(

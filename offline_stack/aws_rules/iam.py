@@ -191,6 +191,12 @@ class Role:
         )
 
 
+BAD_SIGNATURE = (
+    "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access "
+    "Key and signing method. Consult the service documentation for details."
+)
+
+
 class AccessDenied(Exception):
     def __init__(self, role: Role | None, permission: Permission | None, reason: str) -> None:
         super().__init__(reason)
@@ -250,9 +256,7 @@ class Roles:
         if role is None:
             return None
         if not signature_matches(role, method, path, headers, body):
-            raise AccessDenied(
-                role, None, "The request signature we calculated does not match the signature you provided."
-            )
+            raise AccessDenied(role, None, BAD_SIGNATURE)
         for permission in permissions():
             if not role.policy.allows(permission):
                 raise AccessDenied(
@@ -449,9 +453,12 @@ def install_in_moto(roles_for_this_request) -> None:
         except AccessDenied as denied:
             if is_s3:
                 raise (S3SignatureDoesNotMatchError() if denied.permission is None else S3AccessDeniedError()) from None
+            json_protocol = "json" in self.headers.get("Content-Type", "")
             if denied.permission is None:
+                if json_protocol:  # JSON-protocol services name it so (moto's error renders as code "403")
+                    raise JsonAccessDenied("InvalidSignatureException", BAD_SIGNATURE) from None
                 raise SignatureDoesNotMatchError() from None
-            if "json" in self.headers.get("Content-Type", ""):
+            if json_protocol:
                 raise JsonAccessDenied("AccessDeniedException", str(denied)) from None
             raise AccessDeniedError(user_arn=denied.role.session_arn, action=str(denied.permission)) from None
 

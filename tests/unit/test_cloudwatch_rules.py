@@ -124,3 +124,105 @@ def test_metric_math(expression, series, expected):
 def test_metric_math_the_offline_stack_cannot_evaluate_is_refused_by_name():
     with pytest.raises(ValueError, match="ANOMALY_DETECTION_BAND"):
         evaluate_expression("ANOMALY_DETECTION_BAND(a)", {"a": 1.0})
+
+
+def _single_metric_alarm(comparison: str, treat_missing_data: str = "missing") -> Alarm:
+    return Alarm.from_properties(
+        {
+            "AlarmName": "errors",
+            "Namespace": "AWS/SageMaker",
+            "MetricName": "Invocation5XXErrors",
+            "Dimensions": [{"Name": "VariantName", "Value": "AllTraffic"}, {"Name": "EndpointName", "Value": "e"}],
+            "ExtendedStatistic": "p90",
+            "Threshold": 2,
+            "ComparisonOperator": comparison,
+            "TreatMissingData": treat_missing_data,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("comparison", "at", "above", "below"),
+    [
+        ("GreaterThanOrEqualToThreshold", True, True, False),
+        ("GreaterThanThreshold", False, True, False),
+        ("LessThanThreshold", False, False, True),
+        ("LessThanOrEqualToThreshold", True, False, True),
+    ],
+)
+def test_an_alarm_on_one_metric_compares_its_statistic_with_the_threshold(comparison, at, above, below):
+    alarm = _single_metric_alarm(comparison)
+    (query,) = alarm.queries
+    assert (query.metric_name, query.statistic, alarm.expression) == ("Invocation5XXErrors", "p90", "m")
+    assert query.dimensions == (("EndpointName", "e"), ("VariantName", "AllTraffic"))  # sorted, as compared
+    assert alarm.metric_names() == {"Invocation5XXErrors"}
+    for value, expected in ((2.0, at), (3.0, above), (1.0, below)):
+        assert alarm.in_alarm(lambda query, v=value: [v]) is expected
+    assert alarm.describe(lambda query: [3.0]) == "alarm errors went to ALARM (m = 3, threshold 2)"
+    assert alarm.describe(lambda query: []) == "alarm errors went to ALARM (m = no data, threshold 2)"
+
+
+@pytest.mark.parametrize(("treat", "alarms"), [("breaching", True), ("notBreaching", False), ("missing", False)])
+def test_without_data_only_a_breaching_alarm_fires(treat, alarms):
+    assert _single_metric_alarm("GreaterThanThreshold", treat).in_alarm(lambda query: []) is alarms
+
+
+def test_metric_math_needs_exactly_one_returned_query():
+    stat = {"Metric": {"Namespace": "N", "MetricName": "A"}, "Stat": "Sum"}
+    properties = {"AlarmName": "a", "Threshold": 1, "ComparisonOperator": "GreaterThanThreshold"}
+    both = [{"Id": "x", "MetricStat": stat}, {"Id": "y", "MetricStat": stat}]
+    with pytest.raises(ValueError, match="exactly one query must return data, not 2"):
+        Alarm.from_properties(properties | {"Metrics": both})
+    one = [{"Id": "x", "MetricStat": stat, "ReturnData": False}, {"Id": "e", "Expression": "-x * 2"}]
+    alarm = Alarm.from_properties(properties | {"Metrics": one})
+    assert alarm.expression == "-x * 2" and alarm.value(lambda query: [3.0]) == -6.0
+
+
+def test_the_endpoint_metrics_reach_cloudwatch_in_batches_and_are_read_back_by_endpoint_and_time():
+    # moto in-process: what the offline stack's CloudWatch holds, read as the alarms read it
+    from datetime import UTC, datetime, timedelta
+
+    import boto3
+    from moto import mock_aws
+
+    from offline_stack.aws_rules.cloudwatch import NAMESPACE, EndpointMetrics, moto_datapoints
+
+    with mock_aws():
+        client = boto3.client("cloudwatch", region_name="us-east-1")
+        client.put_metric_data(
+            Namespace=NAMESPACE,
+            MetricData=[
+                {
+                    "MetricName": "Invocations",
+                    "Dimensions": [
+                        {"Name": "EndpointName", "Value": "e"},
+                        {"Name": "VariantName", "Value": "AllTraffic"},
+                    ],
+                    "Timestamp": datetime.now(UTC) - timedelta(hours=1),
+                    "Value": 50.0,
+                }
+            ],
+        )  # before the period read
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        metrics = EndpointMetrics(client)
+        for _ in range(150):
+            metrics.record("e", 200, 0.02)
+        metrics.record("e", 503, 0.5)
+        metrics.record("e", None, 1.0)
+        metrics.record("other", 500, 0.1)
+        per_invocation = len(invocation_metrics(200, 0.02))
+        metrics.flush()
+        metrics.flush()  # nothing left: nothing sent twice
+        read = moto_datapoints(since)
+        dimensions = (("EndpointName", "e"), ("VariantName", "AllTraffic"))
+
+        def values(name: str) -> list[float]:
+            return read(MetricQuery("m", NAMESPACE, name, dimensions, "Sum"))
+
+        assert len(values("Invocations")) == 152 and sum(values("Invocations")) == 152
+        assert sum(values("Invocation5XXErrors")) == 1.0  # the 503; no answer is no status
+        assert max(values("ModelLatency")) == 1_000_000
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        held = cloudwatch_backends["123456789012"]["us-east-1"].metric_data
+        assert len(held) == 1 + 153 * per_invocation  # every datapoint, across the 500-metric calls

@@ -171,3 +171,29 @@ def test_every_execution_is_logged_without_its_data_and_traced():
     actions = (statement["Action"] for statement in POLICY["Statement"])
     allowed = {action for listed in actions for action in (listed if isinstance(listed, list) else [listed])}
     assert {"logs:CreateLogDelivery", "logs:PutResourcePolicy", "xray:PutTraceSegments"} <= allowed
+
+
+def test_the_events_each_state_writes_are_counted_from_entered_to_exited():
+    from offline_stack.aws_rules.step_functions import events_by_state_type
+
+    def entered(name: str) -> dict:
+        return {"type": "TaskStateEntered", "stateEnteredEventDetails": {"name": name}}
+
+    history = [
+        {"type": "ExecutionStarted"},  # before any state: not counted
+        entered("Deploy"),
+        {"type": "TaskScheduled"},
+        {"type": "TaskStarted"},
+        {"type": "TaskSucceeded"},
+        {"type": "TaskStateExited"},
+        entered("Wait"),
+        {"type": "WaitStateExited"},
+        entered("Deploy"),
+        {"type": "TaskScheduled"},
+        {"type": "TaskStarted"},
+        {"type": "TaskSucceeded"},
+        {"type": "TaskStateExited"},
+        {"type": "ExecutionSucceeded"},  # after the last state: not counted
+    ]
+    runs = events_by_state_type(history, {"Deploy": "Task", "Wait": "Wait"})
+    assert runs == {("Task", 5): 2, ("Wait", 2): 1}
