@@ -146,3 +146,46 @@ def test_each_bad_token_gets_401_with_the_reason_in_www_authenticate(token, why)
 
 def test_empty_audiences_accept_no_token():
     assert _bearer(_jwt_authorization(audiences=("", "")), _token()).status == 401
+
+
+def test_the_issuers_keys_are_found_through_its_discovery_document_once():
+    from offline_stack.jwt_issuer import LocalJwtIssuer
+
+    with LocalJwtIssuer() as issuer:
+        authorization = JwtAuthorization(issuer.issuer, ["api-client"])
+        assert _bearer(authorization, f"Bearer {issuer.token('api-client')}") is None
+        keys = authorization._keys
+        assert _bearer(authorization, issuer.token("api-client")) is None and authorization._keys is keys  # cached
+        refusal = _bearer(authorization, issuer.foreign_token("api-client"))
+        assert refusal is not None and refusal.status == 401
+
+
+def test_a_request_the_server_cannot_parse_is_answered_as_api_gateway_json():
+    import json
+    import socket
+    import threading
+
+    from waitress.server import create_server
+
+    from offline_stack.aws_rules.api_gateway import JsonErrorChannel
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    server = create_server(app, host="127.0.0.1", port=0)
+    server.channel_class = JsonErrorChannel
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        with socket.create_connection(server.socket.getsockname()[:2], timeout=5) as connection:
+            connection.sendall(b"POST /predictions HTTP/1.1\r\nHost: x\r\nnot a header line\r\n\r\n")
+            answer = b""
+            while chunk := connection.recv(4096):
+                answer += chunk
+    finally:
+        server.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b" 400 Bad Request\r\n" in head and b"Content-Type: application/json" in head
+    assert json.loads(body) == {"message": "Bad Request"}
+    assert b"Connection: close" in head
