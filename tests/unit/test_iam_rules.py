@@ -134,3 +134,75 @@ def test_s3_requests_carry_their_prefix_and_if_none_match():
 )
 def test_the_offline_canary_takes_the_new_fleets_share_of_requests(routing, instances, share):
     assert canary_share(routing, instances) == pytest.approx(share)
+
+
+@pytest.mark.parametrize(
+    ("service", "action", "parameters", "expected"),
+    [
+        ("s3", "ListBucket", {}, [("s3:ListBucket", "*", {})]),
+        ("sagemaker", "AddTags", {"ResourceArn": ENDPOINT}, [("sagemaker:AddTags", ENDPOINT, {})]),
+        ("sagemaker", "ListEndpoints", {}, [("sagemaker:ListEndpoints", "*", {})]),
+        (
+            "monitoring",
+            "PutMetricAlarm",
+            {"AlarmName": "a-latency"},
+            [("cloudwatch:PutMetricAlarm", "arn:aws:cloudwatch:r:1:alarm:a-latency", {})],
+        ),
+        (
+            "monitoring",
+            "DescribeAlarms",
+            {"AlarmNames": ["a", "b"]},
+            [("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:r:1:alarm:{name}", {}) for name in "ab"],
+        ),
+        ("monitoring", "DescribeAlarms", {}, [("cloudwatch:DescribeAlarms", "*", {})]),
+        (
+            "monitoring",
+            "PutMetricData",
+            {"Namespace": "DogBreeds"},
+            [("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "DogBreeds"})],
+        ),
+        (
+            "application-autoscaling",
+            "DescribeScalingPolicies",
+            {},
+            [("application-autoscaling:DescribeScalingPolicies", "*", {})],
+        ),
+    ],
+)  # fmt: skip
+def test_what_each_request_needs(service, action, parameters, expected):
+    needed = permissions_for(service, action, parameters, "r", "1")
+    assert [(p.action, p.resource, dict(p.context)) for p in needed] == expected
+
+
+def test_a_scaling_policy_on_a_variant_needs_its_alarms():
+    parameters = {"ServiceNamespace": "sagemaker", "ResourceId": "endpoint/E/variant/AllTraffic"}
+    needed = permissions_for("application-autoscaling", "PutScalingPolicy", parameters, "r", "1")
+    alarms = "arn:aws:cloudwatch:r:1:alarm:TargetTracking-endpoint/E/variant/AllTraffic-AlarmHigh-offline"
+    assert {(p.action, p.resource) for p in needed if p.action.startswith("cloudwatch:")} == {
+        (f"cloudwatch:{a}", alarms) for a in ("PutMetricAlarm", "DescribeAlarms", "DeleteAlarms")
+    }
+    other = permissions_for("application-autoscaling", "PutScalingPolicy", {"ServiceNamespace": "ecs"}, "r", "1")
+    assert not [p for p in other if p.action.startswith("cloudwatch:")]
+    assert str(needed[0]) == f"{needed[0].action} on resource: {needed[0].resource}"
+
+
+def test_the_template_roles_are_read_with_a_statement_removed_when_a_test_says_so():
+    from offline_stack.aws_rules.iam import Roles, signature_matches
+    from offline_stack.sam_template import SamTemplate
+
+    template = SamTemplate.load()
+    empty = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
+    roles = Roles.from_template(template, overrides={"PredictFunctionRole": empty})
+    predict = roles.for_function(template, "PredictFunction")
+    assert predict is not None and predict.logical_id == "PredictFunctionRole"
+    assert not predict.policy.allows(Permission("sagemaker:InvokeEndpoint", ENDPOINT))
+    assert (
+        Roles.from_template(template)
+        .for_function(template, "PredictFunction")
+        .policy.allows(Permission("sagemaker:InvokeEndpoint", ENDPOINT))
+    )
+    assert roles.for_function(template, "PageFunction").logical_id == "PageFunctionRole"  # each its own role
+    assert (
+        signature_matches(predict, "GET", "/", {"Authorization": "AWS4-HMAC-SHA256 Credential=KEY/20260101"}, b"")
+        is False
+    )
