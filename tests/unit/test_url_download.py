@@ -55,12 +55,14 @@ def server():
         yield tls_server
 
 
-def fetch(server: TlsImageServer, path: str, max_bytes: int = 10_000, deadline_seconds: float = 7.0) -> bytes:
+def fetch(
+    server: TlsImageServer, path: str, max_bytes: int = 10_000, deadline_seconds: float = 7.0, resolve=_to_loopback
+) -> bytes:
     return download_image(
         parse_image_url(server.url(path)),
         ALLOWED,
         max_bytes,
-        resolve=_to_loopback,
+        resolve=resolve,
         tls_context=server.client_context(),
         address_allowed=_loopback_only,
         deadline_seconds=deadline_seconds,
@@ -143,15 +145,7 @@ def test_a_name_that_resolves_to_one_refused_address_among_allowed_ones_is_refus
 
     before = len(server.requests)
     with pytest.raises(MalformedRequestError, match="resolves to a private or reserved address"):
-        download_image(
-            parse_image_url(server.url("/dog.jpg")),
-            ALLOWED,
-            10_000,
-            resolve=mixed,
-            tls_context=server.client_context(),
-            address_allowed=_loopback_only,
-            allowed_ports=frozenset({server.port}),
-        )
+        fetch(server, "/dog.jpg", resolve=mixed)
     assert len(server.requests) == before  # refused before connecting
 
 
@@ -164,14 +158,5 @@ def test_a_deadline_spent_while_resolving_is_a_client_error_before_anything_is_s
     before = len(server.requests)
     for deadline_seconds, resolve in ((1e-9, _to_loopback), (0.1, slow)):
         with pytest.raises(MalformedRequestError, match=f"The host {HOST_NAME} could not be resolved in time"):
-            download_image(
-                parse_image_url(server.url("/dog.jpg")),
-                ALLOWED,
-                10_000,
-                resolve=resolve,
-                tls_context=server.client_context(),
-                address_allowed=_loopback_only,
-                deadline_seconds=deadline_seconds,
-                allowed_ports=frozenset({server.port}),
-            )
+            fetch(server, "/dog.jpg", deadline_seconds=deadline_seconds, resolve=resolve)
     assert len(server.requests) == before
