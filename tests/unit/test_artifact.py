@@ -65,3 +65,10 @@ def test_labels_that_disagree_with_the_network_are_refused(saved):
     (model_dir / "labels.json").write_text(json.dumps(labels[:2]))
     with pytest.raises(ArtifactError, match="labels.json has 2 classes but the model has 3"):
         load_artifact(model_dir)
+
+
+def test_an_artifact_is_saved_into_a_folder_that_does_not_exist_yet(tmp_path):
+    config = ModelConfig.for_architecture("small_cnn", len(FOLDERS), 32)
+    model_dir = tmp_path / "training-output" / "job" / "model"
+    save_artifact(model_dir, build_model(config).eval(), config, FOLDERS)
+    assert sorted(p.name for p in model_dir.iterdir()) == sorted(ARTIFACT_FILES)

@@ -144,3 +144,9 @@ def test_the_promotion_digest_reads_a_file_larger_than_its_chunk(tmp_path):
     data = b"x" * (2 * 1024 * 1024 + 3)
     (tmp_path / "model.tar.gz").write_bytes(data)
     assert fresh_copy("ops.promote_model").sha256_file(tmp_path / "model.tar.gz") == hashlib.sha256(data).hexdigest()
+
+
+def test_a_new_training_run_has_no_best_epoch_yet_and_has_not_stopped():
+    progress = fresh_copy("breed_classifier.progress").Progress()
+    assert (progress.best_loss, progress.best_epoch, progress.best_state) == (float("inf"), 0, None)
+    assert (progress.stopped_early, progress.first_epoch, progress.history) == (False, 1, [])

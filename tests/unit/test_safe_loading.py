@@ -64,3 +64,15 @@ def test_packaged_weights_with_a_payload_are_refused_and_their_code_never_runs(t
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         efficientnet_lite.imagenet_state_dict()
     assert not marker.exists()
+
+
+def test_a_checkpoint_with_a_payload_is_refused_and_its_code_never_runs(tmp_path):
+    # Given a checkpoint folder (synced from S3 on a spot restart) whose checkpoint carries a payload
+    from breed_classifier.progress import CHECKPOINT_FILE, CheckpointRefusedError, load_checkpoint
+
+    marker = tmp_path / "ran"
+    crafted(tmp_path / CHECKPOINT_FILE, marker)
+    # When a resumed run reads it, it is refused with what to do, and the payload did not run
+    with pytest.raises(CheckpointRefusedError, match="holds more than tensors and plain values.*Delete it"):
+        load_checkpoint(tmp_path, "cpu", {"job": "j"}, emit=lambda line: None)
+    assert not marker.exists()

@@ -121,3 +121,11 @@ def test_a_resumed_run_keeps_its_best_so_far(patience):
     assert (resumed.first_epoch, resumed.best_epoch, resumed.best_loss) == (4, 2, 0.3)
     assert said == ["resuming from the checkpoint after epoch 3"]
     assert resumed.record(_row(4, 0.35), _network(4), patience) is (patience <= 4 - 2)
+
+
+def test_a_checkpoint_is_written_into_a_new_folder_and_replaced_whole_in_an_existing_one(tmp_path):
+    folder = tmp_path / "opt" / "ml" / "checkpoints"
+    save_checkpoint(folder, {"run": {"job": "a"}, "epoch": 1})
+    save_checkpoint(folder, {"run": {"job": "a"}, "epoch": 2})
+    assert load_checkpoint(folder, "cpu", {"job": "a"}, emit=lambda line: None)["epoch"] == 2
+    assert [p.name for p in folder.iterdir()] == ["checkpoint.pt"]  # no partial file left
