@@ -256,3 +256,42 @@ def test_the_bucket_admits_with_its_last_whole_token_and_refuses_without_one():
     assert refused_share(1, 1e-12, burst=1, arrivals=1) == 0.0
     assert refused_share(1, 1e-12, burst=1, arrivals=2) == 0.5
     assert refused_share(1, 1e-12, burst=3, arrivals=4) == 0.25
+
+
+def test_no_reservation_is_read_from_the_template_as_the_accounts_pool():
+    template = SamTemplate.load(overrides={"PredictReservedConcurrency": "none"})
+    assert Configuration.from_template(template).reserved_concurrency is None
+    assert (
+        Configuration.from_template(
+            SamTemplate.load(overrides={"PredictReservedConcurrency": "5"})
+        ).reserved_concurrency
+        == 5
+    )
+
+
+def test_what_the_route_admits_is_the_offered_traffic_less_what_it_refuses():
+    result = plan(DEFAULTS, Load(peak_rps=8, burst=1, function_seconds=0.1, model_seconds=0.05))
+    assert result.admitted_rps == pytest.approx(8 * (1 - refused_share(8, 4.0, 1)))
+    assert 0 < result.route_429_share < 1
+
+
+def test_a_long_function_needs_the_concurrency_its_rate_keeps_busy():
+    # 10/s of 1-second requests keep 10 in flight; at 70 % that is 15 reserved, more than the burst needs
+    result = plan(OPEN, Load(peak_rps=8, burst=1, function_seconds=1.0, model_seconds=0.05))
+    assert result.recommended_throttle_rate == 10.0
+    assert result.recommended_reserved_concurrency == 15 > result.recommended_throttle_burst + 1
+
+
+def test_a_throttle_no_bucket_can_satisfy_is_capped_at_1000():
+    from ops.capacity_plan import throttle_for
+
+    assert throttle_for(8, 1, refused_at_most=-1) == (10.0, 1000)
+
+
+def test_the_peak_is_required_and_the_smallest_latencies_are_accepted(capsys):
+    with pytest.raises(SystemExit) as refusal:
+        main([])
+    assert refusal.value.code == 2 and "--peak-rps" in capsys.readouterr().err
+    arguments = ["--peak-rps", "1", "--function-ms", "0.5", "--model-ms", "0.5", "--requests-per-day", "0.5"]
+    assert main([*arguments, "--p99-ms", "0.5", "--serverless-ms", "0.5", "--cold-start-ms", "0.5"]) == 0
+    assert "function 0 ms, model 0 ms per request per instance" in capsys.readouterr().out

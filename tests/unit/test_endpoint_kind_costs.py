@@ -87,6 +87,11 @@ def test_the_report_names_both_costs_the_break_even_and_the_cold_start():
     assert "$83.95 a month" in text and "$2.7600 per 1,000 predictions" in text
     assert "cold start after idle: 3.2 s measured offline" in text
     assert "below it choose EndpointKind=serverless" in text
+    costs = endpoint_kind_costs(DEFAULTS, THOUSAND_A_DAY, 3072)
+    assert f"({costs.instances / costs.serverless:,.1f}x less than instances)" in text
+    assert "- serverless (3072 MB, 50 ms a request)" in text
+    even = break_even_requests_per_day(DEFAULTS, THOUSAND_A_DAY, 3072)
+    assert f"at {even:,.0f} predictions a day ({even / 86400:.2f} a second on average)" in text
     assert "not measured" in kinds_report(DEFAULTS, THOUSAND_A_DAY, 3072, cold_start_seconds=None)
 
 
@@ -102,6 +107,7 @@ def test_the_command_prints_the_comparison_and_warns_when_a_cold_start_exceeds_t
     assert main([*arguments, "--p99-ms", "500", "--kinds-plot", str(plot)]) == 0
     out = capsys.readouterr().out
     assert "Endpoint kind for 1,000 predictions a day" in out and "p99 target 500 ms" in out
+    assert "- serverless (3072 MB, 50 ms a request)" in out  # --serverless-ms defaults to --model-ms
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -218,3 +218,16 @@ def test_bf16_logs_its_measured_agreement_and_difference(monkeypatch, caplog):
     agreement, difference = re.search(r"top-1 agreement ([\d.]+), max \|delta p\| ([\d.e+-]+)", caplog.text).groups()
     assert float(agreement) == 0.0
     assert float(difference) == pytest.approx(0.00025, rel=0.05)
+
+
+@pytest.mark.skipif(not hasattr(torch.jit, "enable_onednn_fusion"), reason="this torch has no oneDNN Graph fuser")
+def test_where_torch_has_the_onednn_fuser_the_network_is_fused_with_it_switched_on():
+    # (The skip: torch builds without the fuser; the pinned CPU torch has it, so it runs here and in CI.)
+    torch.manual_seed(0)
+    network = build_model(ModelConfig.for_architecture("small_cnn", 3, 32)).eval()
+    try:
+        fast, runtime = inference_network(network, 32, torch.device("cpu"))
+        assert runtime == "torchscript+onednn" and isinstance(fast, torch.jit.ScriptModule)
+        assert torch.jit.onednn_fusion_enabled()  # the process-wide switch the fused graph needs
+    finally:
+        torch.jit.enable_onednn_fusion(False)

@@ -57,7 +57,8 @@ class Recorder:
             return self._keep(level)
         raise AttributeError(level)
 
-    def add_metric(self, **kwargs) -> None: ...
+    def add_metric(self, **kwargs) -> None:
+        self.calls.append(("metric", kwargs["name"], kwargs))
 
 
 def test_an_event_is_read_with_its_header_names_in_lower_case_and_base64_only_when_said_so():
@@ -156,3 +157,29 @@ def test_a_request_that_fails_inside_the_handler_is_answered_from_the_error_tabl
     answer = answer_api_request(EVENT, logger, Recorder(), fails)
     assert answer["statusCode"] == 502 and json.loads(answer["body"])["request_id"] == "req-7"
     assert [level for level, _, _ in logger.calls] == ["warning"]
+
+
+def test_each_request_records_its_latency_in_milliseconds():
+    import time
+
+    metrics = Recorder()
+
+    def slow(request):
+        time.sleep(0.05)
+        return {}
+
+    answer_api_request(EVENT, Recorder(), metrics, slow)
+    ((kind, name, recorded),) = metrics.calls
+    assert (kind, name, recorded["unit"].value) == ("metric", "Latency", "Milliseconds")
+    assert 50 <= recorded["value"] < 2000
+
+
+def test_a_failed_endpoint_call_logs_its_cause_or_itself():
+    logger = Recorder()
+    error_response(ModelFailedError("model said 500"), "r", logger)
+    try:
+        raise ModelFailedError("wrapped") from TimeoutError("read timed out")
+    except ModelFailedError as chained:
+        error_response(chained, "r", logger)
+    causes = [extra["cause"] for _, _, extra in logger.calls]
+    assert causes == [repr(ModelFailedError("model said 500")), repr(TimeoutError("read timed out"))]
