@@ -19,9 +19,12 @@ HOST_NAME = "images.example.com"  # the certificate's name; tests resolve it to 
 
 
 class TlsImageServer:
-    """Serve ``routes`` (path -> handler(request)) over TLS on 127.0.0.1; use as a context manager."""
+    """Serve ``routes`` (path -> handler(request)) over TLS on ``address`` (a loopback address); use as a context
+    manager."""
 
-    def __init__(self, routes: dict[str, Callable[[http.server.BaseHTTPRequestHandler], None]]) -> None:
+    def __init__(
+        self, routes: dict[str, Callable[[http.server.BaseHTTPRequestHandler], None]], address: str = "127.0.0.1"
+    ) -> None:
         self.ca = trustme.CA()
         certificate = self.ca.issue_cert(HOST_NAME)
         server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -37,7 +40,8 @@ class TlsImageServer:
             def log_message(self, *args):
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = address
+        self._server = http.server.ThreadingHTTPServer((address, 0), Handler)
         self._server.daemon_threads = True
         self._server.socket = server_context.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]

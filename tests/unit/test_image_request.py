@@ -303,3 +303,10 @@ def test_an_image_of_exactly_the_smallest_size_is_read():
     smallest = JPEG[:MIN_IMAGE_BYTES]
     assert read(smallest, "image/jpeg").image == smallest
     assert read(json.dumps({"image": base64.b64encode(smallest).decode()}), "application/json", False).image == smallest
+
+
+def test_a_base64_image_of_a_length_no_padding_explains_is_refused_as_invalid_not_as_too_large():
+    # 5 characters decode to 3 whole bytes at most: within a 3-byte limit, so the refusal is the encoding's
+    body = json.dumps({"image": "AAAAA"})
+    with pytest.raises(MalformedRequestError, match="is not valid base64"):
+        read_prediction_request(body, False, {"content-type": "application/json"}, {}, 3)

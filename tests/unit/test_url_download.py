@@ -160,3 +160,73 @@ def test_a_deadline_spent_while_resolving_is_a_client_error_before_anything_is_s
         with pytest.raises(MalformedRequestError, match=f"The host {HOST_NAME} could not be resolved in time"):
             fetch(server, "/dog.jpg", deadline_seconds=deadline_seconds, resolve=resolve)
     assert len(server.requests) == before
+
+
+def test_the_fetcher_connects_to_the_address_it_checked_not_to_the_local_host():
+    # A server on another loopback address: connecting anywhere but the checked address would miss it
+    with TlsImageServer({"/dog.jpg": answer(JPEG)}, address="127.0.0.2") as elsewhere:
+
+        def to_elsewhere(host, port, type=None):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port))]
+
+        image = download_image(
+            parse_image_url(elsewhere.url("/dog.jpg")),
+            ALLOWED,
+            10_000,
+            resolve=to_elsewhere,
+            tls_context=elsewhere.client_context(),
+            address_allowed=lambda address: address == ipaddress.ip_address("127.0.0.2"),
+            allowed_ports=frozenset({elsewhere.port}),
+        )
+    assert image == JPEG
+
+
+def test_a_download_well_within_a_short_deadline_succeeds(server):
+    assert fetch(server, "/dog.jpg", deadline_seconds=0.9) == JPEG
+
+
+def test_a_server_that_hangs_up_is_a_failed_download_not_a_timeout():
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def hang_up() -> None:
+        connection, _ = listener.accept()
+        connection.close()  # before the TLS handshake
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    try:
+        with pytest.raises(MalformedRequestError, match="The image could not be downloaded from that URL"):
+            download_image(
+                parse_image_url(f"https://{HOST_NAME}:{port}/dog.jpg"),
+                ALLOWED,
+                1000,
+                resolve=_to_loopback,
+                address_allowed=_loopback_only,
+                allowed_ports=frozenset({port}),
+            )
+    finally:
+        listener.close()
+
+
+def test_the_module_as_imported_downloads_and_refuses_as_it_says(server):
+    # A fresh copy of the module: its constants (chunk size, refused blocks, ports) run inside this test
+    from tests.unit.test_import_time_values import fresh_copy
+
+    fresh = fresh_copy("dog_breeds.adapters.image_download")
+    image = fresh.download_image(
+        parse_image_url(server.url("/dog.jpg")),
+        ALLOWED,
+        10_000,
+        resolve=_to_loopback,
+        tls_context=server.client_context(),
+        address_allowed=_loopback_only,
+        allowed_ports=frozenset({server.port}),
+    )
+    assert image == JPEG
+    ports, pending_lookups = fresh.ALLOWED_PORTS, fresh.MAX_PENDING_LOOKUPS
+    assert ports == frozenset({443}) and pending_lookups == 8
+    assert fresh.is_globally_routable(ipaddress.ip_address("fec0::1")) is False
+    assert fresh.is_globally_routable(ipaddress.ip_address("169.254.169.254")) is False
+    assert fresh.is_globally_routable(ipaddress.ip_address("2606:2800:220:1:248:1893:25c8:1946")) is True
