@@ -337,3 +337,18 @@ def test_a_long_release_is_asked_about_every_5_seconds_a_short_one_twice_a_secon
 
     assert release(StepFunctions(), "arn:sm", "arn:pkg/1", timeout_seconds)["status"] == "SUCCEEDED"
     assert pauses == [pause]
+
+
+def test_the_command_needs_a_stage_and_a_folder_and_works_on_a_branchs_own_stack(monkeypatch, tmp_path, capsys):
+    for missing in (["export", "--dir", str(tmp_path)], ["export", "--stage", "testing"]):
+        with pytest.raises(SystemExit) as refusal:
+            promote_model.main(missing)
+        assert refusal.value.code == 2 and "the following arguments are required" in capsys.readouterr().err
+    stacks: list[str] = []
+    source_sagemaker, source_s3 = FakeSageMaker(), FakeS3({("src", "training-output/j/model.tar.gz"): BYTES})
+    source_sagemaker.add(1, "Approved")
+    _command(monkeypatch, {"sagemaker": source_sagemaker, "s3": source_s3})
+    monkeypatch.setattr(promote_model, "stack_outputs", lambda stack, region: stacks.append(stack) or OUTPUTS)
+    assert promote_model.main(["export", "--stage", "testing", "--dir", str(tmp_path / "a")]) == 0
+    assert promote_model.main(["export", "--stage", "testing", "--branch", "feature-x", "--dir", str(tmp_path)]) == 0
+    assert stacks[0] != stacks[1] and "feature-x" in stacks[1] and "feature-x" not in stacks[0]
