@@ -5,6 +5,7 @@ tests/integration/test_api_auth.py fetches it from a local issuer over loopback)
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -189,3 +190,17 @@ def test_a_request_the_server_cannot_parse_is_answered_as_api_gateway_json():
     assert b" 400 Bad Request\r\n" in head and b"Content-Type: application/json" in head
     assert json.loads(body) == {"message": "Bad Request"}
     assert b"Connection: close" in head
+
+
+def test_a_credential_scope_too_short_to_name_a_service_is_refused():
+    headers = _signed()
+    headers["Authorization"] = headers["Authorization"].replace("/us-east-1/execute-api/aws4_request", "/us-east-1")
+    assert _check(_iam(), headers).message == "Credential should be scoped to correct service: 'execute-api'."
+
+
+def test_an_expired_signature_is_told_the_earliest_time_still_accepted():
+    now = datetime.now(UTC)
+    late = _check(_iam(), _signed(at=now - timedelta(seconds=400)))
+    stamps = re.findall(r"\d{8}T\d{6}Z", late.message)  # signed at, earliest accepted, now
+    signed, earliest, told_now = (datetime.strptime(s, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) for s in stamps)
+    assert signed < earliest < told_now and (told_now - earliest).total_seconds() == 300

@@ -226,3 +226,24 @@ def test_the_endpoint_metrics_reach_cloudwatch_in_batches_and_are_read_back_by_e
 
         held = cloudwatch_backends["123456789012"]["us-east-1"].metric_data
         assert len(held) == 1 + 153 * per_invocation  # every datapoint, across the 500-metric calls
+
+
+@pytest.mark.parametrize(
+    ("status", "model_errors", "client", "server"),
+    [
+        (199, 1, 0, 0),
+        (200, 0, 0, 0),
+        (299, 0, 0, 0),
+        (300, 1, 0, 0),
+        (399, 1, 0, 0),
+        (400, 1, 1, 0),
+        (499, 1, 1, 0),
+        (500, 1, 0, 1),
+        (599, 1, 0, 1),
+        (600, 1, 0, 0),
+    ],
+)
+def test_each_status_class_is_counted_from_its_first_to_its_last_code(status, model_errors, client, server):
+    metrics = invocation_metrics(status, 0.0)
+    counted = (metrics["InvocationModelErrors"], metrics["Invocation4XXErrors"], metrics["Invocation5XXErrors"])
+    assert counted == (model_errors, client, server)

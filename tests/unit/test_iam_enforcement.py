@@ -36,7 +36,7 @@ def _role(name: str, *statements: dict) -> Role:
 READER = _role(
     "reader",
     {"Effect": "Allow", "Action": ["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"], "Resource": ENDPOINT_ARN},
-    {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bucket/allowed/*"},
+    {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::bucket/allowed/*"},
 )
 NOBODY = _role("nobody")
 ROLES = Roles([READER, NOBODY])
@@ -105,6 +105,7 @@ def test_a_role_may_do_what_its_policy_allows_and_is_refused_the_rest_as_aws_say
     )
     s3 = READER.session(REGION).client("s3")
     assert s3.get_object(Bucket="bucket", Key="allowed/a.txt")["Body"].read() == b"x"
+    s3.put_object(Bucket="bucket", Key="allowed/new.txt", Body=b"written by the role")  # S3's own signing rules
     assert _denied(lambda: s3.get_object(Bucket="bucket", Key="private/b.txt"))[0] == "AccessDenied"
     cloudwatch = NOBODY.session(REGION).client("cloudwatch")
     code, message = _denied(lambda: cloudwatch.describe_alarms(AlarmNames=["a"]))

@@ -206,3 +206,40 @@ def test_the_template_roles_are_read_with_a_statement_removed_when_a_test_says_s
         signature_matches(predict, "GET", "/", {"Authorization": "AWS4-HMAC-SHA256 Credential=KEY/20260101"}, b"")
         is False
     )
+
+
+def test_a_denied_request_is_refused_outright_and_not_action_ignores_case():
+    rules = policy(allow("s3:*", "*"), {"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": "*"})
+    assert rules.allows(Permission("s3:DeleteObject", "arn:aws:s3:::b/x")) is False
+    assert rules.allows(Permission("s3:GetObject", "arn:aws:s3:::b/x")) is True
+    except_delete = policy({"Effect": "Allow", "NotAction": "S3:DELETEOBJECT", "Resource": "*"})
+    assert not except_delete.allows(Permission("s3:DeleteObject", "arn:aws:s3:::b/x"))
+    assert except_delete.allows(Permission("s3:GetObject", "arn:aws:s3:::b/x"))
+
+
+@pytest.mark.parametrize(
+    ("prefix", "allowed"), [("data/train/", False), ("code/", True)]
+)  # fmt: skip
+def test_string_not_like_allows_what_matches_none_of_its_patterns(prefix, allowed):
+    rules = policy(allow("s3:ListBucket", "*", StringNotLike={"s3:prefix": ["data/*"]}))
+    assert rules.allows(Permission("s3:ListBucket", "arn:aws:s3:::b", {"s3:prefix": prefix})) is allowed
+
+
+def test_a_create_without_tags_needs_no_add_tags_and_only_sagemaker_variants_need_endpoint_alarms():
+    needed = permissions_for("sagemaker", "CreateModel", {"ModelName": "m"}, "r", "1")
+    assert [p.action for p in needed] == ["sagemaker:CreateModel"]
+    parameters = {"ServiceNamespace": "ecs", "ResourceId": "endpoint/E/variant/AllTraffic"}
+    other = permissions_for("application-autoscaling", "PutScalingPolicy", parameters, "r", "1")
+    assert not [p for p in other if p.action.startswith(("cloudwatch:", "sagemaker:"))]
+
+
+def test_a_function_whose_role_is_not_one_of_the_templates_has_none_and_a_short_scope_never_matches():
+    import types
+
+    from offline_stack.aws_rules.iam import Roles, signature_matches
+
+    template = types.SimpleNamespace(function_properties=lambda name: {"Role": "arn:aws:iam::1:role/elsewhere"})
+    assert Roles([]).for_function(template, "F") is None
+    signer = types.SimpleNamespace(access_key_id="K", secret_access_key="S", session_token="T")
+    header = {"Authorization": "AWS4-HMAC-SHA256 Credential=K/20260101/us-east-1, SignedHeaders=host, Signature=x"}
+    assert signature_matches(signer, "GET", "/", header, b"") is False

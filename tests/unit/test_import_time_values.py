@@ -150,3 +150,15 @@ def test_a_new_training_run_has_no_best_epoch_yet_and_has_not_stopped():
     progress = fresh_copy("breed_classifier.progress").Progress()
     assert (progress.best_loss, progress.best_epoch, progress.best_state) == (float("inf"), 0, None)
     assert (progress.stopped_early, progress.first_epoch, progress.history) == (False, 1, [])
+
+
+def test_a_signed_request_is_good_for_five_minutes_and_iam_matches_resources_case_sensitively():
+    assert fresh_copy("offline_stack.aws_rules.api_gateway").SIGNATURE_WINDOW_SECONDS == 5 * 60
+    iam = fresh_copy("offline_stack.aws_rules.iam")
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*/A"}],
+    }
+    policy = iam.Policy([document])
+    assert policy.allows(iam.Permission("s3:GetObject", "arn:aws:s3:::b/A"))
+    assert not policy.allows(iam.Permission("s3:GetObject", "arn:aws:s3:::b/a"))

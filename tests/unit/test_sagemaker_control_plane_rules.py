@@ -66,26 +66,8 @@ def _refusal(call) -> tuple[str, str]:
     return refused.value.response["Error"]["Code"], refused.value.response["Error"]["Message"]
 
 
-def test_endpoints_may_use_the_instance_quota_exactly_and_not_one_instance_more(sagemaker):
-    assert rules.endpoint_instance_quota("ml.m5.large") == rules.DEFAULT_ENDPOINT_INSTANCE_QUOTA == 20
-    rules.set_endpoint_instance_quota("ml.m5.large", 3)
-    _model(sagemaker)
-    sagemaker.create_endpoint(EndpointName="two", EndpointConfigName=_config(sagemaker, "two", count=2))
-    sagemaker.create_endpoint(EndpointName="one", EndpointConfigName=_config(sagemaker, "one", count=1))  # 3 of 3
-    sagemaker.create_endpoint(EndpointName="other-type", EndpointConfigName=_config(sagemaker, "c5", "ml.c5.large"))
-    code, message = _refusal(
-        lambda: sagemaker.create_endpoint(EndpointName="more", EndpointConfigName=_config(sagemaker, "more"))
-    )
-    assert code == "ResourceLimitExceeded"
-    assert message == (
-        "The account-level service limit 'ml.m5.large for endpoint usage' is 3 Instances, with current utilization "
-        "of 3 Instances and a request delta of 1 Instances. Please use AWS Service Quotas to request an increase "
-        "for this quota."
-    )
-    rules.set_endpoint_instance_quota("ml.m5.large", None)
-    assert rules.endpoint_instance_quota("ml.m5.large") == 20
-
-
+# First in the file: the rules install once per process, so the run that ties their lines to tests sees this
+# test's UpdateEndpoint calls there.
 @pytest.mark.parametrize(
     ("status", "says"),
     [
@@ -104,7 +86,28 @@ def test_an_endpoint_is_updated_only_from_a_settled_state(sagemaker, status, say
     assert code == "ValidationException" and says in message
     for settled in ("InService", "OutOfService", "UpdateRollbackFailed"):
         sagemaker.backend.endpoints["e"].endpoint_status = settled
-        sagemaker.update_endpoint(EndpointName="e", EndpointConfigName="second")
+        answer = sagemaker.update_endpoint(EndpointName="e", EndpointConfigName="second")
+        assert answer["EndpointArn"].endswith(":endpoint/e")
+
+
+def test_endpoints_may_use_the_instance_quota_exactly_and_not_one_instance_more(sagemaker):
+    assert rules.endpoint_instance_quota("ml.m5.large") == rules.DEFAULT_ENDPOINT_INSTANCE_QUOTA == 20
+    rules.set_endpoint_instance_quota("ml.m5.large", 3)
+    _model(sagemaker)
+    sagemaker.create_endpoint(EndpointName="two", EndpointConfigName=_config(sagemaker, "two", count=2))
+    sagemaker.create_endpoint(EndpointName="one", EndpointConfigName=_config(sagemaker, "one", count=1))  # 3 of 3
+    sagemaker.create_endpoint(EndpointName="other-type", EndpointConfigName=_config(sagemaker, "c5", "ml.c5.large"))
+    code, message = _refusal(
+        lambda: sagemaker.create_endpoint(EndpointName="more", EndpointConfigName=_config(sagemaker, "more"))
+    )
+    assert code == "ResourceLimitExceeded"
+    assert message == (
+        "The account-level service limit 'ml.m5.large for endpoint usage' is 3 Instances, with current utilization "
+        "of 3 Instances and a request delta of 1 Instances. Please use AWS Service Quotas to request an increase "
+        "for this quota."
+    )
+    rules.set_endpoint_instance_quota("ml.m5.large", None)
+    assert rules.endpoint_instance_quota("ml.m5.large") == 20
 
 
 def test_an_update_needs_an_endpoint_and_a_config_that_exist(sagemaker):
@@ -178,6 +181,7 @@ def test_an_update_that_retains_the_variant_keeps_its_instance_count_and_takes_t
     sagemaker.update_endpoint(EndpointName="e", EndpointConfigName="one", RetainAllVariantProperties=True)
     endpoint = sagemaker.backend.endpoints["e"]
     assert endpoint.production_variants[0]["CurrentInstanceCount"] == 3 and endpoint.endpoint_status == "InService"
+    assert rules.fleets_in_use(sagemaker.backend) == [rules.Fleet("ml.m5.large", 3)]  # what runs, not the config
     assert endpoint.data_capture_config["InitialSamplingPercentage"] == 5
     assert not hasattr(endpoint, "previous_fleet")  # moto alone (no offline lifecycle): updated at once
     sagemaker.update_endpoint(EndpointName="e", EndpointConfigName=_config(sagemaker, "two", count=2))
@@ -198,6 +202,14 @@ def test_a_serverless_config_refuses_an_isolated_model_and_data_capture(sagemake
     code, message = _refusal(lambda: _config(sagemaker, "captured", serverless=True, DataCaptureConfig=capture))
     assert message == "DataCaptureConfig is not supported for endpoint configs with serverless production variants."
     _config(sagemaker, "plain", serverless=True)
+    # a model the rules cannot find is not taken for an isolated one: SageMaker's own answer says it is missing
+    variant = {"VariantName": "AllTraffic", "ModelName": "absent"} | {
+        "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    }
+    code, message = _refusal(
+        lambda: sagemaker.create_endpoint_config(EndpointConfigName="absent", ProductionVariants=[variant])
+    )
+    assert "Could not find model" in message and "isolation" not in message
 
 
 def test_a_training_job_name_is_used_once(sagemaker):

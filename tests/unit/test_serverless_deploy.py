@@ -163,10 +163,13 @@ def test_sagemaker_refuses_an_update_across_kinds_and_serverless_configs_it_cann
     assert serverless_config_refusal(serverless, None, False) is None
     for maximum, provisioned, refused in (
         (0, None, True),
+        (1, None, False),
         (200, None, False),
         (201, None, True),
         (5, 5, False),
         (5, 6, True),
+        (5, 1, False),
+        (5, 0, True),
     ):
         config = {"MemorySizeInMB": 2048, "MaxConcurrency": maximum}
         if provisioned is not None:

@@ -197,3 +197,8 @@ def test_the_events_each_state_writes_are_counted_from_entered_to_exited():
     ]
     runs = events_by_state_type(history, {"Deploy": "Task", "Wait": "Wait"})
     assert runs == {("Task", 5): 2, ("Wait", 2): 1}
+
+
+def test_a_job_done_before_the_first_poll_writes_no_poll_events():
+    assert training_poll_events(DEFINITION, _poll_as_deployed(), 0)[0] == 0
+    assert training_poll_events(DEFINITION, _poll_as_deployed(), 1)[0] > 0
