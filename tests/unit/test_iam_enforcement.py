@@ -139,3 +139,17 @@ def test_the_endpoint_answers_only_the_roles_allowed_to_invoke_it():
         assert code == "AccessDeniedException" and f"sagemaker:InvokeEndpoint on resource: {ENDPOINT_ARN}" in message
         assert _denied(lambda: invoke(READER, "Other"))[0] == "AccessDeniedException"  # ARNs are lower case
         assert server.refusals[0].startswith("AccessDeniedException: User: arn:aws:sts::")
+
+
+def test_a_checked_request_names_the_role_that_signed_it_or_none_for_the_operator():
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="POST", url="https://api.sagemaker.us-east-1.amazonaws.com/", data=b"{}")
+    request.headers["Host"] = "api.sagemaker.us-east-1.amazonaws.com"
+    credentials = Credentials(READER.access_key_id, READER.secret_access_key, READER.session_token)
+    SigV4Auth(credentials, "sagemaker", REGION).add_auth(request)
+    headers = dict(request.headers.items())
+    assert ROLES.authorize("POST", "/", headers, b"{}", lambda: []) is READER
+    assert ROLES.authorize("POST", "/", {}, b"{}", lambda: []) is None
