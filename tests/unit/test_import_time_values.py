@@ -162,3 +162,8 @@ def test_a_signed_request_is_good_for_five_minutes_and_iam_matches_resources_cas
     policy = iam.Policy([document])
     assert policy.allows(iam.Permission("s3:GetObject", "arn:aws:s3:::b/A"))
     assert not policy.allows(iam.Permission("s3:GetObject", "arn:aws:s3:::b/a"))
+
+
+def test_the_short_side_is_resized_to_256_224ths_of_the_input_before_the_centre_crop():
+    preprocessing = fresh_copy("breed_classifier.preprocessing")
+    assert preprocessing.RESIZE_RATIO * 224 == pytest.approx(256)  # the ImageNet convention the weights expect
