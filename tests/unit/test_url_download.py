@@ -230,3 +230,12 @@ def test_the_module_as_imported_downloads_and_refuses_as_it_says(server):
     assert fresh.is_globally_routable(ipaddress.ip_address("fec0::1")) is False
     assert fresh.is_globally_routable(ipaddress.ip_address("169.254.169.254")) is False
     assert fresh.is_globally_routable(ipaddress.ip_address("2606:2800:220:1:248:1893:25c8:1946")) is True
+
+
+def test_a_deadline_passed_even_by_half_a_second_is_passed():
+    # Every wait of a download takes what is left of one deadline; once it has passed, nothing waits any more
+    from dog_breeds.adapters.image_download import _left
+
+    with pytest.raises(TimeoutError, match="the download deadline passed"):
+        _left(time.monotonic() - 0.5)
+    assert 9 < _left(time.monotonic() + 10) <= 10
