@@ -108,6 +108,7 @@ def test_the_command_prints_the_comparison_and_warns_when_a_cold_start_exceeds_t
     out = capsys.readouterr().out
     assert "Endpoint kind for 1,000 predictions a day" in out and "p99 target 500 ms" in out
     assert "- serverless (3072 MB, 50 ms a request)" in out  # --serverless-ms defaults to --model-ms
+    assert "- instances: 1 x ml.m5.large on average" in out  # 1,000 a day of 50 ms keep one instance idle
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
