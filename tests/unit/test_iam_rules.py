@@ -238,8 +238,9 @@ def test_a_function_whose_role_is_not_one_of_the_templates_has_none_and_a_short_
 
     from offline_stack.aws_rules.iam import Roles, signature_matches
 
-    template = types.SimpleNamespace(function_properties=lambda name: {"Role": "arn:aws:iam::1:role/elsewhere"})
-    assert Roles([]).for_function(template, "F") is None
+    for role in ("arn:aws:iam::1:role/elsewhere", {"Ref": "ExistingRoleArn"}):
+        template = types.SimpleNamespace(function_properties=lambda name, role=role: {"Role": role})
+        assert Roles([]).for_function(template, "F") is None
     signer = types.SimpleNamespace(access_key_id="K", secret_access_key="S", session_token="T")
     header = {"Authorization": "AWS4-HMAC-SHA256 Credential=K/20260101/us-east-1, SignedHeaders=host, Signature=x"}
     assert signature_matches(signer, "GET", "/", header, b"") is False
