@@ -83,7 +83,8 @@ bench: setup ## the project against course-style baselines: ratios, targets, pas
 	$(OFFLINE_PATH) $(BIN)/python -m benchmarks
 
 # Mutation testing (pytest-gremlins) over the code whose mistakes a caller would feel first, driven by the
-# fast tests that exercise it; about 15 minutes on 2 cores. Survivors are listed and justified in docs/testing.md.
+# unit tests that exercise it; about an hour for every module on 2 cores (MODULES=... or BASE=<ref> for a part).
+# Survivors are listed and justified in docs/testing.md.
 mutation: setup ## mutation testing of every module that decides something, against tests/unit (BASE=<ref>: only changed modules)
 	$(BIN)/python -m tests.mutation $(if $(BASE),--base $(BASE)) $(if $(MODULES),--modules $(MODULES))
 
