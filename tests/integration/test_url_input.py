@@ -11,8 +11,9 @@ import json
 import pytest
 
 from tests.conftest import load_event, response_json
-from tests.support.tls_server import HOST_NAME, TlsImageServer, answer
-from tests.unit.test_url_download import JPEG, _loopback_only, _to_loopback
+from tests.support.tls_server import HOST_NAME, JPEG, TlsImageServer, answer
+from tests.support.tls_server import loopback_only as _loopback_only
+from tests.support.tls_server import to_loopback as _to_loopback
 
 
 @pytest.fixture

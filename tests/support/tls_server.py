@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import io
+import ipaddress
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
 
 import trustme
+from PIL import Image
 
 HOST_NAME = "images.example.com"  # the certificate's name; tests resolve it to 127.0.0.1
 
@@ -111,3 +115,23 @@ def stream_without_length(size: int):
 
 def _not_found(request: http.server.BaseHTTPRequestHandler) -> None:
     answer(b"", status=404)(request)
+
+
+def _jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (120, 80, 40)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+JPEG = _jpeg()  # a small real image the routes serve
+
+
+def to_loopback(host, port, type=None):  # noqa: A002 (getaddrinfo's keyword)
+    """The fetcher's ``resolve`` seam: the certificate's host name resolves to 127.0.0.1."""
+    assert host == HOST_NAME
+    return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+
+def loopback_only(address) -> bool:
+    """The fetcher's ``address_allowed`` seam: loopback counts as routable here, and nothing else does."""
+    return address == ipaddress.ip_address("127.0.0.1")

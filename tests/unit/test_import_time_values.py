@@ -11,16 +11,14 @@ put in ``sys.modules``: the lines run inside the test, and the run ties them to 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import re
-import sys
 import typing
-from types import ModuleType
 
 import pytest
 
 from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
 from tests.mutation import MODULES
+from tests.support.fresh_import import fresh_copy
 
 SOURCE_ROOTS = ("layers/shared/python/", "training_jobs/")
 
@@ -29,24 +27,6 @@ def module_name(path: str) -> str:
     for root in SOURCE_ROOTS:
         path = path.removeprefix(root)
     return path.removesuffix(".py").replace("/", ".")
-
-
-def fresh_copy(name: str) -> ModuleType:
-    """The module ``name`` executed anew (its class bodies and constants run now); afterwards ``sys.modules`` holds
-    the module it held before, so no other test sees the copy."""
-    spec = importlib.util.find_spec(name)
-    assert spec is not None and spec.loader is not None, name
-    module = importlib.util.module_from_spec(spec)
-    imported = sys.modules.get(name)
-    sys.modules[name] = module  # dataclasses look their module up while the class body runs
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        if imported is None:
-            del sys.modules[name]
-        else:
-            sys.modules[name] = imported
-    return module
 
 
 def declared_frozen(path: str) -> list[str]:

@@ -6,38 +6,32 @@ counts as routable here, and which CA to trust. tests/integration/test_url_input
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import socket
 import time
 
 import pytest
-from PIL import Image
 
 from dog_breeds.adapters.image_download import download_image
 from dog_breeds.errors import MalformedRequestError, PayloadTooLargeError
 from dog_breeds.image_request import parse_image_url
-from tests.support.tls_server import HOST_NAME, TlsImageServer, answer, drip, stream_without_length
+from tests.support.fresh_import import fresh_copy
+from tests.support.tls_server import (
+    HOST_NAME,
+    JPEG,
+    TlsImageServer,
+    answer,
+    drip,
+    stream_without_length,
+)
+from tests.support.tls_server import (
+    loopback_only as _loopback_only,
+)
+from tests.support.tls_server import (
+    to_loopback as _to_loopback,
+)
 
 ALLOWED = frozenset({HOST_NAME})
-
-
-def _jpeg() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (32, 32), (120, 80, 40)).save(buffer, "JPEG")
-    return buffer.getvalue()
-
-
-JPEG = _jpeg()
-
-
-def _to_loopback(host, port, type=None):
-    assert host == HOST_NAME
-    return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
-
-
-def _loopback_only(address) -> bool:
-    return address == ipaddress.ip_address("127.0.0.1")
 
 
 @pytest.fixture(scope="module")
@@ -210,8 +204,6 @@ def test_a_server_that_hangs_up_is_a_failed_download_not_a_timeout():
 
 def test_the_module_as_imported_downloads_and_refuses_as_it_says(server):
     # A fresh copy of the module: its constants (chunk size, refused blocks, ports) run inside this test
-    from tests.unit.test_import_time_values import fresh_copy
-
     fresh = fresh_copy("dog_breeds.adapters.image_download")
     image = fresh.download_image(
         parse_image_url(server.url("/dog.jpg")),
