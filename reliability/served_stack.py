@@ -38,8 +38,12 @@ def upload_artifact(stack: OfflineStack, model_dir: Path, key: str) -> str:
 
 def deploy(stack: OfflineStack, model_dir: Path, name: str) -> dict:
     """Deploy an artifact through the template's DeployEndpointFunction, then serve it locally."""
-    url = upload_artifact(stack, model_dir, f"training-output/{name}/output/model.tar.gz")
-    deployment = stack.invoke("DeployEndpointFunction", {"model_data_url": url})
+    return deploy_uploaded(stack, upload_artifact(stack, model_dir, f"training-output/{name}/output/model.tar.gz"))
+
+
+def deploy_uploaded(stack: OfflineStack, model_data_url: str) -> dict:
+    """Deploy an artifact already in S3 (what a training job left) and wait until the endpoint settles."""
+    deployment = stack.invoke("DeployEndpointFunction", {"model_data_url": model_data_url})
     stack.settle_endpoints()
     return deployment
 
