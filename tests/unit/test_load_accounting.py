@@ -14,11 +14,12 @@ def test_admitted_requests_are_the_answers_the_route_throttle_let_through():
     assert result.admitted == 130
 
 
-def test_one_lambda_throttle_in_a_hundred_admitted_is_allowed_and_no_more():
-    assert LoadResult(statuses=Counter({200: 99, 429: 500}), route_throttles=500).lambda_throttles_allowed == 0
-    assert LoadResult(statuses=Counter({200: 99, 500: 1, 429: 500}), route_throttles=500).lambda_throttles_allowed == 1
-    assert LoadResult(statuses=Counter({200: 198, 500: 1}), route_throttles=0).lambda_throttles_allowed == 1
-    assert LoadResult(statuses=Counter({200: 199, 500: 1}), route_throttles=0).lambda_throttles_allowed == 2
+def test_lambda_throttles_allowed_are_one_in_a_hundred_admitted_rounded_up():
+    assert LoadResult(statuses=Counter({429: 500}), route_throttles=500).lambda_throttles_allowed == 0
+    assert LoadResult(statuses=Counter({200: 86, 500: 1, 429: 500}), route_throttles=500).lambda_throttles_allowed == 1
+    assert LoadResult(statuses=Counter({200: 100}), route_throttles=0).lambda_throttles_allowed == 1
+    assert LoadResult(statuses=Counter({200: 100, 500: 1}), route_throttles=0).lambda_throttles_allowed == 2
+    assert LoadResult(statuses=Counter({200: 300}), route_throttles=0).lambda_throttles_allowed == 3
 
 
 def test_lambda_throttles_are_not_counted_as_failures_but_every_other_error_is():
