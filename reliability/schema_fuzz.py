@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,10 @@ def fuzz_schema(api_url: str, max_examples: int, seed: int = 2026) -> SchemaFuzz
         "30",
         "--no-color",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
+    # schemathesis keeps the failures it found under .schemathesis/ in its working directory and replays them
+    # first next time; each run here starts from the seed alone, and leaves nothing in the checkout
+    with tempfile.TemporaryDirectory(prefix="schemathesis-") as scratch:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False, cwd=scratch)
     output = result.stdout + result.stderr
     generated = re.search(r"(\d+) generated", output)
     failures = re.findall(r"^\s*❌ (\S+ .+?): \d+$", output, flags=re.MULTILINE)
