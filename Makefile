@@ -51,7 +51,7 @@ $(STAMP): requirements-dev.txt requirements-lock.txt locks/pip.txt locks/awscli.
 	touch $@
 
 lock: ## add the index's hashes to every lock file's pins (after changing a pin; needs the package registry)
-	$(BIN)/python -m ops.lock requirements-lock.txt locks/*.txt
+	$(BIN)/python -m ops.lock requirements-lock.txt locks/*.txt layers/shared/python/requirements.txt
 
 # checkov (locks/checkov.txt) pins its own boto3 (older than SAM's): it lives in a venv of its own
 CHECKOV_VENV := .venv-checkov

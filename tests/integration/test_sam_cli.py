@@ -1,4 +1,5 @@
-"""SAM's own tools on the template: `sam validate --lint` and `sam build` (no network needed)."""
+"""SAM's own tools on the template: `sam validate --lint` and `sam build` (which fetches the layer's pins from the
+package index, in pip's hash-checking mode)."""
 
 import shutil
 import subprocess
@@ -53,3 +54,26 @@ def test_sam_build_packs_handler_and_layer(tmp_path):
     for package in ("boto3", "botocore"):
         pinned = next(line.split("==")[1].split()[0] for line in lock.splitlines() if line.startswith(f"{package}=="))
         assert (layer / f"{package}-{pinned}.dist-info").is_dir(), package
+
+
+@pytest.mark.skipif(not _python312_available(), reason="sam build needs python3.12 on PATH (the Lambda runtime)")
+def test_sam_build_refuses_a_layer_file_that_differs_from_its_hash(tmp_path):
+    # Given a layer built the way SharedLayer is, whose one pin carries a hash no published file has
+    (tmp_path / "layer").mkdir()
+    (tmp_path / "layer/requirements.txt").write_text("six==1.17.0 --hash=sha256:" + "0" * 64 + "\n")
+    (tmp_path / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\n"
+        "Resources:\n"
+        "  Layer:\n"
+        "    Type: AWS::Serverless::LayerVersion\n"
+        "    Properties:\n"
+        "      ContentUri: layer\n"
+        "      CompatibleRuntimes: [python3.12]\n"
+        "    Metadata:\n"
+        "      BuildMethod: python3.12\n"
+    )
+    # When sam build installs it
+    result = _sam("build", "--build-dir", str(tmp_path / "build"), cwd=tmp_path)
+    # Then pip refuses the file (what a tampered mirror or a re-uploaded release would meet), and the build fails
+    assert result.returncode != 0
+    assert "DO NOT MATCH THE HASHES" in result.stdout + result.stderr, result.stdout + result.stderr
