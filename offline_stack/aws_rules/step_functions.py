@@ -26,11 +26,13 @@ def training_poll_events(definition: dict, poll: dict[str, float], job_seconds: 
     """History events the training poll loop writes while a job runs ``job_seconds``, and its last interval.
 
     ``poll`` is the execution's ``$.poll`` object as ReadInput makes it (``training_seconds``,
-    ``training_step_seconds``, ``training_max_seconds``). The job is InProgress at every describe.
+    ``training_step_seconds``, ``training_max_seconds``). The job is InProgress at every describe. The walk
+    ends as soon as the count passes ``HISTORY_EVENT_LIMIT``: the execution has failed there, so a loop whose
+    waits never add up to the job's length (a zero or shrinking interval) is answered too, not walked forever.
     """
     states, poll = definition["States"], dict(poll)
     name, elapsed, events = "WaitForTraining", 0.0, 0
-    while elapsed < job_seconds:
+    while elapsed < job_seconds and events <= HISTORY_EVENT_LIMIT:
         state = states[name]
         events += EVENTS_PER_STATE[state["Type"]]
         if state["Type"] == "Wait":

@@ -1,6 +1,5 @@
 """Cold-start configuration fails loudly; the URL fetcher refuses what it must before connecting."""
 
-import contextlib
 import socket
 
 import pytest
@@ -184,7 +183,8 @@ def test_slow_name_lookups_do_not_starve_the_next_request():
 
     url = parse_image_url("https://images.example.com/dog.jpg")
     try:
-        for _ in range(3):
+        stuck_lookups = 3
+        for _ in range(stuck_lookups):
             with pytest.raises(MalformedRequestError, match="resolved in time"):
                 download_image(url, ALLOWED, 1000, resolve=hangs, deadline_seconds=0.2)
         # When the next request's host answers at once
@@ -192,11 +192,22 @@ def test_slow_name_lookups_do_not_starve_the_next_request():
             download_image(url, ALLOWED, 1000, resolve=_resolver("10.0.0.1"), deadline_seconds=0.5)
         # Then it was resolved (and judged), not left waiting behind the stuck lookups; and the number of
         # lookups pending at once is bounded
-        for _ in range(image_download.MAX_PENDING_LOOKUPS):
-            with contextlib.suppress(MalformedRequestError):
+        for _ in range(image_download.MAX_PENDING_LOOKUPS - stuck_lookups):  # every lookup slot held
+            with pytest.raises(MalformedRequestError, match="resolved in time"):
                 download_image(url, ALLOWED, 1000, resolve=hangs, deadline_seconds=0.05)
-        with pytest.raises(MalformedRequestError, match="Too many slow name lookups"):
-            download_image(url, ALLOWED, 1000, resolve=_resolver("93.184.216.34"))
+        refusals: list[Exception] = []
+
+        def one_more() -> None:
+            try:
+                download_image(url, ALLOWED, 1000, resolve=_resolver("93.184.216.34"), deadline_seconds=0.5)
+            except MalformedRequestError as exc:
+                refusals.append(exc)
+
+        asking = threading.Thread(target=one_more, daemon=True)
+        asking.start()
+        asking.join(5)  # refused at once, never left waiting for a lookup slot to free up
+        assert not asking.is_alive(), "the request waited for a lookup slot instead of being refused"
+        assert len(refusals) == 1 and "Too many slow name lookups" in str(refusals[0])
         # and a lookup left behind never keeps the process from exiting
         left_behind = [thread for thread in threading.enumerate() if thread.name == "resolve"]
         assert left_behind and all(thread.daemon for thread in left_behind)

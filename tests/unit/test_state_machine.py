@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from offline_stack.aws_rules.step_functions import HISTORY_EVENT_LIMIT, training_poll_events
+from offline_stack.aws_rules.step_functions import EVENTS_PER_STATE, HISTORY_EVENT_LIMIT, training_poll_events
 from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
 
 TEMPLATE = SamTemplate.load()
@@ -197,6 +197,14 @@ def test_the_events_each_state_writes_are_counted_from_entered_to_exited():
     ]
     runs = events_by_state_type(history, {"Deploy": "Task", "Wait": "Wait"})
     assert runs == {("Task", 5): 2, ("Wait", 2): 1}
+
+
+def test_a_poll_loop_whose_wait_never_grows_fails_at_the_history_limit_instead_of_running_forever():
+    # Given the deployed loop with intervals of 0 s (its MathAdd adds nothing): the waits never reach the job's end
+    stalled = {**_poll_as_deployed(), "training_seconds": 0.0, "training_step_seconds": 0.0}
+    events, interval = training_poll_events(DEFINITION, stalled, 3600)
+    # Then the count stops just past the limit, where AWS fails the execution
+    assert HISTORY_EVENT_LIMIT < events <= HISTORY_EVENT_LIMIT + max(EVENTS_PER_STATE.values()) and interval == 0.0
 
 
 def test_a_job_done_before_the_first_poll_writes_no_poll_events():
