@@ -129,3 +129,32 @@ def test_a_checkpoint_is_written_into_a_new_folder_and_replaced_whole_in_an_exis
     save_checkpoint(folder, {"run": {"job": "a"}, "epoch": 2})
     assert load_checkpoint(folder, "cpu", {"job": "a"}, emit=lambda line: None)["epoch"] == 2
     assert [p.name for p in folder.iterdir()] == ["checkpoint.pt"]  # no partial file left
+
+
+def test_a_checkpoint_written_after_an_epoch_resumes_as_the_same_progress(tmp_path):
+    # Given a run after epoch 3 (best at 2), with its network and an optimizer that has taken a step
+    progress, _ = _record([0.9, 0.3, 0.4], patience=5)
+    network = _network(3.0)
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.1, momentum=0.9)
+    network(torch.ones(1, 1)).sum().backward()
+    optimizer.step()
+
+    class _Setup:
+        def __init__(self, network, optimizer):
+            self.network, self.optimizer = network, optimizer
+
+    identity = {"job": "train-1", "classes": ["a", "b"], "hyperparameters": {"lr": 0.1}}
+    # When its checkpoint is written to disk and read back as a resumed run reads it
+    save_checkpoint(tmp_path, progress.checkpoint(3, _Setup(network, optimizer), identity))
+    checkpoint = load_checkpoint(tmp_path, "cpu", identity, emit=lambda line: None)
+    fresh = _network(0.0)
+    fresh_optimizer = torch.optim.SGD(fresh.parameters(), lr=0.1, momentum=0.9)
+    resumed = Progress.resumed(checkpoint, _Setup(fresh, fresh_optimizer), emit=lambda line: None)
+    # Then the run, its epoch, weights, optimizer state and best-so-far all come back
+    assert (checkpoint["run"], checkpoint["epoch"]) == (identity, 3)
+    assert torch.equal(checkpoint["model"]["weight"], network.state_dict()["weight"])
+    momentum = fresh_optimizer.state_dict()["state"][0]["momentum_buffer"]
+    assert torch.equal(momentum, optimizer.state_dict()["state"][0]["momentum_buffer"])
+    assert (resumed.first_epoch, resumed.best_epoch, resumed.best_loss) == (4, 2, 0.3)
+    assert resumed.history == progress.history
+    assert torch.equal(resumed.best_state["weight"], progress.best_state["weight"])
