@@ -207,6 +207,18 @@ def test_a_poll_loop_whose_wait_never_grows_fails_at_the_history_limit_instead_o
     assert HISTORY_EVENT_LIMIT < events <= HISTORY_EVENT_LIMIT + max(EVENTS_PER_STATE.values()) and interval == 0.0
 
 
+def test_a_loop_still_polling_at_exactly_the_history_limit_has_failed():
+    # Given a loop of one 0 s Wait (2 events a turn), whose count lands on 25,000 exactly with the job running
+    spinning = {
+        "States": {
+            "WaitForTraining": {"Type": "Wait", "SecondsPath": "$.poll.training_seconds", "Next": "WaitForTraining"}
+        }
+    }
+    events, _ = training_poll_events(spinning, {"training_seconds": 0.0}, 60)
+    # Then its next state's events are past the limit: that is where AWS fails the execution
+    assert events == HISTORY_EVENT_LIMIT + 2
+
+
 def test_a_job_done_before_the_first_poll_writes_no_poll_events():
     assert training_poll_events(DEFINITION, _poll_as_deployed(), 0)[0] == 0
     assert training_poll_events(DEFINITION, _poll_as_deployed(), 1)[0] > 0
