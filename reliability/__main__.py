@@ -20,7 +20,14 @@ from offline_stack.sam_template import PROJECT_ROOT
 from reliability.faults import DRILL_FUNCTION_ENVIRONMENT, DRILLS, run_drills
 from reliability.fuzz_predict import fuzz_predict_handler
 from reliability.image_corpus import PEAK_RSS_LIMIT_MB, build_corpus, measure_corpus
-from reliability.load import apply_throttle, blue_green_under_load, calibrate, route_throttle_for, run_load
+from reliability.load import (
+    LoadResult,
+    apply_throttle,
+    blue_green_under_load,
+    calibrate,
+    route_throttle_for,
+    run_load,
+)
 from reliability.schema_fuzz import fuzz_schema
 from reliability.served_stack import served_stack, write_artifact
 
@@ -72,6 +79,17 @@ class Report:
                 + ("  pass" if row.passed else "  FAIL")
             )
         return "\n".join(lines)
+
+
+def add_lambda_throttles(report: Report, part: str, measure: str, load: LoadResult) -> None:
+    """The row of the requests Lambda throttled (API Gateway's 500) out of those the route admitted."""
+    report.add(
+        part,
+        measure,
+        f"{load.lambda_throttles} of {load.admitted} admitted",
+        f"<= {load.lambda_throttles_allowed} (1 %)",
+        load.lambda_throttles <= load.lambda_throttles_allowed,
+    )
 
 
 def corpus_table(outcomes: list[dict]) -> str:
@@ -162,13 +180,7 @@ def run(budget: Budget, work_dir: Path) -> Report:
         report.add("load", f"{load.requests} requests, {load.clients} clients: lost", load.lost, "0", load.lost == 0)
         report.add("load", "answers other than 200/429, Lambda throttles apart", load.failures, "0", not load.failures)
         report.add("load", "200 / 429", f"{load.statuses[200]} / {load.statuses[429]}", "-", load.statuses[200] > 0)
-        report.add(
-            "load",
-            "Lambda throttles (500s)",
-            f"{load.lambda_throttles} of {load.admitted} admitted",
-            f"<= {load.lambda_throttles_allowed} (1 %)",
-            load.lambda_throttles <= load.lambda_throttles_allowed,
-        )
+        add_lambda_throttles(report, "load", "Lambda throttles (500s)", load)
         report.add(
             "load",
             "p50 / p95 / p99 of 200s (ms)",
@@ -185,13 +197,7 @@ def run(budget: Budget, work_dir: Path) -> Report:
             "0",
             action == "updated" and not during.failures and not during.lost,
         )
-        report.add(
-            "blue/green",
-            "Lambda throttles (500s) meanwhile",
-            f"{during.lambda_throttles} of {during.admitted} admitted",
-            f"<= {during.lambda_throttles_allowed} (1 %)",
-            during.lambda_throttles <= during.lambda_throttles_allowed,
-        )
+        add_lambda_throttles(report, "blue/green", "Lambda throttles (500s) meanwhile", during)
 
         apply_throttle(stack, 50, 10)
         for drill in run_drills(stack, image, list(budget.drills), budget.drill_seconds):
