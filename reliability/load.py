@@ -58,10 +58,13 @@ class LoadResult:
         return other - self.lambda_throttles
 
     def percentile(self, fraction: float) -> float:
+        """The nearest-rank percentile of the 200s' latencies (ms): the smallest value at least ``fraction`` of
+        them do not exceed; 0.0 when there were none."""
         if not self.latencies_ms:
             return 0.0
         ordered = sorted(self.latencies_ms)
-        return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 1)
+        rank = math.ceil(round(fraction * len(ordered), 9))
+        return round(ordered[min(max(rank, 1), len(ordered)) - 1], 1)
 
 
 def route_throttle_for(reserved_concurrency: int, p99_seconds: float, burst: int = 1) -> tuple[float, int]:

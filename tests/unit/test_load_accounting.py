@@ -34,3 +34,12 @@ def test_the_route_throttle_formula_leaves_room_for_the_burst_within_the_reserve
     # a burst asked above reserved - 1 is cut to it; never below 1
     assert route_throttle_for(4, 0.1, burst=9) == (5.0, 3)
     assert route_throttle_for(4, 0.1, burst=0) == (15.0, 1)
+
+
+def test_latency_percentiles_are_nearest_rank():
+    tens = LoadResult(latencies_ms=[float(ms) for ms in range(100, 0, -10)])  # 10 .. 100 ms, unsorted
+    assert (tens.percentile(0.5), tens.percentile(0.95), tens.percentile(0.1)) == (50.0, 100.0, 10.0)
+    hundred = LoadResult(latencies_ms=[float(ms) for ms in range(1, 101)])
+    assert (hundred.percentile(0.99), hundred.percentile(0.5), hundred.percentile(0.0)) == (99.0, 50.0, 1.0)
+    assert LoadResult(latencies_ms=[12.34]).percentile(0.99) == 12.3
+    assert LoadResult().percentile(0.99) == 0.0
