@@ -1,9 +1,12 @@
 """SAM's own tools on the template: `sam validate --lint` and `sam build` (which fetches the layer's pins from the
-package index, in pip's hash-checking mode)."""
+package index, as `make setup` does, in pip's hash-checking mode; the tampered-file case is served from a local
+folder)."""
 
+import hashlib
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -56,11 +59,30 @@ def test_sam_build_packs_handler_and_layer(tmp_path):
         assert (layer / f"{package}-{pinned}.dist-info").is_dir(), package
 
 
+def _wheel(path: Path, module_text: str) -> str:
+    """A minimal pure-Python wheel of ``tampered`` 1.0 at ``path``; its sha256."""
+    dist_info = "tampered-1.0.dist-info"
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr("tampered.py", module_text)
+        wheel.writestr(f"{dist_info}/METADATA", "Metadata-Version: 2.1\nName: tampered\nVersion: 1.0\n")
+        wheel.writestr(
+            f"{dist_info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
+        wheel.writestr(f"{dist_info}/RECORD", f"tampered.py,,\n{dist_info}/METADATA,,\n{dist_info}/WHEEL,,\n")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 @pytest.mark.skipif(not _python312_available(), reason="sam build needs python3.12 on PATH (the Lambda runtime)")
 def test_sam_build_refuses_a_layer_file_that_differs_from_its_hash(tmp_path):
-    # Given a layer built the way SharedLayer is, whose one pin carries a hash no published file has
-    (tmp_path / "layer").mkdir()
-    (tmp_path / "layer/requirements.txt").write_text("six==1.17.0 --hash=sha256:" + "0" * 64 + "\n")
+    # Given a layer built the way SharedLayer is, whose pin carries the hash of the file as it was published,
+    # served from a local folder (no index: nothing leaves the machine)
+    wheels, layer = tmp_path / "wheels", tmp_path / "layer"
+    wheels.mkdir()
+    layer.mkdir()
+    published = _wheel(wheels / "tampered-1.0-py3-none-any.whl", "ANSWER = 42\n")
+    (layer / "requirements.txt").write_text(
+        f"--no-index\n--find-links {wheels}\ntampered==1.0 --hash=sha256:{published}\n"
+    )
     (tmp_path / "template.yaml").write_text(
         "Transform: AWS::Serverless-2016-10-31\n"
         "Resources:\n"
@@ -72,8 +94,12 @@ def test_sam_build_refuses_a_layer_file_that_differs_from_its_hash(tmp_path):
         "    Metadata:\n"
         "      BuildMethod: python3.12\n"
     )
-    # When sam build installs it
-    result = _sam("build", "--build-dir", str(tmp_path / "build"), cwd=tmp_path)
-    # Then pip refuses the file (what a tampered mirror or a re-uploaded release would meet), and the build fails
+    built = _sam("build", "--build-dir", str(tmp_path / "build"), cwd=tmp_path)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert (tmp_path / "build/Layer/python/tampered.py").read_text() == "ANSWER = 42\n"
+    # When the file is replaced by another (a tampered mirror, a re-uploaded release) and sam build runs again
+    _wheel(wheels / "tampered-1.0-py3-none-any.whl", "import os  # something else now\n")
+    result = _sam("build", "--build-dir", str(tmp_path / "rebuild"), cwd=tmp_path)
+    # Then pip refuses the file and the build fails
     assert result.returncode != 0
     assert "DO NOT MATCH THE HASHES" in result.stdout + result.stderr, result.stdout + result.stderr
