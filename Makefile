@@ -20,7 +20,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup lock checkov-venv test captured plan reliability bench mutation preflight destroy package deploy-stage integration-test export-model promote-model destroy-stage pipeline-rehearsal container-versions container-versions-venvs lambda-image lint build deploy upload-data upload-weights starter-model local-invoke start-api local-down clean
+.PHONY: help demo serve setup lock checkov-venv test captured plan reliability bench mutation preflight destroy bootstrap-stage package deploy-stage train-stage record-release rollback-stage integration-test export-model promote-model destroy-stage pipeline-rehearsal container-versions container-versions-venvs lambda-image lint build deploy upload-data upload-weights starter-model local-invoke start-api local-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{name[NR] = $$1; text[NR] = $$2; \
@@ -113,9 +113,10 @@ lint: setup ## ruff, mypy, sam validate --lint, policy linters, workflow linters
 	$(BIN)/mypy
 	for handler in functions/*/app.py; do $(BIN)/mypy $$handler || exit 1; done
 	$(BIN)/sam validate --lint --region us-east-1
+	$(BIN)/cfn-lint pipeline/bootstrap.yaml
 	$(BIN)/actionlint .github/workflows/*.yaml
 	$(BIN)/zizmor --offline --persona pedantic --no-progress .github/workflows
-	$(BIN)/pytest -q tests/unit/test_policies.py tests/unit/test_cloudformation_execution_policy.py \
+	$(BIN)/pytest -q tests/unit/test_policies.py tests/unit/test_cloudformation_execution_policy.py tests/unit/test_bootstrap.py \
 		tests/unit/test_state_machine.py tests/unit/test_code_layout.py tests/unit/test_workflows.py
 
 preflight: setup ## what a deploy would run into in your account (quotas, concurrency, Debugger): ARGS="--parameter-overrides K=V"
@@ -143,37 +144,56 @@ STAGE_ARGS = --stage $(STAGE) --branch "$$FEATURE_BRANCH"
 STAGES_CLI = $(OFFLINE_PATH) $(BIN)/python -m ops.stages
 PACKAGED = .aws-sam/packaged-$(STAGE).yaml
 PROMOTION_DIR ?= .promotion
+RELEASE_DIR ?= previous-release
 SAM := PATH=$(abspath $(BIN)):$$PATH sam
+
+# The region of a stage is samconfig.toml's, for every AWS call a pipeline target makes (whatever the job's
+# credentials step set).
+STAGE_REGION = AWS_REGION="$$($(STAGES_CLI) region $(STAGE_ARGS))" AWS_DEFAULT_REGION="$$($(STAGES_CLI) region $(STAGE_ARGS))"
+
+bootstrap-stage: setup ## deploy a stage's pipeline identities (pipeline/bootstrap.yaml): STAGE=testing|feature|prod REPOSITORY=org/repo
+	$(OFFLINE_PATH) $(BIN)/python -m ops.bootstrap deploy --stage $(STAGE) --repository "$(REPOSITORY)" \
+		--aws $(AWS_CLI_VENV)/bin/aws $(if $(OIDC_PROVIDER),--existing-oidc-provider "$(OIDC_PROVIDER)")
 
 package: setup ## sam package the built app for a stage: STAGE=testing|prod PIPELINE_BUCKET=<its artifacts bucket>
 	@test -f .aws-sam/build/template.yaml || { echo "make build first (the workflow's build job does)"; exit 2; }
-	@test -n "$(PIPELINE_BUCKET)" || { echo "PIPELINE_BUCKET: the stage's artifacts bucket (sam pipeline bootstrap)"; exit 2; }
+	@test -n "$(PIPELINE_BUCKET)" || { echo "PIPELINE_BUCKET: the stage's artifacts bucket (make bootstrap-stage)"; exit 2; }
 	$(SAM) package --config-env $(STAGE) --s3-bucket "$(PIPELINE_BUCKET)" --region "$$($(STAGES_CLI) region $(STAGE_ARGS))" \
 		--template-file .aws-sam/build/template.yaml --output-template-file $(PACKAGED)
 
-deploy-stage: setup ## sam deploy a packaged stage: STAGE=... PIPELINE_BUCKET=... CLOUDFORMATION_ROLE=<its execution role>
+deploy-stage: setup ## sam deploy a packaged stage: STAGE=... PIPELINE_BUCKET=... CLOUDFORMATION_ROLE=... PERMISSIONS_BOUNDARY=...
 	@test -f $(PACKAGED) || { echo "make package STAGE=$(STAGE) first"; exit 2; }
-	@test -n "$(PIPELINE_BUCKET)" -a -n "$(CLOUDFORMATION_ROLE)" || { echo "PIPELINE_BUCKET and CLOUDFORMATION_ROLE: \
-		what sam pipeline bootstrap made for the stage"; exit 2; }
-	eval "overrides=($$($(STAGES_CLI) parameter-overrides $(STAGE_ARGS)))" && \
+	@test -n "$(PIPELINE_BUCKET)" -a -n "$(CLOUDFORMATION_ROLE)" -a -n "$(PERMISSIONS_BOUNDARY)" || { echo "PIPELINE_BUCKET, \
+		CLOUDFORMATION_ROLE and PERMISSIONS_BOUNDARY: what make bootstrap-stage made for the stage"; exit 2; }
+	eval "overrides=($$($(STAGES_CLI) parameter-overrides $(STAGE_ARGS)) PermissionsBoundaryArn=$(PERMISSIONS_BOUNDARY))" && \
 	$(SAM) deploy --config-env $(STAGE) --template-file $(PACKAGED) --stack-name "$$($(STAGES_CLI) stack-name $(STAGE_ARGS))" \
 		--region "$$($(STAGES_CLI) region $(STAGE_ARGS))" --s3-bucket "$(PIPELINE_BUCKET)" --role-arn "$(CLOUDFORMATION_ROLE)" \
 		--parameter-overrides "$${overrides[@]}" --no-confirm-changeset --no-fail-on-empty-changeset
 
+train-stage: setup ## testing trains, judges and deploys a model of this commit's training code unless it serves one: STAGE=testing
+	$(STAGE_REGION) $(OFFLINE_PATH) $(BIN)/python -m ops.train_stage $(STAGE_ARGS)
+
+record-release: setup ## before a stage's deploy: what it serves now (template, parameters, model), for rollback-stage
+	$(STAGE_REGION) $(OFFLINE_PATH) $(BIN)/python -m ops.rollback record $(STAGE_ARGS) --dir $(RELEASE_DIR)
+
+rollback-stage: setup ## after a failed release: back to what record-release saw: STAGE=... PIPELINE_BUCKET=... CLOUDFORMATION_ROLE=...
+	$(STAGE_REGION) $(OFFLINE_PATH) $(BIN)/python -m ops.rollback restore $(STAGE_ARGS) --dir $(RELEASE_DIR) \
+		--bucket "$(PIPELINE_BUCKET)" --role-arn "$(CLOUDFORMATION_ROLE)"
+
 integration-test: setup ## the post-deploy suite (tests/deployed) against a stage's stack: STAGE=... (API_TOKEN=... for JWT)
 	mkdir -p .offline
-	$(OFFLINE_PATH) $(BIN)/python -m ops.stack_outputs $(STAGE_ARGS) --output .offline/outputs-$(STAGE).json
-	STACK_OUTPUTS_FILE=.offline/outputs-$(STAGE).json $(BIN)/pytest -q tests/deployed
+	$(STAGE_REGION) $(OFFLINE_PATH) $(BIN)/python -m ops.stack_outputs $(STAGE_ARGS) --output .offline/outputs-$(STAGE).json
+	$(STAGE_REGION) STACK_OUTPUTS_FILE=.offline/outputs-$(STAGE).json $(BIN)/pytest -q tests/deployed
 
 export-model: setup ## write a stage's newest approved model and its record to PROMOTION_DIR (PACKAGE_ARN=... another)
-	$(OFFLINE_PATH) $(BIN)/python -m ops.promote_model export $(STAGE_ARGS) --dir $(PROMOTION_DIR) \
+	$(STAGE_REGION) $(OFFLINE_PATH) $(BIN)/python -m ops.promote_model export $(STAGE_ARGS) --dir $(PROMOTION_DIR) \
 		$(if $(PACKAGE_ARN),--package-arn "$(PACKAGE_ARN)")
 
 promote-model: setup ## promote PROMOTION_DIR's approved model into a stage and release it there: STAGE=prod
-	$(OFFLINE_PATH) $(BIN)/python -m ops.promote_model promote $(STAGE_ARGS) --dir $(PROMOTION_DIR) --release
+	$(STAGE_REGION) $(OFFLINE_PATH) $(BIN)/python -m ops.promote_model promote $(STAGE_ARGS) --dir $(PROMOTION_DIR) --release
 
 destroy-stage: setup ## delete a stage's stack (a feature branch's: FEATURE_BRANCH=...) and what its pipeline made
-	PATH=$(abspath $(BIN)):$$PATH $(OFFLINE_PATH) $(BIN)/python -m ops.destroy \
+	$(STAGE_REGION) PATH=$(abspath $(BIN)):$$PATH $(OFFLINE_PATH) $(BIN)/python -m ops.destroy \
 		--stack-name "$$($(STAGES_CLI) stack-name $(STAGE_ARGS))" --yes $(ARGS)
 
 pipeline-rehearsal: setup ## the pipeline's make targets in its order against offline stages (BUDGET=full: build, package too)

@@ -15,6 +15,7 @@ which is where moto's Step Functions interpreter sends a state machine's ``lambd
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -127,6 +128,7 @@ class ControlPlane:
         def application(environ, start_response):
             path = environ.get("PATH_INFO", "")
             if not (path.startswith(_INVOCATIONS_PREFIX) and path.endswith(_INVOCATIONS_SUFFIX)):
+                _keep_form_body(environ)
                 _SERVING.control_plane = self  # moto answers in this thread: its patches ask who is asked
                 try:
                     return moto(environ, start_response)
@@ -185,6 +187,20 @@ class ControlPlane:
 
 # The control plane whose request this thread is answering (moto's patches below act for it only).
 _SERVING = threading.local()
+
+
+RAW_FORM_BODY = "offline.raw_form_body"
+
+
+def _keep_form_body(environ) -> None:
+    """Keep a form-encoded body's bytes as sent: moto parses query-protocol requests (CloudFormation, IAM, STS)
+    into their form and leaves no body, and a SigV4 signature covers the bytes (``aws_rules.iam``)."""
+    if not environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        return
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ[RAW_FORM_BODY] = body
+    environ["wsgi.input"] = io.BytesIO(body)
 
 
 def _roles_of_this_request() -> Roles | None:

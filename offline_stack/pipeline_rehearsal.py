@@ -1,19 +1,24 @@
-"""`make pipeline-rehearsal`: the release pipeline's own steps, in its own order, against offline stages.
+"""`make pipeline-rehearsal`: the release workflow's steps, as GitHub and AWS would run them, against offline stages.
 
-It reads ``.github/workflows/pipeline.yaml``, orders its jobs as GitHub would (``needs``, then file order), and runs
-each step's ``make`` target with the step's variables, in a shell whose AWS endpoints are the offline stage the
-step names. Each stage (testing, prod, a feature branch's stack) is a ``stage_server`` process of its own, as each
-lives in an account of its own: its control plane, bucket, registry, endpoint and API are its own, and its stack's
-outputs answer ``describe-stacks`` under the stage's stack name.
+First the plan (``offline_stack/pipeline_plan.py``): the workflow read for a push to main, a push to a feature
+branch and that branch's deletion; every job that runs is given the identity GitHub and AWS would give it (its OIDC
+token through the trust of the role it names, rendered from ``pipeline/bootstrap.yaml``), its files only through
+artifacts, and ``make deploy-stage`` judged as CloudFormation would judge it. Anything refused there fails the
+rehearsal with GitHub's or AWS's words, before a process starts.
 
-What runs for real: ``integration-test`` (the post-deploy suite, signing its requests), ``export-model`` and
-``promote-model`` (the approved model, its digest, the target's pipeline releasing it), ``destroy-stage``; with
-``--full`` also ``build`` and ``package`` (SAM's own commands, packaging into the stage's offline bucket). What
-stands in for AWS: ``deploy-stage`` starts the stage's stack offline instead of ``sam deploy`` (CloudFormation
-and the SAM transform exist only in AWS), and ``lint``/``test`` are not re-run (``make test`` runs this
-rehearsal; ``make lint`` is its own target). Before the first integration test of testing, the rehearsal does what
-a team does once after its first deploy and the workflow does not: it trains a first model in testing, through
-testing's own pipeline, on a small generated data set.
+Then each job's make steps run, in the workflow's order, as that job's pipeline role: every stage (testing, prod,
+a feature branch's stack) is a ``stage_server`` process of its own, as each lives in an account of its own, in
+which the pipeline roles are principals held to their policies (``aws_rules/iam.py``) and the stack's own roles
+carry the stage's permissions boundary. What runs for real: ``train-stage`` (testing trains, judges and deploys
+when it has no approved model for this commit's training code), ``integration-test`` (the post-deploy suite,
+signing as the job's role), ``export-model`` and ``promote-model`` (the approved model, its digest, the target's
+pipeline releasing it), ``destroy-stage``; with ``--full`` also ``build`` and ``package`` (SAM's own commands,
+packaging into the stage's offline artifacts bucket). What stands in for AWS: ``deploy-stage`` starts the stage's
+stack offline instead of ``sam deploy`` (the plan has judged the deploy's IAM); ``lint``/``test`` are not re-run
+(``make test`` runs this rehearsal; ``make lint`` is its own target).
+
+One thing a person does once per testing account, and the rehearsal does as that person (the operator) before the
+runs: upload the data set the training pipeline reads (``make upload-data``); here a small generated one.
 
 tests/unit/test_workflows.py fails when a job calls a target this file has no way to run.
 """
@@ -24,7 +29,6 @@ import argparse
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -32,46 +36,32 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from offline_stack.aws_rules.github import Trigger
+from offline_stack.pipeline_plan import REPOSITORY, RUNS, WORKFLOW, JobPlan, Plan, Step, plan_workflow
 from offline_stack.sam_template import PROJECT_ROOT
+from ops.bootstrap import BOOTSTRAP_TEMPLATE, IDENTITY_SETS, Identities, render
 
-WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "pipeline.yaml"
 OFFLINE_PATH = os.pathsep.join(str(PROJECT_ROOT / part) for part in (".", "layers/shared/python", "training_jobs"))
-REHEARSAL_BRANCH = "feature/rehearsal"
-# How each target is rehearsed: "run" (the make target itself), "stand-in" (deploy-stage), "covered" (not re-run)
+# How each target is rehearsed: "run" (the make target itself), "stand-in" (deploy-stage), "covered" (not re-run),
+# "full" (run with --full only)
 TARGETS = {
     "lint": "covered",
     "test": "covered",
     "build": "full",
     "package": "full",
     "deploy-stage": "stand-in",
+    "train-stage": "run",
     "integration-test": "run",
     "export-model": "run",
     "promote-model": "run",
     "destroy-stage": "run",
+    "record-release": "run",
+    "rollback-stage": "run",
 }
-_EXPRESSION = re.compile(r"\$\{\{\s*([^}]+?)\s*\}\}")
-
-
-@dataclass(frozen=True)
-class Step:
-    job: str
-    target: str
-    variables: dict[str, str]  # STAGE=... on the make command line
-    environment: dict[str, str]  # the job's and step's env:, expressions resolved for the rehearsal
-
-    @property
-    def command(self) -> str:
-        return " ".join(["make", self.target, *(f"{k}={v}" for k, v in self.variables.items())])
-
-    @property
-    def stage(self) -> str:
-        return self.variables.get("STAGE", "testing")
-
-    @property
-    def branch(self) -> str:
-        return self.environment.get("FEATURE_BRANCH", "")
+# --rehearse-a-failed-release: main is pushed again, and that release's prod integration tests fail (as a broken
+# release's would); the job's failure steps must put prod back as it was
+FAILED_RELEASE_RUN = "push to main again, prod's tests fail"
+FAILING_STEP = ("deploy-prod", "integration-test")
 
 
 @dataclass
@@ -82,62 +72,11 @@ class Outcome:
     seconds: float = 0.0
 
 
-def _resolve(value: str, stage_values: dict[str, str]) -> str:
-    """A workflow expression as the rehearsal sees it: the branch it rehearses, the offline stages' variables."""
-
-    def one(match: re.Match) -> str:
-        expression = match.group(1)
-        if expression in ("github.ref_name", "github.event.ref"):
-            return REHEARSAL_BRANCH
-        if expression.startswith("vars."):
-            return stage_values.get(expression.removeprefix("vars."), "")
-        raise ValueError(f"the rehearsal cannot resolve ${{{{ {expression} }}}} in the workflow")
-
-    return _EXPRESSION.sub(one, str(value))
-
-
-def ordered_jobs(workflow: dict) -> list[str]:
-    """The jobs in an order GitHub may run them: each after its ``needs``, otherwise in file order."""
-    jobs = workflow["jobs"]
-    done: list[str] = []
-    while len(done) < len(jobs):
-        ready = [name for name, job in jobs.items() if name not in done and set(_needs(job)) <= set(done)]
-        if not ready:
-            raise ValueError(f"the workflow's needs form a cycle among {sorted(set(jobs) - set(done))}")
-        done.append(ready[0])
-    return done
-
-
-def _needs(job: dict) -> list[str]:
-    needs = job.get("needs", [])
-    return [needs] if isinstance(needs, str) else list(needs)
-
-
-def workflow_steps(path: Path = WORKFLOW, stage_values: dict[str, str] | None = None) -> list[Step]:
-    """Every ``make`` step of the workflow, jobs in order; any other ``run:`` is an error (the YAML stays thin)."""
-    workflow = yaml.safe_load(path.read_text())
-    values = stage_values or {}
-    steps = []
-    for job_name in ordered_jobs(workflow):
-        job = workflow["jobs"][job_name]
-        job_environment = {k: _resolve(v, values) for k, v in (job.get("env") or {}).items()}
-        for step in job.get("steps", []):
-            if "run" not in step:
-                continue
-            words = shlex.split(step["run"])
-            if not words or words[0] != "make" or len(words) < 2:
-                raise ValueError(f"job {job_name} runs {step['run']!r}: every step of the pipeline is a make target")
-            variables = dict(word.split("=", 1) for word in words[2:])
-            environment = job_environment | {k: _resolve(v, values) for k, v in (step.get("env") or {}).items()}
-            steps.append(Step(job_name, words[1], variables, environment))
-    return steps
-
-
 class OfflineStages:
     """The stage_server processes, one per stack, started when a step first needs one."""
 
-    def __init__(self, work_dir: Path, say) -> None:
-        self.work_dir, self.say = work_dir, say
+    def __init__(self, work_dir: Path, identities: dict[str, Identities]) -> None:
+        self.work_dir, self.identities = work_dir, identities
         self.running: dict[str, tuple[subprocess.Popen, dict]] = {}
 
     @staticmethod
@@ -151,8 +90,10 @@ class OfflineStages:
             ready = directory / "ready.json"
             directory.mkdir(parents=True, exist_ok=True)
             ready.unlink(missing_ok=True)
-            command = [sys.executable, "-m", "offline_stack.stage_server", "--stage", stage]
-            command += ["--branch", branch, "--work-dir", str(directory), "--ready-file", str(ready)]
+            identities = directory / "identities.json"
+            identities.write_text(json.dumps(self._account(stage, branch)))
+            command = [sys.executable, "-m", "offline_stack.stage_server", "--stage", stage, "--branch", branch]
+            command += ["--work-dir", str(directory), "--ready-file", str(ready), "--identities", str(identities)]
             process = subprocess.Popen(
                 command, cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": OFFLINE_PATH}, stdin=subprocess.DEVNULL
             )
@@ -163,7 +104,19 @@ class OfflineStages:
                     raise RuntimeError(f"the offline {key} stage did not start (log: {directory / 'stage.log'})")
                 time.sleep(0.2)
             self.running[key] = (process, json.loads(ready.read_text()))
+            deployer = self.identities["feature" if branch else stage]
+            _create_bucket(self.running[key][1], deployer.artifacts_bucket)  # what the bootstrap stack made
         return self.running[key][1]
+
+    def _account(self, stage: str, branch: str) -> dict:
+        """Who acts in the stage's account: every pipeline role (each held to its own policy; a shared account is
+        the hard case), and the boundary of the identity set that deploys this stack."""
+        deployer = "feature" if branch else stage
+        roles = [
+            {"name": f"{name}-pipeline", "arn": i.pipeline_role_arn, "policy": i.pipeline_policy}
+            for name, i in self.identities.items()
+        ]
+        return {"roles": roles, "boundary": self.identities[deployer].boundary_policy}
 
     def stop(self, stage: str, branch: str = "") -> None:
         entry = self.running.pop(self.key(stage, branch), None)
@@ -184,83 +137,85 @@ def _terminate(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _session(environment: dict[str, str]):
-    """A boto3 session as the operator of the offline stage ``environment`` describes."""
+def _create_bucket(stage: dict, bucket: str) -> None:
+    """A bucket in the stage's account, made as its operator (an administrator, as the bootstrap's deployer is)."""
     import boto3
 
-    return boto3.session.Session(
+    environment = stage["environment"]
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=environment["AWS_ENDPOINT_URL"],
+        region_name=environment["AWS_REGION"],
+        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=environment.get("AWS_SESSION_TOKEN"),
+    )
+    if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        s3.create_bucket(Bucket=bucket)
+
+
+def upload_data_set(environment: dict[str, str], bucket: str, work_dir: Path) -> None:
+    """What a person does once per testing account (``make upload-data``): a small generated data set here."""
+    import boto3
+
+    from offline_stack.synthetic_images import write_image_folder
+
+    session = boto3.session.Session(
         aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
         aws_session_token=environment.get("AWS_SESSION_TOKEN"),
         region_name=environment["AWS_REGION"],
     )
-
-
-def train_first_model(environment: dict[str, str], outputs: dict[str, str], work_dir: Path, say) -> None:
-    """What a team does once in testing after its first deploy: upload data, run the training pipeline."""
-    from offline_stack.demo_steps import QUICK_HYPERPARAMETERS
-    from offline_stack.synthetic_images import write_image_folder
-
-    session = _session(environment)
     s3 = session.client("s3", endpoint_url=environment["AWS_ENDPOINT_URL"])
     data = write_image_folder(work_dir / "data", {"train": 30, "valid": 10, "test": 10})
     for path in sorted(p for p in data.rglob("*") if p.is_file()):
-        s3.upload_file(str(path), outputs["ArtifactsBucketName"], "data/" + path.relative_to(data).as_posix())
-    sfn = session.client("stepfunctions", endpoint_url=environment["AWS_ENDPOINT_URL"])
-    training = {"training": {"hyperparameters": QUICK_HYPERPARAMETERS, "instance_count": 1}}
-    arn = sfn.start_execution(
-        stateMachineArn=outputs["TrainingPipelineArn"], name="first-model", input=json.dumps(training)
-    )["executionArn"]
-    deadline = time.monotonic() + 900
-    while (execution := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-        if time.monotonic() > deadline:
-            raise TimeoutError("testing's first training pipeline is still running after 900 s")
-        time.sleep(0.5)
-    if execution["status"] != "SUCCEEDED":
-        raise RuntimeError(f"testing's first pipeline ended {execution['status']}: {execution.get('cause', '')[:300]}")
-    say("        testing's first model trained, judged (approved) and deployed by its own pipeline")
+        s3.upload_file(str(path), bucket, "data/" + path.relative_to(data).as_posix())
 
 
 class Rehearsal:
-    def __init__(self, work_dir: Path, full: bool, say=print) -> None:
+    def __init__(self, work_dir: Path, full: bool, identities: dict[str, Identities], say=print) -> None:
         self.work_dir, self.full, self.say = work_dir, full, say
-        self.stages = OfflineStages(work_dir / "stages", say)
-        self.trained: set[str] = set()
+        self.identities = identities
+        self.stages = OfflineStages(work_dir / "stages", identities)
         self.promotion = work_dir / "promotion"
+        self.release = work_dir / "previous-release"
+        self.data_uploaded: set[str] = set()
 
-    def stage_values(self) -> dict[str, str]:
-        """The repository variables the workflow reads, as the offline stages have them."""
-        values = {}
-        for stage in ("TESTING", "PROD"):
-            role = f"arn:aws:iam::123456789012:role/{stage.lower()}"
-            values |= {
-                f"{stage}_REGION": "us-east-1",
-                f"{stage}_PIPELINE_EXECUTION_ROLE": f"{role}-pipeline-execution",
-                f"{stage}_CLOUDFORMATION_EXECUTION_ROLE": f"{role}-cloudformation-execution",
-                f"{stage}_ARTIFACTS_BUCKET": f"{stage.lower()}-pipeline-artifacts",
-            }
-        return values
-
-    def run(self, steps: list[Step]) -> list[Outcome]:
-        outcomes = []
+    def run(self, plan: Plan) -> list[Outcome]:
+        outcomes: list[Outcome] = []
         try:
-            for step in steps:
-                started = time.monotonic()
-                try:
-                    result, detail = self._rehearse(step)
-                except Exception as failure:  # noqa: BLE001 (a step's failure is reported and ends the rehearsal)
-                    result, detail = "FAILED", str(failure)[-2000:]
-                outcome = Outcome(step, result, detail, time.monotonic() - started)
-                outcomes.append(outcome)
-                where = f"{step.stage}" + (f" ({step.branch})" if step.branch else "")
-                self.say(f"  [{step.job}] {step.command}  [{where}]  {result} ({outcome.seconds:.1f} s) {detail}")
-                if result == "FAILED":
-                    break
+            for job in plan.jobs:
+                if job.result == "skipped":
+                    continue
+                for step in job.steps:
+                    outcomes.append(self._step(job, step))
+                    if outcomes[-1].result == "FAILED":
+                        # GitHub ends the job here, then runs its ``if: failure()`` steps
+                        outcomes += [self._step(job, failure_step) for failure_step in job.on_failure]
+                        return outcomes
         finally:
             self.stages.close()
         return outcomes
 
-    def _rehearse(self, step: Step) -> tuple[str, str]:
+    def _step(self, job: JobPlan, step: Step) -> Outcome:
+        started = time.monotonic()
+        try:
+            if job.run == FAILED_RELEASE_RUN and (step.job, step.target) == FAILING_STEP:
+                result, detail = "FAILED", "(drill: this release's prod integration tests fail)"
+            else:
+                result, detail = self._rehearse(job, step)
+        except Exception as failure:  # noqa: BLE001 (a step's failure is reported and ends the rehearsal)
+            result, detail = "FAILED", str(failure)[-2000:]
+        outcome = Outcome(step, result, detail, time.monotonic() - started)
+        where = f"{step.stage}" + (f" ({step.branch})" if step.branch else "")
+        identity = job.identity.identity_set if job.identity else "no credentials"
+        self.say(
+            f"  [{job.run}] [{job.name} as {identity}] {step.command}  [{where}]  {outcome.result} "
+            f"({outcome.seconds:.1f} s) {outcome.detail}"
+        )
+        return outcome
+
+    def _rehearse(self, job: JobPlan, step: Step) -> tuple[str, str]:
         kind = TARGETS.get(step.target)
         if kind is None:
             raise ValueError(f"the rehearsal has no way to run make {step.target}: add it to TARGETS")
@@ -271,19 +226,20 @@ class Rehearsal:
         if step.target == "build":
             return self._make(step, {})
         stage = self.stages.ensure(step.stage, step.branch)
-        environment = stage["environment"]
+        environment = self._as_job(job, stage)
         if step.target == "package":
-            s3 = _session(environment).client("s3", endpoint_url=environment["AWS_ENDPOINT_URL"])
-            bucket = step.environment["PIPELINE_BUCKET"]
-            if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
-                s3.create_bucket(Bucket=bucket)  # what sam pipeline bootstrap made
             return self._make(step, environment)
         if step.target == "deploy-stage":
             outputs = stage["outputs"]
-            if step.stage == "testing" and not step.branch and "testing" not in self.trained:
-                train_first_model(environment, outputs, self.work_dir / "first-model", self.say)
-                self.trained.add("testing")
+            if step.stage == "testing" and not step.branch and "testing" not in self.data_uploaded:
+                upload_data_set(stage["environment"], outputs["ArtifactsBucketName"], self.work_dir / "data-set")
+                self.data_uploaded.add("testing")
             return "ok", f"(stand-in for sam deploy: {outputs['ApiUrl']}, auth {outputs['ApiAuthMode']})"
+        if step.target == "train-stage":  # the stack's pipeline, on the rehearsal's small budget
+            from offline_stack.demo_steps import QUICK_HYPERPARAMETERS
+
+            quick = {"training": {"hyperparameters": QUICK_HYPERPARAMETERS, "instance_count": 1}}
+            environment = environment | {"TRAINING_INPUT": json.dumps(quick)}
         extra = {}
         if step.target == "destroy-stage":
             extra = {"ARGS": "--capture-grace-seconds 0 --poll-seconds 0.5"}
@@ -292,11 +248,22 @@ class Rehearsal:
             self.stages.stop(step.stage, step.branch)
         return outcome
 
+    @staticmethod
+    def _as_job(job: JobPlan, stage: dict) -> dict[str, str]:
+        """The stage's endpoints with the job's own credentials (never the operator's)."""
+        environment = dict(stage["environment"])
+        if job.identity is None:
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+                environment.pop(name, None)
+            return environment
+        return environment | stage["identities"][job.identity.pipeline_role_arn]
+
     def _make(self, step: Step, environment: dict[str, str], extra: dict[str, str] | None = None) -> tuple[str, str]:
-        variables = step.variables | {"PROMOTION_DIR": str(self.promotion)} | (extra or {})
+        variables = step.variables | {"PROMOTION_DIR": str(self.promotion), "RELEASE_DIR": str(self.release)}
+        variables |= extra or {}
         command = ["make", "--no-print-directory", step.target, *(f"{k}={v}" for k, v in variables.items())]
-        env = {**os.environ, **environment, **step.environment}
-        env.pop("AWS_PROFILE", None)
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env = {**inherited, **environment, **step.environment}
         result = subprocess.run(
             command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL
         )
@@ -312,20 +279,42 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="also run make build and make package (SAM, minutes)")
     parser.add_argument("--work-dir", type=Path, default=PROJECT_ROOT / ".offline" / "rehearsal")
+    parser.add_argument("--workflow", type=Path, default=WORKFLOW, help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", type=Path, default=BOOTSTRAP_TEMPLATE, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--rehearse-a-failed-release",
+        action="store_true",
+        help="push main again and fail that release's prod tests: prod must be rolled back (the run then fails)",
+    )
     args = parser.parse_args(argv)
     shutil.rmtree(args.work_dir, ignore_errors=True)
     (args.work_dir / "logs").mkdir(parents=True)
-    rehearsal = Rehearsal(args.work_dir, args.full)
-    steps = workflow_steps(stage_values=rehearsal.stage_values())
-    print(f"Rehearsing {WORKFLOW.relative_to(PROJECT_ROOT)}: {len(steps)} make steps, offline stages on loopback")
+    runs = RUNS
+    if args.rehearse_a_failed_release:
+        runs += ((FAILED_RELEASE_RUN, Trigger("push", "refs/heads/main", REPOSITORY)),)
+    plan = plan_workflow(args.workflow, runs=runs, bootstrap=args.bootstrap)
+    steps = plan.steps
+    shown = args.workflow.relative_to(PROJECT_ROOT) if args.workflow.is_relative_to(PROJECT_ROOT) else args.workflow
+    print(f"Rehearsing {shown} as {REPOSITORY}: {len(steps)} make steps in {len(plan.jobs)} jobs of {len(runs)} runs")
+    for job in plan.jobs:
+        identity = f"as {job.identity.identity_set}'s pipeline role" if job.identity else "no AWS credentials"
+        print(f"  plan [{job.run}] {job.name}: {job.result}" + ("" if job.result == "skipped" else f", {identity}"))
+    if plan.refusals:
+        print("FAILED: GitHub or AWS would refuse:")
+        for refusal in plan.refusals:
+            print(f"  {refusal}")
+        (args.work_dir / "outcomes.json").write_text(json.dumps({"refusals": plan.refusals}, indent=2))
+        return 1
+    identities = {s: render(s, REPOSITORY, template=args.bootstrap) for s in IDENTITY_SETS}
+    rehearsal = Rehearsal(args.work_dir, args.full, identities)
     started = time.monotonic()
-    outcomes = rehearsal.run(steps)
+    outcomes = rehearsal.run(plan)
     failed = [o for o in outcomes if o.result == "FAILED"]
     ran, skipped = sum(o.result == "ok" for o in outcomes), sum(o.result == "skipped" for o in outcomes)
     verdict = "FAILED" if failed or len(outcomes) < len(steps) else "passed"
     print(
-        f"{verdict}: {ran} steps ran, {skipped} skipped, {len(failed)} failed, {len(steps) - len(outcomes)} not "
-        f"reached, in {time.monotonic() - started:.0f} s (logs: {args.work_dir / 'logs'})"
+        f"{verdict}: {ran} steps ran, {skipped} skipped, {len(failed)} failed, {max(len(steps) - len(outcomes), 0)} "
+        f"not reached, in {time.monotonic() - started:.0f} s (logs: {args.work_dir / 'logs'})"
     )
     (args.work_dir / "outcomes.json").write_text(
         json.dumps([{"job": o.step.job, "command": o.step.command, "result": o.result} for o in outcomes], indent=2)

@@ -129,8 +129,9 @@ class SamTemplate:
         kind = self.resource(logical_id)["Type"]
         region, account = PSEUDO_PARAMETERS["AWS::Region"], PSEUDO_PARAMETERS["AWS::AccountId"]
         name = self.physical_id(logical_id)
+        path = self.resolve(self.resource(logical_id).get("Properties", {}).get("Path", "/"))
         formats = {
-            "AWS::IAM::Role": f"arn:aws:iam::{account}:role/{name}",
+            "AWS::IAM::Role": f"arn:aws:iam::{account}:role{path}{name}",
             "AWS::Serverless::Function": f"arn:aws:lambda:{region}:{account}:function:{name}",
             "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
             "AWS::Serverless::StateMachine": f"arn:aws:states:{region}:{account}:stateMachine:{name}",

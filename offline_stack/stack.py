@@ -27,7 +27,7 @@ from pathlib import Path
 from offline_stack.api_client import Signer, sigv4
 from offline_stack.api_front import ApiFront, Authorization, RouteThrottle
 from offline_stack.aws_rules.api_gateway import Caller, IamAuthorization, JwtAuthorization
-from offline_stack.aws_rules.iam import Permission, Roles, invoke_endpoint_authorizer
+from offline_stack.aws_rules.iam import Permission, Policy, Role, Roles, invoke_endpoint_authorizer
 from offline_stack.control_plane import DUMMY_CREDENTIALS, ControlPlane, sagemaker_state
 from offline_stack.endpoint_server import EndpointServer
 from offline_stack.execution_environments import ConcurrencyPool
@@ -59,17 +59,22 @@ class OfflineStack(contextlib.AbstractContextManager):
         function_environment: dict[str, str] | None = None,
         listen: tuple[str, int, int] = (LOOPBACK, 0, 0),
         policy_overrides: dict[str, dict] | None = None,
+        other_roles: list[Role] | None = None,
+        boundary: Policy | None = None,
     ) -> None:
         """``listen``: (host, control-plane port, runtime port); 127.0.0.1 and free ports unless a container serves.
         ``policy_overrides``: a role's policy document in place of the template's (by logical id), to show what
-        a missing statement breaks."""
+        a missing statement breaks. ``other_roles``: principals of the account beside the template's (the release
+        pipeline's roles), held to their own policies too. ``boundary``: the permissions boundary every template
+        role carries (``PermissionsBoundaryArn``), held as AWS holds it."""
         self.work_dir = Path(work_dir)
         self.log = log
         self.parameter_overrides = dict(parameter_overrides or {})
         self.template = SamTemplate.load(overrides=self.parameter_overrides)
         self.bucket = self.template.physical_id("ArtifactsBucket")
         # Every function, training job and endpoint acts as its own role from the template (aws_rules.iam)
-        self.roles = Roles.from_template(self.template, policy_overrides)
+        template_roles = Roles.from_template(self.template, policy_overrides, boundary)
+        self.roles = Roles([*template_roles.by_key.values(), *(other_roles or [])])
         host, control_plane_port, runtime_port = listen
         self.control_plane = ControlPlane(control_plane_port, host)
         self.runtime = EndpointServer(runtime_port, host=host)
@@ -252,7 +257,7 @@ def api_authorization(parameters: Mapping[str, str], roles: Roles) -> tuple[Auth
                 role.access_key_id,
                 role.secret_access_key,
                 role.session_token,
-                may_invoke=lambda arn, role=role: role.policy.allows(Permission("execute-api:Invoke", arn)),
+                may_invoke=lambda arn, role=role: role.allows(Permission("execute-api:Invoke", arn)),
                 arn=role.session_arn,
             )
             for role in roles.by_key.values()

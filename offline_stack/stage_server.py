@@ -68,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, required=True)
     parser.add_argument("--ready-file", type=Path, required=True)
     parser.add_argument("--parameter-overrides", default="", help="KEY=VALUE ... on top of the stage's")
+    parser.add_argument(
+        "--identities",
+        type=Path,
+        help="JSON: the pipeline's roles in this account ([{name, arn, policy}]) and the boundary ({boundary}) "
+        "the stack's roles carry; each is held to its policy, and its credentials are in the ready file",
+    )
     args = parser.parse_args(argv)
     stage = read_stage(args.stage, branch=args.branch or None)
     # moto's CloudFormation creates nothing for the placeholder resource the published stack needs, and says so
@@ -84,17 +90,39 @@ def main(argv: list[str] | None = None) -> int:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     log_file = (args.work_dir / "stage.log").open("a")
     log = lambda line: print(line, file=log_file, flush=True)  # noqa: E731
-    with OfflineStack(args.work_dir, log=log, quiet_functions=True, parameter_overrides=overrides) as stack:
+    pipeline_roles, boundary = _identities(args.identities)
+    stack = OfflineStack(
+        args.work_dir,
+        log=log,
+        quiet_functions=True,
+        parameter_overrides=overrides,
+        other_roles=pipeline_roles,
+        boundary=boundary,
+    )
+    with stack:
         stack.open_api()
         outputs = published_outputs(stack)
         publish(stack, stage.stack_name, outputs)
         environment = {**stack.control_plane.environment(), "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": stack.runtime.url}
         ready = {"stack_name": stage.stack_name, "environment": environment, "outputs": outputs}
+        ready["identities"] = {role.arn: role.environment() for role in pipeline_roles}
         partial = args.ready_file.with_suffix(".partial")
         partial.write_text(json.dumps(ready, indent=2))
         partial.replace(args.ready_file)
         stop.wait()
     return 0
+
+
+def _identities(path: Path | None):
+    """The pipeline roles and the stack's boundary from ``--identities`` (none: the operator alone, no boundary)."""
+    from offline_stack.aws_rules.iam import Policy, Roles
+
+    if path is None:
+        return [], None
+    described = json.loads(path.read_text())
+    roles = [Roles.principal(r["name"], r["arn"], [r["policy"]]) for r in described.get("roles", [])]
+    boundary = Policy([described["boundary"]]) if described.get("boundary") else None
+    return roles, boundary
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ from pathlib import Path
 
 SAMCONFIG = Path(__file__).resolve().parent.parent / "samconfig.toml"
 STAGES = ("testing", "prod")
+# Every feature branch's stack name starts so: the feature pipeline identities may touch these names and no other
+# (pipeline/bootstrap.yaml); testing's and prod's stacks must never start so.
+FEATURE_STACK_PREFIX = "dog-breeds-"
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,12 @@ class Stage:
 
 def feature_stack(branch: str) -> tuple[str, dict[str, str]]:
     """A feature branch's stack name and the names it must not share with testing: ``dog-breeds-<branch>-<hash>``
-    (lower case, at most 50 characters, so it is a valid endpoint name too); the job prefix is 32 at most."""
+    (lower case, at most 50 characters, so it is a valid endpoint name too); the job prefix is 32 at most. Both
+    start with ``FEATURE_STACK_PREFIX``, the feature pipeline identity's scope."""
     slug = re.sub(r"[^a-z0-9]+", "-", branch.lower()).strip("-") or "branch"
     digest = hashlib.sha256(branch.encode()).hexdigest()[:6]
-    name = f"dog-breeds-{slug[:32].strip('-')}-{digest}"
-    return name, {"EndpointName": name, "JobNamePrefix": f"fb-{slug[:21].strip('-')}-{digest}"}
+    name = f"{FEATURE_STACK_PREFIX}{slug[:32].strip('-')}-{digest}"
+    return name, {"EndpointName": name, "JobNamePrefix": f"{FEATURE_STACK_PREFIX}{slug[:14].strip('-')}-{digest}"}
 
 
 def read_stage(

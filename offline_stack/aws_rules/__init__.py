@@ -8,7 +8,10 @@ metric, it has no quotas); the modules here add AWS's behaviour where the projec
   percentiles included) reads them;
 - ``sagemaker``: endpoint state rules, the endpoint-instance quota during blue/green, training job names;
 - ``step_functions``: the execution-history budget of a Standard workflow;
-- ``api_gateway``: what an HTTP API answers for throttling, malformed framing and unknown methods.
+- ``api_gateway``: what an HTTP API answers for throttling, malformed framing and unknown methods;
+- ``iam``: each role held to its policy (and permissions boundary) on the real resource ARNs;
+- ``sts`` and ``github``: the release pipeline's identities: the OIDC token GitHub issues a job, the trust it must
+  pass, the session it gets, and what an artifact carries between jobs.
 
 ``docs/aws-semantics.md`` lists every rule with its source and the offline test that holds it.
 """

@@ -22,6 +22,18 @@ Rules (``docs/aws-semantics.md`` lists each with its offline test):
   Authorization Reference for Amazon SageMaker AI, Amazon CloudWatch and Amazon S3 ("Actions, resources, and
   condition keys"); SageMaker developer guide, "Grant permissions to tag SageMaker AI resources" and
   "Passing roles"; IAM user guide, "Grant a user permissions to pass a role to an AWS service".
+- **Permissions boundaries.** A role with a boundary may do only what both its identity policies and the
+  boundary allow: "A permissions boundary is an advanced feature for using a managed policy to set the maximum
+  permissions that an identity-based policy can grant to an IAM entity." Source: IAM user guide, "Permissions
+  boundaries for IAM entities" (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html).
+  Role-changing calls carry the boundary they set or the role has as ``iam:PermissionsBoundary`` ("Filters access
+  by the ARN of the policy used as the permissions boundary"; CreateRole, PutRolePolicy, DeleteRolePolicy,
+  PutRolePermissionsBoundary, AttachRolePolicy, DetachRolePolicy, DeleteRolePermissionsBoundary). Source: Service
+  Authorization Reference, AWS Identity and Access Management, "Condition keys".
+- **S3's refusal says why.** "Amazon S3 now includes additional context in access denied (HTTP 403 Forbidden)
+  errors for requests made to resources within the same AWS account", in the form "User: user-arn is not
+  authorized to perform: action on "resource-arn" because context". Source: S3 user guide, "Troubleshoot access
+  denied (403 Forbidden) errors in Amazon S3" (https://docs.aws.amazon.com/AmazonS3/latest/userguide/troubleshoot-403-errors.html).
 - **Signatures.** A request signed with a role's key must carry that key's SigV4 signature; anything else is
   refused as AWS refuses it. Source: IAM user guide, "Signing AWS API requests" (Signature Version 4).
 
@@ -130,13 +142,15 @@ def _applies(statement: dict, permission: Permission) -> bool:
     elif not any(_wildcard(r, permission.resource) for r in _as_list(statement.get("Resource", "*"))):
         return False
     return all(
-        _condition_holds(operator, key, _as_list(expected), permission.context)
+        condition_holds(operator, key, _as_list(expected), permission.context)
         for operator, keys in statement.get("Condition", {}).items()
         for key, expected in keys.items()
     )
 
 
-def _condition_holds(operator: str, key: str, expected: list, context: Mapping[str, str]) -> bool:
+def condition_holds(operator: str, key: str, expected: list, context: Mapping[str, str]) -> bool:
+    """One condition operator on one key, as IAM evaluates it (trust policies use it too:
+    ``offline_stack/aws_rules/sts.py``)."""
     if_exists = operator.endswith("IfExists")
     operator = operator.removesuffix("IfExists")
     if key not in context:
@@ -166,6 +180,11 @@ class Role:
     access_key_id: str
     secret_access_key: str
     session_token: str
+    boundary: Policy | None = None  # the role's permissions boundary, when it has one
+
+    def allows(self, permission: Permission) -> bool:
+        """Identity policy and boundary both allow (a boundary grants nothing by itself)."""
+        return self.policy.allows(permission) and (self.boundary is None or self.boundary.allows(permission))
 
     @property
     def session_arn(self) -> str:
@@ -212,10 +231,13 @@ class Roles:
         self.by_logical_id = {role.logical_id: role for role in roles}
 
     @classmethod
-    def from_template(cls, template, overrides: Mapping[str, dict] | None = None) -> Roles:
+    def from_template(
+        cls, template, overrides: Mapping[str, dict] | None = None, boundary: Policy | None = None
+    ) -> Roles:
         """Every ``AWS::IAM::Role`` with inline policies, its documents resolved with offline names.
 
-        ``overrides`` replaces a role's policy documents (by logical id): how a test removes one statement."""
+        ``overrides`` replaces a role's policy documents (by logical id): how a test removes one statement.
+        ``boundary``: the permissions boundary each role carries (the template's ``PermissionsBoundaryArn``)."""
         roles = []
         for logical_id, resource in template.resources.items():
             if resource["Type"] != "AWS::IAM::Role":
@@ -232,9 +254,24 @@ class Roles:
                     access_key_id=f"ASIAOFFLINE{digest}"[:20],
                     secret_access_key=secrets.token_urlsafe(30),
                     session_token=secrets.token_urlsafe(60),
+                    boundary=boundary,
                 )
             )
         return cls(roles)
+
+    @staticmethod
+    def principal(name: str, arn: str, documents: list[dict], boundary: Policy | None = None) -> Role:
+        """A role of the account that is not the template's (a pipeline role), with fresh session credentials."""
+        digest = hashlib.sha256(arn.encode()).hexdigest()[:12].upper()
+        return Role(
+            name,
+            arn,
+            Policy(documents),
+            access_key_id=f"ASIAOFFLINE{digest}"[:20],
+            secret_access_key=secrets.token_urlsafe(30),
+            session_token=secrets.token_urlsafe(60),
+            boundary=boundary,
+        )
 
     def for_function(self, template, logical_id: str) -> Role | None:
         """The role a template function runs as (its ``Role: !GetAtt <Role>.Arn``)."""
@@ -258,12 +295,14 @@ class Roles:
         if not signature_matches(role, method, path, headers, body):
             raise AccessDenied(role, None, BAD_SIGNATURE)
         for permission in permissions():
-            if not role.policy.allows(permission):
+            if not role.allows(permission):
+                # AWS's access-denied context names the policy type that lacks the Allow
+                kind = "identity-based policy" if not role.policy.allows(permission) else "permissions boundary"
                 raise AccessDenied(
                     role,
                     permission,
                     f"User: {role.session_arn} is not authorized to perform: {permission.action} on resource: "
-                    f"{permission.resource} because no identity-based policy allows the {permission.action} action",
+                    f"{permission.resource} because no {kind} allows the {permission.action} action",
                 )
         return role
 
@@ -324,7 +363,32 @@ def permissions_for(service: str, action: str, parameters: Mapping, region: str,
         return _scaling(action, parameters, region, account)
     if service == "monitoring":  # CloudWatch's signing name
         return _cloudwatch(action, parameters, region, account)
+    if service in _NAMED_RESOURCES:
+        return [Permission(f"{service}:{action}", _named_resource(service, action, parameters, region, account))]
     return [Permission(f"{service}:{action}", "*")]
+
+
+# Services whose actions are authorized on the resource the request names (Service Authorization Reference:
+# "AWS CloudFormation" stack ``arn:${Partition}:cloudformation:${Region}:${Account}:stack/${StackName}/${Id}``;
+# "AWS Step Functions" stateMachine ``...:states:${Region}:${Account}:stateMachine:${StateMachineName}`` and
+# execution ``...:execution:${StateMachineName}:${ExecutionId}``; "Amazon CloudWatch Logs" log-group
+# ``...:logs:${Region}:${Account}:log-group:${LogGroupName}``). A request that names none is checked on ``*``.
+_NAMED_RESOURCES = {
+    "cloudformation": ("StackName",),
+    "states": ("executionArn", "stateMachineArn"),
+    "logs": ("logGroupName",),
+}
+
+
+def _named_resource(service: str, action: str, parameters: Mapping, region: str, account: str) -> str:
+    name = next((str(parameters[k]) for k in _NAMED_RESOURCES[service] if parameters.get(k)), "")
+    if not name or name.startswith("arn:"):
+        return name or "*"
+    if service == "cloudformation":
+        return f"arn:aws:cloudformation:{region}:{account}:stack/{name}/offline"
+    if parameters.get("logStreamName"):  # log-stream ``...:log-group:${LogGroupName}:log-stream:${LogStreamName}``
+        return f"arn:aws:logs:{region}:{account}:log-group:{name}:log-stream:{parameters['logStreamName']}"
+    return f"arn:aws:logs:{region}:{account}:log-group:{name}"
 
 
 def _sagemaker(action: str, parameters: Mapping, region: str, account: str) -> list[Permission]:
@@ -421,7 +485,7 @@ def install_in_moto(roles_for_this_request) -> None:
     class JsonAccessDenied(JsonRESTError):
         code = 400  # what JSON-protocol services answer an AccessDeniedException with
 
-    from moto.s3.exceptions import S3AccessDeniedError, S3SignatureDoesNotMatchError
+    from moto.s3.exceptions import S3ClientError, S3SignatureDoesNotMatchError
 
     original = ActionAuthenticatorMixin._authenticate_and_authorize_action
     if getattr(original, "offline_iam", False):
@@ -448,11 +512,15 @@ def install_in_moto(roles_for_this_request) -> None:
             parameters = parameters or self._get_params()
             return permissions_for(scope[3], self._get_action(), parameters, scope[2], self.current_account)
 
+        # a form-encoded body as sent (the control plane keeps it: moto parses it away)
+        body = self.normalized_request.environ.get("offline.raw_form_body", self.raw_body) or b""
         try:
-            roles.authorize(self.method, path, self.headers, self.raw_body or b"", permissions)
+            roles.authorize(self.method, path, self.headers, body, permissions)
         except AccessDenied as denied:
-            if is_s3:
-                raise (S3SignatureDoesNotMatchError() if denied.permission is None else S3AccessDeniedError()) from None
+            if is_s3:  # S3 names the principal, action and missing policy for a same-account request (docstring)
+                if denied.permission is None:
+                    raise S3SignatureDoesNotMatchError() from None
+                raise S3ClientError("AccessDenied", str(denied)) from None
             json_protocol = "json" in self.headers.get("Content-Type", "")
             if denied.permission is None:
                 if json_protocol:  # JSON-protocol services name it so (moto's error renders as code "403")

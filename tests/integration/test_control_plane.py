@@ -47,7 +47,7 @@ def test_start_training_creates_the_job_with_the_original_defaults(control_funct
     assert job["HyperParameters"]["sagemaker_program"] == '"train.py"'
     assert job["HyperParameters"]["epochs"] == "5" and job["HyperParameters"]["learning-rate"] == "0.01"
     assert job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{OFFLINE_BUCKET}/data/"
-    assert job["RoleArn"].endswith(":role/dog-breed-classifier-SageMakerExecutionRole")
+    assert job["RoleArn"].endswith(":role/dog-breed-classifier/dog-breed-classifier-SageMakerExecutionRole")
     assert result["training_job_name"].startswith("dog-breeds-")
 
 

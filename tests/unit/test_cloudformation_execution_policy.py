@@ -1,11 +1,13 @@
-"""The CloudFormation execution role's policy (policies/pipeline/cloudformation-execution.json), proved least privilege.
+"""The CloudFormation execution roles (policies/pipeline/cloudformation-execution.json, one per identity set of
+pipeline/bootstrap.yaml), proved least privilege, and the escalation they used to allow, refused.
 
-`sam pipeline bootstrap` makes one CloudFormation execution role per stage; CloudFormation creates, updates and
-deletes the stack's resources as that role. Its policy must allow what each resource type's handlers call on this
-project's names (stacks ``dog-breed-classifier``, ``-testing`` and feature stacks ``dog-breeds-<branch>``), and
-nothing on anything else. The handlers' actions per resource type come from the CloudFormation resource schemas
-(``handlers.<create|update|delete|read>.permissions``, CloudFormation registry / "Resource type schema"); they are
-evaluated here with the offline IAM evaluator on the ARNs the rendered names produce.
+CloudFormation creates, updates and deletes a stage's resources as its set's role. The policy must allow what each
+resource type's handlers call on that set's names (testing ``dog-breed-classifier-testing``, prod
+``dog-breed-classifier-prod``, feature stacks ``dog-breeds-<branch>``) and nothing on anything else; and every role it
+creates must carry the set's permissions boundary, which it may not remove. The handlers' actions per resource type
+come from the CloudFormation resource schemas (``handlers.<create|update|delete|read>.permissions``, CloudFormation
+registry / "Resource type schema"); they are evaluated with the offline IAM evaluator on the ARNs the rendered names
+produce (``ops.bootstrap.render``: the bootstrap stack as CloudFormation resolves it).
 """
 
 from __future__ import annotations
@@ -15,29 +17,33 @@ import json
 import pytest
 from parliament import analyze_policy_string
 
-from offline_stack.aws_rules.iam import Permission, Policy
+from offline_stack.aws_rules.iam import Permission, Policy, Role
 from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
+from ops.bootstrap import IDENTITY_SETS, render
+from ops.stages import feature_stack
 
 PATH = PROJECT_ROOT / "policies" / "pipeline" / "cloudformation-execution.json"
 TEMPLATE = SamTemplate.load()
-PIPELINE_BUCKET = "aws-sam-cli-managed-testing-pipeline-artifactsbucket-1a2b3c"
 REGION, ACCOUNT = "us-east-1", "123456789012"
-
-
-def rendered() -> str:
-    return TEMPLATE.substitute(PATH.read_text().replace("${PipelineArtifactsBucket}", PIPELINE_BUCKET))
-
-
-POLICY = Policy([json.loads(rendered())])
+REPOSITORY = "octo-org/dog-breeds"
+IDENTITIES = {identity_set: render(identity_set, REPOSITORY, ACCOUNT, REGION) for identity_set in IDENTITY_SETS}
+POLICIES = {identity_set: Policy([i.cloudformation_policy]) for identity_set, i in IDENTITIES.items()}
+BOUNDARIES = {identity_set: Policy([i.boundary_policy]) for identity_set, i in IDENTITIES.items()}
+# A stack of each set, as the pipeline names them
+STACKS = {
+    "testing": "dog-breed-classifier-testing",
+    "prod": "dog-breed-classifier-prod",
+    "feature": feature_stack("feature/better-crop")[0],
+}
 
 # What CloudFormation calls for each resource type of the template, once SAM has transformed it
 # (Serverless::Function -> Lambda::Function, ::LayerVersion -> Lambda::LayerVersion, ::StateMachine -> StepFunctions)
 HANDLER_ACTIONS = {
     "AWS::IAM::Role": (
         "role",
-        "iam:CreateRole iam:GetRole iam:PutRolePolicy iam:GetRolePolicy iam:DeleteRolePolicy iam:ListRolePolicies "
-        "iam:ListAttachedRolePolicies iam:UpdateRole iam:UpdateRoleDescription iam:UpdateAssumeRolePolicy "
-        "iam:TagRole iam:UntagRole iam:ListInstanceProfilesForRole iam:DeleteRole",
+        "iam:GetRole iam:GetRolePolicy iam:ListRolePolicies iam:ListAttachedRolePolicies iam:UpdateRole "
+        "iam:UpdateRoleDescription iam:UpdateAssumeRolePolicy iam:TagRole iam:UntagRole "
+        "iam:ListInstanceProfilesForRole iam:DeleteRole",
     ),
     "AWS::Lambda::Function": (
         "function",
@@ -82,14 +88,20 @@ TRANSFORMED = {
     "AWS::Serverless::LayerVersion": "AWS::Lambda::LayerVersion",
     "AWS::Serverless::StateMachine": "AWS::StepFunctions::StateMachine",
 }
-STACKS = ("dog-breed-classifier", "dog-breed-classifier-testing", "dog-breeds-feature-better-crop-41261c")
+# Role-changing calls IAM conditions on the boundary they set or the role has (``iam:PermissionsBoundary``)
+BOUNDED_ROLE_ACTIONS = ("iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy")
+
+
+def role_arn(stack: str, logical_id: str = "PredictFunctionRole") -> str:
+    """A template role as CloudFormation names it: under the stack's path (template.yaml's ``Path``)."""
+    return f"arn:aws:iam::{ACCOUNT}:role/{stack}/{stack}-{logical_id}-AbC123"
 
 
 def arns(kind: str, stack: str) -> list[str]:
     """The ARNs CloudFormation acts on for a resource of ``kind`` in ``stack`` (generated names: <stack>-<id>-<rnd>)."""
     at = f"{REGION}:{ACCOUNT}"
     return {
-        "role": [f"arn:aws:iam::{ACCOUNT}:role/{stack}-PredictFunctionRole-AbC123"],
+        "role": [role_arn(stack)],
         "function": [f"arn:aws:lambda:{at}:function:{stack}-predict"],
         "layer": [f"arn:aws:lambda:{at}:layer:{stack}-shared", f"arn:aws:lambda:{at}:layer:{stack}-shared:3"],
         "bucket": [f"arn:aws:s3:::{stack}-artifactsbucket-1x2y3z"],
@@ -111,57 +123,142 @@ def test_every_resource_type_of_the_template_has_its_handlers_actions_listed_her
     assert types <= set(HANDLER_ACTIONS), types - set(HANDLER_ACTIONS)
 
 
-@pytest.mark.parametrize("stack", STACKS)
+def test_every_role_of_the_template_sits_under_the_stacks_path_and_carries_the_boundary_parameter():
+    for logical_id, resource in TEMPLATE.resources.items():
+        if resource["Type"] == "AWS::IAM::Role":
+            properties = resource["Properties"]
+            assert properties["Path"] == {"Fn::Sub": "/${AWS::StackName}/"}, logical_id
+            assert properties["PermissionsBoundary"] == {
+                "Fn::If": ["HasPermissionsBoundary", {"Ref": "PermissionsBoundaryArn"}, {"Ref": "AWS::NoValue"}]
+            }, logical_id
+
+
+@pytest.mark.parametrize("identity_set", IDENTITY_SETS)
 @pytest.mark.parametrize("resource_type", sorted(HANDLER_ACTIONS))
-def test_cloudformation_may_create_update_and_delete_each_resource_of_the_projects_stacks(resource_type, stack):
+def test_cloudformation_may_create_update_and_delete_each_resource_of_its_own_stacks(resource_type, identity_set):
     kind, actions = HANDLER_ACTIONS[resource_type]
     for action in actions.split():
-        for arn in arns(kind, stack):
-            assert POLICY.allows(Permission(action, arn)), f"{action} on {arn}"
+        for arn in arns(kind, STACKS[identity_set]):
+            assert POLICIES[identity_set].allows(Permission(action, arn)), f"{action} on {arn}"
+
+
+@pytest.mark.parametrize("identity_set", IDENTITY_SETS)
+def test_roles_are_created_and_changed_only_with_the_sets_own_boundary(identity_set):
+    policy, own = POLICIES[identity_set], IDENTITIES[identity_set].boundary_arn
+    other = IDENTITIES["prod" if identity_set != "prod" else "testing"].boundary_arn
+    arn = role_arn(STACKS[identity_set])
+    for action in BOUNDED_ROLE_ACTIONS:
+        assert policy.allows(Permission(action, arn, {"iam:PermissionsBoundary": own})), action
+        assert not policy.allows(Permission(action, arn)), f"{action} without a boundary must be denied"
+        assert not policy.allows(Permission(action, arn, {"iam:PermissionsBoundary": other})), action
+    for action in ("iam:DeleteRolePermissionsBoundary", "iam:AttachRolePolicy"):
+        assert not policy.allows(Permission(action, arn, {"iam:PermissionsBoundary": own})), action
+    for action in ("iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:DeletePolicy"):
+        assert not policy.allows(Permission(action, own)), f"{action} on the boundary itself must be denied"
 
 
 def test_functions_and_state_machines_get_their_roles_and_code():
-    role = f"arn:aws:iam::{ACCOUNT}:role/dog-breed-classifier-TrainingPipelineRole-AbC"
+    identities = IDENTITIES["testing"]
+    role = role_arn(STACKS["testing"], "TrainingPipelineRole")
+    policy = POLICIES["testing"]
     for service in ("lambda.amazonaws.com", "states.amazonaws.com"):
-        assert POLICY.allows(Permission("iam:PassRole", role, {"iam:PassedToService": service}))
-    assert POLICY.allows(Permission("s3:GetObject", f"arn:aws:s3:::{PIPELINE_BUCKET}/abc123.zip"))
-    assert POLICY.allows(Permission("logs:DescribeLogGroups", "*"))
+        assert policy.allows(Permission("iam:PassRole", role, {"iam:PassedToService": service}))
+    assert policy.allows(Permission("s3:GetObject", f"arn:aws:s3:::{identities.artifacts_bucket}/abc123.zip"))
+    assert policy.allows(Permission("logs:DescribeLogGroups", "*"))
     # a state machine with logging: its creator sets up the log delivery (Step Functions developer guide, "IAM
     # policies for logging to CloudWatch Logs")
     for action in ("logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:PutResourcePolicy", "logs:ListLogDeliveries"):
-        assert POLICY.allows(Permission(action, "*"))
+        assert policy.allows(Permission(action, "*"))
 
 
 @pytest.mark.parametrize(
-    "action, arn, context",
-    [
-        ("iam:CreateRole", f"arn:aws:iam::{ACCOUNT}:role/another-app-Role", {}),
-        ("iam:AttachRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/dog-breed-classifier-Role", {}),
-        ("iam:PutRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/admin", {}),
-        ("iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/dog-breed-me", {}),
-        (
-            "iam:PassRole",
-            f"arn:aws:iam::{ACCOUNT}:role/dog-breed-classifier-X",
-            {"iam:PassedToService": "ec2.amazonaws.com"},
-        ),
-        (
-            "iam:PassRole",
-            f"arn:aws:iam::{ACCOUNT}:role/OrganizationAccountAccessRole",
-            {"iam:PassedToService": "lambda.amazonaws.com"},
-        ),
-        ("lambda:UpdateFunctionCode", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:payments", {}),
-        ("lambda:InvokeFunction", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:dog-breed-classifier-predict", {}),
-        ("s3:GetObject", "arn:aws:s3:::dog-breed-classifier-artifactsbucket-1x2y3z/data/photo.jpg", {}),
-        ("s3:PutObject", f"arn:aws:s3:::{PIPELINE_BUCKET}/abc.zip", {}),
-        ("s3:PutBucketPolicy", "arn:aws:s3:::company-data-lake", {}),
-        ("sagemaker:CreateEndpoint", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/dog-breed-classifier", {}),
-        ("logs:DeleteLogGroup", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/payments", {}),
-        ("states:StartExecution", f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:dog-breed-classifier-pipeline", {}),
-        ("cloudwatch:DeleteAlarms", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:billing", {}),
-    ],
+    "identity_set, other",
+    [("feature", "testing"), ("feature", "prod"), ("testing", "prod"), ("testing", "feature"), ("prod", "testing")],
 )
-def test_nothing_beyond_the_projects_resources_and_the_stacks_own_job(action, arn, context):
-    assert not POLICY.allows(Permission(action, arn, context)), f"{action} on {arn} should be denied"
+def test_one_sets_cloudformation_role_cannot_touch_another_sets_stacks(identity_set, other):
+    # Given one account holding every stage (the case where names are all that separates them)
+    policy, stack = POLICIES[identity_set], STACKS[other]
+    # Then no resource of the other set's stack can be changed, whatever boundary the request names
+    for kind, actions in HANDLER_ACTIONS.values():
+        if kind.startswith("api"):
+            continue  # HTTP API ids are random: see docs/pipeline.md (one account per stage closes this)
+        for action in actions.split():
+            for arn in arns(kind, stack):
+                if action == "lambda:GetFunction" or not action.split(":")[1].startswith(("Get", "List", "Describe")):
+                    assert not policy.allows(Permission(action, arn)), f"{identity_set}: {action} on {arn}"
+    for action in BOUNDED_ROLE_ACTIONS:
+        bounded = {"iam:PermissionsBoundary": IDENTITIES[identity_set].boundary_arn}
+        assert not policy.allows(Permission(action, role_arn(stack), bounded)), f"{identity_set}: {action}"
+
+
+def test_the_exploit_a_feature_branch_creating_an_admin_role_is_refused():
+    # Given a feature branch whose template adds a role "dog-breed-pwn" allowed "*" and trusted by another account
+    policy, identities = POLICIES["feature"], IDENTITIES["feature"]
+    stack = STACKS["feature"]
+    pwn = f"arn:aws:iam::{ACCOUNT}:role/{stack}/dog-breed-pwn"
+    # When CloudFormation creates it without the boundary (or outside the set's names), it is refused
+    assert not policy.allows(Permission("iam:CreateRole", pwn))
+    assert not policy.allows(Permission("iam:CreateRole", f"arn:aws:iam::{ACCOUNT}:role/dog-breed-pwn"))
+    assert not policy.allows(
+        Permission("iam:CreateRole", f"arn:aws:iam::{ACCOUNT}:role/dog-breed-pwn", {"iam:PermissionsBoundary": ""})
+    )
+    # And created with the boundary (all CloudFormation may do), the role can do no more than the app's roles
+    assert policy.allows(Permission("iam:CreateRole", pwn, {"iam:PermissionsBoundary": identities.boundary_arn}))
+    admin = Role(
+        "Pwn", pwn, Policy([{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}]), "k", "s", "t"
+    )
+    bounded = Role(**{**admin.__dict__, "boundary": BOUNDARIES["feature"]})
+    escalations = [
+        Permission("iam:CreateRole", f"arn:aws:iam::{ACCOUNT}:role/anything"),
+        Permission("iam:PutRolePolicy", pwn),
+        Permission("iam:AttachRolePolicy", pwn),
+        Permission("iam:DeleteRolePermissionsBoundary", pwn),
+        Permission("iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/backdoor"),
+        Permission("sts:AssumeRole", f"arn:aws:iam::{ACCOUNT}:role/OrganizationAccountAccessRole"),
+        Permission("iam:PassRole", role_arn(STACKS["prod"]), {"iam:PassedToService": "sagemaker.amazonaws.com"}),
+        Permission("s3:GetObject", f"arn:aws:s3:::{STACKS['prod']}-artifactsbucket-1x2y3z/data-capture/photo.jpg"),
+        Permission("s3:GetObject", f"arn:aws:s3:::{STACKS['testing']}-artifactsbucket-1x2y3z/data/x.jpg"),
+        Permission("lambda:UpdateFunctionCode", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACKS['prod']}-predict"),
+        Permission("ec2:RunInstances", "*"),
+    ]
+    for permission in escalations:
+        assert admin.allows(permission)  # what the unbounded role would have had
+        assert not bounded.allows(permission), f"the boundary lets the branch's role {permission}"
+    # while what the application's own roles do on its own stack stays possible
+    assert bounded.allows(Permission("s3:GetObject", f"arn:aws:s3:::{stack}-artifactsbucket-1x2y3z/models/m.tar.gz"))
+
+
+@pytest.mark.parametrize("identity_set", IDENTITY_SETS)
+def test_the_boundary_leaves_every_statement_of_the_applications_roles_in_force(identity_set, monkeypatch):
+    # Given the application deployed as the set's stack (its names resolved as the stack would have them)
+    from offline_stack import sam_template
+
+    stack = STACKS[identity_set]
+    monkeypatch.setitem(sam_template.PSEUDO_PARAMETERS, "AWS::StackName", stack)
+    template = SamTemplate.load(overrides={"EndpointName": stack})
+    boundary = BOUNDARIES[identity_set]
+    checked = 0
+    for logical_id, resource in template.resources.items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for policy in resource["Properties"].get("Policies", []):
+            for statement in template.resolve(policy["PolicyDocument"])["Statement"]:
+                context = {
+                    key: _as_list(values)[0]
+                    for operator, keys in statement.get("Condition", {}).items()
+                    for key, values in keys.items()
+                }
+                for action in _as_list(statement["Action"]):
+                    for resource_arn in _as_list(statement["Resource"]):
+                        checked += 1
+                        assert boundary.allows(Permission(action, resource_arn, context)), (
+                            f"{logical_id} {statement.get('Sid')}: the boundary cuts {action} on {resource_arn}"
+                        )
+    assert checked > 100
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
 
 
 def test_no_wildcard_actions():
@@ -174,11 +271,10 @@ def test_no_wildcard_actions():
 # that grants object access ("resource policy privilege escalation"). Managing the artifacts bucket's policy is this
 # role's job; only cloudformation.amazonaws.com can assume it, and the policy it writes is the template's, reviewed
 # in the pull request that changes it. Anything else parliament says fails this test.
-ACCEPTED = {("RESOURCE_POLICY_PRIVILEGE_ESCALATION", "arn:aws:s3:::dog-breed*")}
-
-
-def test_parliament_finds_nothing_but_the_bucket_policy_the_role_exists_to_manage():
-    findings = analyze_policy_string(rendered()).findings
+@pytest.mark.parametrize("identity_set", IDENTITY_SETS)
+def test_parliament_finds_nothing_but_the_bucket_policy_the_role_exists_to_manage(identity_set):
+    accepted = {("RESOURCE_POLICY_PRIVILEGE_ESCALATION", f"arn:aws:s3:::{IDENTITIES[identity_set].scope}*")}
+    findings = analyze_policy_string(json.dumps(IDENTITIES[identity_set].cloudformation_policy)).findings
     unexpected = [
         f"{finding.issue}: {finding.detail}"
         for finding in findings
@@ -186,6 +282,6 @@ def test_parliament_finds_nothing_but_the_bucket_policy_the_role_exists_to_manag
             finding.issue,
             str(finding.detail).split(" due to")[0].removeprefix("Possible resource policy privilege escalation on "),
         )
-        not in ACCEPTED
+        not in accepted
     ]
     assert unexpected == []

@@ -7,20 +7,10 @@ import pytest
 from parliament import analyze_policy_string
 
 from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
+from tests.support.policy_documents import as_policy_document
 
 POLICIES_DIR = PROJECT_ROOT / "policies"
 TEMPLATE = SamTemplate.load()
-
-
-def _as_document(value):
-    """The template's YAML with each ``!Sub "..."`` written as its string, as in policies/*.json."""
-    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
-        return value["Fn::Sub"]
-    if isinstance(value, dict):
-        return {k: _as_document(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_as_document(v) for v in value]
-    return value
 
 
 def _inline_policies() -> dict[str, tuple[str, dict]]:
@@ -28,7 +18,7 @@ def _inline_policies() -> dict[str, tuple[str, dict]]:
     for logical_id, resource in TEMPLATE.resources.items():
         if resource["Type"] == "AWS::IAM::Role":
             for policy in resource["Properties"].get("Policies", []):
-                found[policy["PolicyName"]] = (logical_id, _as_document(policy["PolicyDocument"]))
+                found[policy["PolicyName"]] = (logical_id, as_policy_document(policy["PolicyDocument"]))
     return found
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ops.stages import feature_stack, main, read_stage
+from ops.stages import FEATURE_STACK_PREFIX, feature_stack, main, read_stage
 
 ENDPOINT_NAME = re.compile(r"[a-z0-9](-*[a-z0-9])*")
 
@@ -17,7 +17,7 @@ def test_a_stage_reads_its_stack_region_and_overrides():
     assert (testing.stack_name, testing.region) == ("dog-breed-classifier-testing", "us-east-1")
     assert testing.parameter_overrides["EndpointName"] == "dog-breed-classifier-testing"
     assert testing.parameter_overrides["PredictReservedConcurrency"] == "none"
-    assert read_stage("prod").stack_name == "dog-breed-classifier"
+    assert read_stage("prod").stack_name == "dog-breed-classifier-prod"
     assert read_stage("testing", stack_name="dog-breeds-x-123456").stack_name == "dog-breeds-x-123456"
 
 
@@ -41,7 +41,7 @@ def test_a_feature_branch_gets_names_valid_as_a_stack_an_endpoint_and_a_job_pref
     assert name.startswith("dog-breeds-") and len(name) <= 50 and ENDPOINT_NAME.fullmatch(name)
     assert overrides["EndpointName"] == name
     prefix = overrides["JobNamePrefix"]
-    assert prefix.startswith("fb-") and len(prefix) <= 32 and ENDPOINT_NAME.fullmatch(prefix)
+    assert prefix.startswith("dog-breeds-") and len(prefix) <= 32 and ENDPOINT_NAME.fullmatch(prefix)
 
 
 def test_two_branches_that_read_alike_get_different_stacks():
@@ -64,7 +64,7 @@ def test_the_command_line_prints_what_make_reads(capsys):
     assert main(["region", "--stage", "prod"]) == 0
     assert main(["parameter-overrides", "--stage", "testing", "--branch", "feature/x"]) == 0
     stack, region, overrides = capsys.readouterr().out.splitlines()
-    assert (stack, region) == ("dog-breed-classifier", "us-east-1")
+    assert (stack, region) == ("dog-breed-classifier-prod", "us-east-1")
     assert f"EndpointName={feature_stack('feature/x')[0]}" in overrides.split()
 
 
@@ -72,3 +72,21 @@ def test_the_command_line_needs_a_stage(capsys):
     with pytest.raises(SystemExit) as refused:
         main(["stack-name"])
     assert refused.value.code == 2 and "--stage" in capsys.readouterr().err
+
+
+def test_no_stages_names_start_with_anothers_or_with_the_feature_prefix():
+    # The pipeline's identities are scoped by name prefix (pipeline/bootstrap.yaml): testing's CloudFormation role
+    # may touch dog-breed-classifier-testing*, prod's dog-breed-classifier-prod*, the feature role dog-breeds-*.
+    # A stage named so that another's prefix covers it would hand that stage's resources to the other identity.
+    prefixes = {stage: read_stage(stage).stack_name for stage in ("testing", "prod")} | {
+        "feature": FEATURE_STACK_PREFIX
+    }
+    for stage in ("testing", "prod"):
+        overrides = read_stage(stage).parameter_overrides
+        names = {read_stage(stage).stack_name, overrides["EndpointName"], overrides["JobNamePrefix"]}
+        for other, prefix in prefixes.items():
+            if other != stage:
+                assert not any(name.startswith(prefix) for name in names), (stage, other, names)
+        assert all(name.startswith(prefixes[stage]) for name in names), (stage, names)
+    name, overrides = feature_stack("feature/x")
+    assert all(value.startswith(FEATURE_STACK_PREFIX) for value in (name, *overrides.values()))

@@ -29,6 +29,9 @@ APPROVED, REJECTED, PENDING = "Approved", "Rejected", "PendingManualApproval"
 ACCURACY, LOSS = "test:accuracy", "test:loss"
 # The judged model.tar.gz's SHA-256, on the package: what `make promote-model` checks the promoted bytes against
 ARTIFACT_SHA256 = "artifact_sha256"
+# The content-addressed training code the job ran (code/training_jobs-<sha256>/...): `make train-stage` retrains
+# when a commit's training code is not the approved model's
+TRAINING_CODE = "training_code"
 # How many approved versions to search for the serving model's package.
 _SERVING_SEARCH_DEPTH = 20
 _PACKAGE_ARN = re.compile(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[a-z0-9-]+/[0-9]+")
@@ -80,6 +83,11 @@ def judge_candidate(
     metrics = {item["MetricName"]: item["Value"] for item in job.get("FinalMetricDataList", [])}
     accuracy = metrics.get(ACCURACY)
     model_data_url = job["ModelArtifacts"]["S3ModelArtifacts"]
+    code = [
+        channel["DataSource"]["S3DataSource"]["S3Uri"]
+        for channel in job.get("InputDataConfig", [])
+        if channel.get("ChannelName") == "code"
+    ]
     group = settings.endpoint_name
     sagemaker.ensure_model_package_group(group, f"Models trained for the {group} endpoint", tags())
     # What the API serves: this kind's endpoint, or during a kind switch the other kind's, still answering
@@ -102,6 +110,7 @@ def judge_candidate(
                 ARTIFACT_SHA256: artifact_digest(model_data_url),
                 **{name: f"{value:.6f}" for name, value in metrics.items() if name in (ACCURACY, LOSS)},
                 "gate_decision": decision,  # kept when a person later changes the approval status
+                **({TRAINING_CODE: code[0]} if code else {}),
             },
             # A retried invocation registers the same version once
             "ClientToken": hashlib.sha256(job_name.encode()).hexdigest()[:32],
