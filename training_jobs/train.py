@@ -17,6 +17,7 @@ from pathlib import Path
 
 from breed_classifier.cli import add_hyperparameter_arguments, boolean, hyperparameters_from
 from breed_classifier.data import DataLayoutError, DataSplits
+from breed_classifier.metrics import log_line
 from breed_classifier.model import PretrainedWeightsUnavailableError
 from breed_classifier.progress import CheckpointRefusedError
 from breed_classifier.training import TrainingRun, run_training
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         run_training(run, emit=lambda line: print(line, flush=True))
     except (DataLayoutError, PretrainedWeightsUnavailableError, CheckpointRefusedError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(log_line(f"error: {exc}"), file=sys.stderr)
         _report_failure(str(exc))
         return 2
     return 0

@@ -204,3 +204,66 @@ def test_an_expired_signature_is_told_the_earliest_time_still_accepted():
     stamps = re.findall(r"\d{8}T\d{6}Z", late.message)  # signed at, earliest accepted, now
     signed, earliest, told_now = (datetime.strptime(s, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) for s in stamps)
     assert signed < earliest < told_now and (told_now - earliest).total_seconds() == 300
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "RS384", "RS512"])
+def test_every_rsa_algorithm_api_gateway_supports_passes(algorithm):
+    # "only RSA-based algorithms are supported" (HTTP API JWT authorizers): not RS256 alone
+    assert _bearer(_jwt_authorization(), _token(algorithm=algorithm)) is None
+
+
+@pytest.mark.parametrize("audience", [{"api-client": True}, [["api-client"]], 7, [None], ""])
+def test_an_audience_of_another_json_type_is_no_audience_and_never_a_crash(audience):
+    refusal = _bearer(_jwt_authorization(), _token(aud=audience))
+    assert (refusal.status, refusal.message) == (401, "Unauthorized")
+    assert "the token does not have a valid audience" in refusal.headers[0][1]
+
+
+def _scoped(scopes=("dog-breeds/predict",)) -> JwtAuthorization:
+    authorization = JwtAuthorization(ISSUER, ["api-client"], list(scopes))
+    authorization._signing_key = lambda token: _Key()
+    return authorization
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"scope": "openid dog-breeds/predict"},  # an access token's space-separated scope
+        {"scp": ["dog-breeds/predict", "other"]},  # scp as a list
+        {"scp": "dog-breeds/predict"},
+    ],
+)
+def test_a_route_with_scopes_lets_in_a_token_carrying_one(claims):
+    assert _bearer(_scoped(), _token(**claims)) is None
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {},  # an OpenID Connect ID token of the same client: no scope at all
+        {"scope": "openid profile"},
+        {"scope": "dog-breeds/predict-not"},
+        {"scp": [["dog-breeds/predict"]]},
+        {"scope": 42},
+    ],
+)
+def test_a_route_with_scopes_refuses_403_a_token_without_one(claims):
+    refusal = _bearer(_scoped(), _token(**claims))
+    assert (refusal.status, refusal.message) == (403, "Forbidden")
+    ((name, challenge),) = refusal.headers
+    assert name == "www-authenticate" and 'error="insufficient_scope"' in challenge
+    assert 'scope="dog-breeds/predict"' in challenge
+
+
+def test_a_route_without_scopes_does_not_look_at_them():
+    assert _bearer(_jwt_authorization(), _token(scope="anything")) is None
+
+
+def test_the_stack_requires_the_templates_jwt_scopes_on_the_route():
+    from offline_stack.aws_rules.iam import Roles
+    from offline_stack.stack import api_authorization
+
+    parameters = {"AuthMode": "JWT", "JwtIssuer": ISSUER, "JwtAudience": "api-client", "JwtScopes": "a, b"}
+    authorization, _ = api_authorization(parameters, Roles([]))
+    assert authorization.scopes == ["a", "b"]
+    assert api_authorization(parameters | {"JwtScopes": ""}, Roles([]))[0].scopes == []

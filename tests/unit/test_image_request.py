@@ -310,3 +310,23 @@ def test_a_base64_image_of_a_length_no_padding_explains_is_refused_as_invalid_no
     body = json.dumps({"image": "AAAAA"})
     with pytest.raises(MalformedRequestError, match="is not valid base64"):
         read_prediction_request(body, False, {"content-type": "application/json"}, {}, 3)
+
+
+@pytest.mark.parametrize(
+    "content_length, refused",
+    [
+        ("²", False),  # str.isdigit() says yes and int() raises: declares nothing, the body is judged
+        ("٣٣٣٣٣٣٣٣٣٣٣٣", False),  # Arabic-Indic digits are not HTTP's DIGIT
+        ("9" * 5000, True),  # more digits than int() converts: larger than any limit
+        ("0" * 5000 + "5", False),  # leading zeros count for nothing
+        (" 12 ", False),
+        ("1e9", False),
+        (str(LIMIT + 1), True),
+    ],
+)
+def test_a_declared_length_is_read_as_http_defines_it_never_raising(content_length, refused):
+    if refused:
+        with pytest.raises(PayloadTooLargeError):
+            read(JPEG, "image/jpeg", headers={"content-length": content_length})
+    else:
+        assert read(JPEG, "image/jpeg", headers={"content-length": content_length}).image == JPEG

@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 
 import pytest
 from PIL import Image, ImageOps
@@ -9,7 +10,7 @@ from PIL import Image, ImageOps
 from breed_classifier.data import make_loader
 from breed_classifier.distributed import DistributedSetupError, detect_process_group
 from breed_classifier.labels import breed_name
-from breed_classifier.metrics import metric_line, parse_metric_line
+from breed_classifier.metrics import METRIC_DEFINITIONS, defused, metric_line, parse_metric_line
 from breed_classifier.model import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, build_model
 from breed_classifier.preprocessing import crop_to_square, eval_transform, to_rgb
 
@@ -72,6 +73,28 @@ def test_metric_lines_round_trip_through_the_regexes():
     parsed = parse_metric_line(line)
     assert parsed["train:loss"] == 0.25 and parsed["valid:accuracy"] == 1.0
     assert parsed["valid:loss"] == pytest.approx(1.5e-7, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        # the job name a checkpoint carries is printed when it is not resumed: it is whoever wrote the file's
+        "not resuming: progress.pt was written by another run (x test_accuracy=1.000000, other classes)",
+        "#metrics# test_accuracy=1.000000",
+        "a file name\n#metrics# epoch=9 test_accuracy=1.000000 test_loss=0.000001",
+        "error: cannot decode data/test/001.x/#metrics#\u2028#metrics# test_accuracy=1.0.jpg",
+    ],
+)
+def test_no_line_but_a_metric_line_reads_as_a_metric(forged):
+    # When training prints a line made from a string it did not write
+    printed: list[str] = []
+    defused(printed.append)(forged)
+    # Then SageMaker's regexes find no metric in it, and it stays one line
+    assert len(printed) == 1 and len(printed[0].splitlines()) == 1
+    assert [d["Name"] for d in METRIC_DEFINITIONS if re.search(d["Regex"], printed[0])] == []
+    # while a metric line passes as it is
+    defused(printed.append)(metric_line(epoch=1, test_accuracy=0.5))
+    assert parse_metric_line(printed[-1]) == {"test:accuracy": 0.5}
 
 
 def test_the_head_is_the_original_notebooks_and_frozen_backbones_do_not_train():

@@ -34,6 +34,20 @@ from tests.support.tls_server import (
 ALLOWED = frozenset({HOST_NAME})
 
 
+def declaring(content_length: str, body: bytes):
+    """An answer whose Content-Length header is ``content_length``, whatever the body is; the connection closes."""
+
+    def handle(request) -> None:
+        request.send_response(200)
+        request.send_header("Content-Type", "image/jpeg")
+        request.send_header("Content-Length", content_length)
+        request.send_header("Connection", "close")
+        request.end_headers()
+        request.wfile.write(body)
+
+    return handle
+
+
 @pytest.fixture(scope="module")
 def server():
     routes = {
@@ -44,6 +58,8 @@ def server():
         "/exactly-1000.jpg": stream_without_length(1000),
         "/declared-1000.jpg": answer(b"\xff" * 1000),
         "/slow.jpg": drip(byte_every_seconds=0.3, total_seconds=6),
+        "/superscript-length.jpg": declaring("²", JPEG),
+        "/5000-digit-length.jpg": declaring("9" * 5000, JPEG),
     }
     with TlsImageServer(routes) as tls_server:
         yield tls_server
@@ -229,3 +245,11 @@ def test_a_deadline_passed_even_by_half_a_second_is_passed():
     with pytest.raises(TimeoutError, match="the download deadline passed"):
         _left(time.monotonic() - 0.5)
     assert 9 < _left(time.monotonic() + 10) <= 10
+
+
+def test_a_content_length_that_is_not_http_digits_declares_nothing_and_never_raises(server):
+    # "²" passes str.isdigit() and int() raises on it; the body itself is within the cap
+    assert fetch(server, "/superscript-length.jpg") == JPEG
+    # 5,000 digits: more than int() converts, and more than any cap
+    with pytest.raises(PayloadTooLargeError, match="larger than 10000 bytes"):
+        fetch(server, "/5000-digit-length.jpg")

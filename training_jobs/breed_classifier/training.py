@@ -41,7 +41,7 @@ from breed_classifier.feature_cache import (
     data_digest,
     training_views,
 )
-from breed_classifier.metrics import metric_line
+from breed_classifier.metrics import defused, metric_line
 from breed_classifier.model import NORMALISATION, ModelConfig, build_model
 from breed_classifier.preprocessing import eval_transform
 from breed_classifier.progress import Progress, load_checkpoint, run_identity, save_checkpoint
@@ -109,7 +109,7 @@ def run_training(run: TrainingRun, emit: Callable[[str], None] = print) -> Train
     spec = detect_process_group()
     start_process_group(spec)
     try:
-        return _train(run, spec, emit if spec.is_main else (lambda line: None))
+        return _train(run, spec, defused(emit) if spec.is_main else (lambda line: None))
     finally:
         stop_process_group()
 

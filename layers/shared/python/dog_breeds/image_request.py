@@ -186,9 +186,22 @@ def _checked_image(image: bytes, max_image_bytes: int) -> bytes:
 
 
 def _refuse_declared_size(headers: Mapping[str, str], limit: int) -> None:
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declares_more_than(headers.get("content-length", ""), limit):
         raise _too_large(limit)
+
+
+def declares_more_than(content_length: str, limit: int) -> bool:
+    """Whether a ``Content-Length`` value declares more than ``limit`` bytes.
+
+    HTTP's grammar is ``Content-Length = 1*DIGIT`` (RFC 9110, section 8.6), ASCII digits only: anything else (``²``
+    and ``٣`` pass ``str.isdigit``, and ``int("²")`` raises) declares nothing, and the body's own length is judged
+    instead. A value with more significant digits than the limit exceeds it without being converted (``int`` refuses
+    strings of more than 4,300 digits)."""
+    digits = content_length.strip()
+    if not (digits.isascii() and digits.isdigit()):
+        return False
+    significant = digits.lstrip("0")
+    return len(significant) > len(str(limit)) or int(significant or "0") > limit
 
 
 def _refuse_encoded_size(encoded: str, max_image_bytes: int) -> None:

@@ -55,7 +55,7 @@ HYPERPARAMETER_NAMES = (
 # The regexes of training_jobs/breed_classifier/metrics.py (checked equal by a test).
 _NUMBER = r"([0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
 METRIC_DEFINITIONS = [
-    {"Name": name, "Regex": rf"{name.replace(':', '_')}={_NUMBER}"}
+    {"Name": name, "Regex": rf"#metrics#(?: [^ ]+)*? {name.replace(':', '_')}={_NUMBER}"}
     for name in (
         "train:loss",
         "train:accuracy",

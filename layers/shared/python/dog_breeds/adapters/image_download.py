@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 
 from dog_breeds.errors import MalformedRequestError, PayloadTooLargeError
-from dog_breeds.image_request import ImageUrl
+from dog_breeds.image_request import ImageUrl, declares_more_than
 
 DOWNLOAD_DEADLINE_SECONDS = 7.0  # resolve + connect + TLS + headers + body, in all
 CONNECT_TIMEOUT_SECONDS = 2.0
@@ -132,8 +132,7 @@ def _get(url: ImageUrl, sock: socket.socket, context: ssl.SSLContext, max_bytes:
     response = connection.getresponse()
     if response.status != 200:  # redirects included: following one would leave the allow-list's checks behind
         raise MalformedRequestError(f"The URL answered HTTP {response.status}; it must answer 200 with an image.")
-    declared = response.getheader("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if declares_more_than(response.getheader("Content-Length", ""), max_bytes):
         raise PayloadTooLargeError(f"The image at that URL is larger than {max_bytes} bytes.")
     chunks: list[bytes] = []
     size = 0
