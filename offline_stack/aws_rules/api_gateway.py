@@ -25,9 +25,17 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser, ParsingError
 from waitress.task import ErrorTask
 
-from offline_stack.aws_rules.iam import BAD_SIGNATURE, authorization_header, credential_scope, signature_matches
+from offline_stack.aws_rules.iam import (
+    BAD_SIGNATURE,
+    HOST_NOT_SIGNED,
+    authorization_header,
+    credential_scope,
+    signature_matches,
+    signed_headers,
+)
 
 JSON = "application/json"
 
@@ -49,8 +57,21 @@ class _JsonErrorTask(ErrorTask):
         self.write(body)
 
 
+class _BoundedLengthParser(HTTPRequestParser):
+    """Waitress's parser, refusing a ``Content-Length`` of more digits than any body has before converting it
+    (Python's ``int`` raises on more than 4,300 digits, and waitress then drops the connection unanswered)."""
+
+    def parse_header(self, header_plus: bytes) -> None:
+        for line in header_plus.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length" and len(value.strip().lstrip(b"0")) > 18:
+                raise ParsingError("Content-Length is invalid")
+        super().parse_header(header_plus)
+
+
 class JsonErrorChannel(HTTPChannel):
     error_task_class = _JsonErrorTask
+    parser_class = _BoundedLengthParser
 
 
 # --- Route authorization: what API Gateway answers before the integration is called --------------------------------
@@ -121,6 +142,8 @@ class IamAuthorization:
             )
         if caller.session_token and _header(headers, "x-amz-security-token") != caller.session_token:
             return Refusal(403, "The security token included in the request is invalid.")
+        if "host" not in signed_headers(headers):
+            return Refusal(403, HOST_NOT_SIGNED)
         if not signature_matches(caller, method, path, headers, body):
             return Refusal(403, BAD_SIGNATURE)
         arn = self.route_arn(route)

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from offline_stack.api_client import sigv4
 from offline_stack.aws_rules.api_gateway import Caller, IamAuthorization, JwtAuthorization
+from offline_stack.aws_rules.iam import BAD_SIGNATURE, HOST_NOT_SIGNED
 
 KEY, SECRET, TOKEN = "AKIDEXAMPLE", "secret/example", "session-token"
 ROUTE_ARN = "arn:aws:execute-api:us-east-1:123456789012:api/$default/POST/predictions"
@@ -161,8 +162,8 @@ def test_the_issuers_keys_are_found_through_its_discovery_document_once():
         assert refusal is not None and refusal.status == 401
 
 
-def test_a_request_the_server_cannot_parse_is_answered_as_api_gateway_json():
-    import json
+def _answer_of_the_front(raw_request: bytes) -> bytes:
+    """What a waitress server with the API front's channel answers ``raw_request`` (the socket read to its end)."""
     import socket
     import threading
 
@@ -180,13 +181,28 @@ def test_a_request_the_server_cannot_parse_is_answered_as_api_gateway_json():
     thread.start()
     try:
         with socket.create_connection(server.socket.getsockname()[:2], timeout=5) as connection:
-            connection.sendall(b"POST /predictions HTTP/1.1\r\nHost: x\r\nnot a header line\r\n\r\n")
+            connection.sendall(raw_request)
             answer = b""
             while chunk := connection.recv(4096):
                 answer += chunk
     finally:
         server.close()
-    head, _, body = answer.partition(b"\r\n\r\n")
+    return answer
+
+
+@pytest.mark.parametrize(
+    "raw_request",
+    [
+        b"POST /predictions HTTP/1.1\r\nHost: x\r\nnot a header line\r\n\r\n",
+        # more digits than Python's int() converts (4,300): once answered with nothing at all
+        b"POST /predictions HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n",
+        b"POST /predictions HTTP/1.1\r\nHost: x\r\nContent-Length: \xc2\xb2\r\n\r\n",  # superscript two
+    ],
+)
+def test_a_request_the_server_cannot_parse_is_answered_as_api_gateway_json(raw_request):
+    import json
+
+    head, _, body = _answer_of_the_front(raw_request).partition(b"\r\n\r\n")
     assert b" 400 Bad Request\r\n" in head and b"Content-Type: application/json" in head
     assert json.loads(body) == {"message": "Bad Request"}
     assert b"Connection: close" in head
@@ -267,3 +283,23 @@ def test_the_stack_requires_the_templates_jwt_scopes_on_the_route():
     authorization, _ = api_authorization(parameters, Roles([]))
     assert authorization.scopes == ["a", "b"]
     assert api_authorization(parameters | {"JwtScopes": ""}, Roles([]))[0].scopes == []
+
+
+def _replace_signature(headers: dict, signature: str) -> dict:
+    authorization = headers["Authorization"].rsplit("Signature=", 1)[0] + f"Signature={signature}"
+    return {**headers, "Authorization": authorization}
+
+
+@pytest.mark.parametrize("signature", ["é" * 64, "\u0662" * 64, "x", "", "%00" * 10, "\udcff"])
+def test_a_hostile_signature_is_a_bad_signature_never_a_crash(signature):
+    refusal = _check(_iam(), _replace_signature(_signed(), signature))
+    assert (refusal.status, refusal.message) == (403, BAD_SIGNATURE)
+
+
+@pytest.mark.parametrize("signed", ["content-type;x-amz-date", "", ";;;", "HOST-not"])
+def test_signed_headers_without_host_get_awss_refusal(signed):
+    headers = _signed()
+    before, _, after = headers["Authorization"].partition("SignedHeaders=")
+    rest = after.partition(",")[2]
+    refusal = _check(_iam(), {**headers, "Authorization": f"{before}SignedHeaders={signed},{rest}"})
+    assert (refusal.status, refusal.message) == (403, HOST_NOT_SIGNED)
