@@ -14,7 +14,11 @@ concurrency at once). What API Gateway does around the function is emulated too:
   Lambda, which API Gateway reports as an integration failure: **500**
   ``{"message":"Internal Server Error"}`` (the template's throttle defaults are derived so that this
   does not happen; see README, "Concurrency and throttling");
-- a function that crashes or times out: **500** too; an answer API Gateway cannot read: **502**.
+- a function that runs but fails (it raises, crashes, times out, or its cold start fails) or answers in a shape API
+  Gateway cannot read: **502** ``{"message":"Internal Server Error"}``. AWS's words for both: "If the Lambda API
+  rejects the invocation request, API Gateway returns a 500 error code. If the function runs but returns an error,
+  or returns a response in the wrong format, API Gateway returns a 502" (Lambda developer guide, "Handling Lambda
+  errors with an API Gateway API").
 
 Binary bodies arrive base64-encoded, as API Gateway delivers them. Waitress closes a connection
 that sends nothing for ``channel_timeout`` seconds, so a malformed request cannot hold a thread.
@@ -40,6 +44,7 @@ _TEXT_TYPES = ("application/json", "text/")
 JSON = "application/json"
 TOO_MANY_REQUESTS = Response('{"message":"Too Many Requests"}', status=429, content_type=JSON)
 INTERNAL_SERVER_ERROR = Response('{"message":"Internal Server Error"}', status=500, content_type=JSON)
+BAD_GATEWAY = Response('{"message":"Internal Server Error"}', status=502, content_type=JSON)
 
 
 # The API's routes (template.yaml): the first integrated with PredictFunction and carrying AuthMode's check, the
@@ -169,15 +174,15 @@ class ApiFront(LoopbackServer):
         except LambdaThrottledError:
             self._count("throttled_by_lambda")
             return INTERNAL_SERVER_ERROR
-        except ExecutionEnvironmentError:
+        except ExecutionEnvironmentError:  # the function ran and failed: Lambda answers a function error
             self._count("function_failures")
-            return INTERNAL_SERVER_ERROR
+            return BAD_GATEWAY
         try:
             body = answer.get("body", "")
             data = base64.b64decode(body) if answer.get("isBase64Encoded") else body.encode()
             return Response(data, status=answer["statusCode"], headers=answer.get("headers", {}))
         except (KeyError, TypeError, ValueError, AttributeError):
-            return Response('{"message":"Internal Server Error"}', status=502, content_type=JSON)
+            return BAD_GATEWAY
 
     def _count(self, name: str) -> None:
         with self._lock:

@@ -144,13 +144,15 @@ class Lifecycles:
             if alarm["AlarmName"] in known
         ]
         began = datetime.now(UTC)
+        states = {alarm.name: False for alarm in watched}  # each alarm's state at its last evaluation
 
         def tripped() -> str | None:
             """An alarm in ALARM on what CloudWatch holds since the update began, read as CloudWatch reads it."""
             self.endpoints.metrics.flush()
             datapoints = moto_datapoints(began)
             for alarm in watched:
-                if alarm.in_alarm(datapoints):
+                states[alarm.name] = alarm.in_alarm(datapoints, states[alarm.name])
+                if states[alarm.name]:
                     return alarm.describe(datapoints)
             return None
 

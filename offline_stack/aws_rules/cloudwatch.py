@@ -11,8 +11,10 @@ Rules (``docs/aws-semantics.md`` lists each with its offline test):
   (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html).
 - **Alarm evaluation.** An alarm takes the statistic of its metric over ``Period`` (or, with ``Metrics``,
   the one query whose ``ReturnData`` is true, metric math over the others), and compares it with
-  ``Threshold`` by ``ComparisonOperator``; with ``TreatMissingData: notBreaching`` no data is not an
-  alarm. Percentile statistics are written ``pNN``; ``FILL(m, v)`` gives ``v`` where ``m`` has no data.
+  ``Threshold`` by ``ComparisonOperator``. Without data, ``TreatMissingData`` decides: ``breaching`` is an
+  alarm, ``notBreaching`` is not, ``missing`` is not (INSUFFICIENT_DATA, which rolls nothing back), and
+  ``ignore``: "The current alarm state is maintained" (CloudWatch user guide, "Configuring how CloudWatch alarms
+  treat missing data"). Percentile statistics are written ``pNN``; ``FILL(m, v)`` gives ``v`` where ``m`` has no data.
   Source: CloudWatch user guide, "Using Amazon CloudWatch alarms" and "Using math expressions with
   CloudWatch metrics"; "CloudWatch statistics definitions" (percentiles).
 
@@ -156,9 +158,12 @@ class Alarm:
         series = {query.query_id: statistic(datapoints(query), query.statistic) for query in self.queries}
         return evaluate_expression(self.expression, series)
 
-    def in_alarm(self, datapoints: Datapoints) -> bool:
+    def in_alarm(self, datapoints: Datapoints, in_alarm_before: bool = False) -> bool:
+        """Whether the alarm is in ALARM now; ``in_alarm_before``: its state at the last evaluation (``ignore``)."""
         value = self.value(datapoints)
-        if value is None:  # notBreaching and ignore keep the alarm OK without data; breaching does not
+        if value is None:
+            if self.treat_missing_data == "ignore":
+                return in_alarm_before
             return self.treat_missing_data == "breaching"
         return _COMPARISONS[self.comparison](value, self.threshold)
 

@@ -188,3 +188,17 @@ def test_malformed_framing_is_answered_with_api_gateways_json_not_a_server_page(
     assert head.startswith(b"HTTP/1.1 400"), head
     assert b"content-type: application/json" in head.lower()
     assert json.loads(body) == {"message": "Bad Request"}
+
+
+def test_a_function_that_runs_and_fails_is_a_502_not_a_throttle_500():
+    # Given a prediction function whose cold start fails (a setting it refuses at start-up, as a bad deploy would)
+    environment = {**DUMMY_CREDENTIALS, "MAX_IMAGE_BYTES": "a lot", "POWERTOOLS_LOG_LEVEL": "ERROR"}
+    broken = ConcurrencyPool("PredictFunction", 1, environment)
+    try:
+        with ApiFront(broken, throttle=None) as front:
+            # When a request reaches it, Lambda reports a function error, which API Gateway answers 502
+            status, body = post(front.url)
+            assert (status, body) == (502, {"message": "Internal Server Error"})
+            assert front.counts.function_failures == 1 and front.counts.throttled_by_lambda == 0
+    finally:
+        broken.close()

@@ -164,7 +164,16 @@ def test_an_alarm_on_one_metric_compares_its_statistic_with_the_threshold(compar
 
 @pytest.mark.parametrize(("treat", "alarms"), [("breaching", True), ("notBreaching", False), ("missing", False)])
 def test_without_data_only_a_breaching_alarm_fires(treat, alarms):
-    assert _single_metric_alarm("GreaterThanThreshold", treat).in_alarm(lambda query: []) is alarms
+    alarm = _single_metric_alarm("GreaterThanThreshold", treat)
+    assert alarm.in_alarm(lambda query: []) is alarms
+    assert alarm.in_alarm(lambda query: [], in_alarm_before=True) is alarms
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_without_data_an_ignoring_alarm_keeps_its_state(before):
+    # "The current alarm state is maintained" (TreatMissingData: ignore)
+    alarm = _single_metric_alarm("GreaterThanThreshold", "ignore")
+    assert alarm.in_alarm(lambda query: [], in_alarm_before=before) is before
 
 
 def test_metric_math_needs_exactly_one_returned_query():

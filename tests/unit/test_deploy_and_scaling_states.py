@@ -254,14 +254,16 @@ def test_the_deploy_function_will_not_start_without_the_endpoints_role():
     assert type(refused.value).__name__ == "SettingsError"
 
 
-@pytest.mark.parametrize(("bake_seconds", "timeout"), [(0, 1800), (600, 3000), (6300, 14400), (7000, 14400)])
+@pytest.mark.parametrize(
+    ("bake_seconds", "timeout"), [(0, 1800), (600, 3000), (6300, 14400), (7000, 15800), (13500, 28800), (20000, 28800)]
+)
 def test_an_update_may_take_two_bakes_and_half_an_hour_within_what_sagemaker_accepts(bake_seconds, timeout):
     from dog_breeds.deploy_endpoint import deployment_config
 
     config = deployment_config(replace(request(alarms=ALARMS), bake_seconds=bake_seconds), instance_count=4)
     assert config is not None
     assert config["BlueGreenUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"] == timeout
-    assert 600 <= timeout <= 14400  # SageMaker's bounds for the whole update
+    assert 600 <= timeout <= 28800  # SageMaker's bounds for the whole update (API reference, BlueGreenUpdatePolicy)
 
 
 def test_data_capture_is_off_at_0_percent_and_captures_both_directions_otherwise():

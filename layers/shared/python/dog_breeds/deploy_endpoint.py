@@ -51,6 +51,10 @@ DATA_CAPTURE_PREFIX = "data-capture"
 MODEL_PREFIXES = ("training-output/", "models/")
 BUSY_STATES = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 
+# BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds: "Valid Range: Minimum value of 600. Maximum value of
+# 28800." (SageMaker API reference, BlueGreenUpdatePolicy)
+MAXIMUM_EXECUTION_TIMEOUT_SECONDS = (600, 28800)
+
 
 @dataclass(frozen=True, kw_only=True)
 class DeployRequest:
@@ -286,8 +290,11 @@ def deployment_config(request: DeployRequest, instance_count: int) -> dict | Non
         "BlueGreenUpdatePolicy": {
             "TrafficRoutingConfiguration": routing,
             "TerminationWaitInSeconds": 0,
-            # SageMaker accepts 600-14400 s for the whole update: two bakes, with room for the fleet to start
-            "MaximumExecutionTimeoutInSeconds": min(14400, max(600, 2 * request.bake_seconds + 1800)),
+            # two bakes, with room for the fleet to start, within what SageMaker accepts
+            "MaximumExecutionTimeoutInSeconds": min(
+                MAXIMUM_EXECUTION_TIMEOUT_SECONDS[1],
+                max(MAXIMUM_EXECUTION_TIMEOUT_SECONDS[0], 2 * request.bake_seconds + 1800),
+            ),
         },
         "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in request.rollback_alarms]},
     }
