@@ -59,7 +59,8 @@ class ControlPlane:
         self.url = ""
 
     def start(self) -> ControlPlane:
-        sagemaker_rules.install(_emulating_lifecycles)  # UpdateEndpoint, and SageMaker's refusals moto lacks
+        # UpdateEndpoint, and SageMaker's refusals moto lacks (a channel is checked as the job's role lists it)
+        sagemaker_rules.install(_emulating_lifecycles, _roles_of_this_request)
         iam_rules.install_in_moto(_roles_of_this_request)  # each role held to its own policy
         _add_training_and_endpoint_lifecycles_to_moto()
         _make_update_model_package_partial_in_moto()

@@ -71,15 +71,17 @@ def endpoint_instance_quota(instance_type: str) -> int:
         return _quotas.get(instance_type, DEFAULT_ENDPOINT_INSTANCE_QUOTA)
 
 
-def install(emulating_lifecycles) -> None:
+def install(emulating_lifecycles, roles_of_this_request=lambda: None) -> None:
     """Add the rules to moto's SageMaker (once per process). ``emulating_lifecycles()``: whether the control
     plane answering this request moves endpoints through their states (then an update keeps both fleets until
-    the offline stack has served the new one)."""
+    the offline stack has served the new one); ``roles_of_this_request()``: the roles IAM holds to their policies
+    (None: moto's own behaviour), for what SageMaker checks as a job's role."""
     from moto.sagemaker.models import SageMakerModelBackend
     from moto.sagemaker.responses import SageMakerResponse
 
     if hasattr(SageMakerResponse, "update_endpoint"):
         return
+    _channels_checked_on_create(SageMakerModelBackend, roles_of_this_request)  # wraps moto's own: its signature
     _unique_training_job_names(SageMakerModelBackend)
     _endpoint_quota_on_create(SageMakerModelBackend)
     _serverless_rules_on_config(SageMakerModelBackend)
@@ -251,6 +253,54 @@ def _unique_training_job_names(backend_class) -> None:
                 f"{training_job_name.lower()})"
             )
         return created(self, training_job_name, *args, **kwargs)
+
+    backend_class.create_training_job = create_training_job
+
+
+def empty_channel_on_create(uri: str, role_arn: str, region: str) -> str:
+    """CreateTrainingJob's refusal of an S3 prefix channel with nothing its role can list under it.
+
+    AWS's words, as its own CI logs show them (aws/amazon-sagemaker-examples issues #2489, #2267: an observed
+    message, not a documented sentence): the refusal is a ``ValidationException`` of CreateTrainingJob itself,
+    before any job exists."""
+    bucket = uri.removeprefix("s3://").partition("/")[0]
+    return (
+        f'No S3 objects found under S3 URL "{uri}" given in input data source. Please ensure that the bucket exists '
+        f"in the selected region ({region}), that objects exist under that S3 prefix, and that the role "
+        f'"{role_arn}" has "s3:ListBucket" permissions on bucket "{bucket}".'
+    )
+
+
+def _channels_checked_on_create(backend_class, roles_of_this_request) -> None:
+    import inspect
+
+    from moto.s3.models import s3_backends
+    from moto.sagemaker.exceptions import ValidationError
+
+    from offline_stack.aws_rules.iam import Permission
+
+    created = backend_class.create_training_job
+    signature = inspect.signature(created)
+
+    def create_training_job(self, *args, **kwargs):
+        request = signature.bind(self, *args, **kwargs).arguments
+        role_arn = request.get("role_arn", "")
+        roles = roles_of_this_request()
+        role = roles.by_arn.get(role_arn) if roles is not None else None
+        for channel in request.get("input_data_config") or []:
+            source = channel.get("DataSource", {}).get("S3DataSource", {})
+            if not source or source.get("S3DataType", "S3Prefix") != "S3Prefix":
+                continue
+            uri = source["S3Uri"]
+            name, _, prefix = uri.removeprefix("s3://").partition("/")
+            bucket = s3_backends[self.account_id][self.partition].buckets.get(name)
+            listed = bucket is not None and any(str(key).startswith(prefix) for key in bucket.keys)
+            permitted = role is None or role.allows(
+                Permission("s3:ListBucket", f"arn:aws:s3:::{name}", {"s3:prefix": prefix})
+            )
+            if not (listed and permitted):
+                raise ValidationError(empty_channel_on_create(uri, role_arn, self.region_name))
+        return created(self, *args, **kwargs)
 
     backend_class.create_training_job = create_training_job
 

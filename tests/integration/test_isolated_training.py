@@ -149,9 +149,11 @@ def test_code_named_by_an_s3_uri_cannot_be_fetched_by_an_isolated_container(isol
     assert outcome.succeeded and _report(lines)["aws_variables"]
 
 
-def test_weights_that_were_never_uploaded_fail_the_job_with_the_channel_named(isolated_job):
-    outcome, _, lines = isolated_job(_code_package(**{"train.py": REPORTING_TRAIN_PY}), {"architecture": "resnet18"})
-    assert not outcome.succeeded
-    assert outcome.failure_reason.startswith("ClientError: Data download failed")
-    assert f"pretrained (s3://{OFFLINE_BUCKET}/pretrained/resnet18-f37072fd.pth)" in outcome.failure_reason
-    assert not any("REPORT " in line for line in lines)
+def test_weights_that_were_never_uploaded_are_refused_when_the_job_is_created(isolated_job):
+    # CreateTrainingJob checks every S3 channel before it accepts the job (aws_rules/sagemaker.py,
+    # empty_channel_on_create): no job exists, and the refusal names the channel's URL
+    with pytest.raises(Exception) as refusal:
+        isolated_job(_code_package(**{"train.py": REPORTING_TRAIN_PY}), {"architecture": "resnet18"})
+    message = str(refusal.value)
+    assert "ValidationException: No S3 objects found under S3 URL" in message
+    assert f"s3://{OFFLINE_BUCKET}/pretrained/resnet18-f37072fd.pth" in message

@@ -211,19 +211,29 @@ def test_a_release_that_cannot_start_is_rolled_back_and_the_old_model_keeps_serv
     assert "did not start" in endpoint["FailureReason"]
 
 
+def test_a_training_job_that_fails_ends_the_pipeline_with_its_failure_reason(stack):
+    # class folders but no train/ valid/: the job starts, train.py says so and exits
+    execution = stack.pipeline.run({"training": {**GOOD_TRAINING, "data_prefix": "data/train/"}}, say=quiet)
+    assert (execution.status, execution.error) == ("FAILED", "TrainingJobFailed")
+    assert "exited with code" in execution.cause
+    assert "JudgeCandidate" not in execution.states
+
+
 @pytest.mark.parametrize(
-    ("data_prefix", "reason"),
+    "data_prefix",
     [
-        ("data/train/", "exited with code"),  # class folders but no train/ valid/: train.py says so and exits
-        ("data/no-such-split/", "Data download failed"),  # nothing under the prefix: SageMaker fails the job
-        ("no-such-data/", "AccessDenied"),  # outside what the execution role may list: the download is refused
+        "data/no-such-split/",  # nothing under the prefix
+        "no-such-data/",  # outside what the execution role may list
     ],
 )
-def test_a_training_job_that_fails_ends_the_pipeline_with_its_failure_reason(stack, data_prefix, reason):
+def test_a_channel_with_nothing_the_role_can_list_is_refused_when_the_job_is_created(stack, data_prefix):
+    # CreateTrainingJob itself refuses it (a ValidationException, no job is created): the pipeline fails at its
+    # first step with AWS's words, never reaching a training job (aws_rules/sagemaker.py, empty_channel_on_create)
     execution = stack.pipeline.run({"training": {**GOOD_TRAINING, "data_prefix": data_prefix}}, say=quiet)
-    assert (execution.status, execution.error) == ("FAILED", "TrainingJobFailed")
-    assert reason in execution.cause
-    assert "JudgeCandidate" not in execution.states
+    assert (execution.status, execution.error) == ("FAILED", "AwsRequestRefusedError")
+    assert "No S3 objects found under S3 URL" in execution.cause and data_prefix in execution.cause
+    assert "s3:ListBucket" in execution.cause
+    assert "WaitForTraining" not in execution.states
 
 
 def test_a_training_job_stopped_by_a_person_ends_the_pipeline_as_stopped(stack):
