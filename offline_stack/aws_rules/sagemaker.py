@@ -149,13 +149,17 @@ def serverless_config_refusal(variant: dict, data_capture: dict | None, model_is
 
 
 def kind_change_refusal(serving_variant: dict, new_variant: dict) -> str | None:
-    """Why UpdateEndpoint refuses to move from ``serving_variant`` to ``new_variant`` (their kinds), or None."""
-    if ("ServerlessConfig" in serving_variant) == ("ServerlessConfig" in new_variant):
-        return None
-    return (
-        "Cannot update an endpoint from an instance-based production variant to a serverless one or back: "
-        "create a new endpoint with the new endpoint config."
-    )
+    """Why UpdateEndpoint refuses to move from ``serving_variant`` to ``new_variant`` (their kinds), or None.
+
+    One way only: "You can convert a serverless endpoint to real-time, but once you make the update, you cannot
+    roll it back to serverless" (SageMaker developer guide, "Serverless endpoint operations", update an endpoint).
+    The refusal's wording is an inference (no documented message)."""
+    if "ServerlessConfig" in new_variant and "ServerlessConfig" not in serving_variant:
+        return (
+            "Cannot update an endpoint from an instance-based production variant to a serverless one: create a "
+            "new endpoint with the serverless endpoint config (a serverless endpoint converts to instances, not back)."
+        )
+    return None
 
 
 def fleets_in_use(backend) -> list[Fleet]:

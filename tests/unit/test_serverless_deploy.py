@@ -155,7 +155,8 @@ def test_a_malformed_retire_event_is_refused(event):
 def test_sagemaker_refuses_an_update_across_kinds_and_serverless_configs_it_cannot_serve():
     instances = {"InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
     serverless = {"ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}
-    assert kind_change_refusal(instances, serverless) and kind_change_refusal(serverless, instances)
+    # "You can convert a serverless endpoint to real-time, but ... you cannot roll it back to serverless"
+    assert kind_change_refusal(instances, serverless) and kind_change_refusal(serverless, instances) is None
     assert kind_change_refusal(instances, instances) is None and kind_change_refusal(serverless, serverless) is None
     assert serverless_config_refusal(instances, {"EnableCapture": True}, True) is None  # not serverless: not this rule
     assert "DataCaptureConfig" in serverless_config_refusal(serverless, {"EnableCapture": True}, False)
