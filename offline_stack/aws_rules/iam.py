@@ -16,8 +16,9 @@ Rules (``docs/aws-semantics.md`` lists each with its offline test):
   ``...IfExists`` forms); a condition on a key the request does not carry is false, unless ``...IfExists``.
   Source: IAM user guide, "IAM JSON policy elements: Condition operators".
 - **What a request needs** (``permissions_for``): SageMaker actions on their resource ARNs (names lower-cased, as
-  SageMaker writes them), CreateEndpoint/UpdateEndpoint on the endpoint and its config, ``sagemaker:AddTags`` when a
-  create request carries tags, ``iam:PassRole`` (with ``iam:PassedToService``) for the role a job or model is
+  SageMaker writes them), CreateEndpoint/UpdateEndpoint on the endpoint and its config (the rollback alarms are read
+  as the endpoint's execution role: ``aws_rules/sagemaker.py``), ``sagemaker:AddTags`` when a create request
+  carries tags, ``iam:PassRole`` (with ``iam:PassedToService``) for the role a job or model is
   given; CloudWatch alarms by name; S3 objects with ``s3:prefix`` and ``s3:if-none-match``. Sources: Service
   Authorization Reference for Amazon SageMaker AI, Amazon CloudWatch and Amazon S3 ("Actions, resources, and
   condition keys"); SageMaker developer guide, "Grant permissions to tag SageMaker AI resources" and
@@ -424,11 +425,7 @@ def _sagemaker(action: str, parameters: Mapping, region: str, account: str) -> l
         needed.append(Permission(f"sagemaker:{action}", arn("endpoint-config", str(parameters["EndpointConfigName"]))))
     if action.startswith("Create") and parameters.get("Tags"):
         needed.append(Permission("sagemaker:AddTags", resource))
-    rollback = (parameters.get("DeploymentConfig") or {}).get("AutoRollbackConfiguration", {}).get("Alarms", [])
-    for alarm in rollback:  # SageMaker reads the rollback alarms as the caller (deployment guardrails docs)
-        needed.append(
-            Permission("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:{region}:{account}:alarm:{alarm['AlarmName']}")
-        )
+    # The rollback alarms are read by the endpoint's execution role, not the caller: aws_rules/sagemaker.py
     if action in _PASSED_ROLES and parameters.get(_PASSED_ROLES[action]):
         passed = str(parameters[_PASSED_ROLES[action]])
         needed.append(Permission("iam:PassRole", passed, {"iam:PassedToService": "sagemaker.amazonaws.com"}))

@@ -86,7 +86,7 @@ def install(emulating_lifecycles, roles_of_this_request=lambda: None) -> None:
     _endpoint_quota_on_create(SageMakerModelBackend)
     _serverless_rules_on_config(SageMakerModelBackend)
     _record_model_isolation(SageMakerResponse)
-    SageMakerResponse.update_endpoint = _update_endpoint(emulating_lifecycles)
+    SageMakerResponse.update_endpoint = _update_endpoint(emulating_lifecycles, roles_of_this_request)
 
 
 CHANNELS_PATH = "/opt/ml/input/data/"
@@ -309,7 +309,26 @@ def _channels_checked_on_create(backend_class, roles_of_this_request) -> None:
     backend_class.create_training_job = create_training_job
 
 
-def _update_endpoint(emulating_lifecycles):
+def rollback_alarms_unreadable(role, alarm_names: list[str], region: str, account: str) -> str | None:
+    """Why SageMaker cannot watch these auto-rollback alarms as the endpoint's execution role, or None.
+
+    "Ensure that your IAM execution role has permission to perform the cloudwatch:DescribeAlarms action on the
+    auto-rollback alarms you specify" (SageMaker developer guide, "Deployment guardrails", auto-rollback
+    configuration). What SageMaker answers when it has not is not documented: refusing the UpdateEndpoint with the
+    missing permission named is an inference."""
+    from offline_stack.aws_rules.iam import Permission
+
+    for name in alarm_names:
+        arn = f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"
+        if not role.allows(Permission("cloudwatch:DescribeAlarms", arn)):
+            return (
+                f"AccessDenied: the endpoint's execution role {role.arn} is not authorized to perform: "
+                f"cloudwatch:DescribeAlarms on resource: {arn} (SageMaker reads the auto-rollback alarms as it)"
+            )
+    return None
+
+
+def _update_endpoint(emulating_lifecycles, roles_of_this_request=lambda: None):
     from moto.applicationautoscaling.models import applicationautoscaling_backends
     from moto.sagemaker.exceptions import ValidationError
     from moto.sagemaker.responses import ActionResult
@@ -334,6 +353,15 @@ def _update_endpoint(emulating_lifecycles):
         refusal = kind_change_refusal(serving_variant, new_variant)
         if refusal:
             raise ValidationError(message=refusal)
+        alarms = (self._get_param("DeploymentConfig") or {}).get("AutoRollbackConfiguration", {}).get("Alarms", [])
+        model = backend._models.get(new_variant.get("ModelName", ""))
+        roles = roles_of_this_request()
+        role = roles.by_arn.get(model.execution_role_arn) if roles is not None and model is not None else None
+        if role is not None and alarms:
+            names = [alarm["AlarmName"] for alarm in alarms]
+            refusal = rollback_alarms_unreadable(role, names, backend.region_name, backend.account_id)
+            if refusal:
+                raise ValidationError(message=refusal)
         new_type = new_variant.get("InstanceType", "")
         scaling = applicationautoscaling_backends[backend.account_id][backend.region_name]
         resource_id = f"endpoint/{endpoint.endpoint_name}/variant/{new_variant['VariantName']}"

@@ -45,8 +45,6 @@ NOT_EXERCISED_OFFLINE = {
     "forbidden); the offline endpoint fetches the one object",
     "WriteSageMakerLogs": AWS_SIDE,
     "PublishSageMakerMetrics": AWS_SIDE,
-    "ReadTheRollbackAlarmsDuringEndpointUpdates": "SageMaker reads them as the caller of UpdateEndpoint (tested on the "
-    "deploy role); the execution role's copy serves updates started from SageMaker's own console",
     "CreateTheSageMakerAutoScalingServiceLinkedRole": "created once per account by Application Auto Scaling; moto "
     "has no service-linked roles",
 }
@@ -194,6 +192,10 @@ def run_as_endpoint(control_plane, roles: Roles, tmp_path) -> None:
     capture = DataCapture(s3, ENDPOINT_NAME, "AllTraffic", destination)
     capture(b"{}", "application/json", b"{}", "application/json")
     capture.flush()
+    # an update with auto-rollback alarms: SageMaker reads them as the endpoint's execution role (its model's)
+    _deploy_as_operator(control_plane)
+    with LambdaFunction("DeployEndpointFunction", environment=control_plane.environment()) as function:
+        function.invoke(load_event("deploy-endpoint-from-model-data.json"))
 
 
 SCENARIOS = {

@@ -90,18 +90,28 @@ def test_a_tagged_create_with_a_role_needs_the_resource_add_tags_and_pass_role()
     ]
 
 
-def test_an_update_with_rollback_alarms_needs_the_endpoint_its_config_and_each_alarm():
+def test_an_update_with_rollback_alarms_needs_the_endpoint_and_its_config_of_the_caller_not_the_alarms():
+    # "Ensure that your IAM execution role has permission to perform the cloudwatch:DescribeAlarms action on the
+    # auto-rollback alarms": SageMaker reads them as the endpoint's role (aws_rules/sagemaker.py), not the caller
     parameters = {
         "EndpointName": "e",
         "EndpointConfigName": "e-1",
         "DeploymentConfig": {"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "e-model-failures"}]}},
     }
     resources = [p.resource for p in permissions_for("sagemaker", "UpdateEndpoint", parameters, "r", "1")]
-    assert resources == [
-        "arn:aws:sagemaker:r:1:endpoint/e",
-        "arn:aws:sagemaker:r:1:endpoint-config/e-1",
-        "arn:aws:cloudwatch:r:1:alarm:e-model-failures",
-    ]
+    assert resources == ["arn:aws:sagemaker:r:1:endpoint/e", "arn:aws:sagemaker:r:1:endpoint-config/e-1"]
+
+
+def test_the_endpoint_role_that_may_not_read_a_rollback_alarm_is_named_in_the_refusal():
+    from offline_stack.aws_rules.iam import Policy, Role
+    from offline_stack.aws_rules.sagemaker import rollback_alarms_unreadable
+
+    allowed = {"Effect": "Allow", "Action": "cloudwatch:DescribeAlarms", "Resource": "arn:aws:cloudwatch:r:1:alarm:e-*"}
+    role = Role("Endpoint", "arn:aws:iam::1:role/endpoint", Policy([{"Statement": [allowed]}]), "k", "s", "t")
+    assert rollback_alarms_unreadable(role, ["e-model-failures", "e-latency-p99"], "r", "1") is None
+    refusal = rollback_alarms_unreadable(role, ["e-model-failures", "billing"], "r", "1")
+    assert refusal.startswith("AccessDenied: the endpoint's execution role arn:aws:iam::1:role/endpoint")
+    assert "cloudwatch:DescribeAlarms on resource: arn:aws:cloudwatch:r:1:alarm:billing" in refusal
 
 
 def test_registering_a_sagemaker_variant_needs_to_describe_and_resize_its_endpoint():
