@@ -270,6 +270,6 @@ def api_authorization(parameters: Mapping[str, str], roles: Roles) -> tuple[Auth
         return IamAuthorization([operator, *callers], route_arn, region), sigv4(DUMMY_CREDENTIALS, region)
     if parameters["AuthMode"] == "JWT":
         audiences = [audience.strip() for audience in parameters["JwtAudience"].split(",")]
-        scopes = [scope.strip() for scope in parameters["JwtScopes"].split(",")]
+        scopes = [scope.strip() for scope in parameters.get("JwtScopes", "").split(",")]
         return JwtAuthorization(parameters["JwtIssuer"], audiences, scopes), None
     return None, None
