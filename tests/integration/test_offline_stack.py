@@ -53,7 +53,7 @@ def test_the_answers_come_from_the_model_trained_in_this_run(demo):
     # Two host processes ran (rank 1 trains silently: only rank 0 reports)
     job_dir = stack.work_dir / "jobs" / result.training_job_name
     assert result.hosts == 2 and (job_dir / "algo-2/training.log").is_file()
-    assert any("[algo-1] test_loss=" in line for line in lines)
+    assert any("[algo-1] #metrics# test_loss=" in line for line in lines)  # a metric line, marked
     assert plotted_series(stack.work_dir / "training_curves.svg") == 4  # loss and accuracy, train and valid
     # The pipeline's own definition ran it: each state said as it was entered
     for state in ("StartTraining", "JudgeCandidate", "DeployEndpoint", "RegisterAutoscaling", "Done"):
