@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 
 from offline_stack.demo_steps import QUICK_HYPERPARAMETERS, write_demo_data
-from offline_stack.sample_events import create_sample_training_job
+from offline_stack.sample_events import create_event_inputs, create_sample_training_job
 from offline_stack.stack import OfflineStack
 
 CACHED_MODEL_KEY = "training-output/sam-local/model.tar.gz"
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         write_demo_data(stack, None, say)
         serve_model(stack, args.work_dir / "model.tar.gz", say)
         create_sample_training_job(stack.sagemaker, stack.s3)
+        create_event_inputs(stack.s3)
         ready.write_text(json.dumps({"endpoint_name": stack.template.parameters["EndpointName"]}))
         say("ready")
         stopped.wait()

@@ -120,6 +120,23 @@ def create_sample_training_job(sagemaker, s3) -> None:
     s3.put_object(Bucket=bucket, Key=key, Body=b"the sample job's model.tar.gz (a placeholder: nothing loads it)")
 
 
+def create_event_inputs(s3) -> None:
+    """What the start-training events' jobs read besides their data set: the ImageNet weights their hyperparameters
+    start from (what ``make upload-weights`` puts there) and the code an event names by its S3 URI (stored by an
+    earlier job). CreateTrainingJob refuses a channel with nothing under it, as SageMaker does. Placeholders: no
+    container runs for these events."""
+    from dog_breeds.start_training import pretrained_weights_file
+
+    for event in sorted(EVENTS_DIR.glob("start-training*.json")):
+        body = json.loads(event.read_text())
+        weights = pretrained_weights_file(body.get("hyperparameters") or {})
+        if weights:
+            s3.put_object(Bucket=OFFLINE_BUCKET, Key=f"pretrained/{weights}", Body=b"weights (a placeholder)")
+        uri = body.get("source_s3_uri", "")
+        if uri.startswith(f"s3://{OFFLINE_BUCKET}/"):
+            s3.put_object(Bucket=OFFLINE_BUCKET, Key=uri.removeprefix(f"s3://{OFFLINE_BUCKET}/"), Body=b"code")
+
+
 def main() -> None:
     for name, event in {**sample_events(), **control_plane_events()}.items():
         (EVENTS_DIR / name).write_text(json.dumps(event, indent=2) + "\n")
