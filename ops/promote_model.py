@@ -35,7 +35,7 @@ from botocore.exceptions import ClientError
 from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
 from dog_breeds.release_gate import ACCURACY, APPROVED, ARTIFACT_SHA256, LOSS
 from ops.stack_outputs import stack_outputs
-from ops.stages import STAGES, read_stage
+from ops.stages import add_stage_arguments, read_stage
 
 RECORD, ARTIFACT = "record.json", "model.tar.gz"
 _CHUNK = 1024 * 1024
@@ -183,8 +183,7 @@ def release(stepfunctions, state_machine_arn: str, package_arn: str, timeout_sec
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("export", "promote"))
-    parser.add_argument("--stage", choices=STAGES, required=True)
-    parser.add_argument("--branch", default="", help="a feature branch: its own stack of the stage's configuration")
+    add_stage_arguments(parser)
     parser.add_argument("--dir", type=Path, required=True, help="where the export writes and the promotion reads")
     parser.add_argument("--package-arn", default=None, help="export: this approved version, not the newest")
     parser.add_argument("--release", action="store_true", help="promote: then release it through the pipeline")

@@ -30,7 +30,7 @@ from dog_breeds.release_gate import serving_package
 from dog_breeds.settings import endpoint_name_of
 from ops.promote_model import release
 from ops.stack_outputs import stack_outputs
-from ops.stages import STAGES, read_stage
+from ops.stages import add_stage_arguments, read_stage
 
 RECORD = "previous-release.json"
 SETTLED = {"UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "CREATE_COMPLETE"}
@@ -114,8 +114,7 @@ def _before(deadline: float, what: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("record", "restore"))
-    parser.add_argument("--stage", choices=STAGES, required=True)
-    parser.add_argument("--branch", default="", help="a feature branch: its own stack of the stage's configuration")
+    add_stage_arguments(parser)
     parser.add_argument("--dir", type=Path, required=True, help="where record writes and restore reads")
     parser.add_argument("--bucket", default="", help="restore: the stage's artifacts bucket (the template goes there)")
     parser.add_argument("--role-arn", default="", help="restore: the stage's CloudFormation execution role")

@@ -16,7 +16,7 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import ClientError
 
-from ops.stages import STAGES, read_stage
+from ops.stages import add_stage_arguments, read_stage
 
 USABLE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
 
@@ -34,8 +34,7 @@ def stack_outputs(stack_name: str, region: str) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stage", choices=STAGES, default="testing")
-    parser.add_argument("--branch", default="", help="a feature branch: its own stack of the stage's configuration")
+    add_stage_arguments(parser, required=False)
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
     stage = read_stage(args.stage, branch=args.branch or None)

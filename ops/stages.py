@@ -64,11 +64,16 @@ def read_stage(
     return Stage(name, stack_name or shared["stack_name"], shared.get("region", "us-east-1"), overrides)
 
 
+def add_stage_arguments(parser, required: bool = True) -> None:
+    """``--stage`` and ``--branch``, as every tool that acts on a stage takes them (``read_stage``'s arguments)."""
+    parser.add_argument("--stage", choices=STAGES, required=required, **({} if required else {"default": "testing"}))
+    parser.add_argument("--branch", default="", help="a feature branch: its own stack of the stage's configuration")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="a stage's stack name or parameter overrides, for make")
     parser.add_argument("what", choices=("stack-name", "parameter-overrides", "region"))
-    parser.add_argument("--stage", choices=STAGES, required=True)
-    parser.add_argument("--branch", default="", help="a feature branch: its own stack of the stage's configuration")
+    add_stage_arguments(parser)
     args = parser.parse_args(argv)
     stage = read_stage(args.stage, branch=args.branch or None)
     if args.what == "stack-name":

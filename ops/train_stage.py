@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from dog_breeds.release_gate import APPROVED, TRAINING_CODE
 from dog_breeds.training_code import code_key, source_tarball
 from ops.stack_outputs import stack_outputs
-from ops.stages import STAGES, read_stage
+from ops.stages import add_stage_arguments, read_stage
 
 TRAINING_JOBS = Path(__file__).resolve().parent.parent / "training_jobs"
 DATA_PREFIX = "data/"
@@ -93,8 +93,7 @@ def train(stepfunctions, s3, outputs: dict[str, str], training_input: dict, time
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stage", choices=STAGES, default="testing")
-    parser.add_argument("--branch", default="", help="a feature branch: its own stack of the stage's configuration")
+    add_stage_arguments(parser, required=False)
     parser.add_argument(
         "--input-json",
         default=os.environ.get("TRAINING_INPUT") or "{}",
