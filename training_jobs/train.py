@@ -12,11 +12,13 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
 from breed_classifier.cli import add_hyperparameter_arguments, boolean, hyperparameters_from
 from breed_classifier.data import DataLayoutError, DataSplits
+from breed_classifier.feature_cache import FeaturesRefusedError
 from breed_classifier.metrics import log_line
 from breed_classifier.model import PretrainedWeightsUnavailableError
 from breed_classifier.progress import CheckpointRefusedError
@@ -54,6 +56,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=_optional_path(env.get("SM_CHANNEL_FEATURES")),
         help="backbone features an earlier job extracted (the job's 'features' channel); checked before use",
+    )
+    parser.add_argument(
+        "--features-sha256",
+        type=_sha256,
+        default=None,
+        help="the SHA-256 the control plane recorded for the 'features' channel's model.tar.gz: other bytes are "
+        "refused (64 hex digits; set by the start-training function, never by an event)",
     )
     parser.add_argument(
         "--extract-features",
@@ -114,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             pretrained_dir=args.pretrained_dir,
             feature_cache_dir=args.feature_cache_dir,
             extract_features=args.extract_features,
+            features_sha256=args.features_sha256,
         )
         run_training(run, emit=lambda line: print(line, flush=True))
-    except (DataLayoutError, PretrainedWeightsUnavailableError, CheckpointRefusedError) as exc:
+    except (DataLayoutError, PretrainedWeightsUnavailableError, CheckpointRefusedError, FeaturesRefusedError) as exc:
         print(log_line(f"error: {exc}"), file=sys.stderr)
         _report_failure(str(exc))
         return 2
@@ -129,6 +139,12 @@ def _report_failure(reason: str) -> None:
     if output_dir:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         (Path(output_dir) / "failure").write_text(reason[:1024])
+
+
+def _sha256(value: str) -> str:
+    if re.fullmatch(r"[0-9a-f]{64}", value) is None:
+        raise argparse.ArgumentTypeError(f"{value[:80]!r} is not a SHA-256 digest: expected 64 lowercase hex digits")
+    return value
 
 
 def _optional_path(value: str | None) -> Path | None:

@@ -5,7 +5,7 @@ from pathlib import Path
 from aws_lambda_powertools import Logger
 
 from dog_breeds.adapters.clients import aws_client
-from dog_breeds.adapters.s3_objects import list_objects
+from dog_breeds.adapters.s3_objects import list_objects, sha256_of
 from dog_breeds.adapters.sagemaker_control import SageMakerControl
 from dog_breeds.settings import CONTROL_PLANE_TIMEOUTS, ControlPlaneSettings, TrainingDefaults
 from dog_breeds.start_training import read_training_event, start_training
@@ -26,7 +26,12 @@ def deployed_code() -> str:
 def lambda_handler(event: dict, context) -> dict:
     request = read_training_event(event, defaults, settings.bucket)
     result = start_training(
-        sagemaker, request, settings, deployed_code, lambda prefix: list_objects(s3, settings.bucket, prefix)
+        sagemaker,
+        request,
+        settings,
+        deployed_code,
+        lambda prefix: list_objects(s3, settings.bucket, prefix),
+        lambda key: sha256_of(s3, f"s3://{settings.bucket}/{key}"),
     )
     logger.info("training job started", extra=result)
     return result

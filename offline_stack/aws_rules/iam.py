@@ -414,8 +414,8 @@ def _sagemaker(action: str, parameters: Mapping, region: str, account: str) -> l
     def arn(kind: str, name: str) -> str:
         return name if name.startswith("arn:") else f"arn:aws:sagemaker:{region}:{account}:{kind}/{name.lower()}"
 
-    if action == "AddTags":
-        return [Permission("sagemaker:AddTags", str(parameters["ResourceArn"]))]
+    if action in ("AddTags", "ListTags"):
+        return [Permission(f"sagemaker:{action}", str(parameters["ResourceArn"]))]
     if action not in _SAGEMAKER_RESOURCES:
         return [Permission(f"sagemaker:{action}", "*")]
     kind, name_field = _SAGEMAKER_RESOURCES[action]

@@ -6,8 +6,12 @@ ImageNet's, a changed transform or backbone misses, and two SageMaker hosts trai
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import tarfile
 
+import pytest
 import torch
 
 from breed_classifier.artifact import load_artifact
@@ -103,3 +107,89 @@ def test_a_spot_restart_resumes_the_head_from_its_checkpoint_on_the_same_cached_
     assert "resuming from the checkpoint after epoch 2" in resumed and "feature cache hit" in resumed
     history = json.loads((tmp_path / "resumed" / "output" / "metrics.json").read_text())["history"]
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+
+
+def _archive(folder, destination):
+    """What SageMaker uploads for a job whose model folder is ``folder``: model.tar.gz of its contents."""
+    destination.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(destination / "model.tar.gz", "w:gz") as tar:
+        for path in sorted(folder.rglob("*")):
+            tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
+    return hashlib.sha256((destination / "model.tar.gz").read_bytes()).hexdigest()
+
+
+def _poisoned(features_file, classes: int) -> None:
+    """The attack of issue 34, on the bytes an extraction wrote: same ``spec``, features replaced, labels shifted."""
+    stored = torch.load(features_file, weights_only=True)
+    train = stored["train"]
+    train["features"] = torch.randn_like(train["features"]) + train["targets"].float()[:, None, None]
+    train["targets"] = (train["targets"] + 1) % classes
+    torch.save(stored, features_file)
+
+
+def _accuracy_on_images(model_dir, split_dir) -> float:
+    """The artifact's top-1 on ``split_dir``'s photos through the endpoint's own handler (inference.py)."""
+    import inference
+
+    classifier = inference.model_fn(str(model_dir))
+    right = total = 0
+    for index, folder in enumerate(sorted(p for p in split_dir.iterdir() if p.is_dir())):
+        for photo in sorted(folder.glob("*.jpg")):
+            body, _ = inference.transform_fn(classifier, photo.read_bytes(), "image/jpeg", "application/json")
+            right += json.loads(body)["predictions"][0]["class_index"] == index
+            total += 1
+    return right / total
+
+
+def test_a_poisoned_feature_cache_is_refused_by_digest_and_cannot_fake_the_test_score(tmp_path):
+    """Issue 34's experiment: a copy of the cached features with the same ``spec``, features replaced and labels
+    shifted. Pinned by the control plane's digest, the job refuses it; unpinned (a cache folder on a laptop), it
+    trains a wrong head, and the test accuracy the job reports (what the release gate reads) is the accuracy the
+    artifact gets on the test photos, not the cache's."""
+    data = write_image_folder(tmp_path / "data", {"train": 16, "valid": 8, "test": 8}, classes=4)
+    extraction = run_entry_point(
+        "train.py",
+        "--training",
+        str(data),
+        "--model-dir",
+        str(tmp_path / "extraction"),
+        "--output-data-dir",
+        str(tmp_path / "extraction-output"),
+        "--extract-features",
+        "true",
+        *FROZEN,
+    )
+    assert extraction.returncode == 0, extraction.stderr[-3000:]
+    (features_file,) = (tmp_path / "extraction").rglob("features.pt")
+    assert set(torch.load(features_file, weights_only=True)) == {"train", "spec"}  # no evaluation split is cached
+    pinned = _archive(tmp_path / "extraction", tmp_path / "channel" / "job" / "output")
+    _poisoned(features_file, classes=4)
+    _archive(tmp_path / "extraction", tmp_path / "channel" / "job" / "output")
+
+    refused = run_entry_point(
+        "train.py",
+        "--training",
+        str(data),
+        "--model-dir",
+        str(tmp_path / "refused"),
+        "--output-data-dir",
+        str(tmp_path / "refused-output"),
+        "--feature-cache-dir",
+        str(tmp_path / "channel"),
+        "--features-sha256",
+        pinned,
+        *FROZEN,
+    )
+    assert refused.returncode == 2
+    assert f"not {pinned} as recorded when it was extracted" in refused.stderr
+    assert not (tmp_path / "refused" / "model.pt").exists()
+
+    cache = tmp_path / "laptop-cache"
+    (cache / features_file.parent.name).mkdir(parents=True)
+    (cache / features_file.parent.name / "features.pt").write_bytes(features_file.read_bytes())
+    said = train(data, tmp_path, "poisoned", cache=cache)
+    assert "feature cache hit" in said
+    reported = float(re.search(r"test_accuracy=([0-9.]+)", said).group(1))
+    measured = _accuracy_on_images(tmp_path / "poisoned" / "model", data / "test")
+    assert reported == pytest.approx(measured, abs=1e-6)
+    assert reported < 0.5  # the wrong head scores as badly as it serves: the gate (0.6) refuses it

@@ -25,6 +25,10 @@ SETTINGS = ControlPlaneSettings(
 )
 
 
+def _job_arn(name: str) -> str:
+    return f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}"
+
+
 @dataclass
 class FakeSageMaker:
     """Training jobs, models, endpoint configs and endpoints, by name; ``calls`` lists every write."""
@@ -41,16 +45,31 @@ class FakeSageMaker:
             raise AwsRequestRefusedError(f"SageMaker {operation} refused: ResourceLimitExceeded: quota")
         self.calls.append((operation, argument))
 
-    def completed_job(self, name: str, model_data_url: str) -> None:
-        self.jobs[name] = {"TrainingJobStatus": "Completed", "ModelArtifacts": {"S3ModelArtifacts": model_data_url}}
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)  # by resource ARN
+
+    def completed_job(self, name: str, model_data_url: str, hyperparameters: dict | None = None) -> None:
+        self.jobs[name] = {
+            "TrainingJobArn": _job_arn(name),
+            "TrainingJobStatus": "Completed",
+            "ModelArtifacts": {"S3ModelArtifacts": model_data_url},
+            "HyperParameters": hyperparameters or {},
+        }
 
     def create_training_job(self, request: AwsDocument) -> str:
         self._write("create_training_job", request)
-        self.jobs[request["TrainingJobName"]] = {"TrainingJobStatus": "InProgress"}
-        return f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{request['TrainingJobName']}"
+        name = request["TrainingJobName"]
+        self.jobs[name] = {"TrainingJobArn": _job_arn(name), "TrainingJobStatus": "InProgress"}
+        return _job_arn(name)
 
     def describe_training_job(self, name: str) -> AwsDocument | None:
         return self.jobs.get(name)
+
+    def tags_of(self, arn: str) -> dict[str, str]:
+        return dict(self.tags.get(arn, {}))
+
+    def tag(self, arn: str, tags: dict[str, str]) -> None:
+        self._write("tag", (arn, tags))
+        self.tags.setdefault(arn, {}).update(tags)
 
     def model_exists(self, name: str) -> bool:
         return name in self.models

@@ -27,14 +27,40 @@ class Bucket:
         return [item for item in self.objects if item[0].startswith(prefix)]
 
 
-def start(event: dict, bucket: Bucket) -> tuple[dict, dict]:
-    sagemaker = FakeSageMaker()
+class Digests:
+    """The bytes' SHA-256 of each key as S3 would read them now; ``read`` lists every key read."""
+
+    def __init__(self) -> None:
+        self.now: dict[str, str] = {}
+        self.read: list[str] = []
+
+    def __call__(self, key: str) -> str:
+        self.read.append(key)
+        return self.now.get(key, "a" * 64)
+
+
+def start(event: dict, bucket: Bucket, sagemaker=None, digests=None) -> tuple[dict, dict]:
+    sagemaker = sagemaker if sagemaker is not None else FakeSageMaker()
     request = read_training_event(event, TrainingDefaults(), SETTINGS.bucket)
     answer = start_training(
-        sagemaker, request, SETTINGS, lambda: "s3://dog-breeds-artifacts/code/x/sourcedir.tar.gz", bucket
+        sagemaker,
+        request,
+        SETTINGS,
+        lambda: "s3://dog-breeds-artifacts/code/x/sourcedir.tar.gz",
+        bucket,
+        digests if digests is not None else Digests(),
     )
-    (job,) = [arguments for operation, arguments in sagemaker.calls if operation == "create_training_job"]
+    job = [arguments for operation, arguments in sagemaker.calls if operation == "create_training_job"][-1]
     return answer, job
+
+
+def extracted(sagemaker: FakeSageMaker, bucket: Bucket, job: dict) -> str:
+    """SageMaker completes the extraction ``job``: its output object appears under the folder."""
+    key = f"{job['OutputDataConfig']['S3OutputPath'].removeprefix('s3://dog-breeds-artifacts/')}/"
+    key += f"{job['TrainingJobName']}/output/model.tar.gz"
+    sagemaker.completed_job(job["TrainingJobName"], f"s3://dog-breeds-artifacts/{key}", job["HyperParameters"])
+    bucket.objects.append((key, '"f"', 5000))
+    return key
 
 
 def channels(job: dict) -> dict[str, str]:
@@ -63,31 +89,51 @@ def test_no_folder_when_the_backbone_trains_or_the_cache_is_off():
     assert feature_cache_folder(FROZEN, DATA).startswith("feature-cache/")
 
 
-def test_a_miss_then_an_extraction_then_trials_that_hit():
-    bucket = Bucket(DATA)
-    answer, job = start({"hyperparameters": FROZEN}, bucket)
+def test_a_miss_then_an_extraction_then_trials_that_hit_with_the_digest_recorded_at_the_first():
+    bucket, sagemaker, digests = Bucket(DATA), FakeSageMaker(), Digests()
+    answer, job = start({"hyperparameters": FROZEN}, bucket, sagemaker, digests)
     folder = feature_cache_folder(FROZEN, DATA)
     assert answer["feature_cache"] == f"miss {folder}" and "features" not in channels(job)
+    assert "features-sha256" not in job["HyperParameters"]
 
-    answer, job = start({"hyperparameters": FROZEN, "extract_features": True}, bucket)
+    answer, job = start({"hyperparameters": FROZEN, "extract_features": True}, bucket, sagemaker, digests)
     assert answer["feature_cache"] == f"extracting into {folder}"
     assert job["OutputDataConfig"]["S3OutputPath"] == f"s3://dog-breeds-artifacts/{folder.rstrip('/')}"
     assert json.loads(job["HyperParameters"]["extract-features"]) is True
     assert answer["model_artifacts"].startswith(f"s3://dog-breeds-artifacts/{folder}")
 
-    bucket.objects.append((f"{folder}{job['TrainingJobName']}/output/model.tar.gz", '"f"', 5000))
+    key = extracted(sagemaker, bucket, job)
+    digests.now[key] = "b" * 64
     for rate in (0.001, 0.01):
-        answer, job = start({"hyperparameters": {**FROZEN, "learning-rate": rate}}, bucket)
+        answer, job = start({"hyperparameters": {**FROZEN, "learning-rate": rate}}, bucket, sagemaker, digests)
         assert answer["feature_cache"] == f"hit {folder}"
-        assert channels(job)["features"] == f"s3://dog-breeds-artifacts/{folder}"
+        assert channels(job)["features"] == f"s3://dog-breeds-artifacts/{key}"  # that object, not the folder
+        assert json.loads(job["HyperParameters"]["features-sha256"]) == "b" * 64
         assert job["OutputDataConfig"]["S3OutputPath"] == "s3://dog-breeds-artifacts/training-output"
         assert "extract-features" not in job["HyperParameters"]
+    assert digests.read == [key]  # read once, then taken from where it was recorded
+    # the bucket's object changes after that: jobs still get the recorded digest, so they refuse the new bytes
+    digests.now[key] = "c" * 64
+    _, job = start({"hyperparameters": FROZEN}, bucket, sagemaker, digests)
+    assert json.loads(job["HyperParameters"]["features-sha256"]) == "b" * 64
 
 
-def test_an_unfinished_extraction_is_not_a_hit():
+def test_an_object_no_completed_extraction_job_of_this_stack_wrote_is_not_a_hit():
     folder = feature_cache_folder(FROZEN, DATA)
-    bucket = Bucket([*DATA, (f"{folder}job/debug-output/x", '"d"', 1)])
-    assert start({"hyperparameters": FROZEN}, bucket)[0]["feature_cache"] == f"miss {folder}"
+    sagemaker = FakeSageMaker()
+    planted = [
+        f"{folder}job/debug-output/x",  # not an output
+        f"{folder}dog-breeds-no-such-job/output/model.tar.gz",  # no such job
+        f"{folder}another-stack-2026-01-01/output/model.tar.gz",  # not this stack's prefix
+        f"{folder}dog-breeds-trial/output/model.tar.gz",  # a job, but not an extraction
+        f"{folder}dog-breeds-running/output/model.tar.gz",  # an extraction still running
+    ]
+    sagemaker.completed_job("dog-breeds-trial", f"s3://dog-breeds-artifacts/{planted[3]}", {})
+    sagemaker.jobs["dog-breeds-running"] = {"TrainingJobArn": "arn:x", "TrainingJobStatus": "InProgress"}
+    bucket = Bucket([*DATA, *((key, '"d"', 1) for key in planted)])
+    digests = Digests()
+    assert start({"hyperparameters": FROZEN}, bucket, sagemaker, digests)[0]["feature_cache"] == f"miss {folder}"
+    assert digests.read == [] and not any(op == "tag" for op, _ in sagemaker.calls)
 
 
 def test_extraction_is_refused_where_there_is_nothing_to_cache():

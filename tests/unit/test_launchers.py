@@ -44,3 +44,24 @@ def test_the_training_code_package_is_reproducible_and_leaves_the_launchers_out(
         names = archive.getnames()
     assert "train.py" in names and "inference.py" in names and "breed_classifier/model.py" in names
     assert not any(name.startswith(("launchers", "ec2train")) or "__pycache__" in name for name in names)
+
+
+def test_stored_code_is_taken_only_when_its_key_holds_those_bytes():
+    """A 412 on the content address is read back, not trusted by name: anyone allowed to write code/ could have put
+    other bytes at the next commit's key first (moto in-process, the S3 the offline stack runs)."""
+    import boto3
+    from moto import mock_aws
+
+    from dog_breeds.training_code import StoredCodeMismatchError, code_key, store_source
+
+    code = source_tarball(TRAINING_JOBS)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="artifacts")
+        uri = store_source(s3, "artifacts", code)
+        assert uri == f"s3://artifacts/{code_key(code)}" and len(code_key(code).split("-")[1].split("/")[0]) == 64
+        assert store_source(s3, "artifacts", code) == uri  # the same bytes again: a no-op
+        s3.delete_object(Bucket="artifacts", Key=code_key(code))
+        s3.put_object(Bucket="artifacts", Key=code_key(code), Body=b"import os; os.system('exfiltrate')")
+        with pytest.raises(StoredCodeMismatchError, match="holds other bytes"):
+            store_source(s3, "artifacts", code)

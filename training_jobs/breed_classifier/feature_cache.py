@@ -16,9 +16,16 @@ reports the validation accuracy of this against random augmentation on the same 
 cache is used: in training mode its batch-norm layers would keep re-estimating their statistics from each small
 batch, so the "frozen" backbone would drift, and the features would depend on the batch.
 
-**Content address.** ``FeatureSpec.key`` digests what the features depend on: the backbone's weights, the data
-(every file's path, size and SHA-256), the views and the transform (image size, normalisation). ``FeatureStore``
+**Content address.** ``FeatureSpec.key`` digests what the features depend on: the backbone's weights, the training
+data (every file's path, size and SHA-256), the views and the transform (image size, normalisation). ``FeatureStore``
 keeps features under that key; a changed transform, backbone or data set misses and is computed afresh.
+
+**What the cache is trusted with.** Only the training split's features: a run computes its validation and test
+features from the images themselves, so a tampered cache can at worst train a bad head, and the scores the release
+gate reads still measure it on images. The ``spec`` inside a file is written by whoever wrote the file, so it only
+tells features apart; it proves nothing. A job given features by the control plane is also given their archive's
+SHA-256 (``--features-sha256``, recorded where no bucket writer can change it: docs/security.md) and refuses
+other bytes (``FeaturesRefusedError``) before unpickling anything.
 """
 
 from __future__ import annotations
@@ -39,6 +46,11 @@ from torch.utils.data import DataLoader, Dataset
 logger = logging.getLogger("breed_classifier")
 
 FEATURES_FILE = "features.pt"
+ARCHIVE_FILE = "model.tar.gz"  # an extraction job's output, as its ``features`` channel delivers it
+
+
+class FeaturesRefusedError(ValueError):
+    """Features the control plane pinned by digest are not those bytes: tampered with, or another object."""
 
 
 @dataclass(frozen=True)
@@ -131,10 +143,13 @@ def compute_features(
 
 
 class FeatureStore:
-    """Features by content address under ``root`` (``<key>/features.pt``); written atomically, read safely."""
+    """Features by content address under ``root`` (``<key>/features.pt``); written atomically, read safely.
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    ``sha256``: the digest the control plane recorded for the archive it gives as the ``features`` channel; every
+    ``model.tar.gz`` under ``root`` must have it, or ``get`` raises ``FeaturesRefusedError``."""
+
+    def __init__(self, root: Path, sha256: str | None = None) -> None:
+        self.root, self.sha256 = Path(root), sha256
 
     def path(self, spec: FeatureSpec) -> Path:
         return self.root / spec.key / FEATURES_FILE
@@ -152,7 +167,13 @@ class FeatureStore:
         return stored
 
     def _from_archives(self, member: str) -> dict | None:
-        for archive in sorted(self.root.rglob("model.tar.gz")) if self.root.is_dir() else []:
+        archives = sorted(self.root.rglob(ARCHIVE_FILE)) if self.root.is_dir() else []
+        if self.sha256 is not None and not archives:
+            raise FeaturesRefusedError(
+                f"features pinned to sha256 {self.sha256} but no {ARCHIVE_FILE} under {self.root}"
+            )
+        for archive in archives:
+            self._check_digest(archive)
             with tarfile.open(archive) as tar:
                 names = {name.removeprefix("./"): name for name in tar.getnames()}
                 if member in names:
@@ -160,6 +181,20 @@ class FeatureStore:
                     if data is not None:
                         return torch.load(io.BytesIO(data.read()), map_location="cpu", weights_only=True)
         return None
+
+    def _check_digest(self, archive: Path) -> None:
+        if self.sha256 is None:
+            return
+        digest = hashlib.sha256()
+        with archive.open("rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != self.sha256:
+            raise FeaturesRefusedError(
+                f"{archive.name} has sha256 {digest.hexdigest()}, not {self.sha256} as recorded when it was "
+                "extracted: the feature cache was changed after extraction; not used (delete the folder and extract "
+                "again, and find out who wrote it)"
+            )
 
     def put(self, spec: FeatureSpec, features: dict) -> Path:
         path = self.path(spec)

@@ -86,6 +86,8 @@ class TrainingRun:
     feature_cache_dir: Path | None = None
     # Compute the frozen backbone's features into model_dir (by content address) and train nothing
     extract_features: bool = False
+    # The SHA-256 the control plane recorded for the features archive it gives (feature_cache.FeatureStore)
+    features_sha256: str | None = None
 
     @property
     def uses_feature_cache(self) -> bool:
@@ -208,24 +210,26 @@ def _set_up(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None
 def cached_features(
     run: TrainingRun, spec: ProcessGroupSpec, backbone: nn.Module, datasets: dict, mean, std, device, emit
 ):
-    """The splits as backbone features: found in the store by content address, or computed once (each process its
-    share of the images, gathered so every process holds them all) and stored by the first process."""
+    """The splits as backbone features. The training split's come from the store by content address, or are
+    computed once (each process its share of the images, gathered so every process holds them all) and stored by
+    the first process; the evaluation splits' are always computed from their images in this run and never stored,
+    so what validation and test report is measured on images whatever the cache holds."""
     hp = run.hyperparameters
-    roots = [run.data.train, run.data.valid] + ([run.data.test] if run.data.test else [])
     feature_spec = FeatureSpec(
         hp.architecture,
         backbone_digest(backbone),
-        data_digest(roots),
+        data_digest([run.data.train]),
         hp.image_size,
         tuple(mean),
         tuple(std),
         hp.cached_views,
         hp.seed,
     )
-    store = FeatureStore(run.feature_cache_dir) if run.feature_cache_dir else None
+    store = FeatureStore(run.feature_cache_dir, run.features_sha256) if run.feature_cache_dir else None
     stored = store.get(feature_spec) if store else None
     if stored is not None:
-        emit(f"feature cache hit {feature_spec.key}: the backbone does not run")
+        emit(f"feature cache hit {feature_spec.key}: the backbone does not run on the training images")
+        train = stored["train"]
     else:
         views = training_views(
             image_folder(run.data.train, eval_transform(hp.image_size, mean, std)),
@@ -233,32 +237,33 @@ def cached_features(
             hp.cached_views,
             hp.seed,
         )
-        sources = {"train": views, **{name: [datasets[name]] for name in datasets if name != "train"}}
         emit(
-            f"feature cache miss {feature_spec.key}: computing the backbone's features once "
-            f"({len(datasets['train'])} training images x {len(views)} views, and the other splits)"
+            f"feature cache miss {feature_spec.key}: computing the backbone's features of the "
+            f"{len(datasets['train'])} training images x {len(views)} views once"
         )
-        stored = {}
-        for name, split_views in sources.items():
-            count = len(split_views[0])
-            mine = list(range(spec.rank, count, spec.world_size))
-            computed = [
-                compute_features(backbone, view, mine, hp.batch_size, device, hp.num_workers) for view in split_views
-            ]
-            shards = gather_from_processes((mine, torch.stack(computed, 1)))
-            features = torch.empty(count, len(split_views), shards[0][1].shape[-1])
-            for indices, values in shards:
-                features[indices] = values
-            targets = torch.tensor([target for _, target in datasets[name].samples])
-            stored[name] = {"features": features, "targets": targets}
+        train = _features_of(backbone, views, datasets["train"], spec, hp, device)
         if store is not None and spec.is_main:
-            emit(f"feature cache: stored {feature_spec.key} at {store.put(feature_spec, stored)}")
-    train = stored["train"]
+            emit(f"feature cache: stored {feature_spec.key} at {store.put(feature_spec, {'train': train})}")
     result = {"train": CachedViews(train["features"], train["targets"], hp.seed)}
+    if run.extract_features:  # the job trains nothing, so it scores nothing
+        return result
     for name in datasets:
-        if name != "train":
-            result[name] = Features(stored[name]["features"][:, 0], stored[name]["targets"])
+        if name != "train":  # from the images, every run: the cache is not trusted with what scores the model
+            computed = _features_of(backbone, [datasets[name]], datasets[name], spec, hp, device)
+            result[name] = Features(computed["features"][:, 0], computed["targets"])
     return result
+
+
+def _features_of(backbone: nn.Module, views: list, dataset, spec: ProcessGroupSpec, hp: Hyperparameters, device):
+    """``{"features": [images, views, dim], "targets": [images]}``: each process computes its share, all gather."""
+    count = len(views[0])
+    mine = list(range(spec.rank, count, spec.world_size))
+    computed = [compute_features(backbone, view, mine, hp.batch_size, device, hp.num_workers) for view in views]
+    shards = gather_from_processes((mine, torch.stack(computed, 1)))
+    features = torch.empty(count, len(views), shards[0][1].shape[-1])
+    for indices, values in shards:
+        features[indices] = values
+    return {"features": features, "targets": torch.tensor([target for _, target in dataset.samples])}
 
 
 def _fit(run: TrainingRun, spec: ProcessGroupSpec, setup: Setup, progress: Progress, emit: Callable[[str], None]):

@@ -50,6 +50,14 @@ class TrainingJobs(Protocol):
         """The job's description, or ``None`` when there is no such job."""
         ...
 
+    def tags_of(self, arn: str) -> dict[str, str]:
+        """The tags of the SageMaker resource ``arn``, by key."""
+        ...
+
+    def tag(self, arn: str, tags: dict[str, str]) -> None:
+        """Add ``tags`` to the SageMaker resource ``arn``."""
+        ...
+
 
 class EndpointDeployments(TrainingJobs, Protocol):
     """Models, endpoint configs and the endpoint, for deploying a job's model (and reading the job)."""

@@ -148,13 +148,23 @@ def idempotent_job_name(prefix: str, idempotency_token: str) -> str:
     return f"{prefix}-run-{hashlib.sha256(idempotency_token.encode()).hexdigest()[:16]}"
 
 
+# The SHA-256 of an extraction job's output, recorded on that job (SageMaker, not S3: no bucket writer can change it)
+FEATURES_DIGEST_TAG = "dog-breeds:features-sha256"
+
+
 @dataclass(frozen=True)
 class FeatureCache:
-    """Where a frozen-backbone job's features are kept (``folder``, under FEATURE_CACHE_PREFIX) and whether an
-    earlier job put them there (``hit``: they come in as the job's ``features`` channel)."""
+    """Where a frozen-backbone job's features are kept (``folder``, under FEATURE_CACHE_PREFIX) and, on a hit, the
+    extraction output the job gets as its ``features`` channel (``archive``, one key) and that object's SHA-256 as
+    recorded on the extraction job (``sha256``; the job refuses other bytes)."""
 
     folder: str
-    hit: bool
+    archive: str | None = None
+    sha256: str | None = None
+
+    @property
+    def hit(self) -> bool:
+        return self.archive is not None
 
 
 def feature_cache_folder(hyperparameters: dict[str, Any], data: list[tuple[str, str, int]]) -> str | None:
@@ -196,6 +206,8 @@ def create_training_job_request(
     hyperparameters = {name: json.dumps(value) for name, value in request.hyperparameters.items()}
     if request.extract_features:
         hyperparameters["extract-features"] = json.dumps(True)
+    if cache is not None and cache.hit:
+        hyperparameters["features-sha256"] = json.dumps(cache.sha256)
     hyperparameters.update(
         {
             "sagemaker_program": json.dumps(ENTRY_POINT),
@@ -219,7 +231,7 @@ def create_training_job_request(
             _channel("training", f"s3://{bucket}/{request.data_prefix}"),
             *_pretrained_channel(request.hyperparameters, bucket),
             _channel("code", request.source_s3_uri),
-            *([_channel("features", f"s3://{bucket}/{cache.folder}")] if cache and cache.hit else []),
+            *([_channel("features", f"s3://{bucket}/{cache.archive}")] if cache and cache.hit else []),
         ],
         "OutputDataConfig": {"S3OutputPath": output_path},
         "ResourceConfig": {
@@ -287,6 +299,7 @@ def start_training(
     settings: ControlPlaneSettings,
     deployed_code: Callable[[], str],
     list_objects: Callable[[str], list[tuple[str, str, int]]] | None = None,
+    sha256_of: Callable[[str], str] | None = None,
 ) -> dict:
     """Create the job; return what the pipeline needs next.
 
@@ -298,9 +311,12 @@ def start_training(
     ``list_objects(prefix)`` lists the bucket (key, ETag, size): a frozen-backbone job's features are looked for
     in the feature cache by what the data and hyperparameters are, and come in as its ``features`` channel when an
     earlier ``extract_features`` job put them there (``"feature_cache": "hit"``); else the job computes them
-    itself, once (``"miss"``).
+    itself, once (``"miss"``). A hit is an extraction job of this stack that completed and wrote that object; the
+    object's SHA-256 is recorded on the job (tag ``FEATURES_DIGEST_TAG``) the first time a job is given it
+    (``sha256_of(key)`` reads it then) and passed to every job as ``features-sha256``: a file changed later is
+    refused by the job, and an object no extraction job of ours wrote is not a hit.
     """
-    cache = _feature_cache(request, list_objects)
+    cache = _feature_cache(request, settings, sagemaker, list_objects, sha256_of)
     if request.extract_features and cache is None:
         raise InvalidEventError(
             "extract_features needs a frozen backbone with the feature cache on (freeze-backbone true, "
@@ -330,7 +346,9 @@ def start_training(
     }
 
 
-def _feature_cache(request: TrainingJobRequest, list_objects) -> FeatureCache | None:
+def _feature_cache(
+    request: TrainingJobRequest, settings: ControlPlaneSettings, sagemaker: TrainingJobs, list_objects, sha256_of
+) -> FeatureCache | None:
     # The training role reads data under DATA_PREFIX only: another prefix has no cache (nor data the job can read)
     if list_objects is None or not request.data_prefix.startswith(DATA_PREFIX):
         return None
@@ -339,8 +357,34 @@ def _feature_cache(request: TrainingJobRequest, list_objects) -> FeatureCache | 
     folder = feature_cache_folder(request.hyperparameters, list_objects(request.data_prefix))
     if folder is None:
         return None
-    stored = [key for key, _, _ in list_objects(folder) if key.endswith("/output/model.tar.gz")]
-    return FeatureCache(folder, hit=bool(stored))
+    if request.extract_features or sha256_of is None:
+        return FeatureCache(folder)
+    archives = sorted(key for key, _, _ in list_objects(folder) if key.endswith("/output/model.tar.gz"))
+    for key in reversed(archives):  # the newest extraction first (job names carry their start time)
+        digest = _extracted_digest(key, folder, settings, sagemaker, sha256_of)
+        if digest is not None:
+            return FeatureCache(folder, key, digest)
+    return FeatureCache(folder)
+
+
+def _extracted_digest(key: str, folder: str, settings: ControlPlaneSettings, sagemaker: TrainingJobs, sha256_of):
+    """The recorded SHA-256 of ``key`` when an extraction job of this stack wrote it; None for any other object."""
+    job_name = key.removeprefix(folder).split("/")[0]
+    if not job_name.startswith(f"{settings.job_name_prefix}-"):
+        return None
+    job = sagemaker.describe_training_job(job_name)
+    if (
+        job is None
+        or job.get("TrainingJobStatus") != "Completed"
+        or job.get("ModelArtifacts", {}).get("S3ModelArtifacts") != f"s3://{settings.bucket}/{key}"
+        or job.get("HyperParameters", {}).get("extract-features") != json.dumps(True)
+    ):
+        return None
+    recorded = sagemaker.tags_of(job["TrainingJobArn"]).get(FEATURES_DIGEST_TAG)
+    if recorded is None:
+        recorded = sha256_of(key)
+        sagemaker.tag(job["TrainingJobArn"], {FEATURES_DIGEST_TAG: recorded})
+    return recorded
 
 
 def _cache_outcome(request: TrainingJobRequest, cache: FeatureCache | None) -> str:

@@ -1,9 +1,10 @@
 """The code a training job runs: packed reproducibly, stored once under its content hash.
 
 The same files always give the same bytes (sorted entries, zeroed times, owners and modes), so the key
-``code/training_jobs-<sha256 prefix>/sourcedir.tar.gz`` names exactly the code a job ran, and storing unchanged code
-again is a no-op. StartTrainingFunction packs the copy deployed with it (the TrainingCodeLayer, which Lambda
-puts in ``/opt``); the SDK launchers pack ``training_jobs/`` in a checkout. Both give the same key.
+``code/training_jobs-<sha256>/sourcedir.tar.gz`` (the whole digest) names exactly the code a job ran, and storing
+unchanged code again is a no-op; a key that holds other bytes is refused, not trusted by its name.
+StartTrainingFunction packs the copy deployed with it (the TrainingCodeLayer, which Lambda puts in ``/opt``); the SDK
+launchers pack ``training_jobs/`` in a checkout. Both give the same key.
 """
 
 from __future__ import annotations
@@ -49,18 +50,24 @@ def source_tarball(root: Path) -> bytes:
 
 
 def code_key(data: bytes) -> str:
-    return f"{CODE_PREFIX}training_jobs-{hashlib.sha256(data).hexdigest()[:16]}/{SOURCE_FILE}"
+    return f"{CODE_PREFIX}training_jobs-{hashlib.sha256(data).hexdigest()}/{SOURCE_FILE}"
+
+
+class StoredCodeMismatchError(SettingsError):
+    """The training code's content address holds other bytes: someone wrote that key, and jobs would run it."""
 
 
 def store_source(s3, bucket: str, data: bytes) -> str:
     """Put ``data`` at its content address unless it is there already; return its S3 URI.
 
     One conditional write (``If-None-Match: *``): S3 answers 412 when the key exists, or 409 while another
-    writer of the same key is mid-flight; both mean the same bytes are (or are about to be) there. No read
-    permission is needed, and the bucket's versioning gains no copies.
+    writer of the same key is mid-flight. A 412 is not taken on trust: the object there is read back and its
+    SHA-256 compared with the key's (any principal with ``s3:PutObject`` on the prefix could have written the key
+    first, and every job would run what it holds); other bytes raise ``StoredCodeMismatchError``. The bucket's
+    versioning gains no copies.
     """
     key = code_key(data)
-    describe_aws(
+    written = describe_aws(
         "s3",
         s3,
         "put_object",
@@ -71,4 +78,11 @@ def store_source(s3, bucket: str, data: bytes) -> str:
         ContentType="application/gzip",
         IfNoneMatch="*",
     )
+    if written is None and (existing := describe_aws("s3", s3, "get_object", ("NoSuchKey",), Bucket=bucket, Key=key)):
+        stored = hashlib.sha256(existing["Body"].read()).hexdigest()
+        if stored != hashlib.sha256(data).hexdigest():
+            raise StoredCodeMismatchError(
+                f"s3://{bucket}/{key} holds other bytes (sha256 {stored}) than the training code it is named after; "
+                "jobs will not be given it: delete the object (and find out who wrote it), then start again"
+            )
     return f"s3://{bucket}/{key}"

@@ -40,6 +40,19 @@ class SageMakerControl:
     def describe_training_job(self, name: str) -> AwsDocument | None:
         return self._describe("describe_training_job", TrainingJobName=name)
 
+    def tags_of(self, arn: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        token: dict[str, str] = {}
+        while True:
+            page = self._call("list_tags", ResourceArn=arn, **token)
+            found.update({tag["Key"]: tag["Value"] for tag in page.get("Tags", [])})
+            if not page.get("NextToken"):
+                return found
+            token = {"NextToken": page["NextToken"]}
+
+    def tag(self, arn: str, tags: dict[str, str]) -> None:
+        self._call("add_tags", ResourceArn=arn, Tags=[{"Key": key, "Value": value} for key, value in tags.items()])
+
     def model_exists(self, name: str) -> bool:
         return self._describe("describe_model", ModelName=name) is not None
 
