@@ -53,8 +53,29 @@ def test_a_missing_file_is_named_with_where_to_put_it(tmp_path):
 def test_a_file_whose_bytes_do_not_match_its_name_is_refused_unloaded(tmp_path, monkeypatch):
     (tmp_path / "resnet50-11ad3fa6.pth").write_bytes(b"not the published weights")
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("an untrusted file was loaded"))
-    with pytest.raises(PretrainedWeightsUnavailableError, match="its SHA-256 starts"):
+    with pytest.raises(PretrainedWeightsUnavailableError, match="its SHA-256 is"):
         imagenet_weights("resnet50", tmp_path)
+
+
+def test_a_file_matching_its_names_prefix_but_not_the_whole_digest_is_refused(tmp_path, monkeypatch):
+    """32 bits of a name can be matched by a forged file; the whole published digest cannot."""
+    import breed_classifier.model as model
+
+    _published(tmp_path, {"weight": torch.ones(2)}, "resnet50")
+    name = next(tmp_path.glob("resnet50-*.pth")).name
+    monkeypatch.setitem(model.PRETRAINED_WEIGHTS, "resnet50", name)
+    published = name.removeprefix("resnet50-").removesuffix(".pth") + "0" * 56  # the same prefix, other bytes
+    monkeypatch.setitem(model.PRETRAINED_SHA256, name, published)
+    with pytest.raises(PretrainedWeightsUnavailableError, match=f"the published file's is {published}"):
+        verified_weights_file("resnet50", tmp_path)
+
+
+def test_every_weights_file_has_a_whole_digest_that_its_name_begins():
+    from breed_classifier.model import PRETRAINED_SHA256, PRETRAINED_WEIGHTS
+
+    assert set(PRETRAINED_SHA256) == set(PRETRAINED_WEIGHTS.values())
+    for name, digest in PRETRAINED_SHA256.items():
+        assert len(digest) == 64 and digest.startswith(name.rsplit("-", 1)[1].removesuffix(".pth")), name
 
 
 def test_the_published_file_is_loaded_as_tensors_only(tmp_path, monkeypatch):
@@ -64,6 +85,7 @@ def test_the_published_file_is_loaded_as_tensors_only(tmp_path, monkeypatch):
     _published(tmp_path, state, "resnet50")
     name = next(tmp_path.glob("resnet50-*.pth")).name
     monkeypatch.setitem(model.PRETRAINED_WEIGHTS, "resnet50", name)
+    monkeypatch.setitem(model.PRETRAINED_SHA256, name, hashlib.sha256((tmp_path / name).read_bytes()).hexdigest())
     seen = {}
     real_load = torch.load
     monkeypatch.setattr(torch, "load", lambda *a, **k: seen.update(k) or real_load(*a, **k))

@@ -38,6 +38,15 @@ PRETRAINED_WEIGHTS = {
     "resnet18": "resnet18-f37072fd.pth",
     "efficientnet_lite0": "efficientnet-lite0-57934424.pth",
 }
+# Each file's whole SHA-256: the name's 8 hex digits are 32 bits, which a forged file can be made to match. Lite0's is
+# the pinned weights package's file, hashed here; the ResNets' are torchvision's published files as recorded in
+# public repositories (their names' prefixes agree); `make upload-weights` checks the whole digest before an upload,
+# so a mismatch shows on the machine that downloads, not in a job.
+PRETRAINED_SHA256 = {
+    "resnet50-11ad3fa6.pth": "11ad3fa62ca79e40addfd354a8ec4b7c75143b3038b8d2a807fbc68deab379ca",
+    "resnet18-f37072fd.pth": "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec",
+    "efficientnet-lite0-57934424.pth": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+}
 # Heads: the seed's two-layer MLP over the backbone's features, or ImageNet's classifier kept for a subset of
 # its classes plus one class holding the rest (a starter model: see breed_classifier.starter_model).
 HEADS = ("mlp", "imagenet_subset")
@@ -163,13 +172,13 @@ def _resnet(architecture: str, pretrained: bool, weights_dir: Path | None) -> nn
 
 def imagenet_weights(architecture: str, weights_dir: Path) -> dict[str, torch.Tensor]:
     """``architecture``'s ImageNet weights from ``weights_dir``: the file must be there under its name, its bytes
-    must match the SHA-256 prefix the name carries, and it is loaded as tensors only (no code runs)."""
+    must have the published file's whole SHA-256 (``PRETRAINED_SHA256``), and it is loaded as tensors only."""
     path = verified_weights_file(architecture, weights_dir)
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def verified_weights_file(architecture: str, weights_dir: Path) -> Path:
-    """``weights_dir``'s file of ``architecture``'s ImageNet weights, once its bytes match its name's digest."""
+    """``weights_dir``'s file of ``architecture``'s ImageNet weights, once its bytes have the published digest."""
     name = PRETRAINED_WEIGHTS[architecture]
     path = Path(weights_dir) / name
     if not path.is_file():
@@ -181,10 +190,10 @@ def verified_weights_file(architecture: str, weights_dir: Path) -> Path:
             "make upload-weights, or train with --pretrained false."
         )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    expected = name.rsplit("-", 1)[1].removesuffix(".pth")
-    if not digest.startswith(expected):
+    expected = PRETRAINED_SHA256[name]
+    if digest != expected:
         raise PretrainedWeightsUnavailableError(
-            f"{path} is not the published {name}: its SHA-256 starts {digest[:8]}, the name says {expected}"
+            f"{path} is not the published {name}: its SHA-256 is {digest}, the published file's is {expected}"
         )
     return path
 
