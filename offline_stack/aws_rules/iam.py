@@ -14,7 +14,22 @@ Rules (``docs/aws-semantics.md`` lists each with its offline test):
   Source: IAM user guide, "IAM JSON policy elements: Action" and "...: Resource".
 - **Conditions.** StringEquals, StringNotEquals, StringLike, StringNotLike, ArnEquals, ArnLike, Bool (and their
   ``...IfExists`` forms); a condition on a key the request does not carry is false, unless ``...IfExists``.
-  Source: IAM user guide, "IAM JSON policy elements: Condition operators".
+  Source: IAM user guide, "IAM JSON policy elements: Condition operators". ``Null``: "Use a Null condition operator
+  to check if a condition key is absent at the time of authorization". Multi-valued keys (``sagemaker:InstanceTypes``)
+  take the set operators: "ForAllValues – Tests whether the value of every member of the request set is a subset of
+  the condition key set" (and it is true when the key is absent, so a policy pairs it with ``Null``), "ForAnyValue –
+  Tests whether at least one member of the set of request values matches at least one member of the set of condition
+  key values". Sources: IAM user guide, "Condition operators" and "Set operators for multivalued context keys"
+  (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html).
+- **SageMaker's request keys** on create calls: ``sagemaker:NetworkIsolation`` ("Filters access by the network
+  isolation associated with the resource in the request", Bool) on CreateTrainingJob and CreateModel,
+  ``sagemaker:InterContainerTrafficEncryption`` ("Filters access by the inter container traffic encryption associated
+  with the resource in the request", Bool) on CreateTrainingJob, ``sagemaker:InstanceTypes`` ("Filters access by the
+  list of all instance types associated with the resource in the request", ArrayOfString) on CreateTrainingJob and
+  CreateEndpointConfig. Source: Service Authorization Reference, Amazon SageMaker AI, "Condition keys"
+  (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html). Inference: a request
+  that leaves ``EnableNetworkIsolation`` or ``EnableInterContainerTrafficEncryption`` out carries ``false`` (their
+  documented default).
 - **What a request needs** (``permissions_for``): SageMaker actions on their resource ARNs (names lower-cased, as
   SageMaker writes them), CreateEndpoint/UpdateEndpoint on the endpoint and its config (the rollback alarms are read
   as the endpoint's execution role: ``aws_rules/sagemaker.py``), ``sagemaker:AddTags`` when a create request
@@ -97,7 +112,7 @@ class Permission:
 
     action: str
     resource: str
-    context: Mapping[str, str] = field(default_factory=dict)
+    context: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return f"{self.action} on resource: {self.resource}"
@@ -149,9 +164,19 @@ def _applies(statement: dict, permission: Permission) -> bool:
     )
 
 
-def condition_holds(operator: str, key: str, expected: list, context: Mapping[str, str]) -> bool:
+def condition_holds(operator: str, key: str, expected: list, context: Mapping[str, str | tuple[str, ...]]) -> bool:
     """One condition operator on one key, as IAM evaluates it (trust policies use it too:
     ``offline_stack/aws_rules/sts.py``)."""
+    if operator == "Null":  # "true": the key must be absent; "false": present
+        return (key not in context) == (str(expected[0]).lower() == "true")
+    qualifier, _, operator = operator.rpartition(":")
+    if qualifier:
+        if qualifier not in ("ForAllValues", "ForAnyValue"):
+            raise ValueError(f"set operator {qualifier} is not evaluated offline; add it to aws_rules.iam")
+        values = context.get(key, ())
+        members = [values] if isinstance(values, str) else list(values)
+        each = [condition_holds(operator, key, expected, {key: member}) for member in members]
+        return all(each) if qualifier == "ForAllValues" else any(each)
     if_exists = operator.endswith("IfExists")
     operator = operator.removesuffix("IfExists")
     if key not in context:
@@ -425,11 +450,29 @@ def _sagemaker(action: str, parameters: Mapping, region: str, account: str) -> l
         needed.append(Permission(f"sagemaker:{action}", arn("endpoint-config", str(parameters["EndpointConfigName"]))))
     if action.startswith("Create") and parameters.get("Tags"):
         needed.append(Permission("sagemaker:AddTags", resource))
+    needed[0] = Permission(needed[0].action, needed[0].resource, sagemaker_request_keys(action, parameters))
     # The rollback alarms are read by the endpoint's execution role, not the caller: aws_rules/sagemaker.py
     if action in _PASSED_ROLES and parameters.get(_PASSED_ROLES[action]):
         passed = str(parameters[_PASSED_ROLES[action]])
         needed.append(Permission("iam:PassRole", passed, {"iam:PassedToService": "sagemaker.amazonaws.com"}))
     return needed
+
+
+def sagemaker_request_keys(action: str, parameters: Mapping) -> dict:
+    """The SageMaker condition keys a create request carries (the module's docstring quotes them)."""
+    keys: dict = {}
+    if action in ("CreateTrainingJob", "CreateModel"):
+        keys["sagemaker:NetworkIsolation"] = str(bool(parameters.get("EnableNetworkIsolation", False))).lower()
+    if action == "CreateTrainingJob":
+        encrypted = bool(parameters.get("EnableInterContainerTrafficEncryption", False))
+        keys["sagemaker:InterContainerTrafficEncryption"] = str(encrypted).lower()
+        if parameters.get("ResourceConfig", {}).get("InstanceType"):
+            keys["sagemaker:InstanceTypes"] = (str(parameters["ResourceConfig"]["InstanceType"]),)
+    if action == "CreateEndpointConfig":
+        types = tuple(str(v["InstanceType"]) for v in parameters.get("ProductionVariants", []) if "InstanceType" in v)
+        if types:
+            keys["sagemaker:InstanceTypes"] = types
+    return keys
 
 
 def _scaling(action: str, parameters: Mapping, region: str, account: str) -> list[Permission]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from offline_stack.aws_rules.iam import Permission, Policy, permissions_for, s3_permission
@@ -83,8 +85,9 @@ def test_a_tagged_create_with_a_role_needs_the_resource_add_tags_and_pass_role()
         "123456789012",
     )
     job = "arn:aws:sagemaker:us-east-1:123456789012:training-job/dog-breeds-1"  # names lower-cased, as SageMaker's ARNs
+    unisolated = {"sagemaker:NetworkIsolation": "false", "sagemaker:InterContainerTrafficEncryption": "false"}
     assert needed == [
-        Permission("sagemaker:CreateTrainingJob", job),
+        Permission("sagemaker:CreateTrainingJob", job, unisolated),
         Permission("sagemaker:AddTags", job),
         Permission("iam:PassRole", "arn:aws:iam::1:role/r", {"iam:PassedToService": "sagemaker.amazonaws.com"}),
     ]
@@ -254,3 +257,80 @@ def test_a_function_whose_role_is_not_one_of_the_templates_has_none_and_a_short_
     signer = types.SimpleNamespace(access_key_id="K", secret_access_key="S", session_token="T")
     header = {"Authorization": "AWS4-HMAC-SHA256 Credential=K/20260101/us-east-1, SignedHeaders=host, Signature=x"}
     assert signature_matches(signer, "GET", "/", header, b"") is False
+
+
+@pytest.mark.parametrize(
+    ("operator", "context", "allowed"),
+    [
+        ("ForAllValues:StringLike", {"k": ("ml.m5.large", "ml.c5.xlarge")}, True),
+        ("ForAllValues:StringLike", {"k": ("ml.m5.large", "ml.p4d.24xlarge")}, False),
+        ("ForAllValues:StringLike", {}, True),  # IAM's pitfall: an absent key passes ForAllValues (pair it with Null)
+        ("ForAnyValue:StringLike", {"k": ("ml.p4d.24xlarge", "ml.c5.xlarge")}, True),
+        ("ForAnyValue:StringLike", {}, False),
+    ],
+)
+def test_set_operators_on_a_multivalued_key(operator, context, allowed):
+    rules = policy(allow("sagemaker:CreateEndpointConfig", "*", **{operator: {"k": ["ml.m5.*", "ml.c5.*"]}}))
+    assert rules.allows(Permission("sagemaker:CreateEndpointConfig", "arn:x", context)) is allowed
+
+
+def test_null_checks_whether_the_request_carries_the_key():
+    present = policy(allow("sagemaker:CreateTrainingJob", "*", Null={"k": "false"}))
+    assert present.allows(Permission("sagemaker:CreateTrainingJob", "arn:x", {"k": ("ml.m5.large",)}))
+    assert not present.allows(Permission("sagemaker:CreateTrainingJob", "arn:x", {}))
+
+
+_PLACEHOLDERS = {
+    "${AWS::Partition}": "aws",
+    "${AWS::Region}": "us-east-1",
+    "${AWS::AccountId}": "123456789012",
+    "${JobNamePrefix}": "dog-breeds",
+    "${EndpointName}": "dog-breed-classifier",
+}
+
+
+def _deployed_policy(name: str) -> Policy:
+    """``policies/<name>.json`` with the template's placeholders filled as a deployed stack would fill them."""
+    from offline_stack.sam_template import PROJECT_ROOT
+
+    text = (PROJECT_ROOT / "policies" / f"{name}.json").read_text()
+    for placeholder, value in _PLACEHOLDERS.items():
+        text = text.replace(placeholder, value)
+    return Policy([json.loads(text)])
+
+
+@pytest.mark.parametrize(
+    ("change", "allowed"),
+    [
+        ({}, True),
+        ({"EnableNetworkIsolation": False}, False),
+        ({"EnableInterContainerTrafficEncryption": False}, False),
+        ({"ResourceConfig": {"InstanceType": "ml.p4d.24xlarge", "InstanceCount": 1}}, False),
+        ({"ResourceConfig": {"InstanceType": "ml.g5.2xlarge", "InstanceCount": 2}}, True),
+    ],
+)
+def test_the_start_training_role_creates_only_isolated_encrypted_jobs_on_the_allowed_instance_types(change, allowed):
+    job = {
+        "TrainingJobName": "dog-breeds-1",
+        "EnableNetworkIsolation": True,
+        "EnableInterContainerTrafficEncryption": True,
+        "ResourceConfig": {"InstanceType": "ml.m5.2xlarge", "InstanceCount": 1},
+        **change,
+    }
+    (create, *_) = permissions_for("sagemaker", "CreateTrainingJob", job, "us-east-1", "123456789012")
+    rules = _deployed_policy("start-training-function")
+    assert rules.allows(create) is allowed
+
+
+@pytest.mark.parametrize(
+    ("variants", "allowed"),
+    [
+        ([{"InstanceType": "ml.c5.large", "InitialInstanceCount": 1}], True),
+        ([{"InstanceType": "ml.p4d.24xlarge", "InitialInstanceCount": 1}], False),
+        ([{"ServerlessConfig": {"MemorySizeInMB": 3072, "MaxConcurrency": 5}}], True),  # no instance type at all
+    ],
+)
+def test_the_deploy_role_creates_endpoint_configs_only_on_the_allowed_instance_types(variants, allowed):
+    config = {"EndpointConfigName": "dog-breed-classifier-1", "ProductionVariants": variants}
+    (create, *_) = permissions_for("sagemaker", "CreateEndpointConfig", config, "us-east-1", "123456789012")
+    assert _deployed_policy("deploy-endpoint-function").allows(create) is allowed

@@ -96,5 +96,6 @@ def build_estimator(
         tags=TAGS,
         # no egress, no credentials in the container; the code comes as the 'code' channel (the SDK does that)
         enable_network_isolation=True,
+        encrypt_inter_container_traffic=True,  # multi-host jobs exchange gradients: encrypted between hosts
         **spot,
     )

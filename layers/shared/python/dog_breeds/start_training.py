@@ -243,6 +243,9 @@ def create_training_job_request(
         "HyperParameters": hyperparameters,
         "ProfilerConfig": {"DisableProfiler": True},
         "EnableNetworkIsolation": True,
+        # Hosts of a multi-instance job exchange gradients: encrypted between them (the start-training role may
+        # create no job without it: policies/start-training-function.json)
+        "EnableInterContainerTrafficEncryption": True,
         "Tags": tags(launched_by="start-training"),
     }
     if request.use_debugger:
