@@ -31,6 +31,7 @@ from offline_stack.aws_rules.iam import Permission, Policy, Role, Roles, invoke_
 from offline_stack.control_plane import DUMMY_CREDENTIALS, ControlPlane, sagemaker_state
 from offline_stack.endpoint_server import EndpointServer
 from offline_stack.execution_environments import ConcurrencyPool
+from offline_stack.jwt_issuer import loopback_trust
 from offline_stack.lambda_invoker import LambdaFunction
 from offline_stack.lifecycles import Lifecycles
 from offline_stack.local_endpoints import LocalEndpoints
@@ -271,5 +272,6 @@ def api_authorization(parameters: Mapping[str, str], roles: Roles) -> tuple[Auth
     if parameters["AuthMode"] == "JWT":
         audiences = [audience.strip() for audience in parameters["JwtAudience"].split(",")]
         scopes = [scope.strip() for scope in parameters.get("JwtScopes", "").split(",")]
-        return JwtAuthorization(parameters["JwtIssuer"], audiences, scopes), None
+        issuer = parameters["JwtIssuer"]
+        return JwtAuthorization(issuer, audiences, scopes, ssl_context=loopback_trust(issuer)), None
     return None, None

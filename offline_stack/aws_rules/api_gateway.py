@@ -18,6 +18,7 @@ Rules (``docs/aws-semantics.md`` lists each with its offline test):
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -172,16 +173,28 @@ class JwtAuthorization:
     else ``client_id`` ("API Gateway validates client_id only if aud is not present", troubleshooting page); a
     claim of another JSON type matches no audience."""
 
-    def __init__(self, issuer: str, audiences: list[str], scopes: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        issuer: str,
+        audiences: list[str],
+        scopes: list[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if not issuer.startswith("https://"):  # the template's JwtIssuer AllowedPattern, the project's rule
+            raise ValueError(f"JwtIssuer {issuer[:80]!r} is not an https:// URL: the issuer's keys are fetched from it")
         self.issuer, self.audiences = issuer.rstrip("/"), [a for a in audiences if a]
         self.scopes = [s for s in scopes or [] if s]
+        self._context = ssl_context or ssl.create_default_context()
         self._keys: jwt.PyJWKClient | None = None
 
     def _signing_key(self, token: str):
         if self._keys is None:
-            with urllib.request.urlopen(f"{self.issuer}/.well-known/openid-configuration", timeout=10) as answer:  # noqa: S310 (the configured issuer)
+            discovery = f"{self.issuer}/.well-known/openid-configuration"
+            with urllib.request.urlopen(discovery, timeout=10, context=self._context) as answer:  # noqa: S310 (https, checked above)
                 jwks_uri = json.loads(answer.read())["jwks_uri"]
-            self._keys = jwt.PyJWKClient(jwks_uri, cache_keys=True, timeout=10)
+            if not jwks_uri.startswith("https://"):
+                raise ValueError(f"the issuer's jwks_uri {jwks_uri[:80]!r} is not https")
+            self._keys = jwt.PyJWKClient(jwks_uri, cache_keys=True, timeout=10, ssl_context=self._context)
         return self._keys.get_signing_key_from_jwt(token)
 
     def __call__(self, method: str, path: str, headers: Mapping[str, str], body: bytes, route: str) -> Refusal | None:

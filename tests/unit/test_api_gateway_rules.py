@@ -154,11 +154,27 @@ def test_the_issuers_keys_are_found_through_its_discovery_document_once():
     from offline_stack.jwt_issuer import LocalJwtIssuer
 
     with LocalJwtIssuer() as issuer:
-        authorization = JwtAuthorization(issuer.issuer, ["api-client"])
+        assert issuer.issuer.startswith("https://")
+        authorization = JwtAuthorization(issuer.issuer, ["api-client"], ssl_context=issuer.client_context())
         assert _bearer(authorization, f"Bearer {issuer.token('api-client')}") is None
         keys = authorization._keys
         assert _bearer(authorization, issuer.token("api-client")) is None and authorization._keys is keys  # cached
         refusal = _bearer(authorization, issuer.foreign_token("api-client"))
+        assert refusal is not None and refusal.status == 401
+
+
+def test_an_issuer_whose_keys_would_travel_over_plain_http_is_refused():
+    with pytest.raises(ValueError, match="is not an https:// URL"):
+        JwtAuthorization("http://issuer.example", ["api-client"])
+
+
+def test_an_issuer_this_process_does_not_trust_gets_no_token_through():
+    """The loopback issuer's CA is trusted only where it is handed over: a default context refuses its certificate."""
+    from offline_stack.jwt_issuer import LocalJwtIssuer
+
+    with LocalJwtIssuer() as issuer:
+        authorization = JwtAuthorization(issuer.issuer, ["api-client"])  # the system's CAs only
+        refusal = _bearer(authorization, f"Bearer {issuer.token('api-client')}")
         assert refusal is not None and refusal.status == 401
 
 

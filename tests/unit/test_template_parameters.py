@@ -4,6 +4,7 @@ services (and the functions' own settings) hold it to, so a bad value fails befo
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -133,3 +134,21 @@ def test_access_logs_are_off_by_default_and_on_go_to_a_bucket_only_s3_logging_ma
     assert allow["Condition"]["ArnLike"]["aws:SourceArn"] == {"Fn::GetAtt": ["ArtifactsBucket", "Arn"]}
     assert allow["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+@pytest.mark.parametrize(
+    ("issuer", "accepted"),
+    [
+        ("", True),
+        ("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc", True),
+        ("http://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc", False),
+        ("https://", False),
+        ("https://issuer.example/ pool", False),
+        ("ftp://issuer.example", False),
+    ],
+)
+def test_the_jwt_issuer_must_be_https(issuer, accepted):
+    """CloudFormation matches AllowedPattern against the whole value (Java regular expressions; this one means the
+    same in Python's)."""
+    pattern = PARAMETERS["JwtIssuer"]["AllowedPattern"]
+    assert (re.fullmatch(pattern, issuer) is not None) is accepted
