@@ -10,7 +10,7 @@ digest, approval and gate metrics) to ``--dir``: what the pipeline hands from th
 a workflow artifact, so neither account needs access to the other.
 
 ``promote`` (with the target stage's credentials) checks the file against the record again, stores it in the
-target's bucket under its digest (``models/promoted/<sha256>/model.tar.gz``, a conditional write: never over
+target's bucket under its digest (``models/sha256/<sha256>/model.tar.gz``, a conditional write: never over
 other bytes), registers it in the target's registry as an approved version carrying the source's metrics and
 ARN, and with ``--release`` starts the target's pipeline with ``{"release_model_package_arn": ...}`` and follows it
 to its end (the blue/green release with its guardrails, then auto-scaling).
@@ -33,6 +33,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
+from dog_breeds.model_store import model_key
 from dog_breeds.release_gate import ACCURACY, APPROVED, ARTIFACT_SHA256, LOSS
 from ops.stack_outputs import stack_outputs
 from ops.stages import add_stage_arguments, read_stage
@@ -116,8 +117,8 @@ def read_promotion(directory: Path) -> tuple[dict, Path]:
 
 
 def store_artifact(s3, bucket: str, artifact: Path, digest: str) -> str:
-    """``models/promoted/<digest>/model.tar.gz`` in ``bucket``, written only if absent; existing bytes must match."""
-    key = f"models/promoted/{digest}/{ARTIFACT}"
+    """``models/sha256/<digest>/model.tar.gz`` in ``bucket``, written only if absent; existing bytes must match."""
+    key = model_key(digest)  # the content address the deploy function accepts (dog_breeds.model_store)
     try:
         with artifact.open("rb") as body:
             s3.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")

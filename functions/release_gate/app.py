@@ -3,7 +3,7 @@
 from aws_lambda_powertools import Logger
 
 from dog_breeds.adapters.clients import aws_client
-from dog_breeds.adapters.s3_objects import sha256_of
+from dog_breeds.adapters.s3_objects import store_by_digest
 from dog_breeds.adapters.sagemaker_control import SageMakerControl
 from dog_breeds.release_gate import read_gate_event, run_gate
 from dog_breeds.settings import CONTROL_PLANE_TIMEOUTS, ControlPlaneSettings, GateSettings
@@ -16,6 +16,7 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context) -> dict:
-    result = run_gate(sagemaker, read_gate_event(event), settings, gate, lambda url: sha256_of(s3, url))
+    request = read_gate_event(event)
+    result = run_gate(sagemaker, request, settings, gate, lambda url: store_by_digest(s3, url, settings.bucket))
     logger.info("release gate", extra=result)
     return result

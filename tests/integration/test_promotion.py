@@ -101,8 +101,8 @@ def test_the_approved_bytes_are_promoted_with_their_record(accounts, tmp_path):
     arn = register(sagemaker, TARGET, record, url, "us-east-1")
     # Then the target holds the same bytes under their digest, registered approved with the source's metrics
     digest = hashlib.sha256(ARTIFACT_BYTES).hexdigest()
-    assert url == f"s3://target-bucket/models/promoted/{digest}/model.tar.gz"
-    stored = s3.get_object(Bucket="target-bucket", Key=f"models/promoted/{digest}/model.tar.gz")["Body"].read()
+    assert url == f"s3://target-bucket/models/sha256/{digest}/model.tar.gz"
+    stored = s3.get_object(Bucket="target-bucket", Key=f"models/sha256/{digest}/model.tar.gz")["Body"].read()
     assert stored == ARTIFACT_BYTES
     package = sagemaker.describe_model_package(ModelPackageName=arn)
     assert package["ModelPackageGroupName"] == TARGET and package["ModelApprovalStatus"] == "Approved"
@@ -139,10 +139,10 @@ def test_bytes_already_stored_under_the_digest_must_be_the_digests(accounts, tmp
     export_approved(sagemaker, s3, SOURCE, tmp_path, judged(sagemaker))
     record, artifact = read_promotion(tmp_path)
     digest = record["artifact_sha256"]
-    s3.put_object(Bucket="target-bucket", Key=f"models/promoted/{digest}/model.tar.gz", Body=b"something else")
+    s3.put_object(Bucket="target-bucket", Key=f"models/sha256/{digest}/model.tar.gz", Body=b"something else")
     # Then the promotion refuses to register them
     with pytest.raises(PromotionRefused, match="other bytes"):
         store_artifact(s3, "target-bucket", artifact, digest)
     # And the same bytes stored before are accepted again (a rerun of a promotion)
-    s3.put_object(Bucket="target-bucket", Key=f"models/promoted/{digest}/model.tar.gz", Body=ARTIFACT_BYTES)
+    s3.put_object(Bucket="target-bucket", Key=f"models/sha256/{digest}/model.tar.gz", Body=ARTIFACT_BYTES)
     assert store_artifact(s3, "target-bucket", artifact, digest).endswith(f"{digest}/model.tar.gz")

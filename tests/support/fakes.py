@@ -46,6 +46,26 @@ class FakeSageMaker:
         self.calls.append((operation, argument))
 
     tags: dict[str, dict[str, str]] = field(default_factory=dict)  # by resource ARN
+    packages: dict[str, AwsDocument] = field(default_factory=dict)  # model package versions, by ARN
+
+    def describe_model_package(self, arn: str) -> AwsDocument | None:
+        return self.packages.get(arn)
+
+    def approved_package(self, model_data_url: str, status: str = "Approved", recorded: str | None = None) -> str:
+        """A version of the endpoint's group with ``status`` whose model is ``model_data_url`` (its digest, the
+        content address's, recorded unless ``recorded`` says otherwise)."""
+        group = SETTINGS.endpoint_name
+        version = 1 + sum(1 for p in self.packages.values() if p["ModelPackageGroupName"] == group)
+        arn = f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{group}/{version}"
+        digest = recorded if recorded is not None else model_data_url.rsplit("/", 2)[-2]
+        self.packages[arn] = {
+            "ModelPackageArn": arn,
+            "ModelPackageGroupName": group,
+            "ModelApprovalStatus": status,
+            "InferenceSpecification": {"Containers": [{"ModelDataUrl": model_data_url}]},
+            "CustomerMetadataProperties": {"artifact_sha256": digest},
+        }
+        return arn
 
     def completed_job(self, name: str, model_data_url: str, hyperparameters: dict | None = None) -> None:
         self.jobs[name] = {
@@ -158,7 +178,6 @@ class FakeRegistry(FakeSageMaker):
     """FakeSageMaker with the model registry: package groups and versions, by ARN, newest last."""
 
     groups: dict[str, AwsDocument] = field(default_factory=dict)
-    packages: dict[str, AwsDocument] = field(default_factory=dict)
 
     def ensure_model_package_group(self, name: str, description: str, tags: list[dict[str, str]]) -> None:
         self.groups.setdefault(name, {"description": description, "tags": tags})
@@ -173,9 +192,6 @@ class FakeRegistry(FakeSageMaker):
         arn = f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{group}/{version}"
         self.packages[arn] = {**request, "ModelPackageArn": arn}
         return arn
-
-    def describe_model_package(self, arn: str) -> AwsDocument | None:
-        return self.packages.get(arn)
 
     def update_model_package(self, arn: str, **changes: Any) -> None:
         self._write("update_model_package", (arn, changes))

@@ -39,7 +39,8 @@ def test_the_table_and_its_answers_are_constants():
 
 
 def test_a_deploy_request_is_a_value():
-    request = read_deploy_event({"training_job_name": "dog-breeds-job"}, EndpointDefaults("ml.m5.large", 1), "bucket")
+    package = "arn:aws:sagemaker:us-east-1:123456789012:model-package/dog-breed-classifier/1"
+    request = read_deploy_event({"model_package_arn": package}, EndpointDefaults("ml.m5.large", 1), "bucket")
     with pytest.raises(dataclasses.FrozenInstanceError):
         request.instance_count = 3
 

@@ -173,9 +173,9 @@ def test_the_artifact_is_stored_under_its_digest_once_and_never_over_other_bytes
     artifact = _exported(tmp_path) / "model.tar.gz"
     s3 = FakeS3()
     url = store_artifact(s3, "prod-bucket", artifact, DIGEST)
-    assert url == f"s3://prod-bucket/models/promoted/{DIGEST}/model.tar.gz"
+    assert url == f"s3://prod-bucket/models/sha256/{DIGEST}/model.tar.gz"
     assert store_artifact(s3, "prod-bucket", artifact, DIGEST) == url  # the same bytes again: fine
-    s3.objects[("prod-bucket", f"models/promoted/{DIGEST}/model.tar.gz")] = b"other"
+    s3.objects[("prod-bucket", f"models/sha256/{DIGEST}/model.tar.gz")] = b"other"
     with pytest.raises(PromotionRefused, match="holds other bytes than its name says"):
         store_artifact(s3, "prod-bucket", artifact, DIGEST)
 
@@ -190,8 +190,8 @@ def test_the_artifact_is_stored_under_its_digest_once_and_never_over_other_bytes
 def test_a_promoted_version_is_registered_approved_with_its_source_and_metrics():
     sagemaker = FakeSageMaker()
     record = {"source_package_arn": "arn:src/2", "artifact_sha256": DIGEST, "metrics": {"test:accuracy": "0.91"}}
-    arn = register(sagemaker, "prod-group", record, "s3://prod/models/promoted/x/model.tar.gz", "us-east-1")
-    register(sagemaker, "prod-group", record, "s3://prod/models/promoted/x/model.tar.gz", "us-east-1")  # again
+    arn = register(sagemaker, "prod-group", record, "s3://prod/models/sha256/x/model.tar.gz", "us-east-1")
+    register(sagemaker, "prod-group", record, "s3://prod/models/sha256/x/model.tar.gz", "us-east-1")  # again
     request = sagemaker.packages[arn]
     assert request["ClientToken"] == DIGEST[:32] and request["ModelPackageDescription"] == "promoted from arn:src/2"
     assert request["CustomerMetadataProperties"] == {
@@ -292,7 +292,7 @@ def test_the_command_exports_then_promotes_and_releases_only_when_asked(monkeypa
     (arn,) = target_sagemaker.packages
     assert (
         f"promoted {newest} into" in capsys.readouterr().out
-        and ("prod-bucket", f"models/promoted/{DIGEST}/model.tar.gz") in target_s3.objects
+        and ("prod-bucket", f"models/sha256/{DIGEST}/model.tar.gz") in target_s3.objects
     )
     succeeded = _Release("SUCCEEDED")
     main = _command(monkeypatch, {"sagemaker": FakeSageMaker(), "s3": FakeS3(), "stepfunctions": succeeded})

@@ -43,15 +43,28 @@ def _job(registry: FakeRegistry, name: str, accuracy: float | None, loss: float 
     return name
 
 
+def _digest(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()  # stands in for the bytes' digest: one per job
+
+
+def _stored(url: str) -> str:
+    """Where the gate's write-once copy of ``url``'s model lands (dog_breeds.model_store)."""
+    return f"s3://dog-breeds-artifacts/models/sha256/{_digest(url)}/model.tar.gz"
+
+
+def _store(url: str) -> tuple[str, str]:
+    return _stored(url), _digest(url)
+
+
 def _judge(registry: FakeRegistry, job: str, gate: GateSettings = GATE) -> dict:
-    return run_gate(registry, GateRequest(training_job_name=job), SETTINGS, gate, lambda url: f"sha-of-{url}")
+    return run_gate(registry, GateRequest(training_job_name=job), SETTINGS, gate, _store)
 
 
 def _serving(registry: FakeRegistry, accuracy: float) -> str:
     """An approved package whose model the endpoint serves now."""
     answer = _judge(registry, _job(registry, "serving-job", accuracy))
     assert answer["decision"] == APPROVED
-    registry.serve(GROUP, _artifact("serving-job"))
+    registry.serve(GROUP, _stored(_artifact("serving-job")))
     return answer["model_package_arn"]
 
 
@@ -126,14 +139,16 @@ def test_the_package_records_what_was_judged_and_a_retry_registers_it_once():
     assert package["ModelPackageGroupName"] == GROUP and package["ModelPackageDescription"] == f"trained by {job}"
     assert package["CustomerMetadataProperties"] == {
         "training_job_name": job,
-        "artifact_sha256": f"sha-of-{_artifact(job)}",
+        "artifact_sha256": _digest(_artifact(job)),
+        "trained_model_data_url": _artifact(job),
         "test:accuracy": "0.812346",
         "test:loss": "0.250000",
         "gate_decision": APPROVED,
     }
     (container,) = package["InferenceSpecification"]["Containers"]
-    assert container["ModelDataUrl"] == _artifact(job) and container["Image"].endswith(":2.6.0-cpu-py312")
-    assert first["deploy"] == {"training_job_name": job}
+    # the write-once copy of the judged bytes, not the job's mutable output key
+    assert container["ModelDataUrl"] == _stored(_artifact(job)) and container["Image"].endswith(":2.6.0-cpu-py312")
+    assert first["deploy"] == {"model_package_arn": first["model_package_arn"]}
     assert GROUP in registry.groups
 
 
@@ -165,7 +180,7 @@ def test_a_person_releases_an_approved_package_and_an_override_of_a_rejection_is
         release_approved_package(registry, rejected, SETTINGS)
     registry.update_model_package(rejected, ModelApprovalStatus=APPROVED, ApprovalDescription="checked by hand")
     answer = release_approved_package(registry, rejected, SETTINGS)
-    assert answer["decision"] == APPROVED and answer["deploy"] == {"model_data_url": _artifact("rejected")}
+    assert answer["decision"] == APPROVED and answer["deploy"] == {"model_package_arn": rejected}
     assert answer["reason"] == "released by a person's approval: checked by hand"
     assert answer["test_accuracy"] == 0.3 and answer["serving_test_accuracy"] is None
     assert registry.packages[rejected]["CustomerMetadataProperties"]["released_by"] == "override"
@@ -177,8 +192,8 @@ def test_the_gate_releases_a_named_approved_package_without_judging_it():
     registry = FakeRegistry()
     arn = _judge(registry, _job(registry, "approved", 0.9))["model_package_arn"]
     calls = len(registry.calls)
-    answer = run_gate(registry, GateRequest(release_model_package_arn=arn), SETTINGS, GATE, lambda url: "unused")
-    assert answer["model_package_arn"] == arn and answer["deploy"] == {"model_data_url": _artifact("approved")}
+    answer = run_gate(registry, GateRequest(release_model_package_arn=arn), SETTINGS, GATE, _store)
+    assert answer["model_package_arn"] == arn and answer["deploy"] == {"model_package_arn": arn}
     assert [operation for operation, _ in registry.calls[calls:]] == ["update_model_package"]  # nothing registered
 
 
@@ -212,11 +227,11 @@ def test_the_model_of_either_endpoint_kind_is_judged_against_the_packages_of_the
     settings = dataclasses.replace(SETTINGS, endpoint_kind=kind)
     registry = FakeRegistry()
     answer = run_gate(
-        registry, GateRequest(training_job_name=_job(registry, "serving-job", 0.8)), settings, GATE, lambda url: url
+        registry, GateRequest(training_job_name=_job(registry, "serving-job", 0.8)), settings, GATE, _store
     )
-    registry.serve(settings.serving_endpoint_name, _artifact("serving-job"))
+    registry.serve(settings.serving_endpoint_name, _stored(_artifact("serving-job")))
     assert settings.serving_endpoint_name != GROUP or kind == "instances"
     candidate = _job(registry, "candidate", 0.77)
-    judged = run_gate(registry, GateRequest(training_job_name=candidate), settings, GATE, lambda url: url)
+    judged = run_gate(registry, GateRequest(training_job_name=candidate), settings, GATE, _store)
     assert answer["decision"] == APPROVED
     assert judged["decision"] == REJECTED and judged["serving_test_accuracy"] == 0.8

@@ -11,12 +11,12 @@ from dataclasses import replace
 
 import pytest
 
-from dog_breeds.deploy_endpoint import deploy_endpoint, read_retire_event, retire_endpoint, variant_resource_id
+from dog_breeds.deploy_endpoint import read_retire_event, retire_endpoint, variant_resource_id
 from dog_breeds.errors import EndpointBusyError, InvalidEventError
 from dog_breeds.settings import EndpointDefaults, SettingsError
 from offline_stack.aws_rules.sagemaker import kind_change_refusal, serverless_config_refusal
-from tests.support.fakes import SETTINGS, FakeSageMaker, FakeScaling
-from tests.unit.test_deploy_and_scaling_states import JOB, MODEL_DATA, request
+from tests.support.fakes import SETTINGS, FakeScaling
+from tests.unit.test_deploy_and_scaling_states import PACKAGE, deploy, request, with_model
 
 SERVERLESS = replace(SETTINGS, endpoint_kind="serverless")
 SERVERLESS_NAME = "dog-breed-classifier-serverless"
@@ -28,9 +28,8 @@ def serverless_request(**changes):
 
 
 def test_the_serverless_endpoint_has_its_own_name_a_serverless_variant_and_a_model_without_isolation():
-    sagemaker = FakeSageMaker()
-    sagemaker.completed_job(JOB, MODEL_DATA)
-    result = deploy_endpoint(sagemaker, FakeScaling(), serverless_request(), SERVERLESS)
+    sagemaker = with_model()
+    result = deploy(sagemaker, FakeScaling(), serverless_request(), SERVERLESS)
     assert (result["endpoint_name"], result["endpoint_kind"], result["action"]) == (
         SERVERLESS_NAME,
         "serverless",
@@ -47,23 +46,19 @@ def test_the_serverless_endpoint_has_its_own_name_a_serverless_variant_and_a_mod
 
 
 def test_provisioned_concurrency_is_sent_only_when_asked_for():
-    sagemaker = FakeSageMaker()
-    sagemaker.completed_job(JOB, MODEL_DATA)
-    result = deploy_endpoint(
-        sagemaker, FakeScaling(), serverless_request(serverless_provisioned_concurrency=2), SERVERLESS
-    )
+    sagemaker = with_model()
+    result = deploy(sagemaker, FakeScaling(), serverless_request(serverless_provisioned_concurrency=2), SERVERLESS)
     variant = sagemaker.endpoint_configs[result["endpoint_config_name"]]["ProductionVariants"][0]
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 3072, "MaxConcurrency": 5, "ProvisionedConcurrency": 2}
 
 
 def test_instance_endpoints_keep_isolation_and_their_names():
-    sagemaker = FakeSageMaker()
-    sagemaker.completed_job(JOB, MODEL_DATA)
-    result = deploy_endpoint(sagemaker, FakeScaling(), request(), SETTINGS)
+    sagemaker = with_model()
+    result = deploy(sagemaker, FakeScaling(), request(), SETTINGS)
     model = next(arguments for operation, arguments in sagemaker.calls if operation == "create_model")
     assert result["endpoint_name"] == "dog-breed-classifier" and model["EnableNetworkIsolation"] is True
     # the same content gives the same names with either kind's settings
-    again = deploy_endpoint(FakeSageMaker(), FakeScaling(), request(job=None, model_data=MODEL_DATA), SETTINGS)
+    again = deploy(with_model(), FakeScaling(), request(PACKAGE), SETTINGS)
     assert again["endpoint_config_name"] == result["endpoint_config_name"]
 
 
@@ -76,17 +71,15 @@ def test_instance_endpoints_keep_isolation_and_their_names():
     ],
 )
 def test_what_serverless_cannot_do_is_refused_before_anything_is_created(changes, refused):
-    sagemaker = FakeSageMaker()
-    sagemaker.completed_job(JOB, MODEL_DATA)
+    sagemaker = with_model()
     with pytest.raises(InvalidEventError, match=refused):
-        deploy_endpoint(sagemaker, FakeScaling(), serverless_request(**changes), SERVERLESS)
+        deploy(sagemaker, FakeScaling(), serverless_request(**changes), SERVERLESS)
     assert sagemaker.writes() == []
 
 
 def test_provisioned_concurrency_equal_to_the_maximum_is_accepted():
-    sagemaker = FakeSageMaker()
-    sagemaker.completed_job(JOB, MODEL_DATA)
-    deploy_endpoint(sagemaker, FakeScaling(), serverless_request(serverless_provisioned_concurrency=5), SERVERLESS)
+    sagemaker = with_model()
+    deploy(sagemaker, FakeScaling(), serverless_request(serverless_provisioned_concurrency=5), SERVERLESS)
     assert "create_endpoint" in sagemaker.writes()
 
 
@@ -102,13 +95,12 @@ def test_the_stack_settings_refuse_serverless_with_data_capture_at_cold_start():
 
 
 def test_switching_kind_creates_the_new_endpoint_beside_the_serving_one_and_names_it_replaced():
-    sagemaker, scaling = FakeSageMaker(), FakeScaling()
-    sagemaker.completed_job(JOB, MODEL_DATA)
-    deploy_endpoint(sagemaker, scaling, request(), SETTINGS)
+    sagemaker, scaling = with_model(), FakeScaling()
+    deploy(sagemaker, scaling, request(), SETTINGS)
     sagemaker.endpoints["dog-breed-classifier"]["EndpointStatus"] = "InService"
     scaling.register_target(variant_resource_id("dog-breed-classifier"), 1, 3)
     sagemaker.calls.clear()
-    result = deploy_endpoint(sagemaker, scaling, serverless_request(), SERVERLESS)
+    result = deploy(sagemaker, scaling, serverless_request(), SERVERLESS)
     assert (result["action"], result["replaces"]) == ("created", "dog-breed-classifier")
     assert "delete_endpoint" not in sagemaker.writes() and "update_endpoint" not in sagemaker.writes()
     assert sagemaker.endpoints["dog-breed-classifier"]["EndpointStatus"] == "InService"  # still answering
@@ -122,11 +114,11 @@ def test_switching_kind_creates_the_new_endpoint_beside_the_serving_one_and_name
     assert retired == {"retired": "dog-breed-classifier", "action": "deleted", "autoscaling_deregistered": True}
     assert "dog-breed-classifier" not in sagemaker.endpoints and scaling.targets == {}
     assert retire_endpoint(sagemaker, scaling, "dog-breed-classifier", SERVERLESS)["action"] == "already-gone"
-    assert deploy_endpoint(sagemaker, scaling, serverless_request(), SERVERLESS)["replaces"] is None
+    assert deploy(sagemaker, scaling, serverless_request(), SERVERLESS)["replaces"] is None
 
 
 def test_retiring_never_touches_the_serving_endpoint_or_any_other():
-    sagemaker = FakeSageMaker()
+    sagemaker = with_model()
     for name in (SERVERLESS_NAME, "someone-elses-endpoint"):
         with pytest.raises(InvalidEventError, match="'dog-breed-classifier' \\(the endpoint a kind switch replaces\\)"):
             retire_endpoint(sagemaker, FakeScaling(), name, SERVERLESS)
@@ -136,7 +128,7 @@ def test_retiring_never_touches_the_serving_endpoint_or_any_other():
 @pytest.mark.parametrize(
     ("event", "expected"),
     [
-        ({"training_job_name": JOB}, None),
+        ({"model_package_arn": PACKAGE}, None),
         ({"retire_endpoint": "dog-breed-classifier"}, "dog-breed-classifier"),
     ],
 )

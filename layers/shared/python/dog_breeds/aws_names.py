@@ -13,6 +13,7 @@ import re
 ENDPOINT_NAME = re.compile(r"[a-z0-9](-*[a-z0-9]){0,62}")
 TRAINING_JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9]+\.[a-z0-9]+")
+MODEL_PACKAGE_ARN = re.compile(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[a-z0-9-]+/[0-9]+")
 
 PROJECT_TAG = {"Key": "project", "Value": "dog-breed-classifier"}
 

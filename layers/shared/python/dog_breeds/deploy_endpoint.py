@@ -1,4 +1,10 @@
-"""Deploy a trained model to the real-time endpoint: create it, or update it blue/green.
+"""Deploy an approved model to the real-time endpoint: create it, or update it blue/green.
+
+Only the model registry's door: the event names an **Approved** version of the endpoint's package group
+(``model_package_arn``); its model must be a content-addressed, write-once key (``models/sha256/<digest>/``,
+``dog_breeds.model_store``) whose digest the package records, and the object is read and its SHA-256 checked before
+CreateModel. A training job or an artifact URL is refused with what to do instead (the release gate registers a job's
+model; ``make register-model`` registers an artifact a person approves), so nothing unjudged or overwritten deploys.
 
 Model and endpoint-config names are derived from what they contain (model data, image, instance
 type and count), so deploying the same input twice creates nothing and changes nothing. An existing
@@ -30,25 +36,32 @@ SageMaker Serverless Inference", Feature exclusions): their model is created wit
 from __future__ import annotations
 
 import hashlib
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dog_breeds.aws_names import ENDPOINT_NAME, INSTANCE_TYPE, TRAINING_JOB_NAME, tags
+from dog_breeds.aws_names import ENDPOINT_NAME, INSTANCE_TYPE, MODEL_PACKAGE_ARN, tags
 from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
-from dog_breeds.control_events import deployment_specific, from_event, read_event, text_matching, whole_number
-from dog_breeds.errors import EndpointBusyError, InvalidEventError, TrainingNotCompleteError
-from dog_breeds.ports import EndpointDeployments, ScalableTargets, TrainingJobs
+from dog_breeds.control_events import from_event, read_event, text_matching, whole_number
+from dog_breeds.errors import EndpointBusyError, InvalidEventError, ModelIntegrityError
+from dog_breeds.model_store import MODEL_STORE_PREFIX, content_address
+from dog_breeds.ports import EndpointDeployments, ScalableTargets
 from dog_breeds.settings import ControlPlaneSettings, EndpointDefaults, serverless_refusal
 
 VARIANT_NAME = "AllTraffic"
 INFERENCE_PROGRAM = "inference.py"
 TAGS = tags()
 DATA_CAPTURE_PREFIX = "data-capture"
-# Where model artifacts may be deployed from: what the SageMaker execution role may read
-# (policies/sagemaker-execution.json, checked equal by tests/unit/test_policies.py). A model.tar.gz anywhere
-# else would leave the endpoint Failed ("could not access model data") after minutes; it is refused at once.
-MODEL_PREFIXES = ("training-output/", "models/")
+# Where deployed models are: the content-addressed store the endpoint role may read (policies/sagemaker-endpoint.json)
+MODEL_PREFIXES = (MODEL_STORE_PREFIX,)
+APPROVED = "Approved"
+ARTIFACT_SHA256 = "artifact_sha256"  # dog_breeds.release_gate's key on the package (checked equal by a test)
+REGISTRY_ONLY = (
+    "deploys come from the model registry: give model_package_arn, an Approved version of the endpoint's package "
+    "group. A training job's model is registered (and judged) by the release gate: start the pipeline with its "
+    'training_job_name, or invoke the release gate with {"training_job_name": ...}; an artifact of your own '
+    "(the starter model, a model trained elsewhere) is registered with make register-model MODEL=<model.tar.gz>"
+)
 BUSY_STATES = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 
 # BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds: "Valid Range: Minimum value of 600. Maximum value of
@@ -60,8 +73,11 @@ MAXIMUM_EXECUTION_TIMEOUT_SECONDS = (600, 28800)
 class DeployRequest:
     """The deploy function's event, with the endpoint defaults for what it leaves out."""
 
-    training_job_name: str | None = from_event(text_matching(TRAINING_JOB_NAME, "a SageMaker training job name"), None)
-    model_data_url: str | None = from_event(deployment_specific, None)  # a model.tar.gz in the project's bucket
+    model_package_arn: str = from_event(
+        text_matching(
+            MODEL_PACKAGE_ARN, "a model package version ARN (arn:aws:sagemaker:...:model-package/<group>/<n>)"
+        ),
+    )
     instance_type: str = from_event(text_matching(INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.large"))
     instance_count: int = from_event(whole_number(1, 10))
     inference_runtime: str
@@ -76,14 +92,11 @@ class DeployRequest:
 
 
 def read_deploy_event(event: Any, defaults: EndpointDefaults, bucket: str) -> DeployRequest:
-    prefixes = "|".join(re.escape(prefix) for prefix in MODEL_PREFIXES)
-    model_data = re.compile(rf"s3://{re.escape(bucket)}/(?:{prefixes})(?!.*\.\.)[A-Za-z0-9!_.*'()/-]+\.tar\.gz")
-    where = " or ".join(f"s3://{bucket}/{prefix}" for prefix in MODEL_PREFIXES)
-    in_bucket = text_matching(model_data, f"a model.tar.gz under {where} (what the endpoint's role may read)")
-    request = read_event(DeployRequest, event, defaults, checks={"model_data_url": in_bucket})
-    if (request.training_job_name is None) == (request.model_data_url is None):
-        raise InvalidEventError("give exactly one of training_job_name or model_data_url")
-    return request
+    if isinstance(event, dict) and ({"training_job_name", "model_data_url"} & set(event)):
+        raise InvalidEventError(f"training_job_name and model_data_url are not accepted: {REGISTRY_ONLY}")
+    if isinstance(event, dict) and "model_package_arn" not in event:
+        raise InvalidEventError(f"model_package_arn is missing: {REGISTRY_ONLY}")
+    return read_event(DeployRequest, event, defaults)
 
 
 def read_retire_event(event: Any) -> str | None:
@@ -97,15 +110,15 @@ def read_retire_event(event: Any) -> str | None:
 
 
 def deploy_endpoint(
-    sagemaker: EndpointDeployments, scaling: ScalableTargets, request: DeployRequest, settings: ControlPlaneSettings
+    sagemaker: EndpointDeployments,
+    scaling: ScalableTargets,
+    request: DeployRequest,
+    settings: ControlPlaneSettings,
+    sha256_of: Callable[[str], str],
 ) -> dict:
-    """Create or update the endpoint so that it serves ``request``'s model. Idempotent."""
-    if request.model_data_url is not None:
-        model_data_url = request.model_data_url
-    elif request.training_job_name is not None:
-        model_data_url = _completed_job_artifact(sagemaker, request.training_job_name)
-    else:
-        raise InvalidEventError("give exactly one of training_job_name or model_data_url")
+    """Create or update the endpoint so that it serves ``request``'s approved model. Idempotent. ``sha256_of(url)``
+    reads the model's bytes (their digest is checked before anything is created)."""
+    model_data_url = approved_model(sagemaker, request.model_package_arn, settings, sha256_of)
     serverless = settings.endpoint_kind == "serverless"
     if serverless:
         refusal = serverless_refusal(request)
@@ -180,6 +193,7 @@ def deploy_endpoint(
         "endpoint_kind": settings.endpoint_kind,
         "endpoint_config_name": name,
         "model_name": name,
+        "model_package_arn": request.model_package_arn,
         "model_data_url": model_data_url,
         "action": action,
         "autoscaling_deregistered": deregistered,
@@ -313,14 +327,35 @@ def data_capture_config(bucket: str, percent: int) -> dict | None:
     }
 
 
-def _completed_job_artifact(sagemaker: TrainingJobs, job_name: str) -> str:
-    job = sagemaker.describe_training_job(job_name)
-    if job is None:
-        raise InvalidEventError(f"training job {job_name} does not exist")
-    status = job["TrainingJobStatus"]
-    if status != "Completed":
-        reason = f": {job['FailureReason']}" if job.get("FailureReason") else ""
-        raise TrainingNotCompleteError(
-            f"training job {job_name} is {status}{reason}; only a Completed job's model can be deployed"
+def approved_model(
+    sagemaker: EndpointDeployments, package_arn: str, settings: ControlPlaneSettings, sha256_of: Callable[[str], str]
+) -> str:
+    """The content-addressed model URL of the Approved version ``package_arn``, once its bytes have the digest the
+    package and the key record; a clear refusal otherwise."""
+    group = settings.endpoint_name
+    package = sagemaker.describe_model_package(package_arn)
+    if package is None or package.get("ModelPackageGroupName") != group:
+        raise InvalidEventError(f"{package_arn} is not a version of the {group} model package group")
+    status = package.get("ModelApprovalStatus")
+    if status != APPROVED:
+        raise InvalidEventError(
+            f"{package_arn} is {status}; only an Approved version deploys (the release gate approves, or a person: "
+            f"aws sagemaker update-model-package --model-package-arn {package_arn} --model-approval-status Approved)"
         )
-    return job["ModelArtifacts"]["S3ModelArtifacts"]
+    url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    named = content_address(url, settings.bucket)
+    if named is None:
+        raise InvalidEventError(
+            f"{package_arn}'s model {url} is not under s3://{settings.bucket}/{MODEL_STORE_PREFIX}<sha256>/: only "
+            "content-addressed models deploy (make register-model stores and registers one)"
+        )
+    recorded = (package.get("CustomerMetadataProperties") or {}).get(ARTIFACT_SHA256)
+    if recorded != named:
+        raise ModelIntegrityError(f"{package_arn} records sha256 {recorded}, but its model's key names {named}")
+    actual = sha256_of(url)
+    if actual != named:
+        raise ModelIntegrityError(
+            f"{url} holds bytes with sha256 {actual}, not {named} as its key and {package_arn} record: the object "
+            "was overwritten; not deployed (find out who wrote it, then register the model again)"
+        )
+    return url

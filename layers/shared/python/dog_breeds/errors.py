@@ -139,5 +139,9 @@ class ResourceExistsError(AwsRequestRefusedError):
     """AWS refused to create a resource because one of that name exists (SageMaker's ResourceInUse)."""
 
 
+class ModelIntegrityError(ControlPlaneError):
+    """A model's bytes are not those its registry entry or its content address records."""
+
+
 class AwsUnreachableError(ControlPlaneError):
     """AWS could not be reached (network, endpoint URL); nothing was changed."""

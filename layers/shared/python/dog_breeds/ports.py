@@ -60,7 +60,9 @@ class TrainingJobs(Protocol):
 
 
 class EndpointDeployments(TrainingJobs, Protocol):
-    """Models, endpoint configs and the endpoint, for deploying a job's model (and reading the job)."""
+    """Models, endpoint configs and the endpoint, for deploying an approved registry version's model."""
+
+    def describe_model_package(self, arn: str) -> AwsDocument | None: ...
 
     def model_exists(self, name: str) -> bool: ...
 

@@ -8,17 +8,20 @@ requests now, not with the newest approval. Every decision is written on the pac
 
 A person can override a rejection: approve the package (``aws sagemaker update-model-package``) and start
 the pipeline with ``{"release_model_package_arn": ...}``; the override is recorded on the package.
+
+The package's model is not the job's output key (mutable) but a write-once copy of the judged bytes at
+``models/sha256/<digest>/model.tar.gz`` (``dog_breeds.model_store``), with the digest on the package: the deploy
+function deploys only that, of an Approved version (``deploy: {"model_package_arn": ...}``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dog_breeds.aws_names import TRAINING_JOB_NAME, tags
+from dog_breeds.aws_names import MODEL_PACKAGE_ARN, TRAINING_JOB_NAME, tags
 from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
 from dog_breeds.control_events import from_event, read_event, text_matching
 from dog_breeds.errors import InvalidEventError, TrainingNotCompleteError
@@ -34,7 +37,8 @@ ARTIFACT_SHA256 = "artifact_sha256"
 TRAINING_CODE = "training_code"
 # How many approved versions to search for the serving model's package.
 _SERVING_SEARCH_DEPTH = 20
-_PACKAGE_ARN = re.compile(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[a-z0-9-]+/[0-9]+")
+# The job's own output key, on the package (where the judged bytes came from)
+TRAINED_MODEL_DATA_URL = "trained_model_data_url"
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,9 @@ class GateRequest:
     """The gate's event: a job to judge, or an approved package version to release (the override)."""
 
     training_job_name: str | None = from_event(text_matching(TRAINING_JOB_NAME, "a SageMaker training job name"), None)
-    release_model_package_arn: str | None = from_event(text_matching(_PACKAGE_ARN, "a model package version ARN"), None)
+    release_model_package_arn: str | None = from_event(
+        text_matching(MODEL_PACKAGE_ARN, "a model package version ARN"), None
+    )
 
 
 def read_gate_event(event: Any) -> GateRequest:
@@ -57,12 +63,13 @@ def run_gate(
     request: GateRequest,
     settings: ControlPlaneSettings,
     gate: GateSettings,
-    artifact_digest: Callable[[str], str],
+    store_model: Callable[[str], tuple[str, str]],
 ) -> dict:
-    """``artifact_digest``: the SHA-256 of the model.tar.gz at an S3 URL (recorded on the package, so a promotion
-    can prove it carries the bytes that were judged)."""
+    """``store_model(url)``: copy the model.tar.gz at ``url`` to its write-once content address; return (that URL,
+    its SHA-256). Both are recorded on the package, so a deploy or a promotion can prove it carries the judged
+    bytes."""
     if request.training_job_name:
-        return judge_candidate(sagemaker, request.training_job_name, settings, gate, artifact_digest)
+        return judge_candidate(sagemaker, request.training_job_name, settings, gate, store_model)
     if request.release_model_package_arn:
         return release_approved_package(sagemaker, request.release_model_package_arn, settings)
     raise InvalidEventError("give exactly one of training_job_name or release_model_package_arn")
@@ -73,16 +80,18 @@ def judge_candidate(
     job_name: str,
     settings: ControlPlaneSettings,
     gate: GateSettings,
-    artifact_digest: Callable[[str], str],
+    store_model: Callable[[str], tuple[str, str]],
 ) -> dict:
-    """Register ``job_name``'s model as a package version with its test metrics; approve or reject it."""
+    """Register ``job_name``'s model (its write-once copy) as a package version with its test metrics; approve or
+    reject it."""
     job = sagemaker.describe_training_job(job_name)
     if job is None or job["TrainingJobStatus"] != "Completed":
         status = "missing" if job is None else job["TrainingJobStatus"]
         raise TrainingNotCompleteError(f"training job {job_name} is {status}; only a Completed job can be judged")
     metrics = {item["MetricName"]: item["Value"] for item in job.get("FinalMetricDataList", [])}
     accuracy = metrics.get(ACCURACY)
-    model_data_url = job["ModelArtifacts"]["S3ModelArtifacts"]
+    trained_model_data_url = job["ModelArtifacts"]["S3ModelArtifacts"]
+    model_data_url, digest = store_model(trained_model_data_url)
     code = [
         channel["DataSource"]["S3DataSource"]["S3Uri"]
         for channel in job.get("InputDataConfig", [])
@@ -107,7 +116,8 @@ def judge_candidate(
             "ModelApprovalStatus": PENDING,
             "CustomerMetadataProperties": {
                 "training_job_name": job_name,
-                ARTIFACT_SHA256: artifact_digest(model_data_url),
+                ARTIFACT_SHA256: digest,
+                TRAINED_MODEL_DATA_URL: trained_model_data_url,
                 **{name: f"{value:.6f}" for name, value in metrics.items() if name in (ACCURACY, LOSS)},
                 "gate_decision": decision,  # kept when a person later changes the approval status
                 **({TRAINING_CODE: code[0]} if code else {}),
@@ -123,7 +133,7 @@ def judge_candidate(
         "model_package_arn": package_arn,
         "test_accuracy": accuracy,
         "serving_test_accuracy": serving["accuracy"] if serving else None,
-        "deploy": {"training_job_name": job_name},
+        "deploy": {"model_package_arn": package_arn},
     }
 
 
@@ -141,7 +151,6 @@ def release_approved_package(sagemaker: ModelRegistry, package_arn: str, setting
     properties = dict(package.get("CustomerMetadataProperties") or {})
     properties["released_by"] = "manual approval" if properties.get("gate_decision") != REJECTED else "override"
     sagemaker.update_model_package(package_arn, CustomerMetadataProperties=properties)
-    model_data_url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     reason = f"released by a person's approval: {package.get('ApprovalDescription', '(no description)')}"
     return {
         "decision": APPROVED,
@@ -149,7 +158,7 @@ def release_approved_package(sagemaker: ModelRegistry, package_arn: str, setting
         "model_package_arn": package_arn,
         "test_accuracy": _number(properties.get(ACCURACY)),
         "serving_test_accuracy": None,
-        "deploy": {"model_data_url": model_data_url},
+        "deploy": {"model_package_arn": package_arn},
     }
 
 

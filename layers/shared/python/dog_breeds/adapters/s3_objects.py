@@ -1,11 +1,14 @@
-"""Reading S3 objects whole without holding them: the digest of a model artifact."""
+"""Reading S3 objects whole without holding them: the digest of a model artifact, and its write-once copy."""
 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from typing import Any
 
-from dog_breeds.adapters.aws_calls import call_aws
+from dog_breeds.adapters.aws_calls import call_aws, describe_aws
+from dog_breeds.errors import ModelIntegrityError
+from dog_breeds.model_store import model_key
 
 _CHUNK = 1024 * 1024
 
@@ -30,3 +33,33 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> list[tuple[str, str, int]
         if not page.get("IsTruncated"):
             return found
         token = {"ContinuationToken": page["NextContinuationToken"]}
+
+
+def store_by_digest(s3: Any, url: str, bucket: str) -> tuple[str, str]:
+    """Copy the object at ``url`` to its content-addressed key in ``bucket`` (written once); return (its URL, its
+    SHA-256). The bytes are hashed as they are read and the same bytes are written, so the digest is of what is stored
+    (spooled to /tmp past 64 MiB). A key that exists already must hold those bytes: read back and compared."""
+    source_bucket, _, key = url.removeprefix("s3://").partition("/")
+    body = call_aws("s3", s3, "get_object", Bucket=source_bucket, Key=key)["Body"]
+    digest = hashlib.sha256()
+    with tempfile.SpooledTemporaryFile(max_size=64 * _CHUNK) as copy:
+        for chunk in iter(lambda: body.read(_CHUNK), b""):
+            digest.update(chunk)
+            copy.write(chunk)
+        copy.seek(0)
+        target = model_key(digest.hexdigest())
+        written = describe_aws(
+            "s3",
+            s3,
+            "put_object",
+            ("PreconditionFailed", "ConditionalRequestConflict"),
+            Bucket=bucket,
+            Key=target,
+            Body=copy,
+            ContentType="application/gzip",
+            IfNoneMatch="*",
+        )
+    stored = f"s3://{bucket}/{target}"
+    if written is None and sha256_of(s3, stored) != digest.hexdigest():
+        raise ModelIntegrityError(f"{stored} holds other bytes than its name says: someone wrote that key; not used")
+    return stored, digest.hexdigest()
