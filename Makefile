@@ -20,7 +20,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup lock checkov-venv test captured plan reliability bench mutation preflight destroy bootstrap-stage package deploy-stage train-stage record-release rollback-stage integration-test export-model promote-model destroy-stage pipeline-rehearsal container-versions container-versions-venvs lambda-image lint build deploy upload-data upload-weights starter-model local-invoke start-api local-down clean
+.PHONY: help demo serve setup lock checkov-venv test captured plan reliability bench mutation preflight destroy bootstrap-stage package deploy-stage train-stage record-release rollback-stage integration-test export-model promote-model register-model destroy-stage pipeline-rehearsal container-versions container-versions-venvs lambda-image lint build deploy upload-data upload-weights starter-model local-invoke start-api local-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{name[NR] = $$1; text[NR] = $$2; \
@@ -191,6 +191,10 @@ export-model: setup ## write a stage's newest approved model and its record to P
 
 promote-model: setup ## promote PROMOTION_DIR's approved model into a stage and release it there: STAGE=prod
 	$(STAGE_REGION) $(OFFLINE_PATH) $(BIN)/python -m ops.promote_model promote $(STAGE_ARGS) --dir $(PROMOTION_DIR) --release
+
+register-model: setup ## register a model.tar.gz of your own as an Approved version (a person's approval): STAGE=... MODEL=... REASON=...
+	@test -n "$(MODEL)" -a -n "$(REASON)" || { echo "MODEL (a model.tar.gz) and REASON (why it may serve) are required"; exit 2; }
+	$(STAGE_REGION) $(OFFLINE_PATH) $(BIN)/python -m ops.register_model $(STAGE_ARGS) --model "$(MODEL)" --reason "$(REASON)"
 
 destroy-stage: setup ## delete a stage's stack (a feature branch's: FEATURE_BRANCH=...) and what its pipeline made
 	$(STAGE_REGION) PATH=$(abspath $(BIN)):$$PATH $(OFFLINE_PATH) $(BIN)/python -m ops.destroy \

@@ -26,7 +26,6 @@ from offline_stack.stack import OfflineStack
 from offline_stack.synthetic_images import CLASS_FOLDERS, class_image, encoded_image, write_image_folder
 
 PHOTOS = PROJECT_ROOT / "tests" / "data" / "photos"
-STARTER_MODEL_KEY = "models/starter-model/model.tar.gz"
 
 
 # Transfer learning as the original course project did it, with real ImageNet weights that work offline: a
@@ -242,14 +241,15 @@ def _finished(stack: OfflineStack, trial: Trial, timeout_seconds: float) -> Tria
 
 
 def deploy_starter_model(stack: OfflineStack, say=print) -> dict:
-    """Build the starter model (starter_model.py), store it in the bucket, deploy it to the endpoint blue/green."""
+    """Build the starter model (starter_model.py), register it as an Approved version (``make register-model``: a
+    person's approval, as it is not trained here), deploy it to the endpoint blue/green."""
     from starter_model import build_starter_artifact, write_model_tarball
 
     build_starter_artifact(stack.work_dir / "starter-model" / "model")
     tarball = stack.work_dir / "starter-model" / "model.tar.gz"
     write_model_tarball(stack.work_dir / "starter-model" / "model", tarball)
-    stack.s3.upload_file(str(tarball), stack.bucket, STARTER_MODEL_KEY)
-    deployment = stack.invoke("DeployEndpointFunction", {"model_data_url": f"s3://{stack.bucket}/{STARTER_MODEL_KEY}"})
+    package = stack.register_model(tarball.read_bytes(), "the starter model: ImageNet's dog classes, no training")
+    deployment = stack.invoke("DeployEndpointFunction", {"model_package_arn": package})
     stack.settle_endpoints()
     say(f"      endpoint {deployment['endpoint_name']} {deployment['action']} to the starter model, blue/green")
     return deployment

@@ -6,10 +6,12 @@ The offline stack (moto for S3, SageMaker and Application Auto Scaling; the Sage
 model container) listening on every interface of its container, so the Lambda containers SAM starts on the
 same Docker network reach it by the container's name. Before it says it is ready it:
 
-1. serves a trained model on the stack's endpoint: the artifact cached in ``DIR/model.tar.gz``, or, the first
-   time, a small CNN trained here on the demo's generated breeds (``QUICK_HYPERPARAMETERS``, about 15 s on
-   2 cores: what SAM's path needs is a real model behind a real endpoint, not accuracy) and then cached;
-2. creates what the sample events in events/ refer to (the bucket, training data, a Completed job).
+1. serves a trained model on the stack's endpoint (registered as an Approved version, as everything deployed is):
+   the artifact cached in ``DIR/model.tar.gz``, or, the first time, a small CNN trained here on the demo's
+   generated breeds (``QUICK_HYPERPARAMETERS``, about 15 s on 2 cores: what SAM's path needs is a real model behind
+   a real endpoint, not accuracy) and then cached;
+2. creates what the sample events in events/ refer to (the bucket, training data, a Completed job, the Approved
+   versions the deploy events name).
 
 Then it writes ``DIR/ready.json`` and serves until stopped.
 """
@@ -24,10 +26,10 @@ import threading
 from pathlib import Path
 
 from offline_stack.demo_steps import QUICK_HYPERPARAMETERS, write_demo_data
-from offline_stack.sample_events import create_event_inputs, create_sample_training_job
+from offline_stack.sam_template import PSEUDO_PARAMETERS
+from offline_stack.sample_events import create_event_inputs, create_sample_packages, create_sample_training_job
 from offline_stack.stack import OfflineStack
-
-CACHED_MODEL_KEY = "training-output/sam-local/model.tar.gz"
+from ops.register_model import register_approved
 
 
 def train(stack: OfflineStack, hyperparameters: dict, say=print) -> str:
@@ -51,16 +53,21 @@ def deploy_and_scale(stack: OfflineStack, event: dict, say=print) -> None:
 
 
 def serve_model(stack: OfflineStack, cache: Path, say=print) -> None:
+    """The demo model, registered as an Approved version (the deploy function deploys nothing else) and deployed."""
     if cache.is_file():
         say(f"serving the cached model {cache}")
-        stack.s3.upload_file(str(cache), stack.bucket, CACHED_MODEL_KEY)
-        deploy_and_scale(stack, {"model_data_url": f"s3://{stack.bucket}/{CACHED_MODEL_KEY}"}, say)
-        return
-    model_artifacts = train(stack, QUICK_HYPERPARAMETERS, say)
-    deploy_and_scale(stack, {"model_data_url": model_artifacts}, say)
-    bucket, _, key = model_artifacts.removeprefix("s3://").partition("/")
-    stack.s3.download_file(bucket, key, str(cache))
-    say(f"cached the trained model in {cache}")
+        body = cache.read_bytes()
+    else:
+        model_artifacts = train(stack, QUICK_HYPERPARAMETERS, say)
+        bucket, _, key = model_artifacts.removeprefix("s3://").partition("/")
+        body = stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        cache.write_bytes(body)
+        say(f"cached the trained model in {cache}")
+    group, region = stack.template.parameters["EndpointName"], PSEUDO_PARAMETERS["AWS::Region"]
+    package = register_approved(
+        stack.sagemaker, stack.s3, stack.bucket, group, body, region, "the sam local demo model"
+    )
+    deploy_and_scale(stack, {"model_package_arn": package}, say)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(args.work_dir / "stack", ignore_errors=True)
     with OfflineStack(args.work_dir / "stack", log=say, quiet_functions=True, listen=listen) as stack:
         write_demo_data(stack, None, say)
+        create_sample_packages(stack.sagemaker, stack.s3)  # first: the deploy events name versions 1 and 2
         serve_model(stack, args.work_dir / "model.tar.gz", say)
         create_sample_training_job(stack.sagemaker, stack.s3)
         create_event_inputs(stack.s3)

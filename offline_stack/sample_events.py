@@ -20,6 +20,11 @@ EVENTS_DIR = PROJECT_ROOT / "events"
 OFFLINE_BUCKET = SamTemplate.load().physical_id("ArtifactsBucket")
 # A training job the control-plane events refer to (the tests create it first).
 SAMPLE_TRAINING_JOB = "dog-breeds-2026-11-25-12-00-00-a1b2"
+# The Approved model package versions the deploy events name (the tests register them first: create_sample_packages)
+SAMPLE_PACKAGE_GROUP = SamTemplate.load().parameters["EndpointName"]
+SAMPLE_PACKAGES = [
+    f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{SAMPLE_PACKAGE_GROUP}/{version}" for version in (1, 2)
+]
 SAMPLE_SOURCE = f"s3://{OFFLINE_BUCKET}/code/training_jobs-0f1e2d3c4b5a6978/sourcedir.tar.gz"
 
 
@@ -78,7 +83,6 @@ def sample_events() -> dict[str, dict]:
 
 
 def control_plane_events() -> dict[str, dict]:
-    model_data = f"s3://{OFFLINE_BUCKET}/training-output/{SAMPLE_TRAINING_JOB}/output/model.tar.gz"
     return {
         # No source_s3_uri: the function stores and runs the training code deployed with it.
         "start-training.json": {"hyperparameters": {"epochs": 5, "learning-rate": 0.01}},
@@ -89,8 +93,11 @@ def control_plane_events() -> dict[str, dict]:
             "source_s3_uri": SAMPLE_SOURCE,
         },
         "start-training-bad.json": {"hyperparameters": {"lr": 0.1}, "instance_count": 0, "colour": "blue"},
-        "deploy-endpoint-from-job.json": {"training_job_name": SAMPLE_TRAINING_JOB},
-        "deploy-endpoint-from-model-data.json": {"model_data_url": model_data, "instance_type": "ml.c5.large"},
+        "deploy-endpoint-approved.json": {"model_package_arn": SAMPLE_PACKAGES[0]},
+        "deploy-endpoint-another-approved-on-c5.json": {
+            "model_package_arn": SAMPLE_PACKAGES[1],
+            "instance_type": "ml.c5.large",
+        },
         "deploy-endpoint-bad.json": {
             "training_job_name": SAMPLE_TRAINING_JOB,
             "model_data_url": "s3://elsewhere/m.tar.gz",
@@ -118,6 +125,19 @@ def create_sample_training_job(sagemaker, s3) -> None:
     artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
     bucket, _, key = artifact.removeprefix("s3://").partition("/")
     s3.put_object(Bucket=bucket, Key=key, Body=b"the sample job's model.tar.gz (a placeholder: nothing loads it)")
+
+
+def create_sample_packages(sagemaker, s3) -> None:
+    """The Approved versions the deploy events name: two placeholder models at their content addresses, registered as
+    ``make register-model`` registers an artifact (nothing loads them: moto runs no container)."""
+    from ops.register_model import register_approved
+
+    for number, arn in enumerate(SAMPLE_PACKAGES, start=1):
+        body = f"sample model {number} (a placeholder: nothing loads it)".encode()
+        registered = register_approved(
+            sagemaker, s3, OFFLINE_BUCKET, SAMPLE_PACKAGE_GROUP, body, "us-east-1", f"sample model {number}"
+        )
+        assert registered == arn, (registered, arn)  # the events name them by these ARNs
 
 
 def create_event_inputs(s3) -> None:

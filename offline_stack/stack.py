@@ -187,6 +187,22 @@ class OfflineStack(contextlib.AbstractContextManager):
         with LambdaFunction(logical_id, self.template, self.function_environment(logical_id)) as function:
             return function.invoke(event)
 
+    def register_model(self, body: bytes, reason: str) -> str:
+        """``make register-model`` as the operator: ``body`` (a model.tar.gz) stored at its content address and
+        registered as an Approved version of the endpoint's group; its ARN (the deploy function's input)."""
+        from ops.register_model import register_approved
+
+        group, region = self.template.parameters["EndpointName"], PSEUDO_PARAMETERS["AWS::Region"]
+        return register_approved(self.sagemaker, self.s3, self.bucket, group, body, region, reason)
+
+    def register_job_model(self, job_name: str) -> str:
+        """A training job's model through the release gate (as the pipeline's JudgeCandidate step); its version's
+        ARN. Raises when the gate does not approve it."""
+        judged = self.invoke("ReleaseGateFunction", {"training_job_name": job_name})
+        if judged["decision"] != "Approved":
+            raise RuntimeError(f"the release gate refused {job_name}: {judged['reason']}")
+        return judged["model_package_arn"]
+
     @property
     def pipeline(self) -> PipelineRuns:
         """The template's state machine, executing its ASL file here (from the first use on, jobs and endpoints

@@ -42,8 +42,11 @@ def deploy(stack: OfflineStack, model_dir: Path, name: str) -> dict:
 
 
 def deploy_uploaded(stack: OfflineStack, model_data_url: str) -> dict:
-    """Deploy an artifact already in S3 (what a training job left) and wait until the endpoint settles."""
-    deployment = stack.invoke("DeployEndpointFunction", {"model_data_url": model_data_url})
+    """Register an artifact already in S3 as an Approved version, deploy it and wait until the endpoint settles."""
+    bucket, _, key = model_data_url.removeprefix("s3://").partition("/")
+    body = stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    package = stack.register_model(body, f"reliability: {key}")
+    deployment = stack.invoke("DeployEndpointFunction", {"model_package_arn": package})
     stack.settle_endpoints()
     return deployment
 

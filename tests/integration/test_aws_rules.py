@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from offline_stack.aws_rules import sagemaker as sagemaker_rules
 from offline_stack.control_plane import sagemaker_state
 from offline_stack.sam_template import SamTemplate
-from offline_stack.sample_events import OFFLINE_BUCKET
+from offline_stack.sample_events import SAMPLE_PACKAGES
 from tests.conftest import load_event
 
 ENDPOINT_NAME = SamTemplate.load().parameters["EndpointName"]
@@ -62,7 +62,7 @@ def test_a_failed_endpoint_refuses_updates_and_the_deploy_function_deletes_it_th
 ):
     sagemaker = control_plane.client("sagemaker")
     with control_function("DeployEndpointFunction") as function:
-        function.invoke(load_event("deploy-endpoint-from-job.json"))
+        function.invoke(load_event("deploy-endpoint-approved.json"))
         sagemaker_state().endpoints[ENDPOINT_NAME].endpoint_status = "Failed"  # what a model that cannot load does
         # SageMaker refuses any update of a Failed endpoint
         other = _config(sagemaker, f"{ENDPOINT_NAME}-by-hand", "ml.m5.large")
@@ -70,10 +70,10 @@ def test_a_failed_endpoint_refuses_updates_and_the_deploy_function_deletes_it_th
             sagemaker.update_endpoint(EndpointName=ENDPOINT_NAME, EndpointConfigName=other)
         assert _code(refusal) == "ValidationException"
         # so the deploy function deletes it (the pipeline waits), and the next deploy creates it again
-        deleted = function.invoke(load_event("deploy-endpoint-from-model-data.json"))
+        deleted = function.invoke(load_event("deploy-endpoint-another-approved-on-c5.json"))
         assert deleted["action"] == "deleted-failed"
         assert ENDPOINT_NAME not in {e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]}
-        created = function.invoke(load_event("deploy-endpoint-from-model-data.json"))
+        created = function.invoke(load_event("deploy-endpoint-another-approved-on-c5.json"))
     assert created["action"] == "created"
     assert sagemaker.describe_endpoint(EndpointName=ENDPOINT_NAME)["EndpointStatus"] == "InService"
 
@@ -82,7 +82,7 @@ def test_a_failed_endpoint_refuses_updates_and_the_deploy_function_deletes_it_th
 def test_an_endpoint_in_progress_refuses_updates(control_function, control_plane, status):
     sagemaker = control_plane.client("sagemaker")
     with control_function("DeployEndpointFunction") as function:
-        function.invoke(load_event("deploy-endpoint-from-job.json"))
+        function.invoke(load_event("deploy-endpoint-approved.json"))
     sagemaker_state().endpoints[ENDPOINT_NAME].endpoint_status = status
     other = _config(sagemaker, f"{ENDPOINT_NAME}-by-hand", "ml.m5.large")
     with pytest.raises(ClientError, match="in-progress") as refusal:
@@ -97,7 +97,7 @@ def test_an_instance_type_change_of_an_auto_scaled_variant_is_refused_and_the_de
     scaling = control_plane.client("application-autoscaling")
     resource = f"endpoint/{ENDPOINT_NAME}/variant/AllTraffic"
     with control_function("DeployEndpointFunction") as deploy, control_function("RegisterAutoscalingFunction") as scale:
-        deploy.invoke(load_event("deploy-endpoint-from-job.json"))  # ml.m5.large
+        deploy.invoke(load_event("deploy-endpoint-approved.json"))  # ml.m5.large
         scale.invoke(load_event("register-autoscaling.json"))
         # SageMaker refuses an update that changes an auto-scaled variant's instance type
         bigger = _config(sagemaker, f"{ENDPOINT_NAME}-by-hand", "ml.c5.large")
@@ -108,7 +108,7 @@ def test_an_instance_type_change_of_an_auto_scaled_variant_is_refused_and_the_de
         same_type = _config(sagemaker, f"{ENDPOINT_NAME}-same-type", "ml.m5.large")
         sagemaker.update_endpoint(EndpointName=ENDPOINT_NAME, EndpointConfigName=same_type)
         # The deploy function takes the variant out of auto-scaling first, then updates
-        updated = deploy.invoke(load_event("deploy-endpoint-from-model-data.json"))  # ml.c5.large
+        updated = deploy.invoke(load_event("deploy-endpoint-another-approved-on-c5.json"))  # ml.c5.large
         assert (updated["action"], updated["autoscaling_deregistered"]) == ("updated", True)
         assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
         assert _serving(sagemaker) == updated["endpoint_config_name"]
@@ -122,10 +122,10 @@ def test_a_blue_green_update_needs_room_for_both_fleets_in_the_instance_quota(co
     sagemaker = control_plane.client("sagemaker")
     with control_function("DeployEndpointFunction", ENDPOINT_INSTANCE_COUNT="2") as function:
         quota("ml.m5.large", 3)
-        function.invoke(load_event("deploy-endpoint-from-job.json"))  # 2 of 3 instances
+        function.invoke(load_event("deploy-endpoint-approved.json"))  # 2 of 3 instances
         serving = _serving(sagemaker)
         # A new model needs a second fleet of 2 beside the first: 4 > 3
-        newer = {"model_data_url": f"s3://{OFFLINE_BUCKET}/models/newer/model.tar.gz", "instance_type": "ml.m5.large"}
+        newer = {"model_package_arn": SAMPLE_PACKAGES[1], "instance_type": "ml.m5.large"}
         with pytest.raises(Exception, match="ResourceLimitExceeded") as refusal:
             function.invoke(newer)
         assert "ml.m5.large for endpoint usage" in str(refusal.value)
@@ -141,7 +141,7 @@ def test_a_new_endpoint_beyond_the_instance_quota_is_refused(control_function, c
         control_function("DeployEndpointFunction", ENDPOINT_INSTANCE_COUNT="2") as function,
         pytest.raises(Exception, match="ResourceLimitExceeded"),
     ):
-        function.invoke(load_event("deploy-endpoint-from-job.json"))
+        function.invoke(load_event("deploy-endpoint-approved.json"))
     assert control_plane.client("sagemaker").list_endpoints()["Endpoints"] == []
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from botocore.stub import Stubber
 
-from offline_stack.sample_events import OFFLINE_BUCKET, SAMPLE_TRAINING_JOB
+from offline_stack.sample_events import OFFLINE_BUCKET, SAMPLE_PACKAGES, SAMPLE_TRAINING_JOB
 from tests.conftest import ENDPOINT_NAME, load_event
 from tests.event_expectations import CONTROL_EVENTS, EXPECTATIONS
 from tests.support.control_outcomes import assert_control_outcome, code_channel
@@ -93,9 +92,9 @@ def _deployed(control_plane, name=ENDPOINT_NAME):
     return endpoint, config, model
 
 
-def test_deploy_from_a_completed_job_creates_model_config_and_endpoint(control_function, control_plane):
+def test_deploy_of_an_approved_version_creates_model_config_and_endpoint(control_function, control_plane):
     with control_function("DeployEndpointFunction") as function:
-        result = function.invoke(load_event("deploy-endpoint-from-job.json"))
+        result = function.invoke(load_event("deploy-endpoint-approved.json"))
     endpoint, config, model = _deployed(control_plane)
     assert result["action"] == "created"
     assert endpoint["EndpointConfigName"] == result["endpoint_config_name"]
@@ -108,13 +107,15 @@ def test_deploy_from_a_completed_job_creates_model_config_and_endpoint(control_f
     container = model["PrimaryContainer"]
     assert container["Image"] == IMAGE_PREFIX + "pytorch-inference:2.6.0-cpu-py312"
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
-    assert container["ModelDataUrl"].endswith(f"/training-output/{SAMPLE_TRAINING_JOB}/output/model.tar.gz")
+    package = control_plane.client("sagemaker").describe_model_package(ModelPackageName=SAMPLE_PACKAGES[0])
+    assert container["ModelDataUrl"] == package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    assert container["ModelDataUrl"].startswith(f"s3://{OFFLINE_BUCKET}/models/sha256/")
 
 
 def test_deploying_the_same_model_again_changes_nothing(control_function, control_plane):
     with control_function("DeployEndpointFunction") as function:
-        first = function.invoke(load_event("deploy-endpoint-from-job.json"))
-        second = function.invoke(load_event("deploy-endpoint-from-job.json"))
+        first = function.invoke(load_event("deploy-endpoint-approved.json"))
+        second = function.invoke(load_event("deploy-endpoint-approved.json"))
     sagemaker = control_plane.client("sagemaker")
     assert (first["action"], second["action"]) == ("created", "unchanged")
     assert first["endpoint_config_name"] == second["endpoint_config_name"]
@@ -124,7 +125,7 @@ def test_deploying_the_same_model_again_changes_nothing(control_function, contro
 
 def test_by_default_an_endpoint_keeps_nothing_of_its_requests(control_function, control_plane):
     with control_function("DeployEndpointFunction") as function:
-        deployed = function.invoke(load_event("deploy-endpoint-from-job.json"))
+        deployed = function.invoke(load_event("deploy-endpoint-approved.json"))
     config = control_plane.client("sagemaker").describe_endpoint_config(
         EndpointConfigName=deployed["endpoint_config_name"]
     )
@@ -136,13 +137,13 @@ def test_a_new_model_updates_the_existing_endpoint_blue_green(control_function, 
     # (with data capture opted in at 5 %, as DataCapturePercent=5 deploys it)
     with control_function("DeployEndpointFunction", DATA_CAPTURE_PERCENT="5") as function:
         # Given an endpoint serving the first model
-        first = function.invoke(load_event("deploy-endpoint-from-job.json"))
+        first = function.invoke(load_event("deploy-endpoint-approved.json"))
         sent: list[dict] = []  # what the function asks of SageMaker (recorded, not stubbed: moto answers)
         function.module.sagemaker.client.meta.events.register(
             "provide-client-params.sagemaker.UpdateEndpoint", lambda params, **_: sent.append(dict(params))
         )
         # When another model (on another instance type) is deployed
-        second = function.invoke(load_event("deploy-endpoint-from-model-data.json"))
+        second = function.invoke(load_event("deploy-endpoint-another-approved-on-c5.json"))
     # Then a new config was made and the endpoint was updated to it, not deleted and re-created
     configs = {c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]}
     assert second["action"] == "updated"
@@ -171,39 +172,44 @@ def test_a_new_model_updates_the_existing_endpoint_blue_green(control_function, 
     )
 
 
-def test_deploy_refuses_model_data_outside_the_projects_bucket(control_function, control_plane):
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"model_data_url": f"s3://{OFFLINE_BUCKET}/training-output/{SAMPLE_TRAINING_JOB}/output/model.tar.gz"},
+        {"training_job_name": SAMPLE_TRAINING_JOB},
+    ],
+)
+def test_deploy_refuses_anything_but_a_registry_version_and_says_what_to_do(control_function, control_plane, event):
     with control_function("DeployEndpointFunction") as function, pytest.raises(Exception) as refusal:
-        function.invoke({"model_data_url": "s3://someone-elses-bucket/training-output/x/output/model.tar.gz"})
+        function.invoke(event)
     assert type(refusal.value).__name__ == "InvalidEventError"
-    assert "model_data_url" in str(refusal.value) and OFFLINE_BUCKET in str(refusal.value)
+    assert "deploys come from the model registry" in str(refusal.value)
+    assert "release gate" in str(refusal.value) and "make register-model" in str(refusal.value)
     assert control_plane.client("sagemaker").list_models()["Models"] == []
 
 
-def test_deploy_refuses_a_training_job_that_is_not_completed(control_function, control_plane):
-    with control_function("DeployEndpointFunction") as function:
-        # moto completes jobs at once; only DescribeTrainingJob is stubbed to say InProgress
-        stubbed = control_plane.client("sagemaker")
-        stubber = Stubber(stubbed)
-        stubber.add_response(
-            "describe_training_job",
-            {
-                "TrainingJobName": SAMPLE_TRAINING_JOB,
-                "TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/x",
-                "TrainingJobStatus": "InProgress",
-                "SecondaryStatus": "Training",
-                "CreationTime": "2026-11-25T12:00:00Z",
-                "ModelArtifacts": {"S3ModelArtifacts": ""},
-                "AlgorithmSpecification": {"TrainingInputMode": "File"},
-                "ResourceConfig": {"InstanceType": "ml.m5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
-                "StoppingCondition": {"MaxRuntimeInSeconds": 1},
-            },
-        )
-        function.module.sagemaker.client = stubbed
-        with stubber, pytest.raises(Exception) as refusal:
-            function.invoke(load_event("deploy-endpoint-from-job.json"))
-    assert type(refusal.value).__name__ == "TrainingNotCompleteError"
-    assert "is InProgress" in str(refusal.value)
-    assert control_plane.client("sagemaker").list_endpoints()["Endpoints"] == []
+def test_deploy_refuses_a_version_that_is_not_approved(control_function, control_plane):
+    sagemaker = control_plane.client("sagemaker")
+    sagemaker.update_model_package(ModelPackageArn=SAMPLE_PACKAGES[0], ModelApprovalStatus="Rejected")
+    with control_function("DeployEndpointFunction") as function, pytest.raises(Exception) as refusal:
+        function.invoke(load_event("deploy-endpoint-approved.json"))
+    assert type(refusal.value).__name__ == "InvalidEventError"
+    assert "is Rejected; only an Approved version deploys" in str(refusal.value)
+    assert sagemaker.list_models()["Models"] == []
+
+
+def test_an_overwritten_model_object_is_not_deployed(control_function, control_plane):
+    """Someone with write access to the bucket replaces an approved model's bytes: the digest read before CreateModel
+    differs from the one its key and its version record, and nothing is created."""
+    sagemaker, s3 = control_plane.client("sagemaker"), control_plane.client("s3")
+    package = sagemaker.describe_model_package(ModelPackageName=SAMPLE_PACKAGES[0])
+    url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    s3.put_object(Bucket=OFFLINE_BUCKET, Key=url.split(f"{OFFLINE_BUCKET}/", 1)[1], Body=b"another model")
+    with control_function("DeployEndpointFunction") as function, pytest.raises(Exception) as refusal:
+        function.invoke(load_event("deploy-endpoint-approved.json"))
+    assert type(refusal.value).__name__ == "ModelIntegrityError"
+    assert "the object was overwritten; not deployed" in str(refusal.value)
+    assert sagemaker.list_models()["Models"] == []
 
 
 def test_autoscaling_registers_target_tracking_per_minute_metric_idempotently(control_function, control_plane):

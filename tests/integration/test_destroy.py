@@ -54,13 +54,13 @@ def test_destroy_leaves_nothing_behind(control_plane, control_function, monkeypa
     s3.put_object(Bucket="destroy-test-artifacts", Key="data/train/x.jpg", Body=b"jpeg")
     # And an endpoint with two models and auto-scaling, made by the pipeline's own functions
     with control_function("DeployEndpointFunction") as function:
-        function.invoke(load_event("deploy-endpoint-from-job.json"))
-        function.invoke(load_event("deploy-endpoint-from-model-data.json"))
+        function.invoke(load_event("deploy-endpoint-approved.json"))
+        function.invoke(load_event("deploy-endpoint-another-approved-on-c5.json"))
     with control_function("RegisterAutoscalingFunction") as function:
         function.invoke(load_event("register-autoscaling.json"))
     # And the serverless endpoint a switch of EndpointKind made beside it (each kind has its own name)
     with control_function("DeployEndpointFunction", ENDPOINT_KIND="serverless") as function:
-        assert function.invoke(load_event("deploy-endpoint-from-job.json"))["replaces"] is not None
+        assert function.invoke(load_event("deploy-endpoint-approved.json"))["replaces"] is not None
     # When destroy runs (sam delete included, pointed at moto like every other client)
     code, said = destroy_with_sam_delete(control_plane, monkeypatch)
     # Then listing each service for the stack's names returns nothing
@@ -115,7 +115,7 @@ def test_every_page_of_configs_and_models_and_the_sagemaker_logs_of_the_stack_go
     cloudformation, sagemaker, logs = (control_plane.client(n) for n in ("cloudformation", "sagemaker", "logs"))
     cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(STAND_IN_TEMPLATE))
     with control_function("DeployEndpointFunction") as function:
-        model = function.invoke(load_event("deploy-endpoint-from-job.json"))["model_name"]
+        model = function.invoke(load_event("deploy-endpoint-approved.json"))["model_name"]
     for number in range(12):  # more than one page of SageMaker's listings (10)
         sagemaker.create_endpoint_config(
             EndpointConfigName=f"{ENDPOINT_NAME}-extra{number:02d}",

@@ -87,7 +87,7 @@ def _function(control_plane, roles: Roles, logical_id: str, **environment: str) 
 def _deploy_as_operator(control_plane) -> None:
     """An endpoint made by the operator (the scenarios of other roles need one)."""
     with LambdaFunction("DeployEndpointFunction", environment=control_plane.environment()) as function:
-        function.invoke(load_event("deploy-endpoint-from-job.json"))
+        function.invoke(load_event("deploy-endpoint-approved.json"))
 
 
 def start_training(control_plane, roles: Roles) -> None:
@@ -102,7 +102,7 @@ def start_training(control_plane, roles: Roles) -> None:
 def deploy_endpoint(control_plane, roles: Roles) -> None:
     scaling = control_plane.client("application-autoscaling")
     with _function(control_plane, roles, "DeployEndpointFunction") as function:
-        function.invoke(load_event("deploy-endpoint-from-job.json"))  # create (model, config, endpoint, tags)
+        function.invoke(load_event("deploy-endpoint-approved.json"))  # create (model, config, endpoint, tags)
         scaling.register_scalable_target(
             ServiceNamespace="sagemaker",
             ResourceId=f"endpoint/{ENDPOINT_NAME}/variant/AllTraffic",
@@ -110,9 +110,11 @@ def deploy_endpoint(control_plane, roles: Roles) -> None:
             MinCapacity=1,
             MaxCapacity=2,
         )
-        function.invoke(load_event("deploy-endpoint-from-model-data.json"))  # another type: out of scaling, update
+        function.invoke(
+            load_event("deploy-endpoint-another-approved-on-c5.json")
+        )  # another type: out of scaling, update
         sagemaker_state().endpoints[ENDPOINT_NAME].endpoint_status = "Failed"
-        assert function.invoke(load_event("deploy-endpoint-from-job.json"))["action"] == "deleted-failed"
+        assert function.invoke(load_event("deploy-endpoint-approved.json"))["action"] == "deleted-failed"
 
 
 def register_autoscaling(control_plane, roles: Roles) -> None:
@@ -183,11 +185,11 @@ def run_as_sagemaker(control_plane, roles: Roles, tmp_path) -> None:
 
 
 def run_as_endpoint(control_plane, roles: Roles, tmp_path) -> None:
-    """What SageMaker does as the endpoint role: a model artifact in (a job's, and one under models/), its
+    """What SageMaker does as the endpoint role: an approved model in (from its content address under models/), its
     captured requests out."""
     s3 = control_plane.client_as(roles.by_logical_id["SageMakerEndpointRole"], "s3")
     operator = control_plane.client("s3")
-    for key in ("training-output/job/output/model.tar.gz", "models/starter-model/model.tar.gz"):
+    for key in (f"models/sha256/{'a' * 64}/model.tar.gz",):
         operator.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=_tarball("model.pt"))
         LocalEndpoints._unpack(s3, f"s3://{OFFLINE_BUCKET}/{key}", tmp_path / key.replace("/", "-"))
     destination = {"DestinationS3Uri": f"s3://{OFFLINE_BUCKET}/data-capture", "InitialSamplingPercentage": 100}
@@ -197,7 +199,7 @@ def run_as_endpoint(control_plane, roles: Roles, tmp_path) -> None:
     # an update with auto-rollback alarms: SageMaker reads them as the endpoint's execution role (its model's)
     _deploy_as_operator(control_plane)
     with LambdaFunction("DeployEndpointFunction", environment=control_plane.environment()) as function:
-        function.invoke(load_event("deploy-endpoint-from-model-data.json"))
+        function.invoke(load_event("deploy-endpoint-another-approved-on-c5.json"))
 
 
 SCENARIOS = {
@@ -253,15 +255,28 @@ def test_a_model_the_endpoint_role_cannot_read_is_refused_when_deployed_not_minu
     # The README once said to deploy the starter model from starter-model/, which the endpoint's role cannot read:
     # in AWS the endpoint would go Failed ("could not access model data") after minutes
     operator = control_plane.client("s3")
-    for key in ("starter-model/model.tar.gz", "models/starter-model/model.tar.gz"):
+    inside = f"models/sha256/{'b' * 64}/model.tar.gz"
+    for key in ("starter-model/model.tar.gz", "training-output/job/output/model.tar.gz", inside):
         operator.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=_tarball("model.pt"))
     endpoint_role = TEMPLATE_ROLES.by_logical_id["SageMakerEndpointRole"]
     s3 = control_plane.client_as(endpoint_role, "s3")
-    with pytest.raises(Exception, match=r"AccessDenied|\(403\).*HeadObject"):  # S3 answers a HEAD with no body
-        LocalEndpoints._unpack(s3, f"s3://{OFFLINE_BUCKET}/starter-model/model.tar.gz", tmp_path / "outside")
-    LocalEndpoints._unpack(s3, f"s3://{OFFLINE_BUCKET}/models/starter-model/model.tar.gz", tmp_path / "inside")
-    # So the deploy function refuses such a model at once, naming where models may be
+    for outside in ("starter-model/model.tar.gz", "training-output/job/output/model.tar.gz"):
+        with pytest.raises(Exception, match=r"AccessDenied|\(403\).*HeadObject"):  # S3 answers a HEAD with no body
+            LocalEndpoints._unpack(s3, f"s3://{OFFLINE_BUCKET}/{outside}", tmp_path / "outside")
+    LocalEndpoints._unpack(s3, f"s3://{OFFLINE_BUCKET}/{inside}", tmp_path / "inside")
+    # So the deploy function refuses a version whose model is anywhere else, at once, naming where models may be
+    sagemaker = control_plane.client("sagemaker")
+    arn = sagemaker.create_model_package(
+        ModelPackageGroupName=ENDPOINT_NAME,
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": "x", "ModelDataUrl": f"s3://{OFFLINE_BUCKET}/starter-model/model.tar.gz"}],
+            "SupportedContentTypes": ["image/jpeg"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    )["ModelPackageArn"]
     with control_function("DeployEndpointFunction") as function, pytest.raises(Exception) as refusal:
-        function.invoke({"model_data_url": f"s3://{OFFLINE_BUCKET}/starter-model/model.tar.gz"})
+        function.invoke({"model_package_arn": arn})
     assert type(refusal.value).__name__ == "InvalidEventError"
-    assert f"s3://{OFFLINE_BUCKET}/models/" in str(refusal.value) and "training-output/" in str(refusal.value)
+    assert f"is not under s3://{OFFLINE_BUCKET}/models/sha256/<sha256>/" in str(refusal.value)
+

@@ -160,8 +160,9 @@ def test_a_second_model_replaces_the_first_without_a_failed_request(demo):
             {"hyperparameters": second_hyperparameters, "instance_count": 1},
         )
         assert stack.run_training_job(started["training_job_name"]).succeeded
-        # When it is deployed to the live endpoint
-        deployment = stack.invoke("DeployEndpointFunction", {"training_job_name": started["training_job_name"]})
+        # When the gate approves it and it is deployed to the live endpoint
+        package = stack.register_job_model(started["training_job_name"])
+        deployment = stack.invoke("DeployEndpointFunction", {"model_package_arn": package})
         changed = stack.settle_endpoints()
     finally:
         stop.set()

@@ -128,12 +128,12 @@ def sam_local_invoke(function: str, event: Path) -> dict:
 # In the pipeline's order: deploy, deploy another model on another instance type (which takes the variant out of
 # auto-scaling, as SageMaker requires), then register auto-scaling again
 SEQUENTIAL_EVENTS = (
-    "deploy-endpoint-from-job.json",
-    "deploy-endpoint-from-model-data.json",
+    "deploy-endpoint-approved.json",
+    "deploy-endpoint-another-approved-on-c5.json",
     "register-autoscaling.json",
 )
 # Deploys that another deploy of the same endpoint followed, so it may serve the later one's config
-FOLLOWED_BY_ANOTHER_DEPLOY = ("deploy-endpoint-from-job.json",)
+FOLLOWED_BY_ANOTHER_DEPLOY = ("deploy-endpoint-approved.json",)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from offline_stack.demo_steps import STARTER_MODEL_KEY, deploy_starter_model
+from offline_stack.demo_steps import deploy_starter_model
 from offline_stack.sample_events import sample_api_event
 from offline_stack.stack import OfflineStack
 
@@ -27,14 +27,12 @@ def predict(stack: OfflineStack) -> dict:
 
 def test_switching_to_serverless_keeps_the_api_answering_and_retires_the_instance_endpoint(tmp_path):
     with OfflineStack(tmp_path, log=lambda line: None, quiet_functions=True) as stack:
-        deploy_starter_model(stack, say=lambda line: None)
+        first = deploy_starter_model(stack, say=lambda line: None)
         assert predict(stack)["statusCode"] == 200
         stack.update_parameters({"EndpointKind": "serverless", "ServerlessMaxConcurrency": "2"})
         # the stack names the serverless endpoint before the pipeline has made it: the instance one answers
         assert predict(stack)["statusCode"] == 200
-        deployment = stack.invoke(
-            "DeployEndpointFunction", {"model_data_url": f"s3://{stack.bucket}/{STARTER_MODEL_KEY}"}
-        )
+        deployment = stack.invoke("DeployEndpointFunction", {"model_package_arn": first["model_package_arn"]})
         assert (deployment["endpoint_name"], deployment["replaces"]) == (SERVERLESS_NAME, "dog-breed-classifier")
         config = stack.sagemaker.describe_endpoint_config(EndpointConfigName=deployment["endpoint_config_name"])
         assert config["ProductionVariants"][0]["ServerlessConfig"]["MaxConcurrency"] == 2
@@ -67,7 +65,7 @@ def test_sagemaker_refuses_to_update_an_instance_endpoint_into_a_serverless_one(
         sagemaker.create_model(
             ModelName="open-model",
             ExecutionRoleArn="arn:aws:iam::123456789012:role/any",
-            PrimaryContainer={"Image": "x", "ModelDataUrl": f"s3://{stack.bucket}/{STARTER_MODEL_KEY}"},
+            PrimaryContainer={"Image": "x", "ModelDataUrl": f"s3://{stack.bucket}/models/open-model/model.tar.gz"},
         )
         variant["ModelName"] = "open-model"
         capture = {

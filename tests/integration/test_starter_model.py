@@ -25,7 +25,7 @@ from torchvision import transforms
 from breed_classifier.efficientnet_lite import imagenet_state_dict
 from offline_stack.api_client import post_image
 from offline_stack.container_processes import ContainerModel, ContainerProcess
-from offline_stack.demo_steps import STARTER_MODEL_KEY, deploy_starter_model
+from offline_stack.demo_steps import deploy_starter_model
 from offline_stack.stack import OfflineStack
 
 PHOTOS = Path(__file__).resolve().parent.parent / "data" / "photos"
@@ -157,7 +157,9 @@ def test_post_predictions_answers_a_real_photo_with_the_starter_model(tmp_path):
         # Given the starter model deployed through DeployEndpointFunction, as the demo does
         deployment = deploy_starter_model(stack, say=lambda line: None)
         model = stack.sagemaker.describe_model(ModelName=deployment["model_name"])
-        assert model["PrimaryContainer"]["ModelDataUrl"] == f"s3://{stack.bucket}/{STARTER_MODEL_KEY}"
+        # registered as an Approved version at its content address, as everything deployed is
+        assert model["PrimaryContainer"]["ModelDataUrl"] == deployment["model_data_url"]
+        assert deployment["model_data_url"].startswith(f"s3://{stack.bucket}/models/sha256/")
         api = stack.open_api()
         # When a dog photo and the cat photo are posted to the API
         dog_status, dog = post_image(api.url, (PHOTOS / "dog.128.jpg").read_bytes(), "image/jpeg", sign=api.sign)

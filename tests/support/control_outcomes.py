@@ -36,8 +36,12 @@ def assert_control_outcome(
         config = sagemaker.describe_endpoint_config(EndpointConfigName=answer["endpoint_config_name"])
         assert config["ProductionVariants"][0]["InstanceType"] == event.get("instance_type", "ml.m5.large")
         model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
-        if "model_data_url" in event:
-            assert model["PrimaryContainer"]["ModelDataUrl"] == event["model_data_url"]
+        package = sagemaker.describe_model_package(ModelPackageName=event["model_package_arn"])
+        assert package["ModelApprovalStatus"] == "Approved"  # only an approved version deploys, and its own model
+        assert (
+            model["PrimaryContainer"]["ModelDataUrl"]
+            == package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+        )
     elif function == "RegisterAutoscalingFunction":
         scaling = control_plane.client("application-autoscaling")
         targets = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from offline_stack.sam_template import SamTemplate
-from offline_stack.sample_events import OFFLINE_BUCKET, create_event_inputs, create_sample_training_job
+from offline_stack.sample_events import (
+    OFFLINE_BUCKET,
+    create_event_inputs,
+    create_sample_packages,
+    create_sample_training_job,
+)
 
 EXECUTION_ROLE_ARN = SamTemplate.load().arn("SageMakerExecutionRole")
 
 
 def seed_control_plane(control_plane) -> None:
     """The artifacts bucket with a data set under ``data/`` (CreateTrainingJob refuses a channel with nothing under
-    its prefix), and a Completed training job named as in the deploy events."""
+    its prefix), a Completed training job named as in the gate's events, and the Approved versions the deploy events
+    name."""
     s3 = control_plane.client("s3")
     s3.create_bucket(Bucket=OFFLINE_BUCKET)
     s3.put_object(Bucket=OFFLINE_BUCKET, Key="data/train/001.Affenpinscher/1.jpg", Body=b"a photo")
     create_event_inputs(s3)
     create_sample_training_job(control_plane.client("sagemaker"), s3)
+    create_sample_packages(control_plane.client("sagemaker"), s3)
