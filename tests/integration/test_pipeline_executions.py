@@ -102,23 +102,22 @@ def broken_package(stack, name: str, serving_model_data: str | None = None) -> s
     return approved_package(stack, name, archive.getvalue())
 
 
+def with_a_release_note(artifact: bytes) -> bytes:
+    """The same model with one more file: other bytes (another content address, another release), same answers."""
+    archive = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(artifact), mode="r:gz") as good,
+        tarfile.open(fileobj=archive, mode="w:gz") as tar,
+    ):
+        for member in good.getmembers():
+            tar.addfile(member, good.extractfile(member) if member.isfile() else None)
+        _add(tar, "RELEASE-NOTE.txt", b"the same weights, released again")
+    return archive.getvalue()
+
+
 def approved_package(stack, name: str, artifact: bytes) -> str:
-    """``artifact`` uploaded under models/ and registered as an approved version, as a person would release it."""
-    key = f"models/releases/{name}/model.tar.gz"
-    stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=artifact)
-    group = stack.template.parameters["EndpointName"]
-    if not stack.sagemaker.list_model_package_groups(NameContains=group)["ModelPackageGroupSummaryList"]:
-        stack.sagemaker.create_model_package_group(ModelPackageGroupName=group)
-    arn = stack.sagemaker.create_model_package(
-        ModelPackageGroupName=group,
-        InferenceSpecification={
-            "Containers": [{"Image": "inference-image", "ModelDataUrl": f"s3://{stack.bucket}/{key}"}],
-            "SupportedContentTypes": ["image/jpeg"],
-            "SupportedResponseMIMETypes": ["application/json"],
-        },
-        ModelApprovalStatus="Approved",
-    )["ModelPackageArn"]
-    return arn
+    """``artifact`` registered as an Approved version, as a person releases one (``make register-model``)."""
+    return stack.register_model(artifact, f"released by hand: {name}")
 
 
 def test_a_first_release_that_cannot_start_leaves_the_endpoint_failed_with_its_reason(stack):
@@ -149,11 +148,15 @@ def test_a_good_model_is_registered_approved_deployed_and_scaled(stack, released
     assert "approved: test accuracy" in registered["ApprovalDescription"]
     print(f"\ngate, accepted: {registered['ApprovalDescription']}")
     model_data_url = registered["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
-    assert model_data_url.endswith("/output/model.tar.gz")
-    # And the package carries the judged artifact's SHA-256, what a promotion proves its bytes against
+    # And the package's model is a write-once copy of the judged bytes, named by their SHA-256 (what the deploy
+    # function and a promotion prove the bytes against), not the job's mutable output key
+    digest = registered["CustomerMetadataProperties"]["artifact_sha256"]
+    assert model_data_url == f"s3://{stack.bucket}/models/sha256/{digest}/model.tar.gz"
     bucket, _, key = model_data_url.removeprefix("s3://").partition("/")
     artifact = stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    assert registered["CustomerMetadataProperties"]["artifact_sha256"] == hashlib.sha256(artifact).hexdigest()
+    assert digest == hashlib.sha256(artifact).hexdigest()
+    trained = registered["CustomerMetadataProperties"]["trained_model_data_url"]
+    assert trained.endswith("/output/model.tar.gz") and trained.split("/", 3)[3].startswith("training-output/")
     # And the endpoint serves that model's config
     assert serving_config(stack) == released.output["deployment"]["endpoint_config_name"]
 
@@ -313,7 +316,8 @@ def test_bad_images_sent_during_a_bake_do_not_roll_back_a_good_release(stack, re
     serving = serving_config(stack)
     model_data = stack.sagemaker.describe_model(ModelName=serving)["PrimaryContainer"]["ModelDataUrl"]
     bucket, _, key = model_data.removeprefix("s3://").partition("/")
-    good_release = approved_package(stack, "good-release", stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    serving_bytes = stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    good_release = approved_package(stack, "good-release", with_a_release_note(serving_bytes))
     runtime = stack.control_plane.session().client("sagemaker-runtime", endpoint_url=stack.runtime.url)
     client_errors: list[int] = []
     stop = threading.Event()

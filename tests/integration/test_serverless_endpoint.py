@@ -20,6 +20,12 @@ PHOTO = (Path(__file__).resolve().parent.parent / "data" / "photos" / "dog.128.j
 SERVERLESS_NAME = "dog-breed-classifier-serverless"
 
 
+# These tests count cold starts and concurrency slots. On a loaded 2-core machine a cold start of the starter model can
+# outlast the predict function's 10 s read timeout; botocore then retries while the first attempt still holds the
+# slot (AWS would do the same), which is a test of the timeout, not of what these tests check: a longer read timeout.
+PATIENT = {"ENDPOINT_READ_TIMEOUT_SECONDS": "120"}
+
+
 def predict(stack: OfflineStack) -> dict:
     """POST /predictions as API Gateway delivers it, to a fresh PredictFunction (the stack's parameters now)."""
     return stack.invoke("PredictFunction", sample_api_event(PHOTO, "image/jpeg"))
@@ -85,7 +91,13 @@ def test_sagemaker_refuses_to_update_an_instance_endpoint_into_a_serverless_one(
 
 def test_past_max_concurrency_sagemaker_throttles_and_the_api_answers_429_with_retry_after(tmp_path):
     overrides = {"EndpointKind": "serverless", "ServerlessMaxConcurrency": "1"}
-    with OfflineStack(tmp_path, log=lambda line: None, quiet_functions=True, parameter_overrides=overrides) as stack:
+    with OfflineStack(
+        tmp_path,
+        log=lambda line: None,
+        quiet_functions=True,
+        parameter_overrides=overrides,
+        function_environment=PATIENT,
+    ) as stack:
         deployment = deploy_starter_model(stack, say=lambda line: None)
         assert deployment["endpoint_name"] == SERVERLESS_NAME
         capacity = stack.endpoints.serverless(SERVERLESS_NAME)
@@ -131,7 +143,13 @@ def test_past_max_concurrency_sagemaker_throttles_and_the_api_answers_429_with_r
 
 def test_a_container_past_its_memory_is_killed_with_its_request_and_the_next_one_cold_starts(tmp_path):
     overrides = {"EndpointKind": "serverless"}
-    with OfflineStack(tmp_path, log=lambda line: None, quiet_functions=True, parameter_overrides=overrides) as stack:
+    with OfflineStack(
+        tmp_path,
+        log=lambda line: None,
+        quiet_functions=True,
+        parameter_overrides=overrides,
+        function_environment=PATIENT,
+    ) as stack:
         deploy_starter_model(stack, say=lambda line: None)
         capacity = stack.endpoints.serverless(SERVERLESS_NAME)
         assert predict(stack)["statusCode"] == 200  # EfficientNet-Lite0 fits in 3072 MB
