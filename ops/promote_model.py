@@ -32,9 +32,9 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import ClientError
 
-from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
 from dog_breeds.model_store import model_key
 from dog_breeds.release_gate import ACCURACY, APPROVED, ARTIFACT_SHA256, LOSS
+from ops.register_model import ensure_package_group, inference_specification
 from ops.stack_outputs import stack_outputs
 from ops.stages import add_stage_arguments, read_stage
 
@@ -135,21 +135,11 @@ def store_artifact(s3, bucket: str, artifact: Path, digest: str) -> str:
 
 def register(sagemaker, group: str, record: dict, model_data_url: str, region: str) -> str:
     """An approved version in ``group`` for the promoted artifact (the same digest registers once)."""
-    try:
-        sagemaker.create_model_package_group(
-            ModelPackageGroupName=group, ModelPackageGroupDescription=f"Models trained for the {group} endpoint"
-        )
-    except ClientError as error:
-        if "already exists" not in error.response["Error"]["Message"].lower():
-            raise
+    ensure_package_group(sagemaker, group)
     arn = sagemaker.create_model_package(
         ModelPackageGroupName=group,
         ModelPackageDescription=f"promoted from {record['source_package_arn']}"[:1000],
-        InferenceSpecification={
-            "Containers": [{"Image": image_uri(INFERENCE_IMAGE, region), "ModelDataUrl": model_data_url}],
-            "SupportedContentTypes": ["image/jpeg", "image/png", "application/json"],
-            "SupportedResponseMIMETypes": ["application/json"],
-        },
+        InferenceSpecification=inference_specification(region, model_data_url),
         ModelApprovalStatus="PendingManualApproval",
         CustomerMetadataProperties={
             **record["metrics"],

@@ -28,6 +28,26 @@ class RegistrationRefused(Exception):
     """The model may not be registered; the message says why."""
 
 
+def ensure_package_group(sagemaker, group: str) -> None:
+    """The endpoint's model package group, created if absent (as the release gate creates it)."""
+    try:
+        sagemaker.create_model_package_group(
+            ModelPackageGroupName=group, ModelPackageGroupDescription=f"Models trained for the {group} endpoint"
+        )
+    except ClientError as error:
+        if "already exists" not in error.response["Error"]["Message"].lower():
+            raise
+
+
+def inference_specification(region: str, model_data_url: str) -> dict:
+    """A version's InferenceSpecification: the AWS inference image and the model, and what the API sends it."""
+    return {
+        "Containers": [{"Image": image_uri(INFERENCE_IMAGE, region), "ModelDataUrl": model_data_url}],
+        "SupportedContentTypes": ["image/jpeg", "image/png", "application/json"],
+        "SupportedResponseMIMETypes": ["application/json"],
+    }
+
+
 def register_approved(
     sagemaker, s3, bucket: str, group: str, body: bytes, region: str, reason: str, approved_by: str = "operator"
 ) -> str:
@@ -45,21 +65,11 @@ def register_approved(
             raise RegistrationRefused(
                 f"s3://{bucket}/{key} holds other bytes than its name says: not registered"
             ) from None
-    try:
-        sagemaker.create_model_package_group(
-            ModelPackageGroupName=group, ModelPackageGroupDescription=f"Models trained for the {group} endpoint"
-        )
-    except ClientError as error:
-        if "already exists" not in error.response["Error"]["Message"].lower():
-            raise
+    ensure_package_group(sagemaker, group)
     arn = sagemaker.create_model_package(
         ModelPackageGroupName=group,
         ModelPackageDescription=f"registered by hand: {reason}"[:1000],
-        InferenceSpecification={
-            "Containers": [{"Image": image_uri(INFERENCE_IMAGE, region), "ModelDataUrl": f"s3://{bucket}/{key}"}],
-            "SupportedContentTypes": ["image/jpeg", "image/png", "application/json"],
-            "SupportedResponseMIMETypes": ["application/json"],
-        },
+        InferenceSpecification=inference_specification(region, f"s3://{bucket}/{key}"),
         ModelApprovalStatus="PendingManualApproval",
         CustomerMetadataProperties={
             ARTIFACT_SHA256: digest,

@@ -26,6 +26,17 @@ SERVERLESS_NAME = "dog-breed-classifier-serverless"
 PATIENT = {"ENDPOINT_READ_TIMEOUT_SECONDS": "120"}
 
 
+def patient_stack(tmp_path, overrides: dict[str, str]) -> OfflineStack:
+    """An offline stack with these parameters whose predict function waits out a cold start (``PATIENT``)."""
+    return OfflineStack(
+        tmp_path,
+        log=lambda line: None,
+        quiet_functions=True,
+        parameter_overrides=overrides,
+        function_environment=PATIENT,
+    )
+
+
 def predict(stack: OfflineStack) -> dict:
     """POST /predictions as API Gateway delivers it, to a fresh PredictFunction (the stack's parameters now)."""
     return stack.invoke("PredictFunction", sample_api_event(PHOTO, "image/jpeg"))
@@ -91,13 +102,7 @@ def test_sagemaker_refuses_to_update_an_instance_endpoint_into_a_serverless_one(
 
 def test_past_max_concurrency_sagemaker_throttles_and_the_api_answers_429_with_retry_after(tmp_path):
     overrides = {"EndpointKind": "serverless", "ServerlessMaxConcurrency": "1"}
-    with OfflineStack(
-        tmp_path,
-        log=lambda line: None,
-        quiet_functions=True,
-        parameter_overrides=overrides,
-        function_environment=PATIENT,
-    ) as stack:
+    with patient_stack(tmp_path, overrides) as stack:
         deployment = deploy_starter_model(stack, say=lambda line: None)
         assert deployment["endpoint_name"] == SERVERLESS_NAME
         capacity = stack.endpoints.serverless(SERVERLESS_NAME)
@@ -143,13 +148,7 @@ def test_past_max_concurrency_sagemaker_throttles_and_the_api_answers_429_with_r
 
 def test_a_container_past_its_memory_is_killed_with_its_request_and_the_next_one_cold_starts(tmp_path):
     overrides = {"EndpointKind": "serverless"}
-    with OfflineStack(
-        tmp_path,
-        log=lambda line: None,
-        quiet_functions=True,
-        parameter_overrides=overrides,
-        function_environment=PATIENT,
-    ) as stack:
+    with patient_stack(tmp_path, overrides) as stack:
         deploy_starter_model(stack, say=lambda line: None)
         capacity = stack.endpoints.serverless(SERVERLESS_NAME)
         assert predict(stack)["statusCode"] == 200  # EfficientNet-Lite0 fits in 3072 MB

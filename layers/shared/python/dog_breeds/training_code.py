@@ -16,6 +16,7 @@ import tarfile
 from pathlib import Path
 
 from dog_breeds.adapters.aws_calls import describe_aws
+from dog_breeds.adapters.s3_objects import put_once
 from dog_breeds.settings import SettingsError
 
 # What a SageMaker training job needs from training_jobs/: the entry point, the package it imports, and the
@@ -67,18 +68,8 @@ def store_source(s3, bucket: str, data: bytes) -> str:
     versioning gains no copies.
     """
     key = code_key(data)
-    written = describe_aws(
-        "s3",
-        s3,
-        "put_object",
-        ("PreconditionFailed", "ConditionalRequestConflict"),
-        Bucket=bucket,
-        Key=key,
-        Body=data,
-        ContentType="application/gzip",
-        IfNoneMatch="*",
-    )
-    if written is None and (existing := describe_aws("s3", s3, "get_object", ("NoSuchKey",), Bucket=bucket, Key=key)):
+    written = put_once(s3, bucket, key, data, "application/gzip")
+    if not written and (existing := describe_aws("s3", s3, "get_object", ("NoSuchKey",), Bucket=bucket, Key=key)):
         stored = hashlib.sha256(existing["Body"].read()).hexdigest()
         if stored != hashlib.sha256(data).hexdigest():
             raise StoredCodeMismatchError(

@@ -35,6 +35,23 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> list[tuple[str, str, int]
         token = {"ContinuationToken": page["NextContinuationToken"]}
 
 
+def put_once(s3: Any, bucket: str, key: str, body: Any, content_type: str) -> bool:
+    """Write ``body`` at ``key`` only if no object is there (``If-None-Match: *``); False when one is (S3's 412), or
+    another writer of the key is mid-flight (409). The caller decides whether what is there may be trusted."""
+    written = describe_aws(
+        "s3",
+        s3,
+        "put_object",
+        ("PreconditionFailed", "ConditionalRequestConflict"),
+        Bucket=bucket,
+        Key=key,
+        Body=body,
+        ContentType=content_type,
+        IfNoneMatch="*",
+    )
+    return written is not None
+
+
 def store_by_digest(s3: Any, url: str, bucket: str) -> tuple[str, str]:
     """Copy the object at ``url`` to its content-addressed key in ``bucket`` (written once); return (its URL, its
     SHA-256). The bytes are hashed as they are read and the same bytes are written, so the digest is of what is stored
@@ -48,18 +65,8 @@ def store_by_digest(s3: Any, url: str, bucket: str) -> tuple[str, str]:
             copy.write(chunk)
         copy.seek(0)
         target = model_key(digest.hexdigest())
-        written = describe_aws(
-            "s3",
-            s3,
-            "put_object",
-            ("PreconditionFailed", "ConditionalRequestConflict"),
-            Bucket=bucket,
-            Key=target,
-            Body=copy,
-            ContentType="application/gzip",
-            IfNoneMatch="*",
-        )
+        written = put_once(s3, bucket, target, copy, "application/gzip")
     stored = f"s3://{bucket}/{target}"
-    if written is None and sha256_of(s3, stored) != digest.hexdigest():
+    if not written and sha256_of(s3, stored) != digest.hexdigest():
         raise ModelIntegrityError(f"{stored} holds other bytes than its name says: someone wrote that key; not used")
     return stored, digest.hexdigest()
