@@ -279,4 +279,3 @@ def test_a_model_the_endpoint_role_cannot_read_is_refused_when_deployed_not_minu
         function.invoke({"model_package_arn": arn})
     assert type(refusal.value).__name__ == "InvalidEventError"
     assert f"is not under s3://{OFFLINE_BUCKET}/models/sha256/<sha256>/" in str(refusal.value)
-
