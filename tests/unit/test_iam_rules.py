@@ -334,3 +334,32 @@ def test_the_deploy_role_creates_endpoint_configs_only_on_the_allowed_instance_t
     config = {"EndpointConfigName": "dog-breed-classifier-1", "ProductionVariants": variants}
     (create, *_) = permissions_for("sagemaker", "CreateEndpointConfig", config, "us-east-1", "123456789012")
     assert _deployed_policy("deploy-endpoint-function").allows(create) is allowed
+
+
+def test_every_instance_type_the_stages_and_defaults_name_is_one_the_roles_may_use():
+    """The allow-lists must not refuse what the project itself deploys: samconfig's stages and the template's
+    defaults (a stage's ml.t2.medium endpoint was refused once, found by the pipeline rehearsal)."""
+    import re
+
+    from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
+
+    named = re.findall(
+        r"(Training|Endpoint)InstanceType=(ml\.[a-z0-9.]+)", (PROJECT_ROOT / "samconfig.toml").read_text()
+    )
+    defaults = SamTemplate.load().parameters
+    named += [("Training", defaults["TrainingInstanceType"]), ("Endpoint", defaults["EndpointInstanceType"])]
+    for kind, instance_type in named:
+        if kind == "Training":
+            job = {
+                "TrainingJobName": "dog-breeds-1",
+                "EnableNetworkIsolation": True,
+                "EnableInterContainerTrafficEncryption": True,
+                "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1},
+            }
+            (create, *_) = permissions_for("sagemaker", "CreateTrainingJob", job, "us-east-1", "123456789012")
+            assert _deployed_policy("start-training-function").allows(create), instance_type
+        else:
+            variants = [{"InstanceType": instance_type, "InitialInstanceCount": 1}]
+            config = {"EndpointConfigName": "dog-breed-classifier-1", "ProductionVariants": variants}
+            (create, *_) = permissions_for("sagemaker", "CreateEndpointConfig", config, "us-east-1", "123456789012")
+            assert _deployed_policy("deploy-endpoint-function").allows(create), instance_type
