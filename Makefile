@@ -20,7 +20,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup lock checkov-venv test captured plan reliability bench mutation preflight destroy bootstrap-stage package deploy-stage train-stage record-release rollback-stage integration-test export-model promote-model register-model destroy-stage pipeline-rehearsal container-versions container-versions-venvs lambda-image lint build deploy upload-data upload-weights starter-model local-invoke start-api local-down clean
+.PHONY: help demo serve setup lock checkov-venv test captured plan reliability bench mutation preflight destroy bootstrap-stage package deploy-stage train-stage record-release rollback-stage integration-test export-model promote-model upload-golden register-model destroy-stage pipeline-rehearsal container-versions container-versions-venvs lambda-image lint build deploy upload-data upload-weights starter-model local-invoke start-api local-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{name[NR] = $$1; text[NR] = $$2; \
@@ -185,12 +185,16 @@ integration-test: setup ## the post-deploy suite (tests/deployed) against a stag
 	$(STAGE_REGION) $(OFFLINE_PATH) $(BIN)/python -m ops.stack_outputs $(STAGE_ARGS) --output .offline/outputs-$(STAGE).json
 	$(STAGE_REGION) STACK_OUTPUTS_FILE=.offline/outputs-$(STAGE).json $(BIN)/pytest -q tests/deployed
 
-export-model: setup ## write a stage's newest approved model and its record to PROMOTION_DIR (PACKAGE_ARN=... another)
+export-model: setup ## write the approved model a stage serves, and its record, to PROMOTION_DIR (PACKAGE_ARN=... another)
 	$(STAGE_REGION) $(OFFLINE_PATH) $(BIN)/python -m ops.promote_model export $(STAGE_ARGS) --dir $(PROMOTION_DIR) \
 		$(if $(PACKAGE_ARN),--package-arn "$(PACKAGE_ARN)")
 
-promote-model: setup ## promote PROMOTION_DIR's approved model into a stage and release it there: STAGE=prod
+promote-model: setup ## re-score PROMOTION_DIR's approved model on a stage's golden set, promote and release it there: STAGE=prod
 	$(STAGE_REGION) $(OFFLINE_PATH) $(BIN)/python -m ops.promote_model promote $(STAGE_ARGS) --dir $(PROMOTION_DIR) --release
+
+upload-golden: setup ## the labelled photos every promotion into a stage is re-scored on: STAGE=prod DATA_DIR=<breed folders>
+	@test -n "$(DATA_DIR)" || { echo "usage: make upload-golden STAGE=prod DATA_DIR=<folder of breed folders of photos>"; exit 2; }
+	$(STAGE_REGION) $(OFFLINE_PATH) $(BIN)/python -m ops.upload_golden $(STAGE_ARGS) --data-dir "$(DATA_DIR)"
 
 register-model: setup ## register a model.tar.gz of your own as an Approved version (a person's approval): STAGE=... MODEL=... REASON=...
 	@test -n "$(MODEL)" -a -n "$(REASON)" || { echo "MODEL (a model.tar.gz) and REASON (why it may serve) are required"; exit 2; }

@@ -74,6 +74,8 @@ class Step:
     variables: dict[str, str]  # STAGE=... on the make command line
     environment: dict[str, str]  # the job's and step's env:, expressions resolved for the run
     run: str = ""
+    # whose credentials the step has: those of the last configure-aws-credentials before it in its job
+    identity: Identities | None = field(default=None, compare=False)
 
     @property
     def command(self) -> str:
@@ -174,7 +176,8 @@ def plan_workflow(
     offline bootstrap stacks print); ``bootstrap``: the identities' template."""
     workflow = yaml.safe_load(path.read_text())
     identities = {s: render(s, repository, template=bootstrap) for s in IDENTITY_SETS}
-    by_role = {identity.pipeline_role_arn: identity for identity in identities.values()}
+    assumable = [*identities.values(), *(i.registry_reader for i in identities.values() if i.registry_reader)]
+    by_role = {identity.pipeline_role_arn: identity for identity in assumable}
     offline = variables or offline_variables(repository, bootstrap)
     values = {f"vars.{name}": value for name, value in offline.items()}
     jobs: list[JobPlan] = []
@@ -203,6 +206,7 @@ def workflow_steps(path: Path = WORKFLOW) -> list[Step]:
 def _plan_job(workflow, name, run, trigger, context, by_role, artifacts, template) -> JobPlan:
     job = workflow["jobs"][name]
     plan = JobPlan(run, trigger, name, "success")
+    last_credentials: dict | None = None
     job_environment = {key: _resolve(value, context) for key, value in (job.get("env") or {}).items()}
     workspace: set[str] = set()
     region = ""
@@ -213,6 +217,7 @@ def _plan_job(workflow, name, run, trigger, context, by_role, artifacts, templat
         inputs = {key: _resolve(value, context) for key, value in (step.get("with") or {}).items()}
         if uses == "aws-actions/configure-aws-credentials":
             plan.identity, region = _assume(job, trigger, inputs, by_role, plan.refusals)
+            last_credentials = inputs
         elif uses == "actions/upload-artifact":
             _upload(name, inputs, workspace, artifacts, plan.refusals)
         elif uses == "actions/download-artifact":
@@ -223,7 +228,7 @@ def _plan_job(workflow, name, run, trigger, context, by_role, artifacts, templat
                 raise ValueError(f"job {name} runs {step['run']!r}: every step of the pipeline is a make target")
             variables = dict(word.split("=", 1) for word in words[2:])
             environment = job_environment | {k: _resolve(v, context) for k, v in (step.get("env") or {}).items()}
-            made = Step(name, words[1], variables, environment, run)
+            made = Step(name, words[1], variables, environment, run, plan.identity)
             if "if" in step:
                 if str(step["if"]).strip().removeprefix("${{").removesuffix("}}").strip() != "failure()":
                     raise ValueError(f"job {name}: a step's if: other than failure() is not rehearsed: {step['if']!r}")
@@ -231,6 +236,9 @@ def _plan_job(workflow, name, run, trigger, context, by_role, artifacts, templat
             else:
                 plan.steps.append(made)
             _check_make_step(made, workspace, plan.identity, region, template, plan.refusals)
+    expiring = _lasting_refusal(job, last_credentials) if plan.identity and last_credentials is not None else None
+    if not plan.refusals and expiring is not None:
+        plan.refusals.append(expiring)
     if plan.refusals:
         plan.result = "failure"
     return plan
@@ -255,13 +263,20 @@ def _assume(job, trigger, inputs, by_role, refusals) -> tuple[Identities | None,
     except sts.StsRefusal as refusal:
         refusals.append(str(refusal))
         return None, ""
+    return identity, inputs.get("aws-region", "")
+
+
+def _lasting_refusal(job: dict, inputs: dict) -> str | None:
+    """The credentials a job ends with are used until the job's end: they must last its timeout-minutes. (Earlier
+    ones are replaced by the next configure-aws-credentials step, so their steps need only fit in their own.)"""
+    duration = int(inputs.get("role-duration-seconds", github.DEFAULT_ROLE_DURATION_SECONDS))
     timeout = int(job.get("timeout-minutes", github.DEFAULT_JOB_TIMEOUT_MINUTES))
     if timeout * 60 > duration:
-        refusals.append(
+        return (
             f"{EXPIRED_TOKEN}: the job may run {timeout} minutes (timeout-minutes) but its credentials last "
             f"{duration} s (role-duration-seconds), so a step past that is refused"
         )
-    return identity, inputs.get("aws-region", "")
+    return None
 
 
 def _root(pattern: str, files: list[str]) -> str:

@@ -17,8 +17,9 @@ packaging into the stage's offline artifacts bucket). What stands in for AWS: ``
 stack offline instead of ``sam deploy`` (the plan has judged the deploy's IAM); ``lint``/``test`` are not re-run
 (``make test`` runs this rehearsal; ``make lint`` is its own target).
 
-One thing a person does once per testing account, and the rehearsal does as that person (the operator) before the
-runs: upload the data set the training pipeline reads (``make upload-data``); here a small generated one.
+Two things a person does once, and the rehearsal does as that person (the operator) before the runs: upload the
+data set testing's training pipeline reads (``make upload-data``), and prod's golden set that every promotion into
+prod is re-scored on (``make upload-golden``); here small generated ones.
 
 tests/unit/test_workflows.py fails when a job calls a target this file has no way to run.
 """
@@ -116,6 +117,15 @@ class OfflineStages:
             {"name": f"{name}-pipeline", "arn": i.pipeline_role_arn, "policy": i.pipeline_policy}
             for name, i in self.identities.items()
         ]
+        roles += [
+            {
+                "name": i.registry_reader.identity_set,
+                "arn": i.registry_reader.pipeline_role_arn,
+                "policy": i.registry_reader.pipeline_policy,
+            }
+            for i in self.identities.values()
+            if i.registry_reader
+        ]
         return {"roles": roles, "boundary": self.identities[deployer].boundary_policy}
 
     def stop(self, stage: str, branch: str = "") -> None:
@@ -172,6 +182,24 @@ def upload_data_set(environment: dict[str, str], bucket: str, work_dir: Path) ->
         s3.upload_file(str(path), bucket, "data/" + path.relative_to(data).as_posix())
 
 
+def upload_golden_set(environment: dict[str, str], bucket: str, work_dir: Path) -> None:
+    """What a person does once per prod account (``make upload-golden``): photos of the same breeds the training
+    data has, drawn apart from it (another seed), that prod re-scores every promotion on."""
+    import boto3
+
+    from offline_stack.synthetic_images import write_image_folder
+    from ops.upload_golden import upload_golden_set as mirror
+
+    session = boto3.session.Session(
+        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=environment.get("AWS_SESSION_TOKEN"),
+        region_name=environment["AWS_REGION"],
+    )
+    photos = write_image_folder(work_dir, {"golden": 6}, seed=2024) / "golden"
+    mirror(session.client("s3", endpoint_url=environment["AWS_ENDPOINT_URL"]), bucket, photos)
+
+
 class Rehearsal:
     def __init__(self, work_dir: Path, full: bool, identities: dict[str, Identities], say=print) -> None:
         self.work_dir, self.full, self.say = work_dir, full, say
@@ -208,7 +236,7 @@ class Rehearsal:
             result, detail = "FAILED", str(failure)[-2000:]
         outcome = Outcome(step, result, detail, time.monotonic() - started)
         where = f"{step.stage}" + (f" ({step.branch})" if step.branch else "")
-        identity = job.identity.identity_set if job.identity else "no credentials"
+        identity = step.identity.identity_set if step.identity else "no credentials"
         self.say(
             f"  [{job.run}] [{job.name} as {identity}] {step.command}  [{where}]  {outcome.result} "
             f"({outcome.seconds:.1f} s) {outcome.detail}"
@@ -226,7 +254,7 @@ class Rehearsal:
         if step.target == "build":
             return self._make(step, {})
         stage = self.stages.ensure(step.stage, step.branch)
-        environment = self._as_job(job, stage)
+        environment = self._as_step(step, stage)
         if step.target == "package":
             return self._make(step, environment)
         if step.target == "deploy-stage":
@@ -234,6 +262,9 @@ class Rehearsal:
             if step.stage == "testing" and not step.branch and "testing" not in self.data_uploaded:
                 upload_data_set(stage["environment"], outputs["ArtifactsBucketName"], self.work_dir / "data-set")
                 self.data_uploaded.add("testing")
+            if step.stage == "prod" and "prod" not in self.data_uploaded:
+                upload_golden_set(stage["environment"], outputs["ArtifactsBucketName"], self.work_dir / "golden-set")
+                self.data_uploaded.add("prod")
             return "ok", f"(stand-in for sam deploy: {outputs['ApiUrl']}, auth {outputs['ApiAuthMode']})"
         if step.target == "train-stage":  # the stack's pipeline, on the rehearsal's small budget
             from offline_stack.demo_steps import QUICK_HYPERPARAMETERS
@@ -249,14 +280,14 @@ class Rehearsal:
         return outcome
 
     @staticmethod
-    def _as_job(job: JobPlan, stage: dict) -> dict[str, str]:
-        """The stage's endpoints with the job's own credentials (never the operator's)."""
+    def _as_step(step: Step, stage: dict) -> dict[str, str]:
+        """The stage's endpoints with the credentials the step's job holds at that step (never the operator's)."""
         environment = dict(stage["environment"])
-        if job.identity is None:
+        if step.identity is None:
             for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
                 environment.pop(name, None)
             return environment
-        return environment | stage["identities"][job.identity.pipeline_role_arn]
+        return environment | stage["identities"][step.identity.pipeline_role_arn]
 
     def _make(self, step: Step, environment: dict[str, str], extra: dict[str, str] | None = None) -> tuple[str, str]:
         variables = step.variables | {"PROMOTION_DIR": str(self.promotion), "RELEASE_DIR": str(self.release)}

@@ -9,7 +9,9 @@ Three identity sets, each a stack of ``pipeline/bootstrap.yaml``:
 - ``prod`` (the ``prod`` environment's jobs, after approval): deploys ``dog-breed-classifier-prod``.
 
 Each has a pipeline execution role (trusted by exactly its jobs' OIDC subjects), a CloudFormation execution role
-(may create only roles that carry the set's permissions boundary), that boundary, and an artifacts bucket. The
+(may create only roles that carry the set's permissions boundary), that boundary, and an artifacts bucket;
+testing's set also a registry reader role, trusted by the ``prod`` environment's jobs only, that may read testing's
+approved, served model and nothing else (prod's job proves its candidate against testing's registry with it). The
 scope (the name prefix every resource of the set starts with) comes from samconfig.toml (``ops.stages``).
 
     python -m ops.bootstrap deploy --stage testing --repository ORG/REPO [--existing-oidc-provider ARN]
@@ -23,7 +25,7 @@ import json
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from offline_stack.sam_template import load_template
@@ -91,6 +93,9 @@ class Identities:
     artifacts_bucket: str
     scope: str
     region: str
+    # testing's set only: the read-only role prod's job proves its candidate with (an identity of its own, with
+    # this set's provider; None for the other sets)
+    registry_reader: Identities | None = None
 
 
 def render(
@@ -116,6 +121,7 @@ def render(
         "PermissionsBoundary": f"arn:aws:iam::{account}:policy/{stack}-PermissionsBoundary-offline",
         "CloudFormationExecutionRole.Arn": f"arn:aws:iam::{account}:role/{stack}-CloudFormationExecutionRole-offline",
         "PipelineExecutionRole.Arn": f"arn:aws:iam::{account}:role/{stack}-PipelineExecutionRole-offline",
+        "RegistryReaderRole.Arn": f"arn:aws:iam::{account}:role/{stack}-RegistryReaderRole-offline",
     }
     names |= values
     names["PipelineArtifactsBucket.Arn"] = f"arn:aws:s3:::{names['PipelineArtifactsBucket']}"
@@ -123,12 +129,13 @@ def render(
         "CreateOidcProvider": values["ExistingOidcProviderArn"] == "",
         "IsProd": identity_set == "prod",
         "IsFeature": identity_set == "feature",
+        "IsTesting": identity_set == "testing",
     }
     resolve = _Resolver(names, conditions)
     resources = document["Resources"]
     pipeline_role = resources["PipelineExecutionRole"]["Properties"]
     cloudformation_role = resources["CloudFormationExecutionRole"]["Properties"]
-    return Identities(
+    identities = Identities(
         identity_set=identity_set,
         provider_arn=names["GitHubOidcProvider"],
         pipeline_role_arn=names["PipelineExecutionRole.Arn"],
@@ -143,6 +150,21 @@ def render(
         scope=values["StageScope"],
         region=region,
     )
+    reader = resources.get("RegistryReaderRole", {})
+    if reader and conditions[reader["Condition"]]:
+        properties = reader["Properties"]
+        identities = replace(
+            identities,
+            registry_reader=replace(
+                identities,
+                identity_set=f"{identity_set}-registry-reader",
+                pipeline_role_arn=names["RegistryReaderRole.Arn"],
+                trust_policy=resolve(properties["AssumeRolePolicyDocument"]),
+                pipeline_policy=resolve(properties["Policies"][0]["PolicyDocument"]),
+                max_session_seconds=int(properties["MaxSessionDuration"]),
+            ),
+        )
+    return identities
 
 
 class _Resolver:
@@ -184,7 +206,11 @@ def repository_variables(identity_set: str, outputs: dict[str, str]) -> dict[str
         f"{prefix}_CLOUDFORMATION_EXECUTION_ROLE": outputs["CloudFormationExecutionRoleArn"],
         f"{prefix}_ARTIFACTS_BUCKET": outputs["ArtifactsBucketName"],
         f"{prefix}_PERMISSIONS_BOUNDARY": outputs["PermissionsBoundaryArn"],
-    }
+    } | (
+        {f"{prefix}_REGISTRY_READER_ROLE": outputs["RegistryReaderRoleArn"]}
+        if "RegistryReaderRoleArn" in outputs
+        else {}
+    )
 
 
 def offline_variables(repository: str, template: Path = BOOTSTRAP_TEMPLATE) -> dict[str, str]:
@@ -198,6 +224,8 @@ def offline_variables(repository: str, template: Path = BOOTSTRAP_TEMPLATE) -> d
             "ArtifactsBucketName": identities.artifacts_bucket,
             "PermissionsBoundaryArn": identities.boundary_arn,
         }
+        if identities.registry_reader:
+            outputs["RegistryReaderRoleArn"] = identities.registry_reader.pipeline_role_arn
         variables |= repository_variables(identity_set, outputs)
     return variables
 

@@ -1,22 +1,29 @@
-"""Promote the model a stage approved into another stage: the exact bytes that were judged, never a retrain.
+"""Promote the model a stage approved and serves into another stage: the exact bytes that were judged, never a retrain.
 
     python -m ops.promote_model export  --stage testing [--package-arn ARN] --dir promotion/
     python -m ops.promote_model promote --stage prod --dir promotion/ [--release]
 
-``export`` (with the source stage's credentials) takes an approved package version of the stage's registry (the
-newest, or ``--package-arn``), downloads its model.tar.gz, and checks its SHA-256 against the digest the release
-gate recorded on the package when it judged it. It writes ``model.tar.gz`` and ``record.json`` (the package ARN,
-digest, approval and gate metrics) to ``--dir``: what the pipeline hands from the testing job to the prod job as
-a workflow artifact, so neither account needs access to the other.
+``export`` (with credentials that may read the source stage: prod's job uses testing's read-only registry reader
+role, pipeline/bootstrap.yaml) takes the approved version the source stage's endpoint **serves now** (what its
+integration tests just ran against, and trained from this checkout's ``training_jobs/``, so a model another push
+deployed meanwhile is not taken; ``--package-arn``: another approved version), downloads its model.tar.gz from
+its content address, and checks its SHA-256 against the digest the release gate recorded on the version. It writes
+``model.tar.gz`` and ``record.json`` (the version's ARN, digest, approval and gate metrics, as the source registry
+holds them now) to ``--dir``. Both steps run in the same job (``.github/workflows/pipeline.yaml``, deploy-prod), so
+what prod promotes is proved against the registry that judged it, never against a record carried between jobs.
 
-``promote`` (with the target stage's credentials) checks the file against the record again, stores it in the
-target's bucket under its digest (``models/sha256/<sha256>/model.tar.gz``, a conditional write: never over
-other bytes), registers it in the target's registry as an approved version carrying the source's metrics and
-ARN, and with ``--release`` starts the target's pipeline with ``{"release_model_package_arn": ...}`` and follows it
-to its end (the blue/green release with its guardrails, then auto-scaling).
+``promote`` (with the target stage's credentials) checks the file against the record again and **re-scores** it on
+the target's own golden set (``s3://<bucket>/golden/``, uploaded by ``make upload-golden``) through the serving code
+the artifact carries (``ops/score_model.py``): below the target's ``GateMinimumTestAccuracy``, or worse than the
+model the target serves (scored on the same photos now) by more than ``GateMaximumAccuracyRegression``, nothing is
+written. Prod requires a golden set; other stages re-score when they have one. Then it stores the bytes under their
+digest (``models/sha256/<sha256>/model.tar.gz``, a conditional write: never over other bytes), registers an approved
+version carrying the source's metrics, ARN and the golden score, and with ``--release`` starts the target's pipeline
+with ``{"release_model_package_arn": ...}`` and follows it to its end (the blue/green release with its guardrails).
 
-Refused, with the reason and nothing written: a package that is not Approved, one without a recorded digest,
-bytes whose digest differs from the record (at export or at promote), a record that is not an approval.
+Refused, with the reason and nothing written: a version that is not Approved, not served or trained from other
+code (without ``--package-arn``), without a recorded digest, bytes whose digest differs from the record (at export
+or at promote), a record that is not an approval, a golden score below the bar, no golden set in prod.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import argparse
 import hashlib
 import json
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,13 +40,21 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import ClientError
 
+from dog_breeds.adapters.sagemaker_control import SageMakerControl
 from dog_breeds.model_store import model_key
-from dog_breeds.release_gate import ACCURACY, APPROVED, ARTIFACT_SHA256, LOSS
+from dog_breeds.release_gate import ACCURACY, APPROVED, ARTIFACT_SHA256, LOSS, TRAINING_CODE, serving_package
+from dog_breeds.settings import endpoint_name_of
+from offline_stack.sam_template import TEMPLATE_PATH, load_template
 from ops.register_model import ensure_package_group, inference_specification
+from ops.score_model import Score, ScoringError, score
 from ops.stack_outputs import stack_outputs
-from ops.stages import add_stage_arguments, read_stage
+from ops.stages import Stage, add_stage_arguments, read_stage
+from ops.train_stage import current_code_key
 
 RECORD, ARTIFACT = "record.json", "model.tar.gz"
+GOLDEN_PREFIX = "golden/"
+GOLDEN_ACCURACY, GOLDEN_PHOTOS = "golden:accuracy", "golden:photos"  # on the promoted version
+RESCORE_REQUIRED = ("prod",)  # stages whose promotions must be re-scored on their own golden set
 _CHUNK = 1024 * 1024
 
 
@@ -54,18 +70,25 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _newest_approved(sagemaker, group: str) -> str:
-    summaries = sagemaker.list_model_packages(
-        ModelPackageGroupName=group, ModelApprovalStatus=APPROVED, SortBy="CreationTime", SortOrder="Descending"
-    )["ModelPackageSummaryList"]
-    if not summaries:
-        raise PromotionRefused(f"the {group} registry has no approved version: nothing to promote")
-    return summaries[0]["ModelPackageArn"]
+def served_package(sagemaker, outputs: dict[str, str]) -> str | None:
+    """The approved version a stack's endpoint serves now (either kind's endpoint), or None."""
+    registry, endpoint = SageMakerControl(sagemaker), outputs.get("EndpointName", "")
+    group = outputs.get("ModelPackageGroupName", endpoint)
+    for name in (endpoint, endpoint_name_of(endpoint, "serverless")):
+        if name and (serving := serving_package(registry, name, group)):
+            return serving["arn"]
+    return None
 
 
-def export_approved(sagemaker, s3, group: str, directory: Path, package_arn: str | None = None) -> dict:
-    """Write the approved version's artifact and its record to ``directory``; the record."""
-    arn = package_arn or _newest_approved(sagemaker, group)
+def export_approved(
+    sagemaker, s3, group: str, directory: Path, package_arn: str | None, trained_from: str | None = None
+) -> dict:
+    """Write the approved version's artifact and its record, as the source registry holds them now, to
+    ``directory``; the record. With ``trained_from`` (a training-code key), the version must have been trained
+    from that code: the served model is this commit's, not one a later push deployed while prod waited."""
+    if not package_arn:
+        raise PromotionRefused(f"the {group} stage serves no approved version of its registry: nothing to promote")
+    arn = package_arn
     package = sagemaker.describe_model_package(ModelPackageName=arn)
     if package.get("ModelPackageGroupName") != group:
         raise PromotionRefused(f"{arn} is not a version of the {group} registry")
@@ -73,6 +96,12 @@ def export_approved(sagemaker, s3, group: str, directory: Path, package_arn: str
     if status != APPROVED:
         raise PromotionRefused(f"{arn} is {status}, not Approved: only an approved model is promoted")
     metadata = dict(package.get("CustomerMetadataProperties") or {})
+    if trained_from and not metadata.get(TRAINING_CODE, "").endswith(trained_from):
+        raise PromotionRefused(
+            f"{arn} was trained from {metadata.get(TRAINING_CODE) or 'unrecorded code'}, not this commit's "
+            f"{trained_from}: the stage serves another run's model (a later push redeployed it?); run the workflow "
+            "again once it serves this commit's, or name a version with --package-arn"
+        )
     recorded = metadata.get(ARTIFACT_SHA256)
     if not recorded:
         raise PromotionRefused(f"{arn} carries no {ARTIFACT_SHA256}: its bytes cannot be proved to be the judged ones")
@@ -133,6 +162,57 @@ def store_artifact(s3, bucket: str, artifact: Path, digest: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
+def gate_of(stage: Stage) -> tuple[float, float]:
+    """The stage's (GateMinimumTestAccuracy, GateMaximumAccuracyRegression): samconfig.toml's, else the template's."""
+    defaults = load_template(TEMPLATE_PATH)["Parameters"]
+    value = {
+        name: float(stage.parameter_overrides.get(name, defaults[name]["Default"]))
+        for name in ("GateMinimumTestAccuracy", "GateMaximumAccuracyRegression")
+    }
+    return value["GateMinimumTestAccuracy"], value["GateMaximumAccuracyRegression"]
+
+
+def download_golden_set(s3, bucket: str, into: Path) -> Path | None:
+    """The stage's golden set (``golden/<breed folder>/<photo>``) under ``into``; None when the stage has none."""
+    found = False
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=GOLDEN_PREFIX):
+        for item in page.get("Contents", []):
+            relative = item["Key"].removeprefix(GOLDEN_PREFIX)
+            parts = relative.split("/")
+            if len(parts) != 2 or not all(parts) or any(part in (".", "..") for part in parts):
+                continue  # not <breed folder>/<photo>: never a path outside ``into``
+            target = into / parts[0] / parts[1]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, item["Key"], str(target))
+            found = True
+    return into if found else None
+
+
+def rescore(
+    candidate: Path, golden: Path, gate: tuple[float, float], serving: Path | None = None
+) -> tuple[Score, Score | None]:
+    """The candidate's score on the golden set (and the serving model's, on the same photos); refused below the
+    threshold or worse than the serving model by more than the tolerance."""
+    threshold, tolerance = gate
+    try:
+        candidate_score = score(candidate, golden)
+        serving_score = score(serving, golden) if serving else None
+    except ScoringError as error:
+        raise PromotionRefused(f"the golden set could not be scored: {error}") from error
+    accuracy = candidate_score.top1
+    if accuracy < threshold:
+        raise PromotionRefused(
+            f"re-scored on the golden set: top-1 {accuracy:.4f} on {candidate_score.photos} photos < threshold "
+            f"{threshold:.4f}: not promoted"
+        )
+    if serving_score and accuracy < serving_score.top1 - tolerance:
+        raise PromotionRefused(
+            f"re-scored on the golden set: top-1 {accuracy:.4f} < the serving model's {serving_score.top1:.4f} - "
+            f"tolerance {tolerance:.4f} on the same {candidate_score.photos} photos: not promoted"
+        )
+    return candidate_score, serving_score
+
+
 def register(sagemaker, group: str, record: dict, model_data_url: str, region: str) -> str:
     """An approved version in ``group`` for the promoted artifact (the same digest registers once)."""
     ensure_package_group(sagemaker, group)
@@ -143,6 +223,7 @@ def register(sagemaker, group: str, record: dict, model_data_url: str, region: s
         ModelApprovalStatus="PendingManualApproval",
         CustomerMetadataProperties={
             **record["metrics"],
+            **record.get("golden", {}),
             ARTIFACT_SHA256: record["artifact_sha256"],
             "promoted_from": record["source_package_arn"][:256],
             "gate_decision": APPROVED,
@@ -176,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=("export", "promote"))
     add_stage_arguments(parser)
     parser.add_argument("--dir", type=Path, required=True, help="where the export writes and the promotion reads")
-    parser.add_argument("--package-arn", default=None, help="export: this approved version, not the newest")
+    parser.add_argument("--package-arn", default=None, help="export: this version, not the served one")
     parser.add_argument("--release", action="store_true", help="promote: then release it through the pipeline")
     parser.add_argument("--timeout", type=float, default=3600, help="promote --release: seconds to wait for it")
     args = parser.parse_args(argv)
@@ -186,10 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     sagemaker, s3 = session.client("sagemaker"), session.client("s3")
     try:
         if args.action == "export":
-            record = export_approved(sagemaker, s3, outputs["ModelPackageGroupName"], args.dir, args.package_arn)
+            package_arn = args.package_arn or served_package(sagemaker, outputs)
+            trained_from = None if args.package_arn else current_code_key()
+            record = export_approved(
+                sagemaker, s3, outputs["ModelPackageGroupName"], args.dir, package_arn, trained_from
+            )
             print(f"exported {record['source_package_arn']} (sha256 {record['artifact_sha256'][:16]}...) to {args.dir}")
             return 0
         record, artifact = read_promotion(args.dir)
+        record["golden"] = _rescored(sagemaker, s3, stage, outputs, artifact)
         url = store_artifact(s3, outputs["ArtifactsBucketName"], artifact, record["artifact_sha256"])
         arn = register(sagemaker, outputs["ModelPackageGroupName"], record, url, stage.region)
         print(f"promoted {record['source_package_arn']} into {stage.stack_name} as {arn} ({url})")
@@ -207,6 +293,36 @@ def main(argv: list[str] | None = None) -> int:
     except PromotionRefused as refused:
         print(f"error: {refused}", file=sys.stderr)
         return 1
+
+
+def _rescored(sagemaker, s3, stage: Stage, outputs: dict[str, str], artifact: Path) -> dict[str, str]:
+    """Re-score ``artifact`` on the target stage's golden set before anything is written; what to record."""
+    bucket = outputs["ArtifactsBucketName"]
+    with tempfile.TemporaryDirectory(prefix="golden-") as work:
+        golden = download_golden_set(s3, bucket, Path(work) / "golden")
+        if golden is None:
+            if stage.name in RESCORE_REQUIRED:
+                raise PromotionRefused(
+                    f"{stage.stack_name} has no golden set (s3://{bucket}/{GOLDEN_PREFIX}): every promotion into "
+                    f"{stage.name} is re-scored on it first; upload one: make upload-golden STAGE={stage.name} "
+                    "DATA_DIR=<folder of breed folders of labelled photos>"
+                )
+            print(
+                f"{stage.stack_name} has no golden set: promoted without a re-score (only {RESCORE_REQUIRED} need one)"
+            )
+            return {}
+        serving = None
+        if (serving_arn := served_package(sagemaker, outputs)) is not None:
+            url = sagemaker.describe_model_package(ModelPackageName=serving_arn)["InferenceSpecification"][
+                "Containers"
+            ][0]["ModelDataUrl"]
+            serving = Path(work) / "serving.tar.gz"
+            serving_bucket, _, key = url.removeprefix("s3://").partition("/")
+            s3.download_file(serving_bucket, key, str(serving))
+        candidate, served = rescore(artifact, golden, gate_of(stage), serving)
+    against = f", serving model {served.top1:.4f}" if served else ", nothing served yet"
+    print(f"re-scored on {stage.name}'s golden set: top-1 {candidate.top1:.4f} on {candidate.photos} photos{against}")
+    return {GOLDEN_ACCURACY: f"{candidate.top1:.6f}", GOLDEN_PHOTOS: str(candidate.photos)}
 
 
 if __name__ == "__main__":

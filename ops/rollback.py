@@ -25,10 +25,7 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import ClientError
 
-from dog_breeds.adapters.sagemaker_control import SageMakerControl
-from dog_breeds.release_gate import serving_package
-from dog_breeds.settings import endpoint_name_of
-from ops.promote_model import release
+from ops.promote_model import release, served_package
 from ops.stack_outputs import stack_outputs
 from ops.stages import add_stage_arguments, read_stage
 
@@ -52,15 +49,10 @@ def record(cloudformation, sagemaker, stack_name: str, directory: Path) -> dict:
     if stack:
         template = cloudformation.get_template(StackName=stack_name, TemplateStage="Original")["TemplateBody"]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        endpoint = outputs.get("EndpointName", "")
-        registry = SageMakerControl(sagemaker)
-        serving = None
-        for name in (endpoint, endpoint_name_of(endpoint, "serverless")):
-            serving = serving or serving_package(registry, name, outputs.get("ModelPackageGroupName", endpoint))
         saved |= {
             "template": template if isinstance(template, str) else json.dumps(template),
             "parameters": {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])},
-            "model_package_arn": serving["arn"] if serving else None,
+            "model_package_arn": served_package(sagemaker, outputs),
         }
     directory.mkdir(parents=True, exist_ok=True)
     partial = directory / f"{RECORD}.partial"

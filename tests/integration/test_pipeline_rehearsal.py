@@ -1,6 +1,7 @@
 """`make pipeline-rehearsal` at its small budget: the workflow's jobs, each as the identity GitHub and AWS give it,
-pass against offline stages from a fresh testing stage (it trains, gates, deploys, tests and exports); and a pipeline
-role missing one statement fails the run with AWS's refusal."""
+pass against offline stages from a fresh testing stage (it trains, gates, deploys and tests; prod then reads its
+served model as testing's registry reader); and a pipeline role missing one statement fails the run with AWS's
+refusal."""
 
 from __future__ import annotations
 

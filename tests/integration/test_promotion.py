@@ -13,13 +13,19 @@ import pytest
 
 from ops.promote_model import (
     ARTIFACT,
+    GOLDEN_ACCURACY,
     RECORD,
     PromotionRefused,
+    _rescored,
     export_approved,
     read_promotion,
     register,
+    served_package,
     store_artifact,
 )
+from ops.stages import Stage
+from ops.upload_golden import upload_golden_set
+from tests.support.artifacts import labelled_photos, one_answer_artifact
 
 SOURCE, TARGET = "dog-breed-classifier-testing", "dog-breed-classifier"
 ARTIFACT_BYTES = b"a model.tar.gz, judged" * 1000
@@ -36,12 +42,27 @@ def accounts(control_plane):
     return s3, sagemaker
 
 
-def judged(sagemaker, status: str = "Approved", digest: str | None = None) -> str:
+def serve(sagemaker, endpoint: str, model_data_url: str) -> None:
+    """An endpoint of ``endpoint``'s name serving ``model_data_url``, as the deploy function makes one."""
+    name = f"{endpoint}-{abs(hash(model_data_url)) % 10**8}"
+    sagemaker.create_model(
+        ModelName=name,
+        PrimaryContainer={"Image": "image", "ModelDataUrl": model_data_url},
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/endpoint",
+    )
+    variant = {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1}
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=name, ProductionVariants=[variant | {"InstanceType": "ml.m5.large"}]
+    )
+    sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=name)
+
+
+def judged(sagemaker, status: str = "Approved", digest: str | None = None, key: str = KEY) -> str:
     """A package version as the release gate registers it: its metrics and the artifact's digest ("": none)."""
     arn = sagemaker.create_model_package(
         ModelPackageGroupName=SOURCE,
         InferenceSpecification={
-            "Containers": [{"Image": "image", "ModelDataUrl": f"s3://source-bucket/{KEY}"}],
+            "Containers": [{"Image": "image", "ModelDataUrl": f"s3://source-bucket/{key}"}],
             "SupportedContentTypes": ["image/jpeg"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
@@ -63,11 +84,33 @@ def test_a_model_that_is_not_approved_is_not_exported(accounts, tmp_path, status
     assert not (tmp_path / ARTIFACT).exists() and not (tmp_path / RECORD).exists()
 
 
-def test_without_an_explicit_version_only_approved_ones_count(accounts, tmp_path):
+def test_a_stage_that_serves_no_approved_version_has_nothing_to_export(accounts, tmp_path):
     s3, sagemaker = accounts
-    judged(sagemaker, "Rejected")
-    with pytest.raises(PromotionRefused, match="no approved version"):
-        export_approved(sagemaker, s3, SOURCE, tmp_path)
+    judged(sagemaker, "Approved")  # approved, but the stage's endpoint does not serve it
+    outputs = {"EndpointName": SOURCE, "ModelPackageGroupName": SOURCE}
+    assert served_package(sagemaker, outputs) is None
+    with pytest.raises(PromotionRefused, match="serves no approved version"):
+        export_approved(sagemaker, s3, SOURCE, tmp_path, served_package(sagemaker, outputs))
+
+
+def test_the_export_takes_the_version_the_stage_serves_not_the_newest_approval(accounts, tmp_path):
+    # Given two approved versions, the stage's endpoint serving the older (the newer failed its release: a newer
+    # approval is not a tested one)
+    s3, sagemaker = accounts
+    served, newer = judged(sagemaker), judged(sagemaker, key=KEY.replace("testing-1", "testing-2"))
+    serve(sagemaker, SOURCE, f"s3://source-bucket/{KEY}")
+    # Then the served one is what a promotion starts from
+    assert served_package(sagemaker, {"EndpointName": SOURCE, "ModelPackageGroupName": SOURCE}) == served != newer
+
+
+def test_an_approval_revoked_in_the_source_registry_is_not_exported(accounts, tmp_path):
+    # Given a version testing approved, its approval revoked there before prod's job read it
+    s3, sagemaker = accounts
+    arn = judged(sagemaker)
+    sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Rejected", ApprovalDescription="bad")
+    # Then prod's export, which reads testing's registry itself, refuses it
+    with pytest.raises(PromotionRefused, match="Rejected, not Approved"):
+        export_approved(sagemaker, s3, SOURCE, tmp_path, arn)
 
 
 def test_an_artifact_changed_after_its_approval_is_not_exported(accounts, tmp_path):
@@ -93,7 +136,7 @@ def test_the_approved_bytes_are_promoted_with_their_record(accounts, tmp_path):
     s3, sagemaker = accounts
     judged(sagemaker, "Approved")
     newest = judged(sagemaker, "Approved")
-    record = export_approved(sagemaker, s3, SOURCE, tmp_path)
+    record = export_approved(sagemaker, s3, SOURCE, tmp_path, newest)
     assert record["source_package_arn"] == newest and (tmp_path / ARTIFACT).read_bytes() == ARTIFACT_BYTES
     # When it is promoted into the target
     record, artifact = read_promotion(tmp_path)
@@ -146,3 +189,52 @@ def test_bytes_already_stored_under_the_digest_must_be_the_digests(accounts, tmp
     # And the same bytes stored before are accepted again (a rerun of a promotion)
     s3.put_object(Bucket="target-bucket", Key=f"models/sha256/{digest}/model.tar.gz", Body=ARTIFACT_BYTES)
     assert store_artifact(s3, "target-bucket", artifact, digest).endswith(f"{digest}/model.tar.gz")
+
+
+# --- prod re-scores the candidate on its own golden set before anything is written ------------------------------
+
+FOLDERS = ["001.Affenpinscher", "002.Afghan_hound", "003.Airedale_terrier"]
+PROD = Stage("prod", TARGET, "us-east-1", {})
+PROD_OUTPUTS = {"ArtifactsBucketName": "target-bucket", "EndpointName": TARGET, "ModelPackageGroupName": TARGET}
+
+
+def test_prod_refuses_a_promotion_without_its_golden_set(accounts, tmp_path):
+    s3, sagemaker = accounts
+    candidate = one_answer_artifact(tmp_path, FOLDERS, 0)
+    with pytest.raises(PromotionRefused, match="has no golden set .* make upload-golden STAGE=prod"):
+        _rescored(sagemaker, s3, PROD, PROD_OUTPUTS, candidate)
+    # another stage (a feature stack) without one is promoted without a re-score, and says so
+    assert _rescored(sagemaker, s3, Stage("testing", TARGET, "us-east-1", {}), PROD_OUTPUTS, candidate) == {}
+
+
+def test_a_candidate_below_the_threshold_on_prods_photos_stops_the_promotion(accounts, tmp_path):
+    # Given prod's golden set (mostly Affenpinschers) and a candidate that answers Afghan hound to every photo,
+    # whatever accuracy its job logged
+    s3, sagemaker = accounts
+    upload_golden_set(s3, "target-bucket", labelled_photos(tmp_path / "golden", {FOLDERS[0]: 4, FOLDERS[1]: 1}))
+    weak = one_answer_artifact(tmp_path, FOLDERS, 1)
+    # Then the re-score (top-1 0.2 < 0.6, the template's default threshold) refuses it
+    with pytest.raises(PromotionRefused, match=r"top-1 0.2000 on 5 photos < threshold 0.6000"):
+        _rescored(sagemaker, s3, PROD, PROD_OUTPUTS, weak)
+    # And a candidate that names them right passes, with its figures to record on the version
+    strong = one_answer_artifact(tmp_path, FOLDERS, 0)
+    assert _rescored(sagemaker, s3, PROD, PROD_OUTPUTS, strong)[GOLDEN_ACCURACY] == "0.800000"
+
+
+def test_a_candidate_worse_than_what_prod_serves_on_the_same_photos_is_refused(accounts, tmp_path):
+    # Given prod serving a model that gets 0.8 of its golden set, and a threshold of 0.1
+    s3, sagemaker = accounts
+    upload_golden_set(s3, "target-bucket", labelled_photos(tmp_path / "golden", {FOLDERS[0]: 4, FOLDERS[1]: 1}))
+    serving = one_answer_artifact(tmp_path, FOLDERS, 0)
+    digest = hashlib.sha256(serving.read_bytes()).hexdigest()
+    key = f"models/sha256/{digest}/model.tar.gz"
+    s3.put_object(Bucket="target-bucket", Key=key, Body=serving.read_bytes())
+    record = {"source_package_arn": "arn:source", "artifact_sha256": digest, "metrics": {}}
+    register(sagemaker, TARGET, record, f"s3://target-bucket/{key}", "us-east-1")
+    serve(sagemaker, TARGET, f"s3://target-bucket/{key}")
+    lenient = Stage("prod", TARGET, "us-east-1", {"GateMinimumTestAccuracy": "0.1"})
+    # When a candidate that gets 0.2 of the same photos is promoted (above the threshold, 0.6 worse)
+    candidate = one_answer_artifact(tmp_path / "candidate", FOLDERS, 1)
+    # Then the re-score refuses it against the serving model (the tolerance is the template's 0.02)
+    with pytest.raises(PromotionRefused, match=r"top-1 0.2000 < the serving model's 0.8000 - tolerance 0.0200"):
+        _rescored(sagemaker, s3, lenient, PROD_OUTPUTS, candidate)

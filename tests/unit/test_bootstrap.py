@@ -20,6 +20,7 @@ DOCUMENT = load_template(BOOTSTRAP_TEMPLATE)
 RESOURCES = DOCUMENT["Resources"]
 BIN = Path(sys.executable).parent
 EMBEDDED = {
+    "registry-reader": RESOURCES["RegistryReaderRole"]["Properties"]["Policies"][0]["PolicyDocument"],
     "permissions-boundary": RESOURCES["PermissionsBoundary"]["Properties"]["PolicyDocument"],
     "cloudformation-execution": RESOURCES["CloudFormationExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"],
     "pipeline-execution": RESOURCES["PipelineExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"],
@@ -80,6 +81,31 @@ OTHER_BRANCH = github.Trigger("push", "refs/heads/release", REPOSITORY)
 )
 def test_each_role_trusts_exactly_its_jobs_subjects(identity_set, trigger, environment, admitted):
     assert _admits(identity_set, trigger, environment) is admitted
+
+
+@pytest.mark.parametrize(
+    "trigger, environment, admitted",
+    [(MAIN, "prod", True), (FEATURE, "prod", True), (MAIN, None, False), (FEATURE, None, False), (PULL, None, False)],
+)
+def test_testings_registry_reader_trusts_only_the_prod_environments_jobs(trigger, environment, admitted):
+    reader = render("testing", REPOSITORY).registry_reader
+    token = github.oidc_claims(trigger, environment)
+    try:
+        sts.assume_role_with_web_identity(reader.trust_policy, reader.provider_arn, token, 1800, 3600)
+    except sts.StsRefusal:
+        assert not admitted
+    else:
+        assert admitted
+    assert render("prod", REPOSITORY).registry_reader is None and render("feature", REPOSITORY).registry_reader is None
+
+
+def test_testings_registry_reader_may_read_and_nothing_more():
+    actions = {
+        action
+        for statement in render("testing", REPOSITORY).registry_reader.pipeline_policy["Statement"]
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    }
+    assert all(action.split(":")[1].startswith(("Describe", "List", "Get")) for action in actions), actions
 
 
 @pytest.mark.parametrize("identity_set", IDENTITY_SETS)

@@ -23,6 +23,7 @@ from ops.promote_model import (
 GROUP = "dog-breed-classifier-testing"
 BYTES = b"model bytes"
 DIGEST = hashlib.sha256(BYTES).hexdigest()
+CODE = f"code/training_jobs-{'c' * 64}/sourcedir.tar.gz"  # the training code a version was trained from
 
 
 def _error(code: str, message: str = "") -> ClientError:
@@ -58,11 +59,13 @@ class FakeSageMaker:
         self.groups: set[str] = set()
         self.updates: list[dict] = []
 
-    def add(self, version: int, status: str, digest: str | None = DIGEST, group: str = GROUP) -> str:
+    def add(self, version: int, status: str, digest: str | None = DIGEST, group: str = GROUP, code: str = CODE) -> str:
         arn = f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{group}/{version}"
         metadata = {"test:accuracy": "0.91", "test:loss": "0.3", "training_job_name": "job-7", "other": "x"}
         if digest:
             metadata["artifact_sha256"] = digest
+        if code:
+            metadata["training_code"] = f"s3://src/{code}"
         self.packages[arn] = {
             "ModelPackageGroupName": group,
             "ModelApprovalStatus": status,
@@ -104,12 +107,12 @@ def source():
     return sagemaker, s3
 
 
-def test_export_takes_the_newest_approved_version_and_records_what_was_judged(source, tmp_path):
+def test_export_takes_the_version_it_is_given_and_records_what_was_judged(source, tmp_path):
     sagemaker, s3 = source
     sagemaker.add(1, "Approved", digest="0" * 64)
     newest = sagemaker.add(2, "Approved")
     sagemaker.add(3, "Rejected")
-    record = export_approved(sagemaker, s3, GROUP, tmp_path / "out")
+    record = export_approved(sagemaker, s3, GROUP, tmp_path / "out", newest, trained_from=CODE)
     assert (tmp_path / "out/model.tar.gz").read_bytes() == BYTES and not list((tmp_path / "out").glob("*.partial"))
     assert json.loads((tmp_path / "out/record.json").read_text()) == record
     assert {k: v for k, v in record.items() if k != "exported_at"} == {
@@ -141,11 +144,21 @@ def test_export_refuses_what_cannot_be_proved_approved_and_writes_nothing(source
     assert not list(tmp_path.rglob("*.partial"))
 
 
-def test_export_without_any_approved_version_says_so(source, tmp_path):
+def test_export_without_a_served_version_says_so(source, tmp_path):
     sagemaker, s3 = source
-    sagemaker.add(1, "Rejected")
-    with pytest.raises(PromotionRefused, match=f"the {GROUP} registry has no approved version"):
-        export_approved(sagemaker, s3, GROUP, tmp_path)
+    with pytest.raises(PromotionRefused, match=f"the {GROUP} stage serves no approved version of its registry"):
+        export_approved(sagemaker, s3, GROUP, tmp_path, None)
+
+
+@pytest.mark.parametrize("code", ["code/training_jobs-" + "d" * 64 + "/sourcedir.tar.gz", ""])
+def test_a_served_model_trained_from_other_code_than_this_commits_is_not_exported(source, tmp_path, code):
+    """A later push may redeploy testing while prod waits for its approval: prod takes no model of other code."""
+    sagemaker, s3 = source
+    arn = sagemaker.add(1, "Approved", code=code)
+    with pytest.raises(PromotionRefused, match=f"was trained from .*, not this commit's {CODE}: the stage serves"):
+        export_approved(sagemaker, s3, GROUP, tmp_path / "out", arn, trained_from=CODE)
+    assert not (tmp_path / "out/model.tar.gz").exists()
+    assert export_approved(sagemaker, s3, GROUP, tmp_path / "named", arn)["source_package_arn"] == arn
 
 
 def _exported(tmp_path, status="Approved", data=BYTES):
@@ -273,10 +286,28 @@ OUTPUTS = {
 }
 
 
+GOLDEN = {"golden:accuracy": "0.950000", "golden:photos": "40"}
+
+
 def _command(monkeypatch, clients: dict):
+    """The command with these clients; the served version is the registry's newest approved one and the re-score
+    answers GOLDEN (both run against moto and a real artifact in tests/integration/test_promotion.py)."""
     monkeypatch.setattr(promote_model, "stack_outputs", lambda stack, region: OUTPUTS)
     monkeypatch.setattr(promote_model.boto3.session, "Session", lambda region_name: _Session(clients))
+    monkeypatch.setattr(promote_model, "current_code_key", lambda: CODE)
+    monkeypatch.setattr(promote_model, "served_package", _newest_approved)
+    monkeypatch.setattr(promote_model, "_rescored", lambda *args: dict(GOLDEN))
     return promote_model.main
+
+
+def _newest_approved(sagemaker, outputs):
+    listed = sagemaker.list_model_packages(
+        ModelPackageGroupName=outputs["ModelPackageGroupName"],
+        ModelApprovalStatus="Approved",
+        SortBy="CreationTime",
+        SortOrder="Descending",
+    )["ModelPackageSummaryList"]
+    return listed[0]["ModelPackageArn"] if listed else None
 
 
 def test_the_command_exports_then_promotes_and_releases_only_when_asked(monkeypatch, tmp_path, capsys):
@@ -290,6 +321,7 @@ def test_the_command_exports_then_promotes_and_releases_only_when_asked(monkeypa
     main = _command(monkeypatch, {"sagemaker": target_sagemaker, "s3": target_s3})
     assert main(["promote", "--stage", "prod", "--dir", str(tmp_path)]) == 0
     (arn,) = target_sagemaker.packages
+    assert target_sagemaker.packages[arn]["CustomerMetadataProperties"].items() >= GOLDEN.items()
     assert (
         f"promoted {newest} into" in capsys.readouterr().out
         and ("prod-bucket", f"models/sha256/{DIGEST}/model.tar.gz") in target_s3.objects
@@ -314,10 +346,10 @@ def test_the_command_fails_when_the_release_fails_or_the_promotion_is_refused(mo
 
 def test_an_export_makes_its_folder_and_may_be_repeated_into_it(source, tmp_path):
     sagemaker, s3 = source
-    sagemaker.add(1, "Approved")
+    arn = sagemaker.add(1, "Approved")
     nested = tmp_path / "exports" / "testing"
-    first = export_approved(sagemaker, s3, GROUP, nested)
-    assert export_approved(sagemaker, s3, GROUP, nested)["source_package_arn"] == first["source_package_arn"]
+    first = export_approved(sagemaker, s3, GROUP, nested, arn)
+    assert export_approved(sagemaker, s3, GROUP, nested, arn)["source_package_arn"] == first["source_package_arn"]
     assert (nested / "model.tar.gz").read_bytes() == BYTES
 
 

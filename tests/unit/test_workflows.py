@@ -115,9 +115,22 @@ def test_one_concurrency_group_per_stage_holds_it_from_deploy_to_export():
             assert job["concurrency"]["cancel-in-progress"] is False, name
             groups[name] = job["concurrency"]["group"]
     assert groups["deploy-testing"] == "stage-testing" and groups["deploy-prod"] == "stage-prod"
-    # deploy, tests and export of testing are one job: no other run can deploy testing in between
+    # deploy and tests of testing are one job: no other run can deploy testing in between
     testing = [step.target for step in workflow_steps() if step.job == "deploy-testing"]
-    assert testing.index("deploy-stage") < testing.index("integration-test") < testing.index("export-model")
+    assert testing.index("deploy-stage") < testing.index("integration-test")
+
+
+def test_prods_candidate_is_read_from_testings_registry_as_its_reader_never_carried_by_an_artifact():
+    (prod,) = [job for job in PLAN.jobs if job.name == "deploy-prod" and job.result == "success"]
+    by_target = {(step.target, step.stage): step for step in prod.steps}
+    export, promote = by_target[("export-model", "testing")], by_target[("promote-model", "prod")]
+    # the export runs as testing's read-only registry reader, the promotion as prod's pipeline role
+    assert export.identity.identity_set == "testing-registry-reader"
+    assert promote.identity.identity_set == "prod"
+    assert prod.steps.index(export) < prod.steps.index(promote)
+    # and no job hands a model to another: only the built application travels
+    uploads = [step for job in JOBS.values() for step in job["steps"] if "upload-artifact" in step.get("uses", "")]
+    assert [step["with"]["name"] for step in uploads] == ["built-application"]
 
 
 def test_every_job_has_a_timeout_and_pull_requests_run_tests_without_credentials():
@@ -215,10 +228,12 @@ def test_a_job_without_id_token_permission_gets_no_credentials(tmp_path):
 
 def test_a_hidden_upload_without_include_hidden_files_uploads_nothing_and_fails(tmp_path):
     refusals = _refusals(
-        tmp_path, "          path: .promotion/\n          include-hidden-files: true\n", "          path: .promotion/\n"
+        tmp_path,
+        "          path: .aws-sam/build/\n          include-hidden-files: true\n",
+        "          path: .aws-sam/build/\n",
     )
     assert refusals == [
-        "[push to main] deploy-testing: No files were found with the provided path: .promotion/. "
+        "[push to main] deploy-testing: No files were found with the provided path: .aws-sam/build/. "
         "No artifacts will be uploaded."
     ]
 
