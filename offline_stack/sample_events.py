@@ -151,10 +151,21 @@ def create_event_inputs(s3) -> None:
         body = json.loads(event.read_text())
         weights = pretrained_weights_file(body.get("hyperparameters") or {})
         if weights:
-            s3.put_object(Bucket=OFFLINE_BUCKET, Key=f"pretrained/{weights}", Body=b"weights (a placeholder)")
+            _put_once(s3, f"pretrained/{weights}", b"weights (a placeholder)")
         uri = body.get("source_s3_uri", "")
         if uri.startswith(f"s3://{OFFLINE_BUCKET}/"):
-            s3.put_object(Bucket=OFFLINE_BUCKET, Key=uri.removeprefix(f"s3://{OFFLINE_BUCKET}/"), Body=b"code")
+            _put_once(s3, uri.removeprefix(f"s3://{OFFLINE_BUCKET}/"), b"code")
+
+
+def _put_once(s3, key: str, body: bytes) -> None:
+    """Written once, as the bucket policy requires under pretrained/ and code/ (an existing object stays)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=body, IfNoneMatch="*")
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "PreconditionFailed":
+            raise
 
 
 def main() -> None:

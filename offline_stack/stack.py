@@ -20,6 +20,7 @@ Step Functions                     moto's interpreter runs statemachine/pipeline
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -47,6 +48,12 @@ UNRESERVED_OFFLINE_CONCURRENCY = 10
 def offline_concurrency(reserved: str) -> int:
     """How many execution environments the offline API may run: the reservation, or 10 when there is none."""
     return UNRESERVED_OFFLINE_CONCURRENCY if reserved == "none" else int(reserved)
+
+
+def put_bucket_policy(s3, template: SamTemplate) -> None:
+    """The template's policy on its artifacts bucket, held to every principal as AWS holds it (``aws_rules/s3.py``)."""
+    policy = template.resolve(template.resources["ArtifactsBucketPolicy"]["Properties"]["PolicyDocument"])
+    s3.put_bucket_policy(Bucket=template.physical_id("ArtifactsBucket"), Policy=json.dumps(policy))
 
 
 class OfflineStack(contextlib.AbstractContextManager):
@@ -97,6 +104,7 @@ class OfflineStack(contextlib.AbstractContextManager):
             self.s3 = self.control_plane.client("s3")
             self.sagemaker = self.control_plane.client("sagemaker")
             self.s3.create_bucket(Bucket=self.bucket)
+            put_bucket_policy(self.s3, self.template)
             self.cloudwatch = self.control_plane.client("cloudwatch")
             self.endpoints = LocalEndpoints(
                 self.sagemaker, self.s3, self.cloudwatch, self.runtime, self.work_dir, self.log, s3_as=self._s3_as

@@ -53,8 +53,8 @@ Rules (``docs/aws-semantics.md`` lists each with its offline test):
 - **Signatures.** A request signed with a role's key must carry that key's SigV4 signature; anything else is
   refused as AWS refuses it. Source: IAM user guide, "Signing AWS API requests" (Signature Version 4).
 
-Not enforced offline: bucket policies (the artifacts bucket's TLS-only Deny would refuse every plain-HTTP call on
-loopback), resource-based policies, SCPs, session policies. The operator (the tests, ``make demo``) signs with the
+Bucket policies' Deny statements are enforced for every principal (``aws_rules/s3.py``). Not enforced offline: other
+resource-based policies, SCPs, session policies. The operator (the tests, ``make demo``) signs with the
 offline stack's dummy credentials and acts as an account administrator, as a person deploying would; the calls
 moto's Step Functions interpreter makes for the pipeline's ``aws-sdk`` tasks go that way too (the pipeline role's
 actions are checked against its policy statically, tests/unit/test_state_machine.py).
@@ -573,7 +573,9 @@ def install_in_moto(roles_for_this_request) -> None:
         # a form-encoded body as sent (the control plane keeps it: moto parses it away)
         body = self.normalized_request.environ.get("offline.raw_form_body", self.raw_body) or b""
         try:
-            roles.authorize(self.method, path, self.headers, body, permissions)
+            role = roles.authorize(self.method, path, self.headers, body, permissions)
+            if is_s3:  # the bucket's policy holds every principal, the operator too (aws_rules.s3)
+                _bucket_policy(self, resource, role, permissions()[0])
         except AccessDenied as denied:
             if is_s3:  # S3 names the principal, action and missing policy for a same-account request (docstring)
                 if denied.permission is None:
@@ -588,5 +590,30 @@ def install_in_moto(roles_for_this_request) -> None:
                 raise JsonAccessDenied("AccessDeniedException", str(denied)) from None
             raise AccessDeniedError(user_arn=denied.role.session_arn, action=str(denied.permission)) from None
 
+    def _bucket_policy(response, resource: str, role: Role | None, permission: Permission) -> None:
+        from moto.s3.models import s3_backends
+
+        from offline_stack.aws_rules.s3 import bucket_of, explicit_deny
+
+        account = response.current_account
+        bucket = s3_backends[account]["aws"].buckets.get(bucket_of(resource))
+        principal = role.arn if role else f"arn:aws:iam::{account}:root"
+        if bucket is not None and (refusal := explicit_deny(bucket.policy, permission, principal)):
+            raise AccessDenied(role, permission, refusal)
+
     authorize.offline_iam = True
     ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize
+
+    # moto judges object requests by the bucket policy too, but without its conditions (the TLS-only Deny and a
+    # Deny unless If-None-Match refuse everything): while roles are enforced, the check above is the only one.
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.models import FakeBucket
+
+    moto_bucket_permission = FakeBucket.get_permission
+
+    def get_permission(bucket, action: str, resource: str):
+        if roles_for_this_request() is not None:
+            return PermissionResult.NEUTRAL
+        return moto_bucket_permission(bucket, action, resource)
+
+    FakeBucket.get_permission = get_permission

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
+from botocore.exceptions import ClientError
 
 from offline_stack.sample_events import OFFLINE_BUCKET, SAMPLE_PACKAGES, SAMPLE_TRAINING_JOB
-from tests.conftest import ENDPOINT_NAME, load_event
+from tests.conftest import ENDPOINT_NAME, TEMPLATE_ROLES, load_event
 from tests.event_expectations import CONTROL_EVENTS, EXPECTATIONS
 from tests.support.control_outcomes import assert_control_outcome, code_channel
 
@@ -198,13 +201,48 @@ def test_deploy_refuses_a_version_that_is_not_approved(control_function, control
     assert sagemaker.list_models()["Models"] == []
 
 
-def test_an_overwritten_model_object_is_not_deployed(control_function, control_plane):
-    """Someone with write access to the bucket replaces an approved model's bytes: the digest read before CreateModel
-    differs from the one its key and its version record, and nothing is created."""
-    sagemaker, s3 = control_plane.client("sagemaker"), control_plane.client("s3")
-    package = sagemaker.describe_model_package(ModelPackageName=SAMPLE_PACKAGES[0])
+def _served_model(control_plane) -> tuple[str, str]:
+    """(key, SHA-256) of the first sample version's model, as its registry version records them."""
+    package = control_plane.client("sagemaker").describe_model_package(ModelPackageName=SAMPLE_PACKAGES[0])
     url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
-    s3.put_object(Bucket=OFFLINE_BUCKET, Key=url.split(f"{OFFLINE_BUCKET}/", 1)[1], Body=b"another model")
+    return url.split(f"{OFFLINE_BUCKET}/", 1)[1], package["CustomerMetadataProperties"]["artifact_sha256"]
+
+
+def test_no_one_overwrites_or_hides_a_model_so_a_new_instance_downloads_the_approved_bytes(control_plane):
+    """The bucket policy refuses, to an administrator too, a write without If-None-Match and a delete by name under
+    models/sha256/ (a conditional write finds the key taken): what a scale-out instance downloads, as the endpoint's
+    role, keeps the digest the registry recorded."""
+    s3 = control_plane.client("s3")  # the operator: an administrator of the account
+    key, digest = _served_model(control_plane)
+    with pytest.raises(ClientError, match="with an explicit deny in a resource-based policy"):
+        s3.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=b"another model")
+    with pytest.raises(ClientError, match="PreconditionFailed"):
+        s3.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=b"another model", IfNoneMatch="*")
+    with pytest.raises(ClientError, match="explicit deny"):
+        s3.delete_object(Bucket=OFFLINE_BUCKET, Key=key)
+    endpoint_role = TEMPLATE_ROLES.by_logical_id["SageMakerEndpointRole"]
+    downloaded = control_plane.client_as(endpoint_role, "s3").get_object(Bucket=OFFLINE_BUCKET, Key=key)["Body"]
+    assert hashlib.sha256(downloaded.read()).hexdigest() == digest
+    s3.put_object(Bucket=OFFLINE_BUCKET, Key="data/train/002.Afghan_hound/2.jpg", Body=b"a photo")  # data: no rule
+
+
+@pytest.mark.parametrize("key", ["pretrained/efficientnet.pth", "code/training_jobs-" + "0" * 64 + "/sourcedir.tar.gz"])
+def test_the_weights_and_the_training_code_are_written_once_by_anyone(control_plane, key):
+    s3 = control_plane.client("s3")
+    with pytest.raises(ClientError, match="explicit deny"):
+        s3.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=b"bytes")
+    s3.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=b"bytes", IfNoneMatch="*")
+    with pytest.raises(ClientError, match="PreconditionFailed"):
+        s3.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=b"other bytes", IfNoneMatch="*")
+
+
+def test_an_overwritten_model_object_is_not_deployed(control_function, control_plane):
+    """An administrator removes the bucket policy and replaces an approved model's bytes: the digest read before
+    CreateModel differs from the one its key and its version record, and nothing is created."""
+    sagemaker, s3 = control_plane.client("sagemaker"), control_plane.client("s3")
+    key, _ = _served_model(control_plane)
+    s3.delete_bucket_policy(Bucket=OFFLINE_BUCKET)
+    s3.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=b"another model")
     with control_function("DeployEndpointFunction") as function, pytest.raises(Exception) as refusal:
         function.invoke(load_event("deploy-endpoint-approved.json"))
     assert type(refusal.value).__name__ == "ModelIntegrityError"

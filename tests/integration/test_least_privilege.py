@@ -17,6 +17,7 @@ import tarfile
 
 import pytest
 
+from dog_breeds.adapters.s3_objects import put_once
 from offline_stack.aws_rules.iam import Roles, invoke_endpoint_authorizer
 from offline_stack.control_plane import sagemaker_state
 from offline_stack.data_capture import DataCapture
@@ -189,8 +190,9 @@ def run_as_sagemaker(control_plane, roles: Roles, tmp_path) -> None:
     operator = control_plane.client("s3")
     operator.put_object(Bucket=OFFLINE_BUCKET, Key="data/train/a/1.jpg", Body=b"jpeg")
     code, weights = "code/training_jobs-1/sourcedir.tar.gz", "pretrained/resnet50-11ad3fa6.pth"
-    operator.put_object(Bucket=OFFLINE_BUCKET, Key=code, Body=_tarball("train.py"))
-    operator.put_object(Bucket=OFFLINE_BUCKET, Key=weights, Body=b"tensors")
+    # content addresses are written once (the bucket policy): the seeded weights of that name stay
+    put_once(operator, OFFLINE_BUCKET, code, _tarball("train.py"), "application/gzip")
+    put_once(operator, OFFLINE_BUCKET, weights, b"tensors", "application/octet-stream")
     features = "feature-cache/0123/extract-job/output/model.tar.gz"  # an extraction job's output, from before
     operator.put_object(Bucket=OFFLINE_BUCKET, Key=features, Body=_tarball("0123/features.pt"))
     # the job's channels (isolated jobs get their code, ImageNet weights and cached features as channels too)
@@ -216,7 +218,7 @@ def run_as_endpoint(control_plane, roles: Roles, tmp_path) -> None:
     s3 = control_plane.client_as(roles.by_logical_id["SageMakerEndpointRole"], "s3")
     operator = control_plane.client("s3")
     for key in (f"models/sha256/{'a' * 64}/model.tar.gz",):
-        operator.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=_tarball("model.pt"))
+        operator.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=_tarball("model.pt"), IfNoneMatch="*")
         LocalEndpoints._unpack(s3, f"s3://{OFFLINE_BUCKET}/{key}", tmp_path / key.replace("/", "-"))
     destination = {"DestinationS3Uri": f"s3://{OFFLINE_BUCKET}/data-capture", "InitialSamplingPercentage": 100}
     capture = DataCapture(s3, ENDPOINT_NAME, "AllTraffic", destination)
@@ -283,7 +285,7 @@ def test_a_model_the_endpoint_role_cannot_read_is_refused_when_deployed_not_minu
     operator = control_plane.client("s3")
     inside = f"models/sha256/{'b' * 64}/model.tar.gz"
     for key in ("starter-model/model.tar.gz", "training-output/job/output/model.tar.gz", inside):
-        operator.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=_tarball("model.pt"))
+        operator.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=_tarball("model.pt"), IfNoneMatch="*")
     endpoint_role = TEMPLATE_ROLES.by_logical_id["SageMakerEndpointRole"]
     s3 = control_plane.client_as(endpoint_role, "s3")
     for outside in ("starter-model/model.tar.gz", "training-output/job/output/model.tar.gz"):
