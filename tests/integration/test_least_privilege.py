@@ -16,6 +16,7 @@ import re
 import tarfile
 
 import pytest
+from botocore.exceptions import ClientError
 
 from dog_breeds.adapters.s3_objects import put_once
 from offline_stack.aws_rules.iam import Roles, invoke_endpoint_authorizer
@@ -25,7 +26,7 @@ from offline_stack.endpoint_server import EndpointServer
 from offline_stack.lambda_invoker import LambdaFunction
 from offline_stack.local_endpoints import LocalEndpoints
 from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
-from offline_stack.sample_events import OFFLINE_BUCKET, SAMPLE_TRAINING_JOB
+from offline_stack.sample_events import OFFLINE_BUCKET, SAMPLE_PACKAGES, SAMPLE_TRAINING_JOB
 from offline_stack.training_executor import LocalTrainingExecutor
 from tests.conftest import ENDPOINT_NAME, TEMPLATE_ROLES, load_event
 from tests.support.models import CannedModel
@@ -230,6 +231,25 @@ def run_as_endpoint(control_plane, roles: Roles, tmp_path) -> None:
         function.invoke(load_event("deploy-endpoint-another-approved-on-c5.json"))
 
 
+def run_as_serverless_endpoint(control_plane, roles: Roles, tmp_path) -> None:
+    """What SageMaker does as a serverless endpoint's role: an approved model in, the rollback alarms of an update
+    read; no captured requests (serverless endpoints have none, and the role may not write them)."""
+    role = roles.by_logical_id["SageMakerServerlessEndpointRole"]
+    s3 = control_plane.client_as(role, "s3")
+    key = f"models/sha256/{'c' * 64}/model.tar.gz"
+    put_once(control_plane.client("s3"), OFFLINE_BUCKET, key, _tarball("model.pt"), "application/gzip")
+    LocalEndpoints._unpack(s3, f"s3://{OFFLINE_BUCKET}/{key}", tmp_path / "serverless-model")
+    with pytest.raises(ClientError, match="AccessDenied"):
+        s3.put_object(Bucket=OFFLINE_BUCKET, Key=f"data-capture/{ENDPOINT_NAME}/x.jsonl", Body=b"{}")
+    # a serverless endpoint, then an update with auto-rollback alarms: read as the model's role, this one
+    kind = {"ENDPOINT_KIND": "serverless", "SAGEMAKER_ENDPOINT_ROLE_ARN": role.arn}
+    environment = {**control_plane.environment(), **kind}
+    with LambdaFunction("DeployEndpointFunction", environment=environment) as function:
+        function.invoke(load_event("deploy-endpoint-approved.json"))
+        updated = function.invoke({"model_package_arn": SAMPLE_PACKAGES[1]})
+    assert updated["action"] == "updated" and updated["endpoint_kind"] == "serverless", updated
+
+
 SCENARIOS = {
     "StartTrainingFunctionRole": start_training,
     "DeployEndpointFunctionRole": deploy_endpoint,
@@ -239,11 +259,12 @@ SCENARIOS = {
     "PageFunctionRole": page,
     "SageMakerExecutionRole": run_as_sagemaker,
     "SageMakerEndpointRole": run_as_endpoint,
+    "SageMakerServerlessEndpointRole": run_as_serverless_endpoint,
 }
 
 
 def _run(scenario, control_plane, roles, tmp_path) -> None:
-    if scenario in (run_as_sagemaker, run_as_endpoint):
+    if scenario in (run_as_sagemaker, run_as_endpoint, run_as_serverless_endpoint):
         scenario(control_plane, roles, tmp_path)
     else:
         scenario(control_plane, roles)

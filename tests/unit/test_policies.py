@@ -101,10 +101,11 @@ def test_pass_role_is_only_for_the_sagemaker_roles_each_by_its_one_function_and_
             if "iam:PassRole" in _as_list(statement["Action"]):
                 passed[path.stem] = statement["Resource"]
                 assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
-    # training jobs get the training role, models the endpoint role: neither function can hand out the other
+    # training jobs get the training role, models an endpoint role (their kind's): neither function can hand out the
+    # other's
     assert passed == {
         "start-training-function": "${SageMakerExecutionRole.Arn}",
-        "deploy-endpoint-function": "${SageMakerEndpointRole.Arn}",
+        "deploy-endpoint-function": ["${SageMakerEndpointRole.Arn}", "${SageMakerServerlessEndpointRole.Arn}"],
     }
 
 
@@ -130,6 +131,14 @@ def test_the_endpoint_role_reads_models_and_writes_captures_and_nothing_of_train
         ("s3:PutObject", "checkpoints/j/checkpoint.pt"),
     ]:
         assert not endpoint.allows(Permission(action, f"{bucket}/{key}")), (action, key)
+    serverless = Policy(
+        [json.loads(TEMPLATE.substitute((POLICIES_DIR / "sagemaker-serverless-endpoint.json").read_text()))]
+    )
+    assert serverless.allows(Permission("s3:GetObject", f"{bucket}/models/sha256/a/model.tar.gz"))
+    assert not serverless.allows(Permission("s3:PutObject", f"{bucket}/data-capture/e/x.jsonl"))  # no capture there
+    for role in (endpoint, serverless):  # the container's metrics in SageMaker's namespaces only
+        assert role.allows(Permission("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "/aws/sagemaker/E"}))
+        assert not role.allows(Permission("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "Billing"}))
     # and training may no longer write captures or read the models others put under models/
     assert not training.allows(Permission("s3:PutObject", f"{bucket}/data-capture/e/x.jsonl"))
     assert not training.allows(Permission("s3:GetObject", f"{bucket}/models/a/model.tar.gz"))
