@@ -145,27 +145,20 @@ def create_event_inputs(s3) -> None:
     start from (what ``make upload-weights`` puts there) and the code an event names by its S3 URI (stored by an
     earlier job). CreateTrainingJob refuses a channel with nothing under it, as SageMaker does. Placeholders: no
     container runs for these events."""
+    from dog_breeds.adapters.s3_objects import put_once
     from dog_breeds.start_training import pretrained_weights_file
 
     for event in sorted(EVENTS_DIR.glob("start-training*.json")):
         body = json.loads(event.read_text())
         weights = pretrained_weights_file(body.get("hyperparameters") or {})
         if weights:
-            _put_once(s3, f"pretrained/{weights}", b"weights (a placeholder)")
+            # written once, as the bucket policy requires under pretrained/ and code/ (an existing object stays)
+            put_once(
+                s3, OFFLINE_BUCKET, f"pretrained/{weights}", b"weights (a placeholder)", "application/octet-stream"
+            )
         uri = body.get("source_s3_uri", "")
         if uri.startswith(f"s3://{OFFLINE_BUCKET}/"):
-            _put_once(s3, uri.removeprefix(f"s3://{OFFLINE_BUCKET}/"), b"code")
-
-
-def _put_once(s3, key: str, body: bytes) -> None:
-    """Written once, as the bucket policy requires under pretrained/ and code/ (an existing object stays)."""
-    from botocore.exceptions import ClientError
-
-    try:
-        s3.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=body, IfNoneMatch="*")
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "PreconditionFailed":
-            raise
+            put_once(s3, OFFLINE_BUCKET, uri.removeprefix(f"s3://{OFFLINE_BUCKET}/"), b"code", "application/gzip")
 
 
 def main() -> None:
