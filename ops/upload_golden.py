@@ -11,6 +11,7 @@ reads from the job's log; ``make promote-model`` refuses prod without it (``ops/
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from pathlib import Path
 
@@ -27,10 +28,11 @@ def upload_golden_set(s3, bucket: str, data_dir: Path) -> tuple[int, int]:
     wanted = {f"{GOLDEN_PREFIX}{folder}/{path.name}": path for path, folder in labelled_photos(data_dir)}
     existing = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=GOLDEN_PREFIX):
-        existing.update({item["Key"]: item["Size"] for item in page.get("Contents", [])})
+        existing.update({item["Key"]: item["ETag"].strip('"') for item in page.get("Contents", [])})
     uploaded = 0
     for key, path in wanted.items():
-        if existing.get(key) != path.stat().st_size:
+        # a single-part upload's ETag is its MD5 under SSE-S3; anything else (a multipart or KMS ETag) is sent again
+        if existing.get(key) != hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest():
             s3.upload_file(str(path), bucket, key)
             uploaded += 1
     stale = sorted(set(existing) - set(wanted))

@@ -8,9 +8,10 @@ Rules (``docs/aws-semantics.md`` lists each with its offline test):
   in Amazon S3", https://docs.aws.amazon.com/AmazonS3/latest/userguide/troubleshoot-403-errors.html), and "An
   explicit deny in any of these policies overrides the allow" (IAM user guide, "Policy evaluation logic",
   https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html): an administrator's
-  ``s3:*`` does not pass it. The refusal reads as S3's same-account 403 does, "User: user-arn is not authorized to
-  perform: action on "resource-arn" because context", the context naming the explicit deny in a resource-based
-  policy (same troubleshooting page).
+  ``s3:*`` does not pass it. The refusal has the form of S3's same-account 403, "User: user-arn is not authorized to
+  perform: action on "resource-arn" because context" (same troubleshooting page); the context's wording, "with an
+  explicit deny in a resource-based policy", is IAM's phrasing for explicit denies, not a sentence of S3's page (an
+  inference).
 - **Conditional writes can be required.** "You can use the condition keys ``s3:if-match`` or ``s3:if-none-match`` as
   the optional ``Condition`` element or ``Condition`` block to specify when a policy is in effect" (S3 user guide,
   "Enforce conditional writes on Amazon S3 buckets",
