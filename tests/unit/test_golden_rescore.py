@@ -111,3 +111,23 @@ def test_the_golden_set_mirrors_the_folder_byte_for_byte(tmp_path):
     (folder / "b.jpg").unlink()
     assert upload_golden_set(s3, "bucket", tmp_path / "golden") == (1, 1)
     assert s3.objects == {"golden/001.Affenpinscher/a.jpg": b"photo A"}
+
+
+def test_only_breed_folder_photo_keys_are_downloaded_and_never_outside_the_folder(tmp_path):
+    from ops.promote_model import download_golden_set
+
+    s3 = _Bucket()
+    s3.objects = {
+        "golden/001.Affenpinscher/a.jpg": b"a",
+        "golden/../escape.jpg": b"x",
+        "golden/001.Affenpinscher/../../escape.jpg": b"x",
+        "golden/loose.jpg": b"x",
+        "golden/001.Affenpinscher/": b"",
+    }
+    s3.download_file = lambda bucket, key, path: Path(path).write_bytes(s3.objects[key])
+    into = tmp_path / "work" / "golden"
+    assert download_golden_set(s3, "bucket", into) == into
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        "work/golden/001.Affenpinscher/a.jpg"
+    ]
+    assert download_golden_set(_Bucket(), "bucket", tmp_path / "none") is None  # no golden set: None, not a folder
