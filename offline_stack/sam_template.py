@@ -46,6 +46,9 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict:
     return yaml.load(path.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
+_NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
 @dataclass
 class SamTemplate:
     """A loaded template with the parameter values in force (defaults unless overridden)."""
@@ -74,10 +77,13 @@ class SamTemplate:
         return self.resources[logical_id]
 
     def resolve(self, value):
-        """Resolve Ref, GetAtt ``.Arn``, Sub and If in ``value`` with offline names; other intrinsics stay."""
+        """Resolve Ref, GetAtt ``.Arn``, Sub and If in ``value`` with offline names; other intrinsics stay.
+        ``Ref`` of a ``CommaDelimitedList`` parameter is its list; ``AWS::NoValue`` removes the key or item."""
         if isinstance(value, dict) and len(value) == 1:
             ((key, argument),) = value.items()
             if key == "Ref" and argument in self.parameters:
+                if self.document["Parameters"][argument].get("Type") == "CommaDelimitedList":
+                    return [item.strip() for item in self.parameters[argument].split(",")]
                 return self.parameters[argument]
             if key == "Ref" and argument in PSEUDO_PARAMETERS:
                 return PSEUDO_PARAMETERS[argument]
@@ -91,9 +97,10 @@ class SamTemplate:
                 condition, when_true, when_false = argument
                 return self.resolve(when_true if self.condition(condition) else when_false)
         if isinstance(value, dict):
-            return {k: self.resolve(v) for k, v in value.items()}
+            resolved = {k: self.resolve(v) for k, v in value.items()}
+            return {k: v for k, v in resolved.items() if v != _NO_VALUE}
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [v for v in (self.resolve(v) for v in value) if v != _NO_VALUE]
         return value
 
     def substitute(self, text: str) -> str:

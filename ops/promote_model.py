@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from dog_breeds.adapters.sagemaker_control import SageMakerControl
 from dog_breeds.model_store import model_key
@@ -292,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except PromotionRefused as refused:
         print(f"error: {refused}", file=sys.stderr)
+        return 1
+    except (ClientError, BotoCoreError) as refused:  # AWS's own words: which call, which principal, what is missing
+        print(f"error: {args.action} stopped: {refused}", file=sys.stderr)
         return 1
 
 

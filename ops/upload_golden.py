@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ops.promote_model import GOLDEN_PREFIX
 from ops.score_model import ScoringError, labelled_photos
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     except ScoringError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except (ClientError, BotoCoreError) as refused:  # AWS's own words: which call, which principal, what is missing
+        print(f"error: the golden set's upload stopped: {refused}", file=sys.stderr)
+        return 1
     print(f"s3://{bucket}/{GOLDEN_PREFIX}: {uploaded} photos uploaded, {deleted} stale ones deleted")
     return 0
 

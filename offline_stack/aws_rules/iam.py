@@ -65,6 +65,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -189,6 +190,8 @@ def condition_holds(operator: str, key: str, expected: list, context: Mapping[st
         "StringNotLike": lambda: not any(_wildcard(str(e), actual) for e in expected),
         "ArnEquals": lambda: actual in [str(e) for e in expected],
         "ArnLike": lambda: any(_wildcard(str(e), actual) for e in expected),
+        "ArnNotEquals": lambda: actual not in [str(e) for e in expected],
+        "ArnNotLike": lambda: not any(_wildcard(str(e), actual) for e in expected),
         "Bool": lambda: actual.lower() in [str(e).lower() for e in expected],
     }
     if operator not in tests:
@@ -532,6 +535,10 @@ def s3_permission(action: str, resource: str, uri: str, headers: Mapping[str, st
     return Permission(f"s3:{action}", resource, context)
 
 
+# The keys of this thread's DeleteObjects request its principal may not delete (moto serves a request in one thread)
+_refused_keys = threading.local()
+
+
 def install_in_moto(roles_for_this_request) -> None:
     """Have moto ask ``Roles.authorize`` about every request (``roles_for_this_request()``: the serving control
     plane's ``Roles``, or None to keep moto's own behaviour). Once per process."""
@@ -572,6 +579,16 @@ def install_in_moto(roles_for_this_request) -> None:
 
         # a form-encoded body as sent (the control plane keeps it: moto parses it away)
         body = self.normalized_request.environ.get("offline.raw_form_body", self.raw_body) or b""
+        _refused_keys.arns = frozenset()
+        if is_s3 and self.method == "POST" and "delete" in parse_qs(query, keep_blank_values=True):
+            # DeleteObjects: S3 judges each key it names and answers per key (aws_rules/s3.py); moto asks
+            # FakeBucket.get_permission about each, answered below from this request's refusals
+            try:
+                role = roles.authorize(self.method, path, self.headers, body, list)
+            except AccessDenied:
+                raise S3SignatureDoesNotMatchError() from None
+            _refused_keys.arns = _refused_deletes(self, resource, role)
+            return None
         try:
             role = roles.authorize(self.method, path, self.headers, body, permissions)
             if is_s3:  # the bucket's policy holds every principal, the operator too (aws_rules.s3)
@@ -601,6 +618,28 @@ def install_in_moto(roles_for_this_request) -> None:
         if bucket is not None and (refusal := explicit_deny(bucket.policy, permission, principal)):
             raise AccessDenied(role, permission, refusal)
 
+    def _refused_deletes(response, resource: str, role: Role | None) -> frozenset[str]:
+        """The object ARNs of a DeleteObjects request that its principal may not delete: ``s3:DeleteObject``, or
+        ``s3:DeleteObjectVersion`` for a key named with its version, by the role's policies and the bucket's."""
+        import xmltodict
+        from moto.s3.models import s3_backends
+
+        from offline_stack.aws_rules.s3 import bucket_of, explicit_deny
+
+        objects = xmltodict.parse(response.body or b"<Delete/>").get("Delete", {}).get("Object", [])
+        bucket_name = bucket_of(resource)
+        bucket = s3_backends[response.current_account]["aws"].buckets.get(bucket_name)
+        principal = role.arn if role else f"arn:aws:iam::{response.current_account}:root"
+        refused = set()
+        for item in objects if isinstance(objects, list) else [objects]:
+            arn = f"arn:aws:s3:::{bucket_name}/{item['Key']}"
+            permission = Permission("s3:DeleteObjectVersion" if item.get("VersionId") else "s3:DeleteObject", arn)
+            if (role is not None and not role.allows(permission)) or (
+                bucket is not None and explicit_deny(bucket.policy, permission, principal)
+            ):
+                refused.add(arn)
+        return frozenset(refused)
+
     authorize.offline_iam = True
     ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize
 
@@ -613,7 +652,8 @@ def install_in_moto(roles_for_this_request) -> None:
 
     def get_permission(bucket, action: str, resource: str):
         if roles_for_this_request() is not None:
-            return PermissionResult.NEUTRAL
+            refused = action == "s3:DeleteObject" and resource in getattr(_refused_keys, "arns", ())
+            return PermissionResult.DENIED if refused else PermissionResult.NEUTRAL
         return moto_bucket_permission(bucket, action, resource)
 
     FakeBucket.get_permission = get_permission

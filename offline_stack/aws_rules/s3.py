@@ -17,14 +17,24 @@ Rules (``docs/aws-semantics.md`` lists each with its offline test):
   "Enforce conditional writes on Amazon S3 buckets",
   https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html). The key carries the
   request's ``If-None-Match`` header (``aws_rules.iam.s3_permission``).
+- **Who asks: ``aws:PrincipalArn``.** "For IAM roles, the request context returns the ARN of the role, not the ARN
+  of the user that assumed the role" (IAM user guide, "AWS global condition context keys",
+  https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html): a role's session is
+  judged by its role's ARN (with its path), so the feature-cache Deny names the training role and the captured
+  requests' Deny names ``CapturedRequestReaderArns``.
 - **Principals.** A statement applies to ``"*"``, ``{"AWS": "*"}`` or the caller's ARN. The operator signs with the
   offline stack's dummy credentials: it is the account's root here (``arn:aws:iam::<account>:root``).
 
 Inference, not a documented rule: ``aws:SecureTransport`` is ``true`` for every offline request. boto3 speaks
 HTTPS to S3; the loopback servers speak HTTP only because they hold no certificate S3's clients would trust, so the
 TLS-only Deny is proved by reading the template (tests/unit/test_policies.py), not by a refused request.
-Not enforced: Allow statements of a bucket policy (the project's grant nothing), ACLs, access points, Object Lock;
-and a multi-object ``DeleteObjects`` is judged on the bucket, where AWS judges each key it names.
+- **A multi-object delete is judged key by key.** "For each key, Amazon S3 performs a delete action and returns the
+  result of that delete, success, or failure, in the response" (S3 API reference, DeleteObjects,
+  https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html): each key is ``s3:DeleteObject`` (or
+  ``s3:DeleteObjectVersion`` when named with its version) on that object, and a refused key is an ``AccessDenied``
+  entry of the answer's ``Errors`` while the others go (``aws_rules.iam.install_in_moto``).
+
+Not enforced: Allow statements of a bucket policy (the project's grant nothing), ACLs, access points, Object Lock.
 """
 
 from __future__ import annotations

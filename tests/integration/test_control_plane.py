@@ -236,6 +236,42 @@ def test_the_weights_and_the_training_code_are_written_once_by_anyone(control_pl
         s3.put_object(Bucket=OFFLINE_BUCKET, Key=key, Body=b"other bytes", IfNoneMatch="*")
 
 
+def test_a_multi_object_delete_is_judged_key_by_key_and_answers_each(control_plane):
+    """DeleteObjects naming a model by name, a model version and a data photo: S3 refuses the model's key alone (a
+    delete marker would hide it) and deletes the rest, answering each key in the response."""
+    s3 = control_plane.client("s3")
+    key, _ = _served_model(control_plane)
+    photo = "data/train/003.Airedale_terrier/3.jpg"
+    s3.put_object(Bucket=OFFLINE_BUCKET, Key=photo, Body=b"a photo")
+    weights = "pretrained/multi-delete.pth"
+    # the seeded bucket is not versioned: an object's version id is "null" (a deployed stack's bucket is versioned)
+    version = s3.put_object(Bucket=OFFLINE_BUCKET, Key=weights, Body=b"w", IfNoneMatch="*").get("VersionId", "null")
+    answer = s3.delete_objects(
+        Bucket=OFFLINE_BUCKET,
+        Delete={"Objects": [{"Key": key}, {"Key": photo}, {"Key": weights, "VersionId": version}]},
+    )
+    assert [(e["Key"], e["Code"]) for e in answer.get("Errors", [])] == [(key, "AccessDenied")]
+    assert sorted(d["Key"] for d in answer["Deleted"]) == sorted([photo, weights])
+    assert s3.head_object(Bucket=OFFLINE_BUCKET, Key=key)["ContentLength"] > 0  # the model is still there
+
+
+def test_only_the_training_role_writes_the_feature_cache_and_nobody_reads_captured_requests(control_plane):
+    """A poisoned cache is refused by the job's digest check (test_feature_cache_training.py); before that, the
+    bucket policy lets no principal but the training role write there, an administrator included. Captured
+    requests (people's photos) are readable by nobody unless CapturedRequestReaderArns names them."""
+    s3 = control_plane.client("s3")  # the operator: an administrator of the account
+    features = "feature-cache/0123/extract-job/output/model.tar.gz"
+    with pytest.raises(ClientError, match="with an explicit deny in a resource-based policy"):
+        s3.put_object(Bucket=OFFLINE_BUCKET, Key=features, Body=b"forged features")
+    training = control_plane.client_as(TEMPLATE_ROLES.by_logical_id["SageMakerExecutionRole"], "s3")
+    training.put_object(Bucket=OFFLINE_BUCKET, Key=features, Body=b"extracted features")
+    captured = f"data-capture/{ENDPOINT_NAME}/AllTraffic/2026/12/07/15/captured.jsonl"
+    endpoint = control_plane.client_as(TEMPLATE_ROLES.by_logical_id["SageMakerEndpointRole"], "s3")
+    endpoint.put_object(Bucket=OFFLINE_BUCKET, Key=captured, Body=b"{}")  # SageMaker writes them as this role
+    with pytest.raises(ClientError, match="explicit deny"):
+        s3.get_object(Bucket=OFFLINE_BUCKET, Key=captured)
+
+
 def test_an_overwritten_model_object_is_not_deployed(control_function, control_plane):
     """An administrator removes the bucket policy and replaces an approved model's bytes: the digest read before
     CreateModel differs from the one its key and its version record, and nothing is created."""

@@ -92,9 +92,10 @@ def _deploy_as_operator(control_plane) -> None:
         function.invoke(load_event("deploy-endpoint-approved.json"))
 
 
-def _completed_extraction(control_plane, hyperparameters: dict) -> str:
-    """An extraction job of this stack that completed and left its features in the feature cache (as the operator:
-    moto completes a job at once); the folder a job with ``hyperparameters`` on the offline data set looks in."""
+def _completed_extraction(control_plane, roles: Roles, hyperparameters: dict) -> str:
+    """An extraction job of this stack that completed and left its features in the feature cache (started by the
+    operator: moto completes a job at once; its output written as the training role, the only one the bucket policy
+    lets write there); the folder a job with ``hyperparameters`` on the offline data set looks in."""
     from dog_breeds.adapters.s3_objects import list_objects
     from dog_breeds.start_training import feature_cache_folder
 
@@ -111,13 +112,14 @@ def _completed_extraction(control_plane, hyperparameters: dict) -> str:
         StoppingCondition={"MaxRuntimeInSeconds": 3600},
     )
     output = sagemaker.describe_training_job(TrainingJobName=name)["ModelArtifacts"]["S3ModelArtifacts"]
-    s3.put_object(Bucket=OFFLINE_BUCKET, Key=output.split(f"{OFFLINE_BUCKET}/", 1)[1], Body=b"extracted features")
+    training = control_plane.client_as(roles.by_logical_id["SageMakerExecutionRole"], "s3")
+    training.put_object(Bucket=OFFLINE_BUCKET, Key=output.split(f"{OFFLINE_BUCKET}/", 1)[1], Body=b"extracted features")
     return output
 
 
 def start_training(control_plane, roles: Roles) -> None:
     event = {**load_event("start-training.json"), "idempotency_token": "least-privilege"}
-    _completed_extraction(control_plane, event["hyperparameters"])
+    _completed_extraction(control_plane, roles, event["hyperparameters"])
     with _function(control_plane, roles, "StartTrainingFunction") as function:
         # a cache hit: the function checks the extraction job, reads the features once and records their digest on it
         assert function.invoke(event)["feature_cache"].startswith("hit ")
@@ -195,7 +197,7 @@ def run_as_sagemaker(control_plane, roles: Roles, tmp_path) -> None:
     put_once(operator, OFFLINE_BUCKET, code, _tarball("train.py"), "application/gzip")
     put_once(operator, OFFLINE_BUCKET, weights, b"tensors", "application/octet-stream")
     features = "feature-cache/0123/extract-job/output/model.tar.gz"  # an extraction job's output, from before
-    operator.put_object(Bucket=OFFLINE_BUCKET, Key=features, Body=_tarball("0123/features.pt"))
+    s3.put_object(Bucket=OFFLINE_BUCKET, Key=features, Body=_tarball("0123/features.pt"))  # only this role may
     # the job's channels (isolated jobs get their code, ImageNet weights and cached features as channels too)
     for channel, key in (
         ("training", "data/"),

@@ -38,6 +38,8 @@ ROLLOUT = {
     "RolloutBakeSeconds": "2",
     "DataCapturePercent": "100",
     "EndpointInstanceCount": "5",
+    # the offline operator (the account's root) reads the captured requests back: make captured
+    "CapturedRequestReaderArns": "arn:aws:iam::123456789012:root",
 }
 AWS_CLI = PROJECT_ROOT / ".venv-awscli" / "bin" / "aws"  # installed by make setup
 BROKEN_TRANSFORM = b"\n\ndef transform_fn(*arguments, **options):\n    raise RuntimeError('a bad release')\n"

@@ -131,3 +131,39 @@ def test_only_breed_folder_photo_keys_are_downloaded_and_never_outside_the_folde
         "work/golden/001.Affenpinscher/a.jpg"
     ]
     assert download_golden_set(_Bucket(), "bucket", tmp_path / "none") is None  # no golden set: None, not a folder
+
+
+def _refused(operation: str):
+    from botocore.exceptions import ClientError
+
+    message = f"User: arn:aws:sts::123456789012:assumed-role/pipeline/github is not authorized to perform: {operation}"
+    return ClientError({"Error": {"Code": "AccessDenied", "Message": message}}, operation.split(":")[1])
+
+
+def test_an_aws_refusal_ends_the_golden_upload_with_awss_words_not_a_traceback(monkeypatch, tmp_path, capsys):
+    from ops import upload_golden
+
+    class Refusing:
+        def get_paginator(self, name):
+            raise _refused("s3:ListBucket")
+
+    monkeypatch.setattr(upload_golden, "stack_outputs", lambda stack, region: {"ArtifactsBucketName": "bucket"})
+    monkeypatch.setattr(upload_golden.boto3, "client", lambda *args, **kwargs: Refusing())
+    (tmp_path / "001.Affenpinscher").mkdir()
+    (tmp_path / "001.Affenpinscher" / "a.jpg").write_bytes(b"photo")
+    assert upload_golden.main(["--stage", "prod", "--data-dir", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: the golden set's upload stopped: An error occurred (AccessDenied)")
+    assert "not authorized to perform: s3:ListBucket" in error and "Traceback" not in error
+
+
+def test_an_aws_refusal_ends_the_export_with_awss_words_not_a_traceback(monkeypatch, tmp_path, capsys):
+    def served_package(sagemaker, outputs):
+        raise _refused("sagemaker:DescribeEndpoint")
+
+    monkeypatch.setattr(promote_model, "stack_outputs", lambda stack, region: {"EndpointName": "e"})
+    monkeypatch.setattr(promote_model, "served_package", served_package)
+    assert promote_model.main(["export", "--stage", "testing", "--dir", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: export stopped: An error occurred (AccessDenied) when calling the DescribeEndpoint")
+    assert not any(tmp_path.iterdir())  # nothing exported

@@ -36,10 +36,35 @@ def test_a_model_is_not_deleted_by_name_but_a_version_may_be_removed():
 
 
 @pytest.mark.parametrize(
-    "key", ["data/train/001.Affenpinscher/1.jpg", "feature-cache/x.pt", "code/mine/sourcedir.tar.gz", "models/x"]
+    "key", ["data/train/001.Affenpinscher/1.jpg", "code/mine/sourcedir.tar.gz", "models/x", "training-output/x"]
 )
 def test_every_other_prefix_is_left_to_the_principals_own_policies(key):
     assert explicit_deny(POLICY, Permission("s3:PutObject", f"arn:aws:s3:::{BUCKET}/{key}"), ADMIN) is None
+
+
+TRAINING_ROLE = TEMPLATE.arn("SageMakerExecutionRole")
+FEATURES = f"arn:aws:s3:::{BUCKET}/feature-cache/0123/extract-job/output/model.tar.gz"
+CAPTURED = f"arn:aws:s3:::{BUCKET}/data-capture/dog-breed-classifier/AllTraffic/2026/12/07/15/x.jsonl"
+
+
+@pytest.mark.parametrize(
+    "writer", [ADMIN, TEMPLATE.arn("StartTrainingFunctionRole"), TEMPLATE.arn("PredictFunctionRole")]
+)
+def test_only_the_training_role_writes_the_feature_cache(writer):
+    assert "explicit deny" in explicit_deny(POLICY, Permission("s3:PutObject", FEATURES, ONCE), writer)
+    assert explicit_deny(POLICY, Permission("s3:PutObject", FEATURES), TRAINING_ROLE) is None
+    assert explicit_deny(POLICY, Permission("s3:GetObject", FEATURES), writer) is None  # reading is the roles' own
+
+
+@pytest.mark.parametrize("action", ["s3:GetObject", "s3:GetObjectVersion"])
+def test_captured_requests_are_read_by_nobody_unless_the_stack_names_them(action):
+    assert "explicit deny" in explicit_deny(POLICY, Permission(action, CAPTURED), ADMIN)
+    readers = SamTemplate.load(overrides={"CapturedRequestReaderArns": f"{ADMIN},arn:aws:iam::123456789012:role/ops/*"})
+    named = readers.resolve(readers.resources["ArtifactsBucketPolicy"]["Properties"]["PolicyDocument"])
+    assert explicit_deny(named, Permission(action, CAPTURED), ADMIN) is None
+    assert explicit_deny(named, Permission(action, CAPTURED), "arn:aws:iam::123456789012:role/ops/auditor") is None
+    assert "explicit deny" in explicit_deny(named, Permission(action, CAPTURED), TEMPLATE.arn("SageMakerEndpointRole"))
+    assert explicit_deny(POLICY, Permission("s3:PutObject", CAPTURED), TEMPLATE.arn("SageMakerEndpointRole")) is None
 
 
 def test_the_tls_only_deny_is_read_as_a_request_over_https():
