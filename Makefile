@@ -161,11 +161,12 @@ package: setup ## sam package the built app for a stage: STAGE=testing|prod PIPE
 	$(SAM) package --config-env $(STAGE) --s3-bucket "$(PIPELINE_BUCKET)" --region "$$($(STAGES_CLI) region $(STAGE_ARGS))" \
 		--template-file .aws-sam/build/template.yaml --output-template-file $(PACKAGED)
 
-deploy-stage: setup ## sam deploy a packaged stage: STAGE=... PIPELINE_BUCKET=... CLOUDFORMATION_ROLE=... PERMISSIONS_BOUNDARY=...
+deploy-stage: setup ## sam deploy a packaged stage: STAGE=... PIPELINE_BUCKET=... CLOUDFORMATION_ROLE=... PERMISSIONS_BOUNDARY=... [ARTIFACTS_KEY_USERS=arn,...]
 	@test -f $(PACKAGED) || { echo "make package STAGE=$(STAGE) first"; exit 2; }
 	@test -n "$(PIPELINE_BUCKET)" -a -n "$(CLOUDFORMATION_ROLE)" -a -n "$(PERMISSIONS_BOUNDARY)" || { echo "PIPELINE_BUCKET, \
 		CLOUDFORMATION_ROLE and PERMISSIONS_BOUNDARY: what make bootstrap-stage made for the stage"; exit 2; }
-	eval "overrides=($$($(STAGES_CLI) parameter-overrides $(STAGE_ARGS)) PermissionsBoundaryArn=$(PERMISSIONS_BOUNDARY))" && \
+	listed="$$($(STAGES_CLI) parameter-overrides $(STAGE_ARGS))" && \
+	eval "overrides=($$listed PermissionsBoundaryArn=$(PERMISSIONS_BOUNDARY))" && \
 	$(SAM) deploy --config-env $(STAGE) --template-file $(PACKAGED) --stack-name "$$($(STAGES_CLI) stack-name $(STAGE_ARGS))" \
 		--region "$$($(STAGES_CLI) region $(STAGE_ARGS))" --s3-bucket "$(PIPELINE_BUCKET)" --role-arn "$(CLOUDFORMATION_ROLE)" \
 		--parameter-overrides "$${overrides[@]}" --no-confirm-changeset --no-fail-on-empty-changeset

@@ -26,6 +26,7 @@ class DataCapture:
         self.json_types = set(config.get("CaptureContentTypeHeader", {}).get("JsonContentTypes", []))
         destination = urlsplit(config["DestinationS3Uri"])
         self.bucket, self.prefix = destination.netloc, destination.path.strip("/")
+        self.key_id = config.get("KmsKeyId")
         self._records: list[str] = []
         self._lock = threading.Lock()
 
@@ -50,7 +51,9 @@ class DataCapture:
         now = datetime.now(UTC)
         folder = f"{self.prefix}/{self.endpoint_name}/{self.variant}/{now:%Y/%m/%d/%H}"
         key = f"{folder}/{now:%M-%S-%f}-{uuid.uuid4().hex[:8]}.jsonl"
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body="\n".join(records).encode() + b"\n")
+        # with the key the endpoint config names (DataCaptureConfig.KmsKeyId), as SageMaker writes them
+        encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.key_id} if self.key_id else {}
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body="\n".join(records).encode() + b"\n", **encryption)
         return key
 
     def _field(self, mode: str, data: bytes, content_type: str) -> dict:

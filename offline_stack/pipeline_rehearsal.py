@@ -41,6 +41,7 @@ from offline_stack.aws_rules.github import Trigger
 from offline_stack.pipeline_plan import REPOSITORY, RUNS, WORKFLOW, JobPlan, Plan, Step, plan_workflow
 from offline_stack.sam_template import PROJECT_ROOT
 from ops.bootstrap import BOOTSTRAP_TEMPLATE, IDENTITY_SETS, Identities, render
+from ops.stages import key_users
 
 OFFLINE_PATH = os.pathsep.join(str(PROJECT_ROOT / part) for part in (".", "layers/shared/python", "training_jobs"))
 # How each target is rehearsed: "run" (the make target itself), "stand-in" (deploy-stage), "covered" (not re-run),
@@ -79,6 +80,8 @@ class OfflineStages:
     def __init__(self, work_dir: Path, identities: dict[str, Identities]) -> None:
         self.work_dir, self.identities = work_dir, identities
         self.running: dict[str, tuple[subprocess.Popen, dict]] = {}
+        # (stage, branch) -> what the workflow's deploy-stage step of that stack sets as ARTIFACTS_KEY_USERS
+        self.key_users: dict[tuple[str, str], str] = {}
 
     @staticmethod
     def key(stage: str, branch: str) -> str:
@@ -95,6 +98,9 @@ class OfflineStages:
             identities.write_text(json.dumps(self._account(stage, branch)))
             command = [sys.executable, "-m", "offline_stack.stage_server", "--stage", stage, "--branch", branch]
             command += ["--work-dir", str(directory), "--ready-file", str(ready), "--identities", str(identities)]
+            # the stack as its deploy-stage step makes it: the key's users are the ones that step names
+            if users := key_users(self.key_users.get((stage, branch), "")):
+                command += ["--parameter-overrides", f"ArtifactsKeyUserArns={users}"]
             process = subprocess.Popen(
                 command, cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": OFFLINE_PATH}, stdin=subprocess.DEVNULL
             )
@@ -211,6 +217,9 @@ class Rehearsal:
 
     def run(self, plan: Plan) -> list[Outcome]:
         outcomes: list[Outcome] = []
+        for job in plan.jobs:
+            for step in (step for step in job.steps if step.target == "deploy-stage"):
+                self.stages.key_users[(step.stage, step.branch)] = step.environment.get("ARTIFACTS_KEY_USERS", "")
         try:
             for job in plan.jobs:
                 if job.result == "skipped":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,16 @@ class SamTemplate:
                 return self.arn(argument[0])
             if key == "Fn::Sub" and isinstance(argument, str):
                 return self.substitute(argument)
+            if key == "Fn::Join":
+                separator, items = argument
+                resolved = self.resolve(items)
+                if isinstance(resolved, list) and all(isinstance(item, str) for item in resolved):
+                    return separator.join(resolved)
+            if key == "Fn::Split":
+                separator, text = argument
+                resolved = self.resolve(text)
+                if isinstance(resolved, str):
+                    return resolved.split(separator)
             if key == "Fn::If":  # the branch the condition chooses with the parameter values in force
                 condition, when_true, when_false = argument
                 return self.resolve(when_true if self.condition(condition) else when_false)
@@ -141,6 +152,9 @@ class SamTemplate:
             "AWS::IAM::Role": f"arn:aws:iam::{account}:role{path}{name}",
             "AWS::Serverless::Function": f"arn:aws:lambda:{region}:{account}:function:{name}",
             "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
+            # a key's id is random in AWS; offline it is derived from the stack and the key's logical id
+            # (offline_stack/stack.py creates the key with it)
+            "AWS::KMS::Key": f"arn:aws:kms:{region}:{account}:key/{uuid.uuid5(uuid.NAMESPACE_URL, name)}",
             "AWS::Serverless::StateMachine": f"arn:aws:states:{region}:{account}:stateMachine:{name}",
         }
         if kind not in formats:

@@ -50,10 +50,49 @@ def offline_concurrency(reserved: str) -> int:
     return UNRESERVED_OFFLINE_CONCURRENCY if reserved == "none" else int(reserved)
 
 
+# Who signs with the offline stack's dummy credentials: the account's root, as aws:PrincipalArn names it. A person
+# deploying names themself in ArtifactsKeyUserArns; offline stacks name the operator so.
+OFFLINE_OPERATOR_ARN = f"arn:aws:iam::{PSEUDO_PARAMETERS['AWS::AccountId']}:root"
+
+
 def put_bucket_policy(s3, template: SamTemplate) -> None:
     """The template's policy on its artifacts bucket, held to every principal as AWS holds it (``aws_rules/s3.py``)."""
     policy = template.resolve(template.resources["ArtifactsBucketPolicy"]["Properties"]["PolicyDocument"])
     s3.put_bucket_policy(Bucket=template.physical_id("ArtifactsBucket"), Policy=json.dumps(policy))
+
+
+def encrypt_bucket(kms, s3, template: SamTemplate) -> str:
+    """The template's artifacts key, made in the offline KMS with its key policy, as the bucket's default encryption
+    (held to every principal by ``aws_rules/kms.py``); its ARN. The key gets the id the template's ARN names
+    (``SamTemplate.arn``): AWS picks a random one, which the offline names cannot know in advance."""
+    from moto.kms.models import kms_backends
+
+    properties = template.resolve(template.resources["ArtifactsKey"]["Properties"])
+    arn = template.arn("ArtifactsKey")
+    region, account, key_id = arn.split(":")[3], arn.split(":")[4], arn.rsplit("/", 1)[1]
+    backend = kms_backends[account][region]
+    if key_id not in backend.keys:
+        made = kms.create_key(Policy=json.dumps(properties["KeyPolicy"]), Description=properties["Description"])
+        key = backend.keys.pop(made["KeyMetadata"]["KeyId"])
+        key.id, key.arn = key_id, arn
+        backend.keys[key_id] = key
+    else:
+        kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(properties["KeyPolicy"]))
+    (rule,) = template.resolve(
+        template.resources["ArtifactsBucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    )
+    s3.put_bucket_encryption(
+        Bucket=template.physical_id("ArtifactsBucket"),
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                    "BucketKeyEnabled": rule["BucketKeyEnabled"],
+                }
+            ]
+        },
+    )
+    return arn
 
 
 class OfflineStack(contextlib.AbstractContextManager):
@@ -77,7 +116,8 @@ class OfflineStack(contextlib.AbstractContextManager):
         role carries (``PermissionsBoundaryArn``), held as AWS holds it."""
         self.work_dir = Path(work_dir)
         self.log = log
-        self.parameter_overrides = dict(parameter_overrides or {})
+        # the operator uses the artifacts key, as the person deploying names themself (ArtifactsKeyUserArns)
+        self.parameter_overrides = {"ArtifactsKeyUserArns": OFFLINE_OPERATOR_ARN, **(parameter_overrides or {})}
         self.template = SamTemplate.load(overrides=self.parameter_overrides)
         self.bucket = self.template.physical_id("ArtifactsBucket")
         # Every function, training job and endpoint acts as its own role from the template (aws_rules.iam)
@@ -104,6 +144,7 @@ class OfflineStack(contextlib.AbstractContextManager):
             self.s3 = self.control_plane.client("s3")
             self.sagemaker = self.control_plane.client("sagemaker")
             self.s3.create_bucket(Bucket=self.bucket)
+            encrypt_bucket(self.control_plane.client("kms"), self.s3, self.template)
             put_bucket_policy(self.s3, self.template)
             self.cloudwatch = self.control_plane.client("cloudwatch")
             self.endpoints = LocalEndpoints(

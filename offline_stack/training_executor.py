@@ -255,7 +255,10 @@ class LocalTrainingExecutor:
                 tar.add(path, arcname=path.name)
         bucket, prefix = _split(job["OutputDataConfig"]["S3OutputPath"])
         key = f"{prefix.rstrip('/')}/{job_name}/output/model.tar.gz".lstrip("/")
-        s3.upload_file(str(archive), bucket, key)
+        # with the key the job names (OutputDataConfig.KmsKeyId), as SageMaker writes it
+        key_id = job["OutputDataConfig"].get("KmsKeyId")
+        encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_id} if key_id else None
+        s3.upload_file(str(archive), bucket, key, ExtraArgs=encryption)
         return f"s3://{bucket}/{key}"
 
 

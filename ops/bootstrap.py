@@ -98,10 +98,13 @@ class Identities:
     registry_reader: Identities | None = None
 
 
+OFFLINE_ACCOUNT = "123456789012"
+
+
 def render(
     identity_set: str,
     repository: str,
-    account: str = "123456789012",
+    account: str = OFFLINE_ACCOUNT,
     region: str = "us-east-1",
     template: Path = BOOTSTRAP_TEMPLATE,
 ) -> Identities:
@@ -227,7 +230,9 @@ def offline_variables(repository: str, template: Path = BOOTSTRAP_TEMPLATE) -> d
         if identities.registry_reader:
             outputs["RegistryReaderRoleArn"] = identities.registry_reader.pipeline_role_arn
         variables |= repository_variables(identity_set, outputs)
-    return variables
+    # the people who upload data and golden photos: offline, the operator (the account's root)
+    operator = f"arn:aws:iam::{OFFLINE_ACCOUNT}:root"
+    return variables | {"TESTING_OPERATORS": operator, "PROD_OPERATORS": operator}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     print("Repository variables (Settings > Secrets and variables > Actions > Variables):")
     for name, value in repository_variables(args.stage, outputs).items():
         print(f"  {name}={value}")
+    if args.stage != "feature":
+        print(
+            f"  {args.stage.upper()}_OPERATORS=<the role ARNs, with their paths, of whoever runs make upload-data, "
+            "upload-golden, register-model or captured on this stage; comma-separated; they may use its bucket's key>"
+        )
     return 0
 
 

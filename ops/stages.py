@@ -7,12 +7,16 @@ so it shares nothing with testing in the same account.
 
     python -m ops.stages stack-name --stage testing [--branch BRANCH]
     python -m ops.stages parameter-overrides --stage testing [--branch BRANCH]
+
+``parameter-overrides`` adds ``ArtifactsKeyUserArns`` from ``ARTIFACTS_KEY_USERS`` (the pipeline's roles and the
+operators who use the stage's bucket: the workflow's deploy steps set it).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import re
 import shlex
 import sys
@@ -64,6 +68,23 @@ def read_stage(
     return Stage(name, stack_name or shared["stack_name"], shared.get("region", "us-east-1"), overrides)
 
 
+# A principal as aws:PrincipalArn names it: an account's root, or a role or user with its path (never a session)
+PRINCIPAL_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:(root|(role|user)/[\w+=,.@/-]+)")
+
+
+def key_users(listed: str) -> str:
+    """``ARTIFACTS_KEY_USERS`` (comma-separated, empty items dropped: an unset repository variable is empty) as the
+    stack's ``ArtifactsKeyUserArns``; ``ValueError`` names an item that is not a principal's ARN."""
+    users = [item.strip() for item in listed.split(",") if item.strip()]
+    for user in users:
+        if not PRINCIPAL_ARN.fullmatch(user):
+            raise ValueError(
+                f"ARTIFACTS_KEY_USERS: {user!r} is not a principal's ARN; accepted: arn:aws:iam::<account>:root, "
+                ":role/<path/>name or :user/<path/>name (a role's ARN, not an assumed-role session's)"
+            )
+    return ",".join(dict.fromkeys(users))
+
+
 def add_stage_arguments(parser, required: bool = True) -> None:
     """``--stage`` and ``--branch``, as every tool that acts on a stage takes them (``read_stage``'s arguments)."""
     parser.add_argument("--stage", choices=STAGES, required=required, **({} if required else {"default": "testing"}))
@@ -81,7 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     elif args.what == "region":
         print(stage.region)
     else:
-        print(" ".join(shlex.quote(f"{key}={value}") for key, value in stage.parameter_overrides.items()))
+        overrides = dict(stage.parameter_overrides)
+        try:  # who uses the stack's artifacts key besides its roles: from the environment, as the workflow sets it
+            if users := key_users(os.environ.get("ARTIFACTS_KEY_USERS", "")):
+                overrides["ArtifactsKeyUserArns"] = users
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(" ".join(shlex.quote(f"{key}={value}") for key, value in overrides.items()))
     return 0
 
 

@@ -593,6 +593,7 @@ def install_in_moto(roles_for_this_request) -> None:
             role = roles.authorize(self.method, path, self.headers, body, permissions)
             if is_s3:  # the bucket's policy holds every principal, the operator too (aws_rules.s3)
                 _bucket_policy(self, resource, role, permissions()[0])
+                _object_key(self, resource, role, permissions()[0])  # and the object's KMS key (aws_rules.kms)
         except AccessDenied as denied:
             if is_s3:  # S3 names the principal, action and missing policy for a same-account request (docstring)
                 if denied.permission is None:
@@ -617,6 +618,39 @@ def install_in_moto(roles_for_this_request) -> None:
         principal = role.arn if role else f"arn:aws:iam::{account}:root"
         if bucket is not None and (refusal := explicit_deny(bucket.policy, permission, principal)):
             raise AccessDenied(role, permission, refusal)
+
+    def _object_key(response, resource: str, role: Role | None, permission: Permission) -> None:
+        """KMS's decision on the key S3 would use for this object request (its own for a read, the request's or the
+        bucket's default for a write), held by that key's policy in the offline KMS."""
+        from moto.kms.models import kms_backends
+        from moto.s3.models import s3_backends
+
+        from offline_stack.aws_rules import kms
+
+        action = kms.needs(permission.action, response.method)
+        bucket_name, _, key_name = resource.split(":::", 1)[-1].partition("/")
+        bucket = s3_backends[response.current_account]["aws"].buckets.get(bucket_name)
+        if action is None or bucket is None or not key_name:
+            return
+        key_id = None
+        if action == "kms:Decrypt":
+            stored = bucket.keys.get(key_name)
+            key_id = stored.kms_key_id if stored is not None and stored.encryption == "aws:kms" else None
+        else:
+            default = (bucket.encryption or {}).get("Rule", {}).get("ApplyServerSideEncryptionByDefault", {})
+            requested = response.headers.get("x-amz-server-side-encryption-aws-kms-key-id")
+            if response.headers.get("x-amz-server-side-encryption", default.get("SSEAlgorithm")) == "aws:kms":
+                key_id = requested or default.get("KMSMasterKeyID")
+        if not key_id:
+            return
+        region = key_id.split(":")[3] if key_id.startswith("arn:") else response.region
+        key = kms_backends[response.current_account][region].keys.get(key_id.rsplit("/", 1)[-1])
+        if key is None:  # S3 refuses a write with a key that does not exist; nothing offline makes one
+            return
+        principal = role.arn if role else f"arn:aws:iam::{response.current_account}:root"
+        identity, boundary = (role.policy, role.boundary) if role else (None, None)
+        if refused := kms.refusal(key.policy, key.arn, action, principal, identity, boundary):
+            raise AccessDenied(role, Permission(action, key.arn), refused)
 
     def _refused_deletes(response, resource: str, role: Role | None) -> frozenset[str]:
         """The object ARNs of a DeleteObjects request that its principal may not delete: ``s3:DeleteObject``, or

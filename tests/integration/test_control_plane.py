@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from botocore.exceptions import ClientError
 
+from offline_stack.sam_template import SamTemplate
 from offline_stack.sample_events import OFFLINE_BUCKET, SAMPLE_PACKAGES, SAMPLE_TRAINING_JOB
 from tests.conftest import ENDPOINT_NAME, TEMPLATE_ROLES, load_event
 from tests.event_expectations import CONTROL_EVENTS, EXPECTATIONS
@@ -270,6 +272,32 @@ def test_only_the_training_role_writes_the_feature_cache_and_nobody_reads_captur
     endpoint.put_object(Bucket=OFFLINE_BUCKET, Key=captured, Body=b"{}")  # SageMaker writes them as this role
     with pytest.raises(ClientError, match="explicit deny"):
         s3.get_object(Bucket=OFFLINE_BUCKET, Key=captured)
+
+
+def test_an_administrator_the_key_policy_does_not_name_reads_and_writes_no_object(control_plane):
+    """Every object is encrypted with the stack's key, which only the stack's roles and ArtifactsKeyUserArns use:
+    an administrator with s3:* whom the key policy does not name is refused by KMS (reading means changing the key
+    policy first, which CloudTrail records); the metadata a HEAD returns needs no key."""
+    kms, s3 = control_plane.client("kms"), control_plane.client("s3")
+    unnamed = SamTemplate.load()  # ArtifactsKeyUserArns left empty
+    key = unnamed.arn("ArtifactsKey")
+    photo = "data/train/001.Affenpinscher/1.jpg"
+    assert s3.head_object(Bucket=OFFLINE_BUCKET, Key=photo)["SSEKMSKeyId"] == key  # the bucket's default key
+    named = kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"]
+    unnamed_policy = unnamed.resolve(unnamed.resources["ArtifactsKey"]["Properties"]["KeyPolicy"])
+    kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(unnamed_policy))
+    try:
+        refused = rf"not authorized to perform: kms:Decrypt on resource: {key} because no resource-based policy"
+        with pytest.raises(ClientError, match=refused):
+            s3.get_object(Bucket=OFFLINE_BUCKET, Key=photo)
+        with pytest.raises(ClientError, match="not authorized to perform: kms:GenerateDataKey"):
+            s3.put_object(Bucket=OFFLINE_BUCKET, Key="data/train/001.Affenpinscher/2.jpg", Body=b"another photo")
+        assert s3.head_object(Bucket=OFFLINE_BUCKET, Key=photo)["ContentLength"] > 0
+        # the training role (the stack's path) reads it
+        training = control_plane.client_as(TEMPLATE_ROLES.by_logical_id["SageMakerExecutionRole"], "s3")
+        assert training.get_object(Bucket=OFFLINE_BUCKET, Key=photo)["Body"].read() == b"a photo"
+    finally:
+        kms.put_key_policy(KeyId=key, PolicyName="default", Policy=named)
 
 
 def test_an_overwritten_model_object_is_not_deployed(control_function, control_plane):

@@ -22,6 +22,7 @@ SETTINGS = ControlPlaneSettings(
     execution_role_arn="arn:aws:iam::123456789012:role/sagemaker-execution",
     job_name_prefix="dog-breeds",
     endpoint_name="dog-breed-classifier",
+    artifacts_key_arn="arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
 )
 
 

@@ -68,6 +68,13 @@ HANDLER_ACTIONS = {
         "log-group",
         "logs:CreateLogGroup logs:PutRetentionPolicy logs:TagResource logs:ListTagsForResource logs:DeleteLogGroup",
     ),
+    # a key is judged by its tag (its id is random): KMS's ABAC, the stage's stack name on the key
+    "AWS::KMS::Key": (
+        "key",
+        "kms:CreateKey kms:DescribeKey kms:GetKeyPolicy kms:PutKeyPolicy kms:GetKeyRotationStatus "
+        "kms:EnableKeyRotation kms:ListResourceTags kms:TagResource kms:UntagResource kms:UpdateKeyDescription "
+        "kms:ScheduleKeyDeletion",
+    ),
     "AWS::CloudWatch::Alarm": ("alarm", "cloudwatch:PutMetricAlarm cloudwatch:DescribeAlarms cloudwatch:DeleteAlarms"),
     "AWS::StepFunctions::StateMachine": (
         "state-machine",
@@ -112,10 +119,28 @@ def arns(kind: str, stack: str) -> list[str]:
             f"arn:aws:logs:{at}:log-group:/aws/vendedlogs/states/{stack}-pipeline",
         ],
         "alarm": [f"arn:aws:cloudwatch:{at}:alarm:{stack}-model-failures"],
+        "key": [f"arn:aws:kms:{at}:key/1234abcd-12ab-34cd-56ef-1234567890ab"],
         "state-machine": [f"arn:aws:states:{at}:stateMachine:{stack}-pipeline"],
         "api": [f"arn:aws:apigateway:{REGION}::/apis", f"arn:aws:apigateway:{REGION}::/apis/a1b2c3"],
         "api-child": [f"arn:aws:apigateway:{REGION}::/apis/a1b2c3/routes/r1", f"arn:aws:apigateway:{REGION}::/tags/x"],
     }[kind]
+
+
+KEY_TAG = "dog-breed-classifier:stack"
+
+
+def permission(action: str, arn: str, kind: str, stack: str) -> Permission:
+    """``action`` on ``arn`` as CloudFormation asks it for ``stack``: a key carries (and is created with) the tag
+    naming its stack (template.yaml's ArtifactsKey); CreateKey names no key."""
+    if kind != "key":
+        return Permission(action, arn)
+    tags = {f"aws:ResourceTag/{KEY_TAG}": stack, f"aws:RequestTag/{KEY_TAG}": stack}
+    return Permission(action, "*" if action == "kms:CreateKey" else arn, tags)
+
+
+def test_the_key_carries_the_tag_the_cloudformation_role_is_judged_by():
+    tags = TEMPLATE.resources["ArtifactsKey"]["Properties"]["Tags"]
+    assert tags == [{"Key": KEY_TAG, "Value": {"Ref": "AWS::StackName"}}]
 
 
 def test_every_resource_type_of_the_template_has_its_handlers_actions_listed_here():
@@ -139,7 +164,7 @@ def test_cloudformation_may_create_update_and_delete_each_resource_of_its_own_st
     kind, actions = HANDLER_ACTIONS[resource_type]
     for action in actions.split():
         for arn in arns(kind, STACKS[identity_set]):
-            assert POLICIES[identity_set].allows(Permission(action, arn)), f"{action} on {arn}"
+            assert POLICIES[identity_set].allows(permission(action, arn, kind, STACKS[identity_set])), f"{action}"
 
 
 @pytest.mark.parametrize("identity_set", IDENTITY_SETS)
@@ -185,7 +210,8 @@ def test_one_sets_cloudformation_role_cannot_touch_another_sets_stacks(identity_
         for action in actions.split():
             for arn in arns(kind, stack):
                 if action == "lambda:GetFunction" or not action.split(":")[1].startswith(("Get", "List", "Describe")):
-                    assert not policy.allows(Permission(action, arn)), f"{identity_set}: {action} on {arn}"
+                    refused = not policy.allows(permission(action, arn, kind, stack))
+                    assert refused, f"{identity_set}: {action} on {arn}"
     for action in BOUNDED_ROLE_ACTIONS:
         bounded = {"iam:PermissionsBoundary": IDENTITIES[identity_set].boundary_arn}
         assert not policy.allows(Permission(action, role_arn(stack), bounded)), f"{identity_set}: {action}"

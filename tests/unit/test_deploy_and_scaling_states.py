@@ -336,3 +336,5 @@ def test_data_capture_is_off_at_0_percent_and_captures_both_directions_otherwise
         "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
         "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
     }
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert data_capture_config("bucket", 5, key) == {**config, "KmsKeyId": key}  # people's photos: the stack's key

@@ -109,7 +109,10 @@ def test_a_miss_then_an_extraction_then_trials_that_hit_with_the_digest_recorded
         assert answer["feature_cache"] == f"hit {folder}"
         assert channels(job)["features"] == f"s3://dog-breeds-artifacts/{key}"  # that object, not the folder
         assert json.loads(job["HyperParameters"]["features-sha256"]) == "b" * 64
-        assert job["OutputDataConfig"]["S3OutputPath"] == "s3://dog-breeds-artifacts/training-output"
+        assert job["OutputDataConfig"] == {  # written with the bucket's key, not the account's aws/s3 key
+            "S3OutputPath": "s3://dog-breeds-artifacts/training-output",
+            "KmsKeyId": SETTINGS.artifacts_key_arn,
+        }
         assert "extract-features" not in job["HyperParameters"]
     assert digests.read == [key]  # read once, then taken from where it was recorded
     # the bucket's object changes after that: jobs still get the recorded digest, so they refuse the new bytes

@@ -90,3 +90,26 @@ def test_no_stages_names_start_with_anothers_or_with_the_feature_prefix():
         assert all(name.startswith(prefixes[stage]) for name in names), (stage, names)
     name, overrides = feature_stack("feature/x")
     assert all(value.startswith(FEATURE_STACK_PREFIX) for value in (name, *overrides.values()))
+
+
+def test_the_key_users_the_workflow_sets_become_the_stacks_parameter(capsys, monkeypatch):
+    # an unset repository variable is empty: its empty item is dropped, as are repeats
+    role = "arn:aws:iam::123456789012:role/testing-PipelineExecutionRole-AbC"
+    monkeypatch.setenv("ARTIFACTS_KEY_USERS", f"{role},,arn:aws:iam::123456789012:role/ops/uploader,{role},")
+    assert main(["parameter-overrides", "--stage", "testing"]) == 0
+    printed = capsys.readouterr().out
+    assert f"ArtifactsKeyUserArns={role},arn:aws:iam::123456789012:role/ops/uploader" in printed
+    monkeypatch.setenv("ARTIFACTS_KEY_USERS", ",")
+    assert main(["parameter-overrides", "--stage", "testing"]) == 0
+    assert "ArtifactsKeyUserArns" not in capsys.readouterr().out  # nobody named: only the stack's own roles
+
+
+@pytest.mark.parametrize(
+    "listed",
+    ["arn:aws:sts::123456789012:assumed-role/Admin/me", "Admin", "arn:aws:iam::123456789012:group/admins"],
+)
+def test_a_key_user_that_is_not_a_principals_arn_is_refused_with_what_is_accepted(capsys, monkeypatch, listed):
+    monkeypatch.setenv("ARTIFACTS_KEY_USERS", listed)
+    assert main(["parameter-overrides", "--stage", "testing"]) == 2
+    error = capsys.readouterr().err
+    assert f"ARTIFACTS_KEY_USERS: {listed!r} is not a principal's ARN" in error and "assumed-role session" in error

@@ -199,13 +199,10 @@ def test_a_job_that_gains_an_environment_is_refused_by_its_roles_trust(tmp_path)
 
 
 def test_a_feature_branch_cannot_take_prod_or_testing_credentials(tmp_path):
-    prod = _refusals(
-        tmp_path, "${{ vars.FEATURE_PIPELINE_EXECUTION_ROLE }}", "${{ vars.PROD_PIPELINE_EXECUTION_ROLE }}"
-    )
+    feature = "role-to-assume: ${{ vars.FEATURE_PIPELINE_EXECUTION_ROLE }}"
+    prod = _refusals(tmp_path, feature, "role-to-assume: ${{ vars.PROD_PIPELINE_EXECUTION_ROLE }}")
     assert "ref:refs/heads/feature/rehearsal" in prod[0] and "Not authorized" in prod[0]
-    testing = _refusals(
-        tmp_path, "${{ vars.FEATURE_PIPELINE_EXECUTION_ROLE }}", "${{ vars.TESTING_PIPELINE_EXECUTION_ROLE }}"
-    )
+    testing = _refusals(tmp_path, feature, "role-to-assume: ${{ vars.TESTING_PIPELINE_EXECUTION_ROLE }}")
     assert "[push to feature/rehearsal] deploy-feature: Could not assume role with OIDC" in testing[0]
 
 

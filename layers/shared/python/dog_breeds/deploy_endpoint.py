@@ -125,7 +125,11 @@ def deploy_endpoint(
         if refusal:
             raise InvalidEventError(refusal)
     image = image_uri(INFERENCE_IMAGE, settings.region)
-    capture = None if serverless else data_capture_config(settings.bucket, request.data_capture_percent)
+    capture = (
+        None
+        if serverless
+        else data_capture_config(settings.bucket, request.data_capture_percent, settings.artifacts_key_arn)
+    )
     environment = model_environment(request)
     variant = production_variant(request, serverless)
     digest = hashlib.sha256(
@@ -314,11 +318,13 @@ def deployment_config(request: DeployRequest, instance_count: int) -> dict | Non
     }
 
 
-def data_capture_config(bucket: str, percent: int) -> dict | None:
-    """Capture ``percent`` of requests and predictions under data-capture/ (the bucket's encryption applies)."""
+def data_capture_config(bucket: str, percent: int, key_arn: str = "") -> dict | None:
+    """Capture ``percent`` of requests and predictions under data-capture/, encrypted with the bucket's key
+    ``key_arn``, named in the request rather than left to SageMaker's choice."""
     if not percent:
         return None
     return {
+        **({"KmsKeyId": key_arn} if key_arn else {}),
         "EnableCapture": True,
         "InitialSamplingPercentage": percent,
         "DestinationS3Uri": f"s3://{bucket}/{DATA_CAPTURE_PREFIX}",

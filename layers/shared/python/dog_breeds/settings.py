@@ -196,6 +196,14 @@ class ControlPlaneSettings:
     )
     # instances: a fleet of EndpointInstanceType, auto-scaled; serverless: billed per request, scales to zero
     endpoint_kind: str = variable("ENDPOINT_KIND", "instances", pattern=_KIND, accepts=_KINDS)
+    # The bucket's KMS key: SageMaker writes a job's output and captured requests with it (without one it would use
+    # the account's aws/s3 key, which any principal with S3 rights may use)
+    artifacts_key_arn: str = variable(
+        "ARTIFACTS_KEY_ARN",
+        "",
+        pattern=re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+"),
+        accepts="a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)",
+    )
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ControlPlaneSettings:

@@ -233,7 +233,11 @@ def create_training_job_request(
             _channel("code", request.source_s3_uri),
             *([_channel("features", f"s3://{bucket}/{cache.archive}")] if cache and cache.hit else []),
         ],
-        "OutputDataConfig": {"S3OutputPath": output_path},
+        # the model (or the features) written with the bucket's key, not the account's aws/s3 key
+        "OutputDataConfig": {
+            "S3OutputPath": output_path,
+            **({"KmsKeyId": settings.artifacts_key_arn} if settings.artifacts_key_arn else {}),
+        },
         "ResourceConfig": {
             "InstanceType": request.instance_type,
             "InstanceCount": request.instance_count,
