@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from offline_stack.lambda_invoker import LambdaFunction
+from offline_stack.sam_template import SamTemplate
 from offline_stack.sample_events import OFFLINE_BUCKET, SAMPLE_SOURCE
 from tests.support.control_plane import EXECUTION_ROLE_ARN, seed_control_plane
 
@@ -57,7 +58,13 @@ def captured_requests(request, control_plane_server, tmp_path_factory):
         session = sagemaker.Session(boto_session=boto_session, sagemaker_client=client, default_bucket=OFFLINE_BUCKET)
         # A copy: the SDK adds its sagemaker_* entries to the dict it is given
         estimator = build_estimator(
-            session, EXECUTION_ROLE_ARN, OFFLINE_BUCKET, SAMPLE_SOURCE, dict(HYPERPARAMETERS), use_debugger=use_debugger
+            session,
+            EXECUTION_ROLE_ARN,
+            OFFLINE_BUCKET,
+            SAMPLE_SOURCE,
+            dict(HYPERPARAMETERS),
+            use_debugger=use_debugger,
+            output_kms_key=SamTemplate.load().arn("ArtifactsKey"),  # the stack's ArtifactsKeyArn output
         )
         estimator.fit(training_inputs(OFFLINE_BUCKET, HYPERPARAMETERS), wait=False, logs=False)
     ours: list[dict] = []

@@ -64,9 +64,11 @@ def build_estimator(
     job_prefix: str = DEFAULT_JOB_PREFIX,
     use_debugger: bool = False,
     run_name: str | None = None,
+    output_kms_key: str | None = None,
 ) -> PyTorch:
     """``run_name``: the job's (or tuning job's) name, which names its checkpoint prefix: a run never finds another
-    run's checkpoint there (train.py also refuses one written by another job)."""
+    run's checkpoint there (train.py also refuses one written by another job). ``output_kms_key``: the stack's
+    ArtifactsKeyArn, which the model is written with (SageMaker would otherwise use the account's aws/s3 key)."""
     if use_spot and not run_name:
         raise ValueError("spot training needs run_name: each run checkpoints under checkpoints/<run_name>/")
     spot = (
@@ -88,6 +90,7 @@ def build_estimator(
         instance_count=instance_count,
         hyperparameters=hyperparameters or {},
         output_path=f"s3://{bucket}/training-output",
+        **({"output_kms_key": output_kms_key} if output_kms_key else {}),
         metric_definitions=METRIC_DEFINITIONS,
         **(_debugger_on() if use_debugger else {"debugger_hook_config": False, "disable_profiler": True}),
         max_run=max_run,

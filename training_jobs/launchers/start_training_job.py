@@ -1,9 +1,11 @@
 """Start a training job with the SageMaker Python SDK (the SDK twin of the start-training function).
 
-    python -m launchers.start_training_job --bucket BUCKET --role ROLE_ARN [--instance-count 6] [--spot] [--wait]
+    python -m launchers.start_training_job --bucket BUCKET --role ROLE_ARN --key KEY_ARN [--instance-count 6] [--spot]
+        [--wait]
         [--hyperparameter epochs=10 --hyperparameter learning-rate=0.01]
 
-BUCKET and ROLE_ARN are the stack's ArtifactsBucketName and SageMakerExecutionRoleArn outputs. The
+BUCKET, ROLE_ARN and KEY_ARN are the stack's ArtifactsBucketName, SageMakerExecutionRoleArn and ArtifactsKeyArn
+outputs. The
 training code is uploaded content-addressed first (see launchers.package_source).
 """
 
@@ -39,6 +41,7 @@ def hyperparameter(text: str) -> tuple[str, object]:
 def common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bucket", required=True, help="the stack's ArtifactsBucketName output")
     parser.add_argument("--role", required=True, help="the stack's SageMakerExecutionRoleArn output")
+    parser.add_argument("--key", required=True, help="the stack's ArtifactsKeyArn output: the model is written with it")
     parser.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE)
     parser.add_argument("--instance-count", type=int, default=DEFAULT_INSTANCE_COUNT)
     parser.add_argument("--job-prefix", default=DEFAULT_JOB_PREFIX)
@@ -67,6 +70,7 @@ def estimator_from(args: argparse.Namespace, boto_session=None, run_name: str | 
         job_prefix=args.job_prefix,
         use_debugger=args.debugger,
         run_name=run_name,
+        output_kms_key=args.key,
     )
 
 
