@@ -41,8 +41,16 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dog_breeds.adapters.sagemaker_control import SageMakerControl
-from dog_breeds.model_store import model_key
-from dog_breeds.release_gate import ACCURACY, APPROVED, ARTIFACT_SHA256, LOSS, TRAINING_CODE, serving_package
+from dog_breeds.model_store import model_key, serving_code_sha256
+from dog_breeds.release_gate import (
+    ACCURACY,
+    APPROVED,
+    ARTIFACT_SHA256,
+    LOSS,
+    SERVING_CODE_SHA256,
+    TRAINING_CODE,
+    serving_package,
+)
 from dog_breeds.settings import endpoint_name_of
 from offline_stack.sam_template import TEMPLATE_PATH, load_template
 from ops.register_model import ensure_package_group, inference_specification
@@ -142,6 +150,8 @@ def read_promotion(directory: Path) -> tuple[dict, Path]:
             f"{artifact} has SHA-256 {actual}, but {record.get('source_package_arn')} was approved with "
             f"{record.get('artifact_sha256')}: not promoted"
         )
+    with artifact.open("rb") as body:  # which serving code the judged bytes hold, recorded on prod's version
+        record["serving_code_sha256"] = serving_code_sha256(body)
     return record, artifact
 
 
@@ -225,6 +235,7 @@ def register(sagemaker, group: str, record: dict, model_data_url: str, region: s
             **record["metrics"],
             **record.get("golden", {}),
             ARTIFACT_SHA256: record["artifact_sha256"],
+            SERVING_CODE_SHA256: record.get("serving_code_sha256", "none"),
             "promoted_from": record["source_package_arn"][:256],
             "gate_decision": APPROVED,
         },

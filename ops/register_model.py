@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import sys
 from pathlib import Path
 
 from botocore.exceptions import ClientError
 
 from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
-from dog_breeds.model_store import model_key
-from dog_breeds.release_gate import APPROVED, ARTIFACT_SHA256
+from dog_breeds.model_store import model_key, serving_code_sha256
+from dog_breeds.release_gate import APPROVED, ARTIFACT_SHA256, SERVING_CODE_SHA256
 
 
 class RegistrationRefused(Exception):
@@ -73,6 +74,7 @@ def register_approved(
         ModelApprovalStatus="PendingManualApproval",
         CustomerMetadataProperties={
             ARTIFACT_SHA256: digest,
+            SERVING_CODE_SHA256: serving_code_sha256(io.BytesIO(body)),
             "registered_by": approved_by[:256],
             "gate_decision": "not judged: registered by a person",
         },

@@ -157,6 +157,10 @@ def test_a_good_model_is_registered_approved_deployed_and_scaled(stack, released
     bucket, _, key = model_data_url.removeprefix("s3://").partition("/")
     artifact = stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert digest == hashlib.sha256(artifact).hexdigest()
+    # And it records which serving code those bytes hold: the SHA-256 of the code/inference.py the endpoint runs
+    with tarfile.open(fileobj=io.BytesIO(artifact), mode="r:gz") as archive:
+        serving_code = archive.extractfile("code/inference.py").read()
+    assert registered["CustomerMetadataProperties"]["serving_code_sha256"] == hashlib.sha256(serving_code).hexdigest()
     trained = registered["CustomerMetadataProperties"]["trained_model_data_url"]
     assert trained.endswith("/output/model.tar.gz") and trained.split("/", 3)[3].startswith("training-output/")
     # And the endpoint serves that model's config

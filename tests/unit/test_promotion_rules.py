@@ -203,6 +203,7 @@ def test_the_artifact_is_stored_under_its_digest_once_and_never_over_other_bytes
 def test_a_promoted_version_is_registered_approved_with_its_source_and_metrics():
     sagemaker = FakeSageMaker()
     record = {"source_package_arn": "arn:src/2", "artifact_sha256": DIGEST, "metrics": {"test:accuracy": "0.91"}}
+    record["serving_code_sha256"] = "c" * 64  # read_promotion reads it from the artifact
     arn = register(sagemaker, "prod-group", record, "s3://prod/models/sha256/x/model.tar.gz", "us-east-1")
     register(sagemaker, "prod-group", record, "s3://prod/models/sha256/x/model.tar.gz", "us-east-1")  # again
     request = sagemaker.packages[arn]
@@ -210,6 +211,7 @@ def test_a_promoted_version_is_registered_approved_with_its_source_and_metrics()
     assert request["CustomerMetadataProperties"] == {
         "test:accuracy": "0.91",
         "artifact_sha256": DIGEST,
+        "serving_code_sha256": "c" * 64,
         "promoted_from": "arn:src/2",
         "gate_decision": "Approved",
     }

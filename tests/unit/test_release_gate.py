@@ -12,6 +12,7 @@ import hashlib
 import pytest
 
 from dog_breeds.errors import InvalidEventError, TrainingNotCompleteError
+from dog_breeds.model_store import StoredModel
 from dog_breeds.release_gate import (
     APPROVED,
     REJECTED,
@@ -52,8 +53,8 @@ def _stored(url: str) -> str:
     return f"s3://dog-breeds-artifacts/models/sha256/{_digest(url)}/model.tar.gz"
 
 
-def _store(url: str) -> tuple[str, str]:
-    return _stored(url), _digest(url)
+def _store(url: str) -> StoredModel:
+    return StoredModel(_stored(url), _digest(url), hashlib.sha256(f"inference.py of {url}".encode()).hexdigest())
 
 
 def _judge(registry: FakeRegistry, job: str, gate: GateSettings = GATE) -> dict:
@@ -140,6 +141,7 @@ def test_the_package_records_what_was_judged_and_a_retry_registers_it_once():
     assert package["CustomerMetadataProperties"] == {
         "training_job_name": job,
         "artifact_sha256": _digest(_artifact(job)),
+        "serving_code_sha256": _store(_artifact(job)).serving_code_sha256,
         "trained_model_data_url": _artifact(job),
         "test:accuracy": "0.812346",
         "test:loss": "0.250000",
@@ -235,3 +237,27 @@ def test_the_model_of_either_endpoint_kind_is_judged_against_the_packages_of_the
     judged = run_gate(registry, GateRequest(training_job_name=candidate), settings, GATE, _store)
     assert answer["decision"] == APPROVED
     assert judged["decision"] == REJECTED and judged["serving_test_accuracy"] == 0.8
+
+
+def test_the_serving_code_hash_is_of_code_inference_py_inside_the_artifact(tmp_path):
+    import io
+    import tarfile
+
+    from dog_breeds.model_store import serving_code_sha256
+
+    def artifact(files: dict[str, bytes]) -> io.BytesIO:
+        data = io.BytesIO()
+        with tarfile.open(fileobj=data, mode="w:gz") as tar:
+            for name, content in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+        data.seek(0)
+        return data
+
+    code = b"def model_fn(model_dir): ...\n"
+    expected = hashlib.sha256(code).hexdigest()
+    assert serving_code_sha256(artifact({"model.pt": b"w", "code/inference.py": code})) == expected
+    assert serving_code_sha256(artifact({"./code/inference.py": code})) == expected
+    assert serving_code_sha256(artifact({"model.pt": b"w", "inference.py": code})) == "none"  # not where it runs
+    assert serving_code_sha256(io.BytesIO(b"not a tarball")) == "none"

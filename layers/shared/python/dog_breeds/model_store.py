@@ -9,7 +9,10 @@ is written once (``If-None-Match: *``) and no role of the stack may overwrite it
 
 from __future__ import annotations
 
+import hashlib
 import re
+import tarfile
+from typing import IO, NamedTuple
 
 MODEL_STORE_PREFIX = "models/sha256/"
 MODEL_FILE = "model.tar.gz"
@@ -27,3 +30,30 @@ def content_address(url: str, bucket: str) -> str | None:
     """The digest ``url`` names when it is a content-addressed model of ``bucket``; None for any other URL."""
     match = _CONTENT_ADDRESSED.fullmatch(url)
     return match["digest"] if match and match["bucket"] == bucket else None
+
+
+# The code the endpoint runs: SAGEMAKER_PROGRAM inside SAGEMAKER_SUBMIT_DIRECTORY (dog_breeds.deploy_endpoint)
+SERVING_CODE = "code/inference.py"
+
+
+class StoredModel(NamedTuple):
+    """A model stored at its content address: its URL, the SHA-256 of the whole artifact, and the SHA-256 of the
+    serving code inside it (covered by the first; recorded on its own so a reviewer sees which code serves)."""
+
+    url: str
+    sha256: str
+    serving_code_sha256: str
+
+
+def serving_code_sha256(artifact: IO[bytes]) -> str:
+    """The SHA-256 of ``code/inference.py`` in the model.tar.gz ``artifact`` (read as a stream, nothing unpacked);
+    ``"none"`` when the artifact holds no serving code or is not a gzip tarball (such a model cannot serve)."""
+    try:
+        with tarfile.open(fileobj=artifact, mode="r|gz") as archive:
+            for member in archive:
+                if member.isfile() and member.name.removeprefix("./") == SERVING_CODE:
+                    code = archive.extractfile(member)
+                    return hashlib.sha256(code.read()).hexdigest() if code else "none"
+    except (tarfile.TarError, OSError, EOFError):
+        return "none"
+    return "none"

@@ -25,6 +25,7 @@ from dog_breeds.aws_names import MODEL_PACKAGE_ARN, TRAINING_JOB_NAME, tags
 from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
 from dog_breeds.control_events import from_event, read_event, text_matching
 from dog_breeds.errors import InvalidEventError, TrainingNotCompleteError
+from dog_breeds.model_store import StoredModel
 from dog_breeds.ports import ModelRegistry
 from dog_breeds.settings import ControlPlaneSettings, GateSettings
 
@@ -32,6 +33,7 @@ APPROVED, REJECTED, PENDING = "Approved", "Rejected", "PendingManualApproval"
 ACCURACY, LOSS = "test:accuracy", "test:loss"
 # The judged model.tar.gz's SHA-256, on the package: what `make promote-model` checks the promoted bytes against
 ARTIFACT_SHA256 = "artifact_sha256"
+SERVING_CODE_SHA256 = "serving_code_sha256"
 # The content-addressed training code the job ran (code/training_jobs-<sha256>/...): `make train-stage` retrains
 # when a commit's training code is not the approved model's
 TRAINING_CODE = "training_code"
@@ -63,11 +65,11 @@ def run_gate(
     request: GateRequest,
     settings: ControlPlaneSettings,
     gate: GateSettings,
-    store_model: Callable[[str], tuple[str, str]],
+    store_model: Callable[[str], StoredModel],
 ) -> dict:
-    """``store_model(url)``: copy the model.tar.gz at ``url`` to its write-once content address; return (that URL,
-    its SHA-256). Both are recorded on the package, so a deploy or a promotion can prove it carries the judged
-    bytes."""
+    """``store_model(url)``: copy the model.tar.gz at ``url`` to its write-once content address; return that URL, its
+    SHA-256 and its serving code's. All are recorded on the package, so a deploy or a promotion can prove it carries
+    the judged bytes, and a reviewer sees which serving code they hold."""
     if request.training_job_name:
         return judge_candidate(sagemaker, request.training_job_name, settings, gate, store_model)
     if request.release_model_package_arn:
@@ -80,7 +82,7 @@ def judge_candidate(
     job_name: str,
     settings: ControlPlaneSettings,
     gate: GateSettings,
-    store_model: Callable[[str], tuple[str, str]],
+    store_model: Callable[[str], StoredModel],
 ) -> dict:
     """Register ``job_name``'s model (its write-once copy) as a package version with its test metrics; approve or
     reject it."""
@@ -91,7 +93,7 @@ def judge_candidate(
     metrics = {item["MetricName"]: item["Value"] for item in job.get("FinalMetricDataList", [])}
     accuracy = metrics.get(ACCURACY)
     trained_model_data_url = job["ModelArtifacts"]["S3ModelArtifacts"]
-    model_data_url, digest = store_model(trained_model_data_url)
+    stored = store_model(trained_model_data_url)
     code = [
         channel["DataSource"]["S3DataSource"]["S3Uri"]
         for channel in job.get("InputDataConfig", [])
@@ -109,14 +111,15 @@ def judge_candidate(
             "ModelPackageGroupName": group,
             "ModelPackageDescription": f"trained by {job_name}",
             "InferenceSpecification": {
-                "Containers": [{"Image": image_uri(INFERENCE_IMAGE, settings.region), "ModelDataUrl": model_data_url}],
+                "Containers": [{"Image": image_uri(INFERENCE_IMAGE, settings.region), "ModelDataUrl": stored.url}],
                 "SupportedContentTypes": ["image/jpeg", "image/png", "application/json"],
                 "SupportedResponseMIMETypes": ["application/json"],
             },
             "ModelApprovalStatus": PENDING,
             "CustomerMetadataProperties": {
                 "training_job_name": job_name,
-                ARTIFACT_SHA256: digest,
+                ARTIFACT_SHA256: stored.sha256,
+                SERVING_CODE_SHA256: stored.serving_code_sha256,  # inside the artifact; which code serves
                 TRAINED_MODEL_DATA_URL: trained_model_data_url,
                 **{name: f"{value:.6f}" for name, value in metrics.items() if name in (ACCURACY, LOSS)},
                 "gate_decision": decision,  # kept when a person later changes the approval status

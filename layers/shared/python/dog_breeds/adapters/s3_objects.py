@@ -8,7 +8,7 @@ from typing import Any
 
 from dog_breeds.adapters.aws_calls import call_aws, describe_aws
 from dog_breeds.errors import ModelIntegrityError
-from dog_breeds.model_store import model_key
+from dog_breeds.model_store import StoredModel, model_key, serving_code_sha256
 
 _CHUNK = 1024 * 1024
 
@@ -52,10 +52,11 @@ def put_once(s3: Any, bucket: str, key: str, body: Any, content_type: str) -> bo
     return written is not None
 
 
-def store_by_digest(s3: Any, url: str, bucket: str) -> tuple[str, str]:
-    """Copy the object at ``url`` to its content-addressed key in ``bucket`` (written once); return (its URL, its
-    SHA-256). The bytes are hashed as they are read and the same bytes are written, so the digest is of what is stored
-    (spooled to /tmp past 64 MiB). A key that exists already must hold those bytes: read back and compared."""
+def store_by_digest(s3: Any, url: str, bucket: str) -> StoredModel:
+    """Copy the object at ``url`` to its content-addressed key in ``bucket`` (written once); return its URL, its
+    SHA-256 and its serving code's. The bytes are hashed as they are read and the same bytes are written, so the
+    digest is of what is stored (spooled to /tmp past 64 MiB). A key that exists already must hold those bytes: read
+    back and compared."""
     source_bucket, _, key = url.removeprefix("s3://").partition("/")
     body = call_aws("s3", s3, "get_object", Bucket=source_bucket, Key=key)["Body"]
     digest = hashlib.sha256()
@@ -64,9 +65,11 @@ def store_by_digest(s3: Any, url: str, bucket: str) -> tuple[str, str]:
             digest.update(chunk)
             copy.write(chunk)
         copy.seek(0)
+        serving_code = serving_code_sha256(copy)
+        copy.seek(0)
         target = model_key(digest.hexdigest())
         written = put_once(s3, bucket, target, copy, "application/gzip")
     stored = f"s3://{bucket}/{target}"
     if not written and sha256_of(s3, stored) != digest.hexdigest():
         raise ModelIntegrityError(f"{stored} holds other bytes than its name says: someone wrote that key; not used")
-    return stored, digest.hexdigest()
+    return StoredModel(stored, digest.hexdigest(), serving_code)
