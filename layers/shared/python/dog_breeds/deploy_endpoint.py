@@ -47,6 +47,7 @@ from dog_breeds.errors import EndpointBusyError, InvalidEventError, ModelIntegri
 from dog_breeds.model_store import MODEL_STORE_PREFIX, content_address
 from dog_breeds.ports import EndpointDeployments, ScalableTargets
 from dog_breeds.settings import ControlPlaneSettings, EndpointDefaults, serverless_refusal
+from dog_breeds.volume_encryption import takes_volume_key
 
 VARIANT_NAME = "AllTraffic"
 INFERENCE_PROGRAM = "inference.py"
@@ -132,9 +133,15 @@ def deploy_endpoint(
     )
     environment = model_environment(request)
     variant = production_variant(request, serverless)
+    # the instances' ML storage volumes with the stack's key, where the instance type takes one
+    volume_key = (
+        {"KmsKeyId": settings.artifacts_key_arn}
+        if settings.artifacts_key_arn and not serverless and takes_volume_key(request.instance_type)
+        else {}
+    )
     digest = hashlib.sha256(
         "|".join(
-            [model_data_url, image, *_capacity(variant), repr(capture), request.role_arn]
+            [model_data_url, image, *_capacity(variant), repr(capture), request.role_arn, repr(volume_key)]
             + [f"{key}={value}" for key, value in sorted(environment.items())]
         ).encode()
     ).hexdigest()[:11]
@@ -168,6 +175,7 @@ def deploy_endpoint(
                 "EndpointConfigName": name,
                 "ProductionVariants": [{"VariantName": VARIANT_NAME, "ModelName": name, **variant}],
                 **({"DataCaptureConfig": capture} if capture else {}),
+                **volume_key,
                 "Tags": TAGS,
             }
         )

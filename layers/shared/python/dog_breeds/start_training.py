@@ -36,6 +36,7 @@ from dog_breeds.errors import InvalidEventError, ResourceExistsError
 from dog_breeds.ports import AwsDocument, TrainingJobs
 from dog_breeds.settings import ControlPlaneSettings, TrainingDefaults
 from dog_breeds.training_code import CODE_PREFIX, SOURCE_FILE
+from dog_breeds.volume_encryption import takes_volume_key
 
 # The flags of training_jobs/train.py (checked equal to breed_classifier.cli by a test).
 HYPERPARAMETER_NAMES = (
@@ -242,6 +243,12 @@ def create_training_job_request(
             "InstanceType": request.instance_type,
             "InstanceCount": request.instance_count,
             "VolumeSizeInGB": 30,
+            # the ML storage volume with the stack's key too, where the instance type takes one
+            **(
+                {"VolumeKmsKeyId": settings.artifacts_key_arn}
+                if settings.artifacts_key_arn and takes_volume_key(request.instance_type)
+                else {}
+            ),
         },
         "StoppingCondition": stopping,
         "HyperParameters": hyperparameters,
