@@ -400,6 +400,13 @@ def deploy_refusals(
                 permission = Permission(action, arn, context)
                 if not cloudformation.allows(permission):  # the stack fails, and rolls back, at the first
                     return [f"{logical_id}: CREATE_FAILED: {_denied(session, permission)}"]
+        for logical_id, resource in template.resources.items():  # a key is created with the tags it is judged by
+            if resource["Type"] != "AWS::KMS::Key" or logical_id not in resources:
+                continue
+            tags = {tag["Key"]: tag["Value"] for tag in template.resolve(resource["Properties"].get("Tags", []))}
+            permission = Permission("kms:CreateKey", "*", {f"aws:RequestTag/{k}": v for k, v in tags.items()})
+            if not cloudformation.allows(permission):
+                return [f"{logical_id}: CREATE_FAILED: {_denied(session, permission)}"]
     finally:
         sam_template.PSEUDO_PARAMETERS.clear()
         sam_template.PSEUDO_PARAMETERS.update(saved)

@@ -318,3 +318,19 @@ def test_the_rehearsal_stops_before_starting_anything_when_a_job_would_be_refuse
     assert "FAILED: GitHub or AWS would refuse:" in printed
     assert "deploy-prod: Could not assume role with OIDC: Not authorized to perform" in printed
     assert not (tmp_path / "run" / "stages").exists()  # no stage was started
+
+
+def test_a_key_tagged_for_another_stages_stack_is_refused_at_creation(tmp_path):
+    # Given a branch whose template tags the artifacts key with prod's stack name (to manage prod's keys later)
+    template = tmp_path / "template.yaml"
+    text = TEMPLATE_PATH.read_text()
+    anchor = "          Value: !Ref AWS::StackName\n"
+    assert text.count(anchor) == 1
+    template.write_text(text.replace(anchor, "          Value: dog-breed-classifier-prod\n"))
+    # When the pipeline deploys it, CloudFormation's role may not create a key so tagged, in testing and a feature
+    refusals = plan_workflow(template=template).refusals
+    assert [refusal.split(": CREATE_FAILED: ")[0] for refusal in refusals] == [
+        "[push to main] deploy-testing: ArtifactsKey",
+        "[push to feature/rehearsal] deploy-feature: ArtifactsKey",
+    ]
+    assert all("is not authorized to perform: kms:CreateKey on resource: *" in refusal for refusal in refusals)
