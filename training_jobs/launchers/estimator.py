@@ -12,6 +12,7 @@ from sagemaker.pytorch import PyTorch
 
 from breed_classifier.metrics import METRIC_DEFINITIONS
 from dog_breeds.start_training import PRETRAINED_PREFIX, pretrained_weights_file
+from dog_breeds.volume_encryption import takes_volume_key
 
 FRAMEWORK_VERSION, PY_VERSION = "2.8.0", "py312"
 DEFAULT_INSTANCE_TYPE, DEFAULT_INSTANCE_COUNT = "ml.m5.2xlarge", 6
@@ -68,7 +69,8 @@ def build_estimator(
 ) -> PyTorch:
     """``run_name``: the job's (or tuning job's) name, which names its checkpoint prefix: a run never finds another
     run's checkpoint there (train.py also refuses one written by another job). ``output_kms_key``: the stack's
-    ArtifactsKeyArn, which the model is written with (SageMaker would otherwise use the account's aws/s3 key)."""
+    ArtifactsKeyArn, which the model is written with (SageMaker would otherwise use the account's aws/s3 key), and
+    the ML storage volume where the instance type takes a key."""
     if use_spot and not run_name:
         raise ValueError("spot training needs run_name: each run checkpoints under checkpoints/<run_name>/")
     spot = (
@@ -91,6 +93,8 @@ def build_estimator(
         hyperparameters=hyperparameters or {},
         output_path=f"s3://{bucket}/training-output",
         **({"output_kms_key": output_kms_key} if output_kms_key else {}),
+        # the ML storage volume too, where the instance type takes a key (dog_breeds.volume_encryption)
+        **({"volume_kms_key": output_kms_key} if output_kms_key and takes_volume_key(instance_type) else {}),
         metric_definitions=METRIC_DEFINITIONS,
         **(_debugger_on() if use_debugger else {"debugger_hook_config": False, "disable_profiler": True}),
         max_run=max_run,
