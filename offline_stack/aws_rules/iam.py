@@ -592,8 +592,9 @@ def install_in_moto(roles_for_this_request) -> None:
         try:
             role = roles.authorize(self.method, path, self.headers, body, permissions)
             if is_s3:  # the bucket's policy holds every principal, the operator too (aws_rules.s3)
-                _bucket_policy(self, resource, role, permissions()[0])
-                _object_key(self, resource, role, permissions()[0])  # and the object's KMS key (aws_rules.kms)
+                needed = permissions()[0]
+                _bucket_policy(self, resource, role, needed)
+                _object_key(self, resource, role, needed)  # and the object's KMS key (aws_rules.kms)
         except AccessDenied as denied:
             if is_s3:  # S3 names the principal, action and missing policy for a same-account request (docstring)
                 if denied.permission is None:
@@ -608,14 +609,21 @@ def install_in_moto(roles_for_this_request) -> None:
                 raise JsonAccessDenied("AccessDeniedException", str(denied)) from None
             raise AccessDeniedError(user_arn=denied.role.session_arn, action=str(denied.permission)) from None
 
-    def _bucket_policy(response, resource: str, role: Role | None, permission: Permission) -> None:
+    def _bucket_and_principal(response, resource: str, role: Role | None):
+        """moto's bucket ``resource`` names (None if there is none), and the caller as ``aws:PrincipalArn`` names it
+        (the operator signs as the account's root)."""
         from moto.s3.models import s3_backends
 
-        from offline_stack.aws_rules.s3 import bucket_of, explicit_deny
+        from offline_stack.aws_rules.s3 import bucket_of
 
         account = response.current_account
         bucket = s3_backends[account]["aws"].buckets.get(bucket_of(resource))
-        principal = role.arn if role else f"arn:aws:iam::{account}:root"
+        return bucket, role.arn if role else f"arn:aws:iam::{account}:root"
+
+    def _bucket_policy(response, resource: str, role: Role | None, permission: Permission) -> None:
+        from offline_stack.aws_rules.s3 import explicit_deny
+
+        bucket, principal = _bucket_and_principal(response, resource, role)
         if bucket is not None and (refusal := explicit_deny(bucket.policy, permission, principal)):
             raise AccessDenied(role, permission, refusal)
 
@@ -623,13 +631,12 @@ def install_in_moto(roles_for_this_request) -> None:
         """KMS's decision on the key S3 would use for this object request (its own for a read, the request's or the
         bucket's default for a write), held by that key's policy in the offline KMS."""
         from moto.kms.models import kms_backends
-        from moto.s3.models import s3_backends
 
         from offline_stack.aws_rules import kms
 
         action = kms.needs(permission.action, response.method)
-        bucket_name, _, key_name = resource.split(":::", 1)[-1].partition("/")
-        bucket = s3_backends[response.current_account]["aws"].buckets.get(bucket_name)
+        key_name = resource.split(":::", 1)[-1].partition("/")[2]
+        bucket, principal = _bucket_and_principal(response, resource, role)
         if action is None or bucket is None or not key_name:
             return
         key_id = None
@@ -647,7 +654,6 @@ def install_in_moto(roles_for_this_request) -> None:
         key = kms_backends[response.current_account][region].keys.get(key_id.rsplit("/", 1)[-1])
         if key is None:  # S3 refuses a write with a key that does not exist; nothing offline makes one
             return
-        principal = role.arn if role else f"arn:aws:iam::{response.current_account}:root"
         identity, boundary = (role.policy, role.boundary) if role else (None, None)
         if refused := kms.refusal(key.policy, key.arn, action, principal, identity, boundary):
             raise AccessDenied(role, Permission(action, key.arn), refused)
@@ -656,14 +662,12 @@ def install_in_moto(roles_for_this_request) -> None:
         """The object ARNs of a DeleteObjects request that its principal may not delete: ``s3:DeleteObject``, or
         ``s3:DeleteObjectVersion`` for a key named with its version, by the role's policies and the bucket's."""
         import xmltodict
-        from moto.s3.models import s3_backends
 
         from offline_stack.aws_rules.s3 import bucket_of, explicit_deny
 
         objects = xmltodict.parse(response.body or b"<Delete/>").get("Delete", {}).get("Object", [])
         bucket_name = bucket_of(resource)
-        bucket = s3_backends[response.current_account]["aws"].buckets.get(bucket_name)
-        principal = role.arn if role else f"arn:aws:iam::{response.current_account}:root"
+        bucket, principal = _bucket_and_principal(response, resource, role)
         refused = set()
         for item in objects if isinstance(objects, list) else [objects]:
             arn = f"arn:aws:s3:::{bucket_name}/{item['Key']}"
