@@ -34,6 +34,7 @@ def template_alarms(template: SamTemplate) -> dict[str, Alarm]:
         template.physical_id(logical_id): Alarm.from_properties(template.resolve(resource["Properties"]))
         for logical_id, resource in template.resources.items()
         if resource["Type"] == "AWS::CloudWatch::Alarm"
+        and ("Condition" not in resource or template.condition(resource["Condition"]))
     }
 
 

@@ -119,7 +119,7 @@ class LocalEndpoints:
         self.s3_as = s3_as
         self.serverless_idle_seconds = serverless_idle_seconds
         # What SageMaker publishes for every invocation (aws_rules.cloudwatch); flushed with the captures
-        self.metrics = EndpointMetrics(cloudwatch)
+        self.metrics = EndpointMetrics(cloudwatch, overhead=self._serverless_overhead)
         server.invocation_observers.append(self.metrics.record)
         self._served: dict[str, _Served] = {}
         self._lock = threading.RLock()
@@ -216,6 +216,15 @@ class LocalEndpoints:
             raise TypeError(f"endpoint {endpoint_name} is instance-based")
         return capacity
 
+    def _serverless_overhead(self, endpoint_name: str) -> float | None:
+        """None for an instance endpoint; for a serverless one, what the request just answered waited for a container
+        (read on the thread that answered it)."""
+        with self._lock:
+            served = self._served.get(endpoint_name)
+        if served is None or not isinstance(served.process, ServerlessCapacity):
+            return None
+        return served.process.overhead_seconds()
+
     def close(self) -> None:
         self._stopping.set()
         self._supervisor.join(timeout=10)
@@ -283,7 +292,14 @@ class LocalEndpoints:
         runtime = {key: value for key, value in container.get("Environment", {}).items() if key == "INFERENCE_RUNTIME"}
         serverless = config["ProductionVariants"][0].get("ServerlessConfig")
         if serverless:  # no container until the first request (or provisioned concurrency)
-            capacity = ServerlessCapacity(model_dir, runtime, serverless, self.serverless_idle_seconds, self.log)
+            capacity = ServerlessCapacity(
+                model_dir,
+                runtime,
+                serverless,
+                self.serverless_idle_seconds,
+                self.log,
+                on_cold_start=lambda seconds: self.metrics.record_model_setup(name, seconds),
+            )
             return _Served(config_name, capacity, capacity, s3=s3, capture_config=None)
         process = ContainerProcess(model_dir, environment=runtime).start()  # returns once /ping answers
         tracked = _TrackedModel(ContainerModel(process.url))

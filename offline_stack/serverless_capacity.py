@@ -44,8 +44,11 @@ class ServerlessCapacity:
         serverless_config: dict,
         idle_seconds: float = DEFAULT_IDLE_SECONDS,
         log: Callable[[str], None] = print,
+        on_cold_start: Callable[[float], None] = lambda seconds: None,
     ) -> None:
+        """``on_cold_start(seconds)``: told each cold start's time (SageMaker publishes it as ``ModelSetupTime``)."""
         self.model_dir, self.environment, self.log = Path(model_dir), environment, log
+        self.on_cold_start = on_cold_start
         self.max_concurrency = int(serverless_config["MaxConcurrency"])
         self.memory_bytes = int(serverless_config["MemorySizeInMB"]) * 1024 * 1024
         self.provisioned = int(serverless_config.get("ProvisionedConcurrency") or 0)
@@ -57,6 +60,7 @@ class ServerlessCapacity:
         self._model: ContainerModel | None = None
         self._in_flight, self._last_used = 0, time.monotonic()
         self._count_lock, self._start_lock = threading.Lock(), threading.Lock()
+        self._this_request = threading.local()  # the endpoint server answers each request on a thread of its own
         if self.provisioned:  # kept warm from the start
             self._warm()
 
@@ -72,8 +76,11 @@ class ServerlessCapacity:
                     f"Maximum concurrency ({self.max_concurrency}) of the serverless endpoint reached; retry later.",
                 )
             self._in_flight += 1
+        self._this_request.overhead_seconds = 0.0
         try:
+            waited = time.monotonic()
             model = self._warm()
+            self._this_request.overhead_seconds = time.monotonic() - waited
             answer = model.invoke(*arguments)
             self._within_memory()
             return answer
@@ -81,6 +88,11 @@ class ServerlessCapacity:
             with self._count_lock:
                 self._in_flight -= 1
                 self._last_used = time.monotonic()
+
+    def overhead_seconds(self) -> float:
+        """The time the request this thread answers last waited for a container (its cold start, or another's):
+        SageMaker counts it in ``OverheadLatency``, not ``ModelLatency`` (``aws_rules/cloudwatch.py``)."""
+        return getattr(self._this_request, "overhead_seconds", 0.0)
 
     def drain(self, timeout_seconds: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_seconds
@@ -125,6 +137,7 @@ class ServerlessCapacity:
                 self._model = ContainerModel(self._container.url)
                 self.cold_starts.append(time.monotonic() - started)
                 self.log(f"serverless {self.model_dir.name}: cold start, {self.cold_starts[-1]:.1f} s")
+                self.on_cold_start(self.cold_starts[-1])
             return self._model
 
     def _within_memory(self) -> None:

@@ -9,6 +9,23 @@ Rules (``docs/aws-semantics.md`` lists each with its offline test):
   ``ModelLatency`` in **microseconds**. Source: SageMaker developer guide, "Amazon SageMaker AI metrics in
   Amazon CloudWatch", "Endpoint invocation metrics"
   (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html).
+- **A serverless cold start is overhead, not model latency**: "The OverheadLatency metric tracks all additional
+  latency that SageMaker added which includes the cold start time for launching new compute resources for your
+  serverless endpoint" (same page as below). A request that waited for a container publishes that wait as
+  ``OverheadLatency`` and the rest as ``ModelLatency``, so the p99 rollback alarm judges the model, not the cold
+  start (which has an alarm of its own on ``ModelSetupTime``). An instance endpoint's overhead is not emulated.
+- **A serverless endpoint publishes fewer.** "The metrics below are an exhaustive list of metrics for serverless
+  endpoints. Any metric not listed below is not published for serverless endpoints." The list: ``OverheadLatency``,
+  and "Serverless endpoints can also use the Invocations4XXErrors, Invocations5XXErrors, Invocations, ModelLatency,
+  ModelSetupTime and MemoryUtilization metrics" (the page's spelling; the names it links to are
+  ``Invocation4XXErrors``/``Invocation5XXErrors``), plus ``ServerlessConcurrentExecutionsUtilization``. So **no
+  ``InvocationModelErrors``**: a model failure on a serverless endpoint is seen only as ``Invocation5XXErrors``, "The
+  number of InvokeEndpoint requests where the model returned a 5xx HTTP response code". ``ModelSetupTime`` ("The time
+  it takes to launch new compute resources for a serverless endpoint", SageMaker API reference,
+  RecommendationMetrics) is published once per cold start, in microseconds as ``ModelLatency`` (the unit is an
+  inference from the invocation-metrics table, which lists both with the same unit). Source: SageMaker developer
+  guide, "Alarms and logs for tracking metrics from serverless endpoints"
+  (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-monitoring.html).
 - **Alarm evaluation.** An alarm takes the statistic of its metric over ``Period`` (or, with ``Metrics``,
   the one query whose ``ReturnData`` is true, metric math over the others), and compares it with
   ``Threshold`` by ``ComparisonOperator``. Without data, ``TreatMissingData`` decides: ``breaching`` is an
@@ -34,41 +51,67 @@ from datetime import UTC, datetime
 
 NAMESPACE = "AWS/SageMaker"
 VARIANT_NAME = "AllTraffic"
-_UNITS = {"ModelLatency": "Microseconds"}
+_UNITS = {"ModelLatency": "Microseconds", "ModelSetupTime": "Microseconds", "OverheadLatency": "Microseconds"}
+# What a serverless endpoint publishes of the invocation metrics (the rest of its list is not emulated)
+SERVERLESS_INVOCATION_METRICS = frozenset(
+    {"Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "ModelLatency", "ModelSetupTime", "OverheadLatency"}
+)
 
 
-def invocation_metrics(status: int | None, model_latency_seconds: float) -> dict[str, float]:
-    """What one invocation adds to each endpoint metric; ``status`` None: the model gave no answer (timeout)."""
+def invocation_metrics(
+    status: int | None, model_latency_seconds: float, serverless: bool = False, overhead_seconds: float = 0.0
+) -> dict[str, float]:
+    """What one invocation adds to each endpoint metric; ``status`` None: the model gave no answer (timeout).
+
+    ``model_latency_seconds`` is the whole time the request took here; on a serverless endpoint ``overhead_seconds``
+    of it went on waiting for a container, and is published as ``OverheadLatency`` instead."""
     answered = status is not None
-    return {
+    metrics = {
         "Invocations": 1.0,
         "InvocationModelErrors": float(not (answered and 200 <= status < 300)),
         "Invocation4XXErrors": float(answered and 400 <= status < 500),
         "Invocation5XXErrors": float(answered and 500 <= status < 600),
         "ModelLatency": model_latency_seconds * 1_000_000,
     }
+    if serverless:
+        metrics["ModelLatency"] = max(0.0, model_latency_seconds - overhead_seconds) * 1_000_000
+        metrics["OverheadLatency"] = overhead_seconds * 1_000_000
+        return {name: value for name, value in metrics.items() if name in SERVERLESS_INVOCATION_METRICS}
+    return metrics
+
+
+def model_setup_metrics(setup_seconds: float) -> dict[str, float]:
+    """What one serverless cold start publishes: ``ModelSetupTime``, in microseconds."""
+    return {"ModelSetupTime": setup_seconds * 1_000_000}
 
 
 class EndpointMetrics:
-    """Publishes the endpoint invocation metrics to CloudWatch (``PutMetricData``), buffered, as SageMaker does."""
+    """Publishes the endpoint invocation metrics to CloudWatch (``PutMetricData``), buffered, as SageMaker does.
 
-    def __init__(self, cloudwatch) -> None:
-        self.cloudwatch = cloudwatch
+    ``overhead(endpoint_name)`` is None for an instance endpoint; for a serverless one, the seconds the request this
+    thread just answered waited for a container: it publishes the serverless set."""
+
+    def __init__(self, cloudwatch, overhead: Callable[[str], float | None] = lambda endpoint_name: None) -> None:
+        self.cloudwatch, self.overhead = cloudwatch, overhead
         self._pending: list[dict] = []
         self._lock = threading.Lock()
 
     def record(self, endpoint_name: str, status: int | None, model_latency_seconds: float) -> None:
+        overhead = self.overhead(endpoint_name)
+        serverless = overhead is not None
+        self._add(endpoint_name, invocation_metrics(status, model_latency_seconds, serverless, overhead or 0.0))
+
+    def record_model_setup(self, endpoint_name: str, setup_seconds: float) -> None:
+        """A serverless endpoint's cold start (container started, model loaded, ``/ping`` answered)."""
+        self._add(endpoint_name, model_setup_metrics(setup_seconds))
+
+    def _add(self, endpoint_name: str, metrics: dict[str, float]) -> None:
         now = datetime.now(UTC)
         dimensions = [{"Name": "EndpointName", "Value": endpoint_name}, {"Name": "VariantName", "Value": VARIANT_NAME}]
         datapoints = [
-            {
-                "MetricName": name,
-                "Dimensions": dimensions,
-                "Timestamp": now,
-                "Value": value,
-                "Unit": _UNITS.get(name, "None"),
-            }
-            for name, value in invocation_metrics(status, model_latency_seconds).items()
+            {"MetricName": name, "Dimensions": dimensions, "Timestamp": now, "Value": value}
+            | {"Unit": _UNITS.get(name, "None")}
+            for name, value in metrics.items()
         ]
         with self._lock:
             self._pending.extend(datapoints)

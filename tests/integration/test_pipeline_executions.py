@@ -24,6 +24,7 @@ from offline_stack.demo_steps import QUICK_HYPERPARAMETERS, write_demo_data
 from offline_stack.sam_template import PROJECT_ROOT
 from offline_stack.stack import OfflineStack
 from ops.captured_requests import captured_requests
+from tests.support.artifacts import add_file, broken_package
 
 PHOTOS = PROJECT_ROOT / "tests" / "data" / "photos"
 
@@ -80,30 +81,6 @@ def serving_config(stack) -> str:
     ]
 
 
-def broken_package(stack, name: str, serving_model_data: str | None = None) -> str:
-    """An approved package with a bad model, on purpose: one that cannot load (a model.pth that is not one), or,
-    given the serving model's data, that model with an inference.py whose every answer is an error."""
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        if serving_model_data is None:
-            _add(tar, "model.pth", b"not a model")
-        else:
-            bucket, _, key = serving_model_data.removeprefix("s3://").partition("/")
-            body = stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as good:
-                for member in good.getmembers():
-                    content = good.extractfile(member).read() if member.isfile() else None
-                    if member.name == "code/inference.py":
-                        content += (
-                            b"\n\ndef transform_fn(*arguments, **options):\n    raise RuntimeError('a bad release')\n"
-                        )
-                    if content is None:
-                        tar.addfile(member)
-                    else:
-                        _add(tar, member.name, content)
-    return approved_package(stack, name, archive.getvalue())
-
-
 def with_a_release_note(artifact: bytes) -> bytes:
     """The same model with one more file: other bytes (another content address, another release), same answers."""
     archive = io.BytesIO()
@@ -113,7 +90,7 @@ def with_a_release_note(artifact: bytes) -> bytes:
     ):
         for member in good.getmembers():
             tar.addfile(member, good.extractfile(member) if member.isfile() else None)
-        _add(tar, "RELEASE-NOTE.txt", b"the same weights, released again")
+        add_file(tar, "RELEASE-NOTE.txt", b"the same weights, released again")
     return archive.getvalue()
 
 
@@ -130,12 +107,6 @@ def test_a_first_release_that_cannot_start_leaves_the_endpoint_failed_with_its_r
     assert "did not start" in execution.cause
     endpoint = stack.sagemaker.describe_endpoint(EndpointName=stack.template.parameters["EndpointName"])
     assert endpoint["EndpointStatus"] == "Failed"
-
-
-def _add(tar: tarfile.TarFile, name: str, content: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(content)
-    tar.addfile(info, io.BytesIO(content))
 
 
 def test_a_good_model_is_registered_approved_deployed_and_scaled(stack, released):

@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from offline_stack.aws_rules.cloudwatch import NAMESPACE, MetricQuery, moto_datapoints
 from offline_stack.demo_steps import deploy_starter_model
 from offline_stack.sample_events import sample_api_event
 from offline_stack.stack import OfflineStack
+from tests.support.artifacts import broken_package
 
 PHOTO = (Path(__file__).resolve().parent.parent / "data" / "photos" / "dog.128.jpg").read_bytes()
 SERVERLESS_NAME = "dog-breed-classifier-serverless"
@@ -159,3 +162,51 @@ def test_a_container_past_its_memory_is_killed_with_its_request_and_the_next_one
         capacity.memory_bytes = 3072 * 1024 * 1024
         assert predict(stack)["statusCode"] == 200
         assert len(capacity.cold_starts) == 2
+
+
+def test_a_serverless_release_whose_model_answers_5xx_is_rolled_back_by_the_serverless_metric_set(tmp_path):
+    overrides = {"EndpointKind": "serverless", "ServerlessMaxConcurrency": "4"}
+    with patient_stack(tmp_path, overrides) as stack:
+        deploy_starter_model(stack, say=lambda line: None)
+        serving = stack.sagemaker.describe_endpoint(EndpointName=SERVERLESS_NAME)["EndpointConfigName"]
+        model = stack.sagemaker.describe_endpoint_config(EndpointConfigName=serving)["ProductionVariants"][0]
+        model_data = stack.sagemaker.describe_model(ModelName=model["ModelName"])["PrimaryContainer"]["ModelDataUrl"]
+        bad_release = broken_package(stack, "serverless-5xx", serving_model_data=model_data)
+        stack.control_plane.emulate_lifecycles()  # the update goes through Updating: blue/green, bake, alarms
+        runtime = stack.control_plane.session().client("sagemaker-runtime", endpoint_url=stack.runtime.url)
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        stop, failed = threading.Event(), []
+
+        def clients() -> None:  # traffic during the bake, as the API's callers would send it
+            while not stop.is_set():
+                try:
+                    runtime.invoke_endpoint(EndpointName=SERVERLESS_NAME, ContentType="image/jpeg", Body=PHOTO)
+                except runtime.exceptions.ModelError:
+                    failed.append(time.monotonic())
+                time.sleep(0.05)
+
+        traffic = threading.Thread(target=clients)
+        traffic.start()
+        try:
+            deployment = stack.invoke("DeployEndpointFunction", {"model_package_arn": bad_release})
+            assert deployment["action"] == "updated"
+            stack.settle_endpoints()
+        finally:
+            stop.set()
+            traffic.join()
+        # Then the serverless alarm (Invocation5XXErrors) rolled the update back; the old model serves
+        endpoint = stack.sagemaker.describe_endpoint(EndpointName=SERVERLESS_NAME)
+        assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == ("InService", serving)
+        assert "model-failures" in endpoint["FailureReason"], endpoint["FailureReason"]
+        assert failed, "the bad release answered errors during its bake"
+        # And the endpoint published what a serverless endpoint publishes: no InvocationModelErrors
+        stack.endpoints.metrics.flush()
+        read = moto_datapoints(since)
+        dimensions = (("EndpointName", SERVERLESS_NAME), ("VariantName", "AllTraffic"))
+        held = {
+            name: read(MetricQuery("m", NAMESPACE, name, dimensions, "Sum"))
+            for name in ("InvocationModelErrors", "Invocation5XXErrors", "ModelSetupTime")
+        }
+        assert held["InvocationModelErrors"] == [] and sum(held["Invocation5XXErrors"]) >= 1
+        assert len(held["ModelSetupTime"]) >= 2  # the first deploy's cold start, and the bad release's
+        assert predict(stack)["statusCode"] == 200

@@ -3,6 +3,7 @@ photo, saved and packed as the training job writes model.tar.gz."""
 
 from __future__ import annotations
 
+import io
 import tarfile
 from pathlib import Path
 
@@ -41,3 +42,34 @@ def labelled_photos(root: Path, counts: dict[str, int]) -> Path:
         for i in range(count):
             Image.new("RGB", (40, 30), (i * 40 % 256, 90, 200)).save(root / folder / f"{i}.jpg")
     return root
+
+
+def broken_package(stack, name: str, serving_model_data: str | None = None) -> str:
+    """An approved package with a bad model, on purpose: one that cannot load (a model.pth that is not one), or,
+    given the serving model's data, that model with an inference.py whose every answer is an error."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        if serving_model_data is None:
+            add_file(tar, "model.pth", b"not a model")
+        else:
+            bucket, _, key = serving_model_data.removeprefix("s3://").partition("/")
+            body = stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as good:
+                for member in good.getmembers():
+                    content = good.extractfile(member).read() if member.isfile() else None
+                    if member.name == "code/inference.py":
+                        content += (
+                            b"\n\ndef transform_fn(*arguments, **options):\n    raise RuntimeError('a bad release')\n"
+                        )
+                    if content is None:
+                        tar.addfile(member)
+                    else:
+                        add_file(tar, member.name, content)
+    return stack.register_model(archive.getvalue(), f"released by hand: {name}")
+
+
+def add_file(tar: tarfile.TarFile, name: str, content: bytes) -> None:
+    """``content`` as the member ``name`` of ``tar``."""
+    info = tarfile.TarInfo(name)
+    info.size = len(content)
+    tar.addfile(info, io.BytesIO(content))

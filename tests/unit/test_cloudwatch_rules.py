@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from offline_stack.aws_rules.cloudwatch import Alarm, MetricQuery, evaluate_expression, invocation_metrics, statistic
+from offline_stack.aws_rules.cloudwatch import (
+    Alarm,
+    MetricQuery,
+    evaluate_expression,
+    invocation_metrics,
+    model_setup_metrics,
+    statistic,
+)
 from offline_stack.lifecycles import template_alarms
 from offline_stack.sam_template import SamTemplate
 
@@ -256,3 +263,81 @@ def test_each_status_class_is_counted_from_its_first_to_its_last_code(status, mo
     metrics = invocation_metrics(status, 0.0)
     counted = (metrics["InvocationModelErrors"], metrics["Invocation4XXErrors"], metrics["Invocation5XXErrors"])
     assert counted == (model_errors, client, server)
+
+
+SERVERLESS_TEMPLATE = SamTemplate.load(overrides={"EndpointKind": "serverless"})
+SERVERLESS_ENDPOINT = f"{ENDPOINT}-serverless"
+SERVERLESS_ALARMS = template_alarms(SERVERLESS_TEMPLATE)
+SERVERLESS_DIMENSIONS = (("EndpointName", SERVERLESS_ENDPOINT), ("VariantName", "AllTraffic"))
+
+
+def serverless_reading(outcomes: list[tuple[int | None, float]], cold_starts: list[float] = ()):
+    """Datapoints a serverless endpoint publishes after these invocations and cold starts (seconds)."""
+    published: dict[str, list[float]] = {}
+    for status, seconds in outcomes:
+        for name, value in invocation_metrics(status, seconds, serverless=True).items():
+            published.setdefault(name, []).append(value)
+    for seconds in cold_starts:
+        published.setdefault("ModelSetupTime", []).append(model_setup_metrics(seconds)["ModelSetupTime"])
+
+    def datapoints(query: MetricQuery) -> list[float]:
+        assert dict(query.dimensions) == {"EndpointName": SERVERLESS_ENDPOINT, "VariantName": "AllTraffic"}
+        return published.get(query.metric_name, [])
+
+    return datapoints
+
+
+def test_a_serverless_endpoint_publishes_no_invocation_model_errors():
+    # "Any metric not listed below is not published for serverless endpoints": InvocationModelErrors is not listed
+    assert set(invocation_metrics(500, 0.1, serverless=True)) == {
+        "Invocations",
+        "Invocation4XXErrors",
+        "Invocation5XXErrors",
+        "ModelLatency",
+    }
+    assert "InvocationModelErrors" in invocation_metrics(500, 0.1)
+
+
+def test_the_instance_alarm_could_never_fire_on_a_serverless_endpoint_so_serverless_has_its_own():
+    # The reason for the serverless alarm: FILL(errors,0) - FILL(4xx,0) stays 0 with no InvocationModelErrors published
+    failing = [(500, 0.05)] * 20
+
+    def as_instance_alarm_reads(query: MetricQuery) -> list[float]:
+        return serverless_reading(failing)(
+            MetricQuery(query.query_id, query.namespace, query.metric_name, SERVERLESS_DIMENSIONS, query.statistic)
+        )
+
+    assert FAILURES.value(as_instance_alarm_reads) == 0 and not FAILURES.in_alarm(as_instance_alarm_reads)
+    serverless_failures = SERVERLESS_ALARMS[f"{ENDPOINT}-model-failures"]
+    assert [query.metric_name for query in serverless_failures.queries] == ["Invocation5XXErrors"]
+    assert serverless_failures.in_alarm(serverless_reading(failing))
+
+
+def test_the_serverless_failure_alarm_counts_5xx_at_its_threshold_and_never_a_clients_bad_image():
+    alarm = SERVERLESS_ALARMS[f"{ENDPOINT}-model-failures"]
+    threshold = int(SERVERLESS_TEMPLATE.parameters["RollbackErrorsPerMinute"])
+    below = [(200, 0.04)] * 20 + [(415, 0.01)] * 5 + [(422, 0.01)] * (threshold * 10) + [(503, 0.05)] * (threshold - 1)
+    assert not alarm.in_alarm(serverless_reading(below))
+    assert alarm.in_alarm(serverless_reading(below + [(500, 0.05)]))
+    assert alarm.value(serverless_reading([])) == 0  # no traffic, no alarm
+
+
+def test_a_serverless_cold_start_near_sagemakers_3_minute_limit_trips_its_alarm_and_only_serverless_has_it():
+    alarm = SERVERLESS_ALARMS[f"{ENDPOINT}-serverless-cold-start"]
+    assert not alarm.in_alarm(serverless_reading([(200, 0.1)], cold_starts=[8.0, 119.9, 120.0]))
+    assert alarm.in_alarm(serverless_reading([(200, 0.1)], cold_starts=[8.0, 121.0]))
+    assert not alarm.in_alarm(serverless_reading([(200, 0.1)]))  # no cold start in the period
+    assert f"{ENDPOINT}-serverless-cold-start" not in ALARMS  # an instance stack has no such alarm (Condition)
+    rollback = SERVERLESS_TEMPLATE.resolve(
+        SERVERLESS_TEMPLATE.function_properties("DeployEndpointFunction")["Environment"]["Variables"]
+    )
+    assert set(rollback["ROLLBACK_ALARM_NAMES"].split(",")) == set(SERVERLESS_ALARMS)  # every one rolls back
+
+
+def test_a_serverless_cold_start_is_overhead_latency_so_the_p99_alarm_judges_the_model_alone():
+    # "The OverheadLatency metric tracks all additional latency that SageMaker added which includes the cold start"
+    cold = invocation_metrics(200, 4.6, serverless=True, overhead_seconds=4.5)
+    assert cold["ModelLatency"] == pytest.approx(100_000) and cold["OverheadLatency"] == pytest.approx(4_500_000)
+    latency = SERVERLESS_ALARMS[f"{ENDPOINT}-latency-p99"]
+    published = {"ModelLatency": [cold["ModelLatency"]] + [50_000.0] * 99}
+    assert not latency.in_alarm(lambda query: published.get(query.metric_name, []))
