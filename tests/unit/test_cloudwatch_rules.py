@@ -294,6 +294,7 @@ def test_a_serverless_endpoint_publishes_no_invocation_model_errors():
         "Invocation4XXErrors",
         "Invocation5XXErrors",
         "ModelLatency",
+        "OverheadLatency",
     }
     assert "InvocationModelErrors" in invocation_metrics(500, 0.1)
 
