@@ -28,6 +28,7 @@ from pathlib import Path
 from offline_stack.api_client import Signer, sigv4
 from offline_stack.api_front import ApiFront, Authorization, RouteThrottle
 from offline_stack.aws_rules.api_gateway import Caller, IamAuthorization, JwtAuthorization
+from offline_stack.aws_rules.cloudformation import left_to_sagemaker, log_group_names, update_refusal
 from offline_stack.aws_rules.iam import Permission, Policy, Role, Roles, invoke_endpoint_authorizer
 from offline_stack.control_plane import DUMMY_CREDENTIALS, ControlPlane, sagemaker_state
 from offline_stack.endpoint_server import EndpointServer
@@ -95,6 +96,10 @@ def encrypt_bucket(kms, s3, template: SamTemplate) -> str:
     return arn
 
 
+class StackUpdateFailed(RuntimeError):
+    """A parameter update CloudFormation would roll back; the stack keeps its parameters."""
+
+
 class OfflineStack(contextlib.AbstractContextManager):
     def __init__(
         self,
@@ -119,6 +124,7 @@ class OfflineStack(contextlib.AbstractContextManager):
         # the operator uses the artifacts key, as the person deploying names themself (ArtifactsKeyUserArns)
         self.parameter_overrides = {"ArtifactsKeyUserArns": OFFLINE_OPERATOR_ARN, **(parameter_overrides or {})}
         self.template = SamTemplate.load(overrides=self.parameter_overrides)
+        self._log_groups_outside_the_stack: set[str] = set()  # deleted by an update, written again by SageMaker
         self.bucket = self.template.physical_id("ArtifactsBucket")
         # Every function, training job and endpoint acts as its own role from the template (aws_rules.iam)
         template_roles = Roles.from_template(self.template, policy_overrides, boundary)
@@ -227,9 +233,19 @@ class OfflineStack(contextlib.AbstractContextManager):
         return [name for name, served in before.items() if self.endpoints.serving(name) != served]
 
     def update_parameters(self, overrides: dict[str, str]) -> None:
-        """As ``sam deploy --parameter-overrides`` on the deployed stack: the functions' next cold starts see them."""
+        """As ``sam deploy --parameter-overrides`` on the deployed stack: the functions' next cold starts see them.
+
+        Refused as CloudFormation would fail it (``aws_rules/cloudformation.py``), the stack unchanged: an update
+        that creates a log group SageMaker wrote after an earlier update deleted it."""
+        updated = SamTemplate.load(overrides={**self.parameter_overrides, **overrides})
+        before, after = log_group_names(self.template), log_group_names(updated)
+        refusal = update_refusal(before, after, self._log_groups_outside_the_stack)
+        if refusal:
+            raise StackUpdateFailed(refusal)
+        serving = [endpoint["EndpointName"] for endpoint in self.sagemaker.list_endpoints()["Endpoints"]]
+        self._log_groups_outside_the_stack |= left_to_sagemaker(before, after, serving)
         self.parameter_overrides.update(overrides)
-        self.template = SamTemplate.load(overrides=self.parameter_overrides)
+        self.template = updated
 
     def invoke(self, logical_id: str, event: dict) -> dict:
         """Invoke a template function once (a fresh execution environment), as ``aws lambda invoke`` would."""

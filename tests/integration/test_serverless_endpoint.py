@@ -210,3 +210,24 @@ def test_a_serverless_release_whose_model_answers_5xx_is_rolled_back_by_the_serv
         assert held["InvocationModelErrors"] == [] and sum(held["Invocation5XXErrors"]) >= 1
         assert len(held["ModelSetupTime"]) >= 2  # the first deploy's cold start, and the bad release's
         assert predict(stack)["statusCode"] == 200
+
+
+def test_serverless_to_instances_and_back_leaves_the_stack_updatable_and_the_api_answering(tmp_path):
+    with patient_stack(tmp_path, {"EndpointKind": "serverless", "ServerlessMaxConcurrency": "2"}) as stack:
+        package = deploy_starter_model(stack, say=lambda line: None)["model_package_arn"]
+        assert predict(stack)["statusCode"] == 200
+        for kind, serving, retired in (
+            ("instances", "dog-breed-classifier", SERVERLESS_NAME),
+            ("serverless", SERVERLESS_NAME, "dog-breed-classifier"),
+        ):
+            # sam deploy with the other kind: CloudFormation would refuse an update that re-creates a log group
+            # SageMaker wrote meanwhile (StackUpdateFailed); the API answers from the old endpoint throughout
+            stack.update_parameters({"EndpointKind": kind})
+            assert predict(stack)["statusCode"] == 200
+            deployment = stack.invoke("DeployEndpointFunction", {"model_package_arn": package})
+            assert (deployment["endpoint_name"], deployment["replaces"]) == (serving, retired)
+            stack.settle_endpoints()
+            assert predict(stack)["statusCode"] == 200
+            assert stack.invoke("DeployEndpointFunction", {"retire_endpoint": retired})["action"] == "deleted"
+            assert [e["EndpointName"] for e in stack.sagemaker.list_endpoints()["Endpoints"]] == [serving]
+            assert predict(stack)["statusCode"] == 200

@@ -21,11 +21,13 @@ developer guide, "Update endpoints that use auto scaling"):
 - an update that changes the **instance type** of a variant registered with Application Auto Scaling is
   refused, so its scaling policies and target are removed first; the pipeline's next step registers them
   again (``autoscaling_deregistered: true`` says so to a caller outside the pipeline);
-- an instance-based endpoint cannot be converted to a **serverless** one, nor back (developer guide,
-  "Serverless endpoint operations", Update an endpoint): each kind (``EndpointKind``) has an endpoint name of
-  its own, so switching kind creates the new endpoint beside the serving one (``replaces`` names it), the
-  prediction function falls back to the old one until the new one is InService, and the pipeline then retires
-  the old one (``retire_endpoint``): never a moment with no endpoint serving.
+- "You can convert a serverless endpoint to real-time, but once you make the update, you cannot roll it back to
+  serverless" (developer guide, "Serverless endpoint operations", Update an endpoint). Each kind
+  (``EndpointKind``) has an endpoint name of its own, so switching kind creates the new endpoint beside the
+  serving one (``replaces`` names it), the prediction function falls back to the old one until the new one is
+  InService, and the pipeline then retires the old one (``retire_endpoint``): never a moment with no endpoint
+  serving. The one-way in-place conversion is not used: an instance endpoint left under the ``-serverless`` name
+  could never become serverless again, so a switch back would need a third name (docs/pipeline.md).
 
 Serverless endpoints exclude network isolation and data capture (developer guide, "Deploy models with Amazon
 SageMaker Serverless Inference", Feature exclusions): their model is created without ``EnableNetworkIsolation``
