@@ -4,9 +4,16 @@ What SageMaker Serverless Inference does that an instance endpoint does not (dev
 Amazon SageMaker Serverless Inference"; the refusals are listed in ``aws_rules/sagemaker.py``):
 
 - **Scales to zero**: after an idle period with no request, the compute is released; the next request waits for a
-  **cold start** (a container started and the model loaded) and is answered after it. AWS does not publish the idle
-  period; offline it is ``idle_seconds`` (60 s unless a test sets it). ``ProvisionedConcurrency`` keeps the
-  container warm: it is started with the endpoint and never released.
+  **cold start** (a container started and the model loaded) and is answered after it. "The model must download and
+  the server must respond successfully to /ping within 3 minutes" (developer guide, "Invoke a serverless endpoint",
+  https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-invoke.html): the container gets 180 s to
+  answer ``/ping``. What SageMaker adds before the container starts (compute, the image pull: up to a 10 GB image) is
+  published nowhere as a figure; offline it is ``provisioning_seconds``, 0 unless a test sets it, and the prediction
+  function is built for the documented worst case (a 503 with Retry-After after one 25 s wait: README). AWS does not
+  publish the idle period; offline it is ``idle_seconds`` (60 s unless a test sets it). ``ProvisionedConcurrency``
+  keeps the container warm: it is started with the endpoint and never released.
+- **At most 4 MB a request** ("The maximum request and response payload size for serverless invocations is 4 MB",
+  same page, read as 4,000,000 bytes): a larger body is refused before it reaches the container.
 - **At most ``MaxConcurrency`` requests at once**: one more is refused at once, not queued, with the error code
   ``ThrottlingException`` (developer guide, "Serverless Inference": requests past the maximum concurrency are
   throttled). The Runtime API's service model does not list the code; botocore treats it as a throttling error
@@ -27,6 +34,7 @@ from pathlib import Path
 
 import psutil
 
+from dog_breeds.settings import SERVERLESS_COLD_START_LIMIT_SECONDS, SERVERLESS_PAYLOAD_LIMIT_BYTES
 from offline_stack.container_processes import ContainerModel, ContainerProcess
 from offline_stack.endpoint_server import ModelFailure, ServiceFault
 
@@ -53,6 +61,7 @@ class ServerlessCapacity:
         self.memory_bytes = int(serverless_config["MemorySizeInMB"]) * 1024 * 1024
         self.provisioned = int(serverless_config.get("ProvisionedConcurrency") or 0)
         self.idle_seconds = idle_seconds
+        self.provisioning_seconds = 0.0  # SageMaker's part of a cold start, before the container starts
         self.healthy = True
         self.cold_starts: list[float] = []  # seconds each cold start took (container start and model load)
         self.throttled = 0
@@ -66,7 +75,16 @@ class ServerlessCapacity:
 
     # --- the endpoint server's side ---
 
-    def invoke(self, *arguments):
+    def invoke(self, body: bytes, *arguments):
+        if len(body) > SERVERLESS_PAYLOAD_LIMIT_BYTES:
+            # "The maximum request and response payload size for serverless invocations is 4 MB" (same page); the
+            # refusal's code and text are an inference (AWS's answer is not documented)
+            raise ServiceFault(
+                400,
+                "ValidationError",
+                f"Request payload of {len(body)} bytes exceeds the {SERVERLESS_PAYLOAD_LIMIT_BYTES} bytes a serverless "
+                "endpoint accepts.",
+            )
         with self._count_lock:
             if self._in_flight >= self.max_concurrency:
                 self.throttled += 1
@@ -81,7 +99,7 @@ class ServerlessCapacity:
             waited = time.monotonic()
             model = self._warm()
             self._this_request.overhead_seconds = time.monotonic() - waited
-            answer = model.invoke(*arguments)
+            answer = model.invoke(body, *arguments)
             self._within_memory()
             return answer
         finally:
@@ -133,7 +151,12 @@ class ServerlessCapacity:
         with self._start_lock:
             if self._container is None or not self._container.alive or self._model is None:
                 started = time.monotonic()
-                self._container = ContainerProcess(self.model_dir, environment=self.environment).start()
+                time.sleep(self.provisioning_seconds)
+                self._container = ContainerProcess(
+                    self.model_dir,
+                    startup_timeout_seconds=SERVERLESS_COLD_START_LIMIT_SECONDS,
+                    environment=self.environment,
+                ).start()
                 self._model = ContainerModel(self._container.url)
                 self.cold_starts.append(time.monotonic() - started)
                 self.log(f"serverless {self.model_dir.name}: cold start, {self.cold_starts[-1]:.1f} s")

@@ -21,7 +21,7 @@ logger, tracer, metrics = Logger(), Tracer(patch_modules=("botocore", "httplib")
 
 
 def create_prediction(request: HttpApiRequest) -> dict:
-    limit, url_input = settings.max_image_bytes, bool(settings.url_allowed_hosts)
+    limit, url_input = settings.image_limit_bytes, bool(settings.url_allowed_hosts)
     image = read_prediction_request(
         request.body, request.is_base64_encoded, request.headers, request.query, limit, url_input
     )

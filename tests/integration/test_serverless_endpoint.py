@@ -231,3 +231,36 @@ def test_serverless_to_instances_and_back_leaves_the_stack_updatable_and_the_api
             assert stack.invoke("DeployEndpointFunction", {"retire_endpoint": retired})["action"] == "deleted"
             assert [e["EndpointName"] for e in stack.sagemaker.list_endpoints()["Endpoints"]] == [serving]
             assert predict(stack)["statusCode"] == 200
+
+
+def test_an_image_over_the_serverless_payload_limit_is_413_before_any_endpoint_call(tmp_path):
+    with patient_stack(tmp_path, {"EndpointKind": "serverless"}) as stack:
+        for size in (4_000_001, 4_100_000, 4_500_000):  # MaxImageBytes is 4 MiB: above 4 MB, below it, and 4.5 MB
+            answer = stack.invoke("PredictFunction", sample_api_event(b"\xff\xd8\xff" + bytes(size - 3), "image/jpeg"))
+            assert answer["statusCode"] == 413, (size, answer["body"])
+            assert "4000000" in json.loads(answer["body"])["error"]["message"].replace(",", "")
+        assert stack.runtime.invocations == 0  # refused by the function: SageMaker never saw it
+
+
+def test_a_cold_start_longer_than_the_functions_wait_is_503_with_retry_after_then_answered_once_warm(tmp_path):
+    # A cold start of SageMaker's (compute, image pull) plus the container's start outlasts the function's one wait
+    # (3 s here, 25 s in the template): the caller is told to retry, and no second cold start is begun
+    with OfflineStack(
+        tmp_path,
+        log=lambda line: None,
+        quiet_functions=True,
+        parameter_overrides={"EndpointKind": "serverless", "ServerlessMaxConcurrency": "1"},
+        function_environment={"ENDPOINT_READ_TIMEOUT_SECONDS": "3"},
+    ) as stack:
+        deploy_starter_model(stack, say=lambda line: None)
+        capacity = stack.endpoints.serverless(SERVERLESS_NAME)
+        capacity.provisioning_seconds = 6.0
+        first = predict(stack)
+        assert first["statusCode"] == 503, first["body"]
+        assert first["headers"]["Retry-After"] == "20"
+        assert json.loads(first["body"])["error"]["code"] == "EndpointStarting"
+        deadline = time.monotonic() + 120
+        while not capacity.warm and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert predict(stack)["statusCode"] == 200
+        assert len(capacity.cold_starts) == 1 and capacity.throttled == 0

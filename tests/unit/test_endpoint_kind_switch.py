@@ -7,11 +7,19 @@ import json
 import pytest
 from aws_lambda_powertools import Logger
 
-from dog_breeds.errors import EndpointNotInServiceError, EndpointUnavailableError, ThrottledError, http_error
+from dog_breeds.errors import (
+    EndpointNotInServiceError,
+    EndpointStartingError,
+    EndpointTimeoutError,
+    EndpointUnavailableError,
+    ThrottledError,
+    http_error,
+)
 from dog_breeds.http_api import error_response
 from dog_breeds.image_request import ImageRequest
 from dog_breeds.predict_breeds import PredictBreeds
-from dog_breeds.settings import PredictSettings
+from dog_breeds.settings import SERVERLESS_RETRY_AFTER_SECONDS, PredictSettings
+from offline_stack.sam_template import SamTemplate
 
 ANSWER = [{"breed": "Akita", "class_index": 3, "probability": 0.9}]
 
@@ -75,3 +83,46 @@ def test_a_throttled_call_is_429_with_retry_after_and_no_other_error_has_it():
     assert json.loads(answer["body"])["error"]["code"] == "Throttled"
     unavailable = error_response(EndpointUnavailableError("x"), "req-2", Logger(service="test"))
     assert unavailable["statusCode"] == 503 and "Retry-After" not in unavailable["headers"]
+
+
+def test_a_serverless_endpoint_that_does_not_answer_in_time_is_starting_503_with_retry_after():
+    serverless = PredictSettings.from_environment(
+        {"ENDPOINT_NAME": "dog-breed-classifier-serverless", "ENDPOINT_KIND": "serverless"}
+    )
+    endpoints = Endpoints(dog_breed_classifier_serverless=EndpointTimeoutError("no answer"))
+    with pytest.raises(EndpointStartingError) as raised:
+        PredictBreeds(serverless, endpoints)(REQUEST)
+    answer = error_response(raised.value, "req-3", Logger(service="test"))
+    assert answer["statusCode"] == 503 and answer["headers"]["Retry-After"] == str(SERVERLESS_RETRY_AFTER_SECONDS)
+    assert json.loads(answer["body"])["error"]["code"] == "EndpointStarting"
+    assert endpoints.called == ["dog-breed-classifier-serverless"]  # one call: no retry queued behind the start
+    # an instance endpoint's timeout stays a 504: no cold start explains it
+    instances = PredictSettings.from_environment({"ENDPOINT_NAME": "dog-breed-classifier"})
+    with pytest.raises(EndpointTimeoutError) as raised:
+        PredictBreeds(instances, Endpoints(dog_breed_classifier=EndpointTimeoutError("no answer")))(REQUEST)
+    assert http_error(raised.value).status == 504
+
+
+@pytest.mark.parametrize(
+    ("kind", "max_image_bytes", "accepted"),
+    [
+        ("serverless", 4 * 1024 * 1024, 4_000_000),  # the serverless payload limit caps the template's default
+        ("serverless", 1_000_000, 1_000_000),  # a smaller limit stands
+        ("instances", 4 * 1024 * 1024, 4 * 1024 * 1024),
+    ],
+)
+def test_a_serverless_stack_accepts_no_image_over_its_4_mb_payload_limit(kind, max_image_bytes, accepted):
+    environ = {"ENDPOINT_NAME": "e", "ENDPOINT_KIND": kind, "MAX_IMAGE_BYTES": str(max_image_bytes)}
+    assert PredictSettings.from_environment(environ).image_limit_bytes == accepted
+
+
+@pytest.mark.parametrize("kind", ["instances", "serverless"])
+def test_the_predict_functions_waits_fit_its_timeout_and_api_gateways_30_seconds(kind):
+    template = SamTemplate.load(overrides={"EndpointKind": kind})
+    function = template.function_properties("PredictFunction")
+    environment = template.resolve(function["Environment"]["Variables"])
+    waits = PredictSettings.from_environment(environment).timeouts
+    worst = waits.max_attempts * (waits.connect_seconds + waits.read_seconds)
+    assert worst < int(function["Timeout"]) < 30, (kind, worst)
+    if kind == "serverless":  # one attempt: a retry would queue behind the cold start or start another
+        assert waits.max_attempts == 1 and waits.read_seconds >= 20

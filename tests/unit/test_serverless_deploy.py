@@ -13,8 +13,14 @@ import pytest
 
 from dog_breeds.deploy_endpoint import read_retire_event, retire_endpoint, variant_resource_id
 from dog_breeds.errors import EndpointBusyError, InvalidEventError
-from dog_breeds.settings import EndpointDefaults, SettingsError
+from dog_breeds.settings import (
+    SERVERLESS_DECODE_BUDGET_PIXELS,
+    SERVERLESS_MINIMUM_MEMORY_MB,
+    EndpointDefaults,
+    SettingsError,
+)
 from offline_stack.aws_rules.sagemaker import kind_change_refusal, serverless_config_refusal
+from offline_stack.sam_template import SamTemplate
 from tests.support.fakes import SETTINGS, FakeScaling
 from tests.unit.test_deploy_and_scaling_states import PACKAGE, deploy, request, with_model
 
@@ -68,6 +74,9 @@ def test_instance_endpoints_keep_isolation_and_their_names():
         ({"data_capture_percent": 10}, "serverless endpoints do not support data capture"),
         ({"serverless_memory_mb": 2500}, "must be one of 1024, 2048, 3072, 4096, 5120, 6144"),
         ({"serverless_provisioned_concurrency": 6}, "must not exceed SERVERLESS_MAX_CONCURRENCY=5"),
+        # SageMaker takes 1024 and 2048, but the model's decode budget needs about 2 GB resident
+        ({"serverless_memory_mb": 2048}, "less than the 3072 MB a serverless container needs to decode"),
+        ({"serverless_memory_mb": 1024}, "set ServerlessMemorySizeMB to 3072, 4096, 5120 or 6144"),
     ],
 )
 def test_what_serverless_cannot_do_is_refused_before_anything_is_created(changes, refused):
@@ -180,3 +189,25 @@ def test_a_serverless_endpoint_registers_no_scaling():
     assert scaling.targets == {} and scaling.policies == {}
     assert register_autoscaling(scaling, "dog-breed-classifier", scaling_request, "instances")["registered"] is True
     assert list(scaling.targets) == [variant_resource_id("dog-breed-classifier")]
+
+
+def test_the_memory_floor_follows_the_models_decode_budget():
+    # Raising the model's pixel budget without measuring the memory again fails here
+    import inference
+
+    assert SERVERLESS_DECODE_BUDGET_PIXELS == inference.MAX_SOURCE_PIXELS
+    memory = SamTemplate.load().document["Parameters"]["ServerlessMemorySizeMB"]
+    assert min(memory["AllowedValues"]) == memory["MinValue"] == SERVERLESS_MINIMUM_MEMORY_MB
+
+
+def test_a_serverless_model_runs_one_model_server_worker_and_an_instance_model_one_thread_per_worker():
+    sagemaker = with_model()
+    deploy(sagemaker, FakeScaling(), serverless_request(), SERVERLESS)
+    model = next(arguments for operation, arguments in sagemaker.calls if operation == "create_model")
+    assert model["PrimaryContainer"]["Environment"]["SAGEMAKER_MODEL_SERVER_WORKERS"] == "1"
+    assert "OMP_NUM_THREADS" not in model["PrimaryContainer"]["Environment"]
+    instances = with_model()
+    deploy(instances, FakeScaling(), request(), SETTINGS)
+    model = next(arguments for operation, arguments in instances.calls if operation == "create_model")
+    assert model["PrimaryContainer"]["Environment"]["OMP_NUM_THREADS"] == "1"
+    assert "SAGEMAKER_MODEL_SERVER_WORKERS" not in model["PrimaryContainer"]["Environment"]

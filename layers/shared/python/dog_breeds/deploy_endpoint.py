@@ -133,7 +133,7 @@ def deploy_endpoint(
         if serverless
         else data_capture_config(settings.bucket, request.data_capture_percent, settings.artifacts_key_arn)
     )
-    environment = model_environment(request)
+    environment = model_environment(request, serverless)
     variant = production_variant(request, serverless)
     # the instances' ML storage volumes with the stack's key, where the instance type takes one
     volume_key = (
@@ -284,13 +284,20 @@ def _instance_count(endpoint: dict) -> int:
     return int(variants[0].get("CurrentInstanceCount") or variants[0].get("DesiredInstanceCount") or 1)
 
 
-def model_environment(request: DeployRequest) -> dict[str, str]:
+def model_environment(request: DeployRequest, serverless: bool = False) -> dict[str, str]:
     """How the container serves: the runtime, and one intra-op thread per model-server worker.
 
     TorchServe starts one worker per vCPU; each worker's torch would otherwise take every core, so workers
     would fight over them. One thread each measured 1.15x the images per second of one two-thread worker on
     2 vCPUs (``make bench``, throughput rows), and no oversubscription on larger instances.
+
+    A serverless endpoint runs one model-server worker (``SAGEMAKER_MODEL_SERVER_WORKERS=1``): its concurrency is
+    SageMaker's (``MaxConcurrency``), and every further worker would load another copy of the model into the same
+    ``MemorySizeInMB``, which the decode budget already fills (``settings.SERVERLESS_MINIMUM_MEMORY_MB``). The
+    project's decision from the memory measurement, not an AWS sentence; its torch may use the container's vCPUs.
     """
+    if serverless:
+        return {"INFERENCE_RUNTIME": request.inference_runtime, "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
     return {"INFERENCE_RUNTIME": request.inference_runtime, "OMP_NUM_THREADS": "1"}
 
 

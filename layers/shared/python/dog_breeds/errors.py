@@ -55,6 +55,11 @@ class EndpointTimeoutError(PredictionError):
     """The endpoint did not answer within the read timeout (after the bounded retries)."""
 
 
+class EndpointStartingError(EndpointUnavailableError):
+    """A serverless endpoint did not answer within the read timeout: a cold start is under way (SageMaker gives it
+    up to 3 minutes), and a retry after it is answered by the started container."""
+
+
 @dataclass(frozen=True)
 class ErrorRow:
     status: int
@@ -72,6 +77,11 @@ ERROR_TABLE: dict[type[Exception], ErrorRow] = {
     # request's typical duration here, the earliest a slot frees (clients should still back off exponentially)
     ThrottledError: ErrorRow(429, "Throttled", "Too many requests; retry with exponential backoff.", 1),
     ModelFailedError: ErrorRow(502, "ModelError", "The model failed to answer this request."),
+    # Before its base class (the first row that matches is the answer). 20: settings.SERVERLESS_RETRY_AFTER_SECONDS
+    # (errors.py imports nothing; tests/unit holds the two equal)
+    EndpointStartingError: ErrorRow(
+        503, "EndpointStarting", "The model endpoint is starting after an idle period; retry after 20 s.", 20
+    ),
     EndpointUnavailableError: ErrorRow(503, "EndpointUnavailable", "The model endpoint is not available; retry later."),
     EndpointTimeoutError: ErrorRow(504, "EndpointTimeout", "The model endpoint did not answer in time."),
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dog_breeds.errors import EndpointNotInServiceError
+from dog_breeds.errors import EndpointNotInServiceError, EndpointStartingError, EndpointTimeoutError
 from dog_breeds.image_request import ImageRequest, UrlRequest, sniff_image_type
 from dog_breeds.ports import EndpointRuntime, ImageDownload, Prediction
 from dog_breeds.settings import PredictSettings
@@ -24,8 +24,19 @@ class PredictBreeds:
 
     def __call__(self, request: ImageRequest | UrlRequest) -> list[Prediction]:
         if isinstance(request, UrlRequest):
-            image = self._download()(request.url, self.settings.url_allowed_hosts, self.settings.max_image_bytes)
+            image = self._download()(request.url, self.settings.url_allowed_hosts, self.settings.image_limit_bytes)
             request = ImageRequest(image=image, content_type=sniff_image_type(image), top_k=request.top_k)
+        try:
+            return self._predict(request)
+        except EndpointTimeoutError as exc:
+            # A serverless endpoint that does not answer within the wait is starting (a cold start can take up to
+            # 3 minutes, past API Gateway's 30 s): one attempt, then a 503 with Retry-After, never a retried call
+            # that would queue behind the start or start another (docs/aws-semantics.md, README)
+            if self.settings.endpoint_kind != "serverless":
+                raise
+            raise EndpointStartingError(str(exc)) from exc
+
+    def _predict(self, request: ImageRequest) -> list[Prediction]:
         try:
             return self.endpoint.predict(
                 self.settings.endpoint_name, request.image, request.content_type, request.top_k

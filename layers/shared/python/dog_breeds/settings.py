@@ -127,11 +127,30 @@ CONTROL_PLANE_TIMEOUTS = ClientTimeouts(connect_seconds=5.0, read_seconds=30.0, 
 _ENDPOINT_NAME = "1-63 lower-case letters, digits and hyphens (SageMaker lower-cases endpoint ARNs, IAM matches case)"
 
 
+# SageMaker Serverless Inference (developer guide, "Invoke a serverless endpoint"): "The maximum request and response
+# payload size for serverless invocations is 4 MB" (read as 4,000,000 bytes, the stricter reading), "The model must
+# download and the server must respond successfully to /ping within 3 minutes", and "The timeout for the container to
+# respond to inference requests to /invocations is 1 minute".
+SERVERLESS_PAYLOAD_LIMIT_BYTES = 4_000_000
+SERVERLESS_COLD_START_LIMIT_SECONDS = 180
+# When to try again after a serverless endpoint's cold start outlasted the function's wait: the function waited
+# ENDPOINT_READ_TIMEOUT_SECONDS already, and the start goes on inside SageMaker (up to the 3 minutes above).
+SERVERLESS_RETRY_AFTER_SECONDS = 20
+# The least memory a serverless container needs for the largest image the model accepts. Measured on the model
+# container (issue 35): resident memory peaked at 2,020 MiB decoding a 76 kB PNG of 1 x 39,000,000 pixels, inside the
+# decode budget (training_jobs/inference.py MAX_SOURCE_PIXELS, 40,000,000), and 2,080 MiB with two heavy images at
+# once; a container past MemorySizeInMB is killed with its request. 2048 MB leaves no headroom: 3072 MB is the least.
+SERVERLESS_DECODE_BUDGET_PIXELS = 40_000_000
+SERVERLESS_MINIMUM_MEMORY_MB = 3072
+
+
 @dataclass(frozen=True)
 class PredictSettings:
     """The prediction function (``functions/predict``)."""
 
     endpoint_name: str = variable("ENDPOINT_NAME", pattern=ENDPOINT_NAME, accepts=_ENDPOINT_NAME)
+    # The endpoint's kind: a serverless endpoint takes smaller images and may answer after a cold start
+    endpoint_kind: str = variable("ENDPOINT_KIND", "instances", pattern=_KIND, accepts=_KINDS)
     # The other endpoint kind's name: answers while a kind switch has not yet brought ENDPOINT_NAME into service
     fallback_endpoint_name: str = variable("FALLBACK_ENDPOINT_NAME", "", pattern=ENDPOINT_NAME, accepts=_ENDPOINT_NAME)
     max_image_bytes: int = variable("MAX_IMAGE_BYTES", 4 * 1024 * 1024, minimum=1)
@@ -149,6 +168,13 @@ class PredictSettings:
     @property
     def timeouts(self) -> ClientTimeouts:
         return ClientTimeouts(self.connect_timeout_seconds, self.read_timeout_seconds, self.max_attempts)
+
+    @property
+    def image_limit_bytes(self) -> int:
+        """The largest image accepted: MAX_IMAGE_BYTES, and no more than a serverless endpoint's payload limit."""
+        if self.endpoint_kind == "serverless":
+            return min(self.max_image_bytes, SERVERLESS_PAYLOAD_LIMIT_BYTES)
+        return self.max_image_bytes
 
 
 @dataclass(frozen=True)
@@ -295,6 +321,12 @@ def serverless_refusal(endpoint: Any) -> str:
     provisioned_concurrency = endpoint.serverless_provisioned_concurrency
     if memory_mb % 1024:
         return f"SERVERLESS_MEMORY_MB={memory_mb} must be one of 1024, 2048, 3072, 4096, 5120, 6144 (1 GB steps)"
+    if memory_mb < SERVERLESS_MINIMUM_MEMORY_MB:
+        return (
+            f"SERVERLESS_MEMORY_MB={memory_mb} is less than the {SERVERLESS_MINIMUM_MEMORY_MB} MB a serverless "
+            f"container needs to decode the largest image the model accepts ({SERVERLESS_DECODE_BUDGET_PIXELS:,} "
+            "pixels: about 2 GB resident, measured); set ServerlessMemorySizeMB to 3072, 4096, 5120 or 6144"
+        )
     if provisioned_concurrency > max_concurrency:
         return (
             f"SERVERLESS_PROVISIONED_CONCURRENCY={provisioned_concurrency} must not exceed "
