@@ -2,9 +2,10 @@
 
 Reads the account's Lambda concurrency (GetAccountSettings, and the function's own reservation if the stack
 exists), the SageMaker quotas for the chosen training and endpoint instance types (Service Quotas: spot or
-on-demand training, and endpoint instances for both fleets of a blue/green release), whether Debugger is asked
-for, and whether the endpoint name is already taken by something outside the stack. Prints one table; exits 1
-when something would fail (a blocker), 0 otherwise.
+on-demand training, and endpoint instances for both fleets of a blue/green release; for a serverless endpoint its
+Region, memory, and the concurrency and endpoint-count quotas other serverless endpoints already use), whether
+Debugger is asked for, and whether the endpoint name is already taken by something outside the stack. Prints one
+table; exits 1 when something would fail (a blocker), 0 otherwise.
 
     python -m ops.preflight [--stack-name dog-breed-classifier] [--parameter-overrides Name=Value ...]
 """
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 import boto3
 from botocore.exceptions import ClientError
 
+from dog_breeds.settings import SERVERLESS_MINIMUM_MEMORY_MB
+from offline_stack.aws_rules.sagemaker import SERVERLESS_REGIONS
 from offline_stack.sam_template import SamTemplate
 
 # Lambda refuses a reservation that leaves fewer unreserved executions than this for the rest of the account.
@@ -102,29 +105,101 @@ def check_debugger(use_debugger: str) -> Finding:
     return Finding("SageMaker Debugger", "not asked for", OK)
 
 
-def check_serverless(quotas: dict[str, float], parameters: dict[str, str]) -> Finding:
-    """EndpointKind=serverless: its MaxConcurrency must fit the account's serverless concurrency across all its
-    serverless endpoints (Service Quotas; this stack's endpoint may not be the only one), and it has no data
-    capture (the template's rule refuses the deploy; said here first)."""
-    check = "serverless endpoint"
+def check_serverless(
+    quotas: dict[str, float], parameters: dict[str, str], region: str, others: list[dict]
+) -> list[Finding]:
+    """EndpointKind=serverless: what SageMaker Serverless Inference would refuse, before the deploy does.
+
+    ``others``: the ServerlessConfig of every other serverless endpoint in the account and Region, whose concurrency
+    and count the quotas share with this one (Service Quotas: "... across all serverless endpoints"). The Region must
+    be one Serverless Inference exists in (``aws_rules.sagemaker.SERVERLESS_REGIONS``), the memory must hold the
+    model's decode budget, and there is no data capture (the template's rule refuses the deploy; said here first).
+    """
+    findings = []
     if int(parameters["DataCapturePercent"]):
-        return Finding(
-            check,
-            f"DataCapturePercent={parameters['DataCapturePercent']}",
-            BLOCKER,
-            "serverless has no data capture: 0",
+        fix = "serverless has no data capture: 0"
+        findings.append(
+            Finding("serverless endpoint", f"DataCapturePercent={parameters['DataCapturePercent']}", BLOCKER, fix)
+        )
+    if region in SERVERLESS_REGIONS:
+        findings.append(Finding("serverless Region", f"{region} has Serverless Inference", OK))
+    else:
+        findings.append(
+            Finding(
+                "serverless Region",
+                f"{region} is not among the {len(SERVERLESS_REGIONS)} Regions the developer guide lists (2026-12)",
+                BLOCKER,
+                "deploy in a listed Region, or EndpointKind=instances (if AWS has added it since, update the list)",
+            )
+        )
+    memory = int(parameters["ServerlessMemorySizeMB"])
+    if memory < SERVERLESS_MINIMUM_MEMORY_MB:
+        findings.append(
+            Finding(
+                "serverless memory",
+                f"ServerlessMemorySizeMB={memory}; decoding the largest accepted image takes about 2 GB",
+                BLOCKER,
+                f"ServerlessMemorySizeMB={SERVERLESS_MINIMUM_MEMORY_MB} or more",
+            )
         )
     wanted = int(parameters["ServerlessMaxConcurrency"])
-    totals = {
-        name: value for name, value in quotas.items() if "serverless" in name.lower() and "across" in name.lower()
-    }
-    total = next((value for name, value in totals.items() if "concurrency" in name.lower()), None)
-    if total is None:
-        return Finding(check, "no serverless concurrency quota listed", WARNING, "check it in Service Quotas")
-    found = f"total serverless concurrency quota {int(total)}; this endpoint's MaxConcurrency {wanted}"
-    if total < wanted:
-        return Finding(check, found, BLOCKER, f"ServerlessMaxConcurrency={int(total)} or ask for more")
+    in_use = sum(int(config.get("MaxConcurrency", 0)) for config in others)
+    findings.append(
+        _serverless_quota(quotas, ("concurrency",), "concurrency", in_use, wanted, "ServerlessMaxConcurrency")
+    )
+    provisioned = int(parameters["ServerlessProvisionedConcurrency"])
+    if provisioned:
+        in_use = sum(int(config.get("ProvisionedConcurrency", 0)) for config in others)
+        findings.append(
+            _serverless_quota(
+                quotas,
+                ("provisioned",),
+                "provisioned concurrency",
+                in_use,
+                provisioned,
+                "ServerlessProvisionedConcurrency",
+            )
+        )
+    findings.append(_serverless_quota(quotas, ("number", "endpoints"), "endpoints", len(others), 1, ""))
+    return findings
+
+
+def _serverless_quota(
+    quotas: dict[str, float], words: tuple[str, ...], what: str, in_use: int, wanted: int, parameter: str
+) -> Finding:
+    """``wanted`` more of ``what`` beside the ``in_use`` of other serverless endpoints, against the quota whose name
+    has "serverless" and ``words`` (provisioned concurrency has a quota of its own, so plain concurrency's excludes
+    it)."""
+    check = f"serverless {what}"
+
+    def matches(name: str) -> bool:
+        name = name.lower()
+        if "provisioned" in name and "provisioned" not in words:
+            return False
+        return "serverless" in name and all(word in name for word in words)
+
+    quota = next((value for name, value in sorted(quotas.items()) if matches(name)), None)
+    if quota is None:
+        return Finding(check, f"no serverless {what} quota listed", WARNING, "check it in Service Quotas")
+    found = f"quota {int(quota)}; other serverless endpoints use {in_use}; this one needs {wanted}"
+    if in_use + wanted > quota:
+        room = max(0, int(quota) - in_use)
+        fix = f"{parameter}={room} or ask for more" if parameter and room else f"ask Service Quotas for more {what}"
+        return Finding(check, found, BLOCKER, fix)
     return Finding(check, found, OK)
+
+
+def other_serverless_endpoints(sagemaker, own_endpoint_name: str) -> list[dict]:
+    """The ServerlessConfig of every serverless endpoint in the account and Region but this stack's own."""
+    configs = []
+    for page in sagemaker.get_paginator("list_endpoints").paginate():
+        for endpoint in page["Endpoints"]:
+            if endpoint["EndpointName"] == own_endpoint_name:
+                continue  # an update replaces it: its share is this deploy's
+            config_name = sagemaker.describe_endpoint(EndpointName=endpoint["EndpointName"])["EndpointConfigName"]
+            variants = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
+            configs += [variant["ServerlessConfig"] for variant in variants if "ServerlessConfig" in variant]
+    return configs
 
 
 def check_endpoint_name(sagemaker, endpoint_name: str, stack_exists: bool) -> Finding:
@@ -163,10 +238,19 @@ def run_preflight(clients: dict, parameters: dict[str, str], stack_name: str) ->
     return [
         check_lambda_concurrency(clients["lambda"], parameters["PredictReservedConcurrency"], f"{stack_name}-predict"),
         check_instances(quotas, training_usage, parameters["TrainingInstanceType"], training_count, training_count),
-        check_serverless(quotas, parameters)
-        if serverless
-        else check_instances(
-            quotas, "endpoint", parameters["EndpointInstanceType"], 2 * endpoint_count, 2 * scaled_out
+        *(
+            check_serverless(
+                quotas,
+                parameters,
+                clients["sagemaker"].meta.region_name,
+                other_serverless_endpoints(clients["sagemaker"], endpoint_name),
+            )
+            if serverless
+            else [
+                check_instances(
+                    quotas, "endpoint", parameters["EndpointInstanceType"], 2 * endpoint_count, 2 * scaled_out
+                )
+            ]
         ),
         check_debugger(parameters["TrainingUseDebugger"]),
         check_endpoint_name(clients["sagemaker"], endpoint_name, stack_exists(clients["cloudformation"], stack_name)),

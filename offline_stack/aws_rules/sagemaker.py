@@ -29,12 +29,18 @@ Rules (``docs/aws-semantics.md`` lists each with its offline test):
   is 1-200 and its ``ProvisionedConcurrency`` at most that (moto checks the memory size only). Source: SageMaker
   developer guide, "Deploy models with Amazon SageMaker Serverless Inference" (Feature exclusions: data capture,
   network isolation) and API reference, ProductionVariantServerlessConfig. ``serverless_config_refusal``.
-- **An endpoint cannot change kind**: UpdateEndpoint from an instance-based config to a serverless one (or back) is
-  refused. Source: SageMaker developer guide, "Serverless endpoint operations" (Update an endpoint: an
-  instance-based endpoint cannot be converted to serverless). ``kind_change_refusal``.
-- **A channel whose S3 prefix holds no object fails the job** before the entry point runs (``ClientError: Data
-  download failed``). Source: SageMaker API reference, S3DataSource (``S3Uri``: the prefix "must match at least
-  one object"); developer guide, "Troubleshoot training jobs".
+- **An endpoint changes kind one way only**: "You can convert a serverless endpoint to real-time, but once you make
+  the update, you cannot roll it back to serverless"; UpdateEndpoint from an instance-based config to a serverless
+  one is refused (the message's wording is an inference). Source: SageMaker developer guide, "Serverless endpoint
+  operations" (Update an endpoint). ``kind_change_refusal``.
+- **A channel with nothing under its S3 prefix is refused by CreateTrainingJob itself** (``ValidationException``,
+  "No S3 objects found under S3 URL ..."; the message as AWS's CI logs show it), and one emptied after the job
+  was created fails the job ("Data download failed"). Source: SageMaker API reference, S3DataSource, CreateTrainingJob.
+  ``empty_channel_on_create``, ``empty_channel_refusal``.
+- **Serverless Inference exists in a listed set of Regions**: the developer guide's serverless page names 21
+  ("Serverless Inference is available in 21 AWS Regions", read 2026-12; the list may grow, so ``make preflight``
+  says which list it used). Source: "Deploy models with Amazon SageMaker Serverless Inference"
+  (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html). ``SERVERLESS_REGIONS``.
 """
 
 from __future__ import annotations
@@ -43,6 +49,32 @@ import functools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+SERVERLESS_REGIONS = frozenset(
+    {
+        "us-east-1",  # US East (N. Virginia)
+        "us-east-2",  # US East (Ohio)
+        "us-west-1",  # US West (N. California)
+        "us-west-2",  # US West (Oregon)
+        "af-south-1",  # Africa (Cape Town)
+        "ap-east-1",  # Asia Pacific (Hong Kong)
+        "ap-south-1",  # Asia Pacific (Mumbai)
+        "ap-northeast-1",  # Asia Pacific (Tokyo)
+        "ap-northeast-2",  # Asia Pacific (Seoul)
+        "ap-northeast-3",  # Asia Pacific (Osaka)
+        "ap-southeast-1",  # Asia Pacific (Singapore)
+        "ap-southeast-2",  # Asia Pacific (Sydney)
+        "ca-central-1",  # Canada (Central)
+        "eu-central-1",  # Europe (Frankfurt)
+        "eu-west-1",  # Europe (Ireland)
+        "eu-west-2",  # Europe (London)
+        "eu-west-3",  # Europe (Paris)
+        "eu-north-1",  # Europe (Stockholm)
+        "eu-south-1",  # Europe (Milan)
+        "me-south-1",  # Middle East (Bahrain)
+        "sa-east-1",  # South America (Sao Paulo)
+    }
+)
 
 # What the offline account allows per instance type for endpoint usage unless a test sets otherwise.
 DEFAULT_ENDPOINT_INSTANCE_QUOTA = 20

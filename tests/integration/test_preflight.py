@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from offline_stack.sam_template import SamTemplate
-from ops.preflight import BLOCKER, OK, WARNING, main, run_preflight
+from ops.preflight import BLOCKER, OK, WARNING, check_serverless, main, other_serverless_endpoints, run_preflight
 
 SMALL_ACCOUNT_QUOTAS = {
     "ml.m5.2xlarge for training job usage": 2.0,
@@ -149,21 +149,74 @@ SERVERLESS_QUOTA = "Maximum total concurrency that can be allocated across all s
 
 
 @pytest.mark.parametrize(
-    ("quota", "overrides", "verdict"),
+    ("quota", "overrides", "check", "verdict"),
     [
-        (10.0, {}, OK),
-        (5.0, {}, BLOCKER),  # the template's ServerlessMaxConcurrency is 10
-        (None, {}, WARNING),
-        (10.0, {"DataCapturePercent": "5"}, BLOCKER),
+        (10.0, {}, "serverless concurrency", OK),
+        (5.0, {}, "serverless concurrency", BLOCKER),  # the template's ServerlessMaxConcurrency is 10
+        (None, {}, "serverless concurrency", WARNING),
+        (10.0, {"DataCapturePercent": "5"}, "serverless endpoint", BLOCKER),
     ],
 )
 def test_a_serverless_endpoint_is_checked_against_the_serverless_quota_not_instances(
-    clients, quota, overrides, verdict
+    clients, quota, overrides, check, verdict
 ):
     quotas = {**SMALL_ACCOUNT_QUOTAS, **({SERVERLESS_QUOTA: quota} if quota is not None else {})}
     parameters = SamTemplate.load(overrides={"EndpointKind": "serverless", **overrides}).parameters
     findings = run_preflight(clients(1000, 1000, quotas), parameters, "dog-breed-classifier")
     verdicts = _verdicts(findings)
-    assert verdicts["serverless endpoint"] == verdict
+    assert verdicts[check] == verdict
+    assert verdicts["serverless Region"] == OK  # the offline control plane's us-east-1
     # ml.m5.large for endpoint usage is 0 in this account: no instance is asked for, so it is not a blocker
     assert not any(f.check.startswith("ml.m5.large for endpoint") for f in findings)
+
+
+def test_other_serverless_endpoints_share_the_accounts_concurrency_and_endpoint_count(clients, control_plane, capsys):
+    sagemaker = control_plane.client("sagemaker")
+    sagemaker.create_model(
+        ModelName="another-app", PrimaryContainer={"Image": "x"}, ExecutionRoleArn="arn:aws:iam::123456789012:role/r"
+    )
+    serverless = {"MemorySizeInMB": 3072, "MaxConcurrency": 8, "ProvisionedConcurrency": 2}
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="another-app",
+        ProductionVariants=[{"VariantName": "v", "ModelName": "another-app", "ServerlessConfig": serverless}],
+    )
+    sagemaker.create_endpoint(EndpointName="another-app", EndpointConfigName="another-app")
+    try:
+        quotas = {
+            **SMALL_ACCOUNT_QUOTAS,
+            SERVERLESS_QUOTA: 15.0,  # 8 in use + this stack's 10 > 15
+            "Maximum total provisioned concurrency that can be allocated across all serverless endpoints": 3.0,
+            "Maximum number of serverless endpoints": 1.0,  # the other app's is the one
+        }
+        overrides = {"EndpointKind": "serverless", "ServerlessProvisionedConcurrency": "2"}
+        findings = {
+            f.check: f
+            for f in run_preflight(
+                clients(1000, 1000, quotas), SamTemplate.load(overrides=overrides).parameters, "dog-breed-classifier"
+            )
+        }
+        concurrency = findings["serverless concurrency"]
+        assert concurrency.verdict == BLOCKER and concurrency.fix.startswith("ServerlessMaxConcurrency=7")
+        assert "other serverless endpoints use 8" in concurrency.found
+        assert findings["serverless provisioned concurrency"].verdict == BLOCKER  # 2 + 2 > 3
+        assert findings["serverless endpoints"].verdict == BLOCKER  # 1 + 1 > 1
+        # this stack's own serverless endpoint is not counted against itself (an update replaces it)
+        own = other_serverless_endpoints(sagemaker, "another-app")
+        assert own == []
+    finally:
+        sagemaker.delete_endpoint(EndpointName="another-app")
+
+
+def test_a_region_without_serverless_inference_and_too_little_memory_are_blockers():
+    parameters = SamTemplate.load(overrides={"EndpointKind": "serverless"}).parameters
+    quotas = {SERVERLESS_QUOTA: 100.0, "Maximum number of serverless endpoints": 10.0}
+    verdicts = _verdicts(check_serverless(quotas, parameters, "il-central-1", []))
+    assert verdicts["serverless Region"] == BLOCKER
+    assert _verdicts(check_serverless(quotas, parameters, "eu-west-1", [])) == {
+        "serverless Region": OK,
+        "serverless concurrency": OK,
+        "serverless endpoints": OK,
+    }
+    small = {**parameters, "ServerlessMemorySizeMB": "2048"}
+    memory = next(f for f in check_serverless(quotas, small, "eu-west-1", []) if f.check == "serverless memory")
+    assert memory.verdict == BLOCKER and "3072" in memory.fix
