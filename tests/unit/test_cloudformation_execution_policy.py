@@ -18,7 +18,7 @@ import pytest
 from parliament import analyze_policy_string
 
 from offline_stack.aws_rules.iam import Permission, Policy, Role
-from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
+from offline_stack.sam_template import PROJECT_ROOT, PSEUDO_PARAMETERS, SamTemplate
 from ops.bootstrap import IDENTITY_SETS, render
 from ops.stages import feature_stack
 
@@ -114,7 +114,7 @@ def arns(kind: str, stack: str) -> list[str]:
         "bucket": [f"arn:aws:s3:::{stack}-artifactsbucket-1x2y3z"],
         "log-group": [
             f"arn:aws:logs:{at}:log-group:/aws/lambda/{stack}-predict",
-            f"arn:aws:logs:{at}:log-group:/aws/apigateway/{stack}-predictions",
+            f"arn:aws:logs:{at}:log-group:/aws/vendedlogs/apigateway/{stack}-predictions",
             f"arn:aws:logs:{at}:log-group:/aws/sagemaker/Endpoints/{stack}",
             f"arn:aws:logs:{at}:log-group:/aws/vendedlogs/states/{stack}-pipeline",
         ],
@@ -165,6 +165,31 @@ def test_cloudformation_may_create_update_and_delete_each_resource_of_its_own_st
     for action in actions.split():
         for arn in arns(kind, STACKS[identity_set]):
             assert POLICIES[identity_set].allows(permission(action, arn, kind, STACKS[identity_set])), f"{action}"
+
+
+# API Gateway developer guide, "Configure logging for HTTP APIs in API Gateway": "To turn on logging for an API, your
+# user must have the following permissions" (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-logging.html)
+HTTP_API_LOGGING_ON_LOG_GROUPS = "logs:DescribeLogGroups logs:DescribeLogStreams logs:GetLogEvents logs:FilterLogEvents"
+HTTP_API_LOGGING_ON_ANY = (
+    "logs:CreateLogDelivery logs:PutResourcePolicy logs:UpdateLogDelivery logs:DeleteLogDelivery logs:CreateLogGroup "
+    "logs:DescribeResourcePolicies logs:GetLogDelivery logs:ListLogDeliveries"
+)
+
+
+@pytest.mark.parametrize("identity_set", IDENTITY_SETS)
+def test_cloudformation_holds_what_http_api_logging_asks_for_on_its_stages_access_log_group(identity_set):
+    stack = STACKS[identity_set]
+    group = TEMPLATE.resolve(TEMPLATE.resource("PredictionsApiAccessLogs")["Properties"]["LogGroupName"])
+    assert group.startswith("/aws/vendedlogs/")  # as CloudWatch Logs asks of vended-log groups
+    own = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group.replace(PSEUDO_PARAMETERS['AWS::StackName'], stack)}"
+    for action in HTTP_API_LOGGING_ON_LOG_GROUPS.split():
+        assert POLICIES[identity_set].allows(Permission(action, own)), action
+    for action in HTTP_API_LOGGING_ON_ANY.split():
+        resource = own if action == "logs:CreateLogGroup" else "*"
+        assert POLICIES[identity_set].allows(Permission(action, resource)), action
+    # the log-group actions stop at the stage's own groups
+    other = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/vendedlogs/apigateway/someone-elses-api"
+    assert not POLICIES[identity_set].allows(Permission("logs:GetLogEvents", other))
 
 
 @pytest.mark.parametrize("identity_set", IDENTITY_SETS)
