@@ -11,7 +11,10 @@ metric, it has no quotas); the modules here add AWS's behaviour where the projec
 - ``api_gateway``: what an HTTP API answers for throttling, malformed framing and unknown methods;
 - ``iam``: each role held to its policy (and permissions boundary) on the real resource ARNs;
 - ``sts`` and ``github``: the release pipeline's identities: the OIDC token GitHub issues a job, the trust it must
-  pass, the session it gets, and what an artifact carries between jobs.
+  pass, the session it gets, and what an artifact carries between jobs;
+- ``s3`` and ``kms``: the artifacts bucket's Denies, for every principal, and its key's policy on every object;
+- ``cloudformation``: a stack update that would create a log group SageMaker wrote outside the stack.
 
-``docs/aws-semantics.md`` lists every rule with its source and the offline test that holds it.
+``docs/aws-semantics.md`` lists every rule with AWS's words and URL (or says it is an inference) and the offline test
+that holds it; ``tests/unit/test_aws_semantics_table.py`` fails when a public name here has no row.
 """

@@ -3,11 +3,10 @@
 Rules (``docs/aws-semantics.md`` lists each with its offline test):
 
 - **A named resource that exists cannot be created.** An ``AWS::Logs::LogGroup`` with a ``LogGroupName`` fails to
-  create when a group of that name exists, and the update rolls back. The CloudFormation user guide says it for
-  every custom name: "If you specify a name, you cannot perform updates that require replacement of this resource"
-  and, of creation, "Resource of type 'AWS::Logs::LogGroup' with identifier '...' already exists" is the handler's
-  answer (the message as CloudFormation prints it: observed, not a documented sentence). Source: CloudFormation user
-  guide, "Name type" (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-name.html).
+  create when a group of that name exists, and the update rolls back, with "Resource of type 'AWS::Logs::LogGroup'
+  with identifier '...' already exists" (the handler's answer as CloudFormation prints it: observed, an inference, no
+  documented sentence). Source: CloudFormation user guide, "Name type"
+  (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-name.html), on custom names.
 - **SageMaker writes an endpoint's logs to ``/aws/sagemaker/Endpoints/<endpoint name>``**, creating the group when it
   is not there ("Amazon SageMaker AI ... sends ... logs to Amazon CloudWatch Logs": developer guide, "Log Amazon
   SageMaker AI events with Amazon CloudWatch",
