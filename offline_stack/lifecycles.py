@@ -11,8 +11,9 @@ polls (the pipeline) to see:
   SageMaker does: InService on the old config, with the ``FailureReason``.
 - an update with deployment guardrails (a ``DeploymentConfig`` with a canary) moves the canary share of
   requests first, bakes, moves the rest, bakes again, and rolls back when one of its alarms fires. The alarms
-  are the template's ``AWS::CloudWatch::Alarm`` resources, evaluated on the new fleet's requests since the
-  update began (CloudWatch would use one-minute periods; offline bakes last seconds).
+  are the template's ``AWS::CloudWatch::Alarm`` resources, evaluated on every request the endpoint answered since
+  the update began, both fleets' (SageMaker's invocation metrics are per endpoint and variant, not per fleet);
+  CloudWatch would use one-minute periods, offline bakes last seconds.
 """
 
 from __future__ import annotations
