@@ -332,7 +332,18 @@ def test_a_serverless_cold_start_near_sagemakers_3_minute_limit_trips_its_alarm_
     rollback = SERVERLESS_TEMPLATE.resolve(
         SERVERLESS_TEMPLATE.function_properties("DeployEndpointFunction")["Environment"]["Variables"]
     )
-    assert set(rollback["ROLLBACK_ALARM_NAMES"].split(",")) == set(SERVERLESS_ALARMS)  # every one rolls back
+    watching_this_kind = set(SERVERLESS_ALARMS) - {f"{ENDPOINT}-previous-kind-failures"}
+    assert set(rollback["ROLLBACK_ALARM_NAMES"].split(",")) == watching_this_kind  # each one rolls back
+
+
+@pytest.mark.parametrize(("kind", "other"), [("instances", f"{ENDPOINT}-serverless"), ("serverless", ENDPOINT)])
+def test_during_a_kind_switch_the_endpoint_still_answering_is_watched_too(kind, other):
+    template = SamTemplate.load(overrides={"EndpointKind": kind})
+    alarm = template_alarms(template)[f"{ENDPOINT}-previous-kind-failures"]
+    assert dict(alarm.queries[0].dimensions)["EndpointName"] == other
+    failing = {"Invocation5XXErrors": [1.0] * int(template.parameters["RollbackErrorsPerMinute"])}
+    assert alarm.in_alarm(lambda query: failing.get(query.metric_name, []))
+    assert not alarm.in_alarm(lambda query: [])  # no switch under way: no data, no alarm
 
 
 def test_a_serverless_cold_start_is_overhead_latency_so_the_p99_alarm_judges_the_model_alone():
