@@ -72,6 +72,7 @@ class Classifier:
         self.network, self.runtime = inference_network(loaded.network, loaded.config.image_size, self.device)
         self.breeds = loaded.breeds
         self.image_size = loaded.config.image_size
+        self.temperature = loaded.config.temperature  # fitted at training's end (breed_classifier.calibration)
         self.transform = eval_transform(loaded.config.image_size, loaded.config.mean, loaded.config.std)
         logger.info("serving %s with the %s runtime", loaded.config.architecture, self.runtime)
 
@@ -114,7 +115,7 @@ def predict(model: Classifier, image: Image.Image, top_k: int) -> list[dict]:
     """The ``top_k`` most probable breeds, best first."""
     batch = model.transform(image).unsqueeze(0).to(model.device)
     with torch.inference_mode():
-        probabilities = torch.softmax(model.network(batch), dim=1)[0].cpu()
+        probabilities = torch.softmax(model.network(batch) / model.temperature, dim=1)[0].cpu()
     values, indices = torch.topk(probabilities, k=min(top_k, probabilities.numel()))
     return [
         {"breed": model.breeds[i], "class_index": i, "probability": round(p, 6)}

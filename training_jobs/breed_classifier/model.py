@@ -68,6 +68,7 @@ class ModelConfig:
     hidden_units: int = HEAD_HIDDEN_UNITS
     head: str = "mlp"
     imagenet_classes: tuple[int, ...] = ()  # head "imagenet_subset": the ImageNet classes kept, in order
+    temperature: float = 1.0  # served probabilities are softmax(logits / temperature): breed_classifier.calibration
 
     @classmethod
     def for_architecture(cls, architecture: str, num_classes: int, image_size: int) -> ModelConfig:

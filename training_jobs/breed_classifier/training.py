@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from breed_classifier.artifact import save_artifact
+from breed_classifier.calibration import calibration_of, fit_temperature
 from breed_classifier.curves import write_training_curves
 from breed_classifier.data import DataLayoutError, DataSplits, image_folder, load_datasets, make_loader
 from breed_classifier.distributed import (
@@ -104,6 +105,8 @@ class TrainingResult:
     classes: list[str]
     stopped_early: bool
     seconds: float
+    # the temperature fitted on the validation split, and its expected calibration error before and after
+    calibration: dict | None = None
 
 
 def run_training(run: TrainingRun, emit: Callable[[str], None] = print) -> TrainingResult:
@@ -131,19 +134,56 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
     if progress.best_state is None:
         raise FloatingPointError("the valid loss was never a finite number; lower --learning-rate")
     setup.network.load_state_dict(progress.best_state)
+    calibration = _calibrate(setup, emit)
     test = None
     if "test" in setup.loaders:
         test_loss, test_accuracy = _run_epoch(setup.scorer, setup.loaders["test"], setup.device)
         test = {"test_loss": test_loss, "test_accuracy": test_accuracy}
         emit(metric_line(**test))
     result = TrainingResult(
-        progress.history, progress.best_epoch, test, setup.classes, progress.stopped_early, time.monotonic() - started
+        progress.history,
+        progress.best_epoch,
+        test,
+        setup.classes,
+        progress.stopped_early,
+        time.monotonic() - started,
+        calibration,
     )
     if spec.is_main:
         save_artifact(run.model_dir, setup.network, setup.config, setup.classes)
         _write_reports(run, result)
         emit(f"saved the model (epoch {progress.best_epoch}) to {run.model_dir}")
     return result
+
+
+def _calibrate(setup: Setup, emit: Callable[[str], None]) -> dict | None:
+    """Fit the temperature on the whole validation split (every process's shard) and put it in the config the
+    artifact is saved with; the answers' ranks do not change (``calibration``)."""
+    if "valid" not in setup.loaders:
+        return None
+    logits, labels = _outputs(setup.scorer, setup.loaders["valid"], setup.device)
+    shards = gather_from_processes((logits, labels))
+    logits, labels = torch.cat([shard[0] for shard in shards]), torch.cat([shard[1] for shard in shards])
+    temperature = fit_temperature(logits, labels)
+    before, after = calibration_of(logits, labels), calibration_of(logits, labels, temperature)
+    setup.config = replace(setup.config, temperature=temperature)
+    fitted = f"temperature {temperature:.3f} fitted on {len(labels)} validation images"
+    emit(f"calibration: {fitted}; ECE {before:.4f} -> {after:.4f}")
+    return {"temperature": temperature, "valid_ece_before": before, "valid_ece_after": after, "images": len(labels)}
+
+
+def _outputs(model: nn.Module, loader, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """This process's logits and labels over ``loader`` (on the CPU)."""
+    model.eval()
+    logits, labels = [], []
+    with torch.inference_mode():
+        for images, targets in loader:
+            layout = torch.channels_last if images.dim() == 4 else torch.preserve_format
+            logits.append(model(images.to(device, memory_format=layout)).float().cpu())
+            labels.append(targets.cpu())
+    if not logits:
+        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+    return torch.cat(logits), torch.cat(labels)
 
 
 @dataclass
