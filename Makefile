@@ -20,7 +20,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup lock checkov-venv test captured plan reliability bench mutation preflight destroy bootstrap-stage package deploy-stage train-stage record-release rollback-stage integration-test export-model promote-model upload-golden register-model destroy-stage pipeline-rehearsal container-versions container-versions-venvs lambda-image lint build deploy upload-data upload-weights starter-model local-invoke start-api local-down clean
+.PHONY: help demo serve setup lock checkov-venv test captured plan reliability bench mutation preflight evaluate destroy bootstrap-stage package deploy-stage train-stage record-release rollback-stage integration-test export-model promote-model upload-golden register-model destroy-stage pipeline-rehearsal container-versions container-versions-venvs lambda-image lint build deploy upload-data upload-weights starter-model local-invoke start-api local-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{name[NR] = $$1; text[NR] = $$2; \
@@ -192,6 +192,10 @@ export-model: setup ## write the approved model a stage serves, and its record, 
 
 promote-model: setup ## re-score PROMOTION_DIR's approved model on a stage's golden set, promote and release it there: STAGE=prod
 	$(STAGE_REGION) $(OFFLINE_PATH) $(BIN)/python -m ops.promote_model promote $(STAGE_ARGS) --dir $(PROMOTION_DIR) --release
+
+evaluate: setup ## a model on labelled photos, as served: MODEL=<model.tar.gz, artifact folder or endpoint:NAME> DATA_DIR=<breed folders>
+	@test -n "$(MODEL)" -a -n "$(DATA_DIR)" || { echo "usage: make evaluate MODEL=<model.tar.gz|folder|endpoint:NAME> DATA_DIR=<breed folders> [ARGS=--output DIR]"; exit 2; }
+	$(OFFLINE_PATH) $(BIN)/python -m ops.evaluate_model --model "$(MODEL)" --data-dir "$(DATA_DIR)" $(ARGS)
 
 upload-golden: setup ## the labelled photos every promotion into a stage is re-scored on: STAGE=prod DATA_DIR=<breed folders>
 	@test -n "$(DATA_DIR)" || { echo "usage: make upload-golden STAGE=prod DATA_DIR=<folder of breed folders of photos>"; exit 2; }
