@@ -504,9 +504,14 @@ def _scaling(action: str, parameters: Mapping, region: str, account: str) -> lis
         needed += [
             Permission(f"sagemaker:{a}", endpoint) for a in ("DescribeEndpoint", "UpdateEndpointWeightsAndCapacities")
         ]
+    alarms = f"arn:aws:cloudwatch:{region}:{account}:alarm:TargetTracking-{resource_id}-AlarmHigh-offline"
     if action == "PutScalingPolicy":
-        alarms = f"arn:aws:cloudwatch:{region}:{account}:alarm:TargetTracking-{resource_id}-AlarmHigh-offline"
         needed += [Permission(f"cloudwatch:{a}", alarms) for a in ("PutMetricAlarm", "DescribeAlarms", "DeleteAlarms")]
+    if action == "DeleteScalingPolicy":
+        # "You also need to make sure that end users have permissions for the target service and CloudWatch": a
+        # target tracking policy's alarms are Application Auto Scaling's, deleted with it (the page's table pairs
+        # DeleteScalingPolicy with cloudwatch:DescribeAlarms and DeleteAlarms: not re-quoted here, an inference)
+        needed += [Permission(f"cloudwatch:{a}", alarms) for a in ("DescribeAlarms", "DeleteAlarms")]
     return needed
 
 
