@@ -251,8 +251,8 @@ def plot(result: Evaluation, output: Path) -> None:
     axis.imshow(counts, cmap="Blues")
     axis.set_xticks(range(len(columns)), columns, rotation=60, ha="right")
     axis.set_yticks(range(len(worst)), worst)
-    for i, row in enumerate(counts):
-        for j, count in enumerate(row):
+    for i, counted in enumerate(counts):
+        for j, count in enumerate(counted):
             if count:
                 axis.text(j, i, str(count), ha="center", va="center")
     axis.set(xlabel="answered", ylabel="photo of")

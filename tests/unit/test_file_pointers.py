@@ -34,6 +34,7 @@ NOT_IN_THE_REPOSITORY = {
     "web-page.png": "the web page test's screenshot (.offline/test-artifacts/)",
     "plan.png": "make plan's curve (.offline/)",
     "reliability.json": "make reliability's table (.offline/)",
+    "report.json": "make evaluate's figures and answers (.offline/evaluate/<model>/)",
     "scores.json": "make mutation's per-module scores (.offline/mutation/)",
     "sourcedir.tar.gz": "the uploaded training code",
     "record.json": "make export-model's record of the promoted model (.promotion/)",

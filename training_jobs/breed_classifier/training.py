@@ -43,7 +43,14 @@ from breed_classifier.feature_cache import (
     training_views,
 )
 from breed_classifier.metrics import defused, metric_line
-from breed_classifier.model import NORMALISATION, ModelConfig, build_model
+from breed_classifier.model import (
+    NORMALISATION,
+    NOT_A_DOG_FOLDER,
+    ModelConfig,
+    build_model,
+    imagenet_classifier,
+    with_dog_gate,
+)
 from breed_classifier.preprocessing import eval_transform
 from breed_classifier.progress import Progress, load_checkpoint, run_identity, save_checkpoint
 
@@ -150,10 +157,25 @@ def _train(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None]
         calibration,
     )
     if spec.is_main:
-        save_artifact(run.model_dir, setup.network, setup.config, setup.classes)
+        save_artifact(run.model_dir, *_servable(run, setup, emit))
         _write_reports(run, result)
         emit(f"saved the model (epoch {progress.best_epoch}) to {run.model_dir}")
     return result
+
+
+def _servable(run: TrainingRun, setup: Setup, emit: Callable[[str], None]) -> tuple[nn.Module, ModelConfig, list[str]]:
+    """What the artifact holds: the trained network behind the backbone's ImageNet classifier, so it answers "not a
+    dog" for a photo of no dog (``model.DogGatedNetwork``), when the backbone is that classifier's (pretrained and
+    frozen); else the trained network as it is, every answer a breed."""
+    hp = run.hyperparameters
+    classifier = imagenet_classifier(hp.architecture, run.pretrained_dir) if hp.pretrained else None
+    if not hp.freeze_backbone or classifier is None:
+        why = "the backbone was fine-tuned" if not hp.freeze_backbone else "no ImageNet classifier"
+        emit(f'no "not a dog" answer: {why} for {hp.architecture}; every answer is a breed')
+        return setup.network, setup.config, setup.classes
+    network, config = with_dog_gate(setup.network, setup.config, classifier)
+    emit('"not a dog" answered when the backbone\'s ImageNet classifier finds less than half a dog')
+    return network, config, [*setup.classes, NOT_A_DOG_FOLDER]
 
 
 def _calibrate(setup: Setup, emit: Callable[[str], None]) -> dict | None:
