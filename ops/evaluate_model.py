@@ -69,6 +69,7 @@ class Evaluation:
     outside: dict = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
     answers: list[dict] = field(default_factory=list)
+    dogs_answered_not_a_dog: float = 0.0  # of the photos of breeds it knows
 
 
 def served_answers(model: str, photos: list[tuple[Path, str]], work: Path) -> tuple[list[dict], list[str] | None]:
@@ -137,6 +138,10 @@ def summarise(
         return name_key(row["expected"]) in [name_key(p["breed"]) for p in row["predictions"][:k]]
 
     top1 = [right(row, 1) for row in scored]
+    # dog photos of a known breed the model answered "not a dog": the gate's false alarms
+    refused_dogs = sum(
+        1 for row in scored if row["predictions"] and name_key(row["predictions"][0]["breed"]) == NOT_A_DOG
+    )
     confidences = [row["predictions"][0]["probability"] if row["predictions"] else 0.0 for row in scored]
     per_breed: dict[str, dict] = {}
     confusions: Counter = Counter()
@@ -182,6 +187,7 @@ def summarise(
         },
         refused=refused,
         answers=rows,
+        dogs_answered_not_a_dog=refused_dogs / len(scored),
     )
 
 
@@ -192,6 +198,7 @@ def markdown(result: Evaluation) -> str:
         f"- **top-1 {result.top1:.1%}**, top-5 {result.top5:.1%} on the {result.known} photos of breeds the model "
         f"knows ({result.photos} photos in all)",
         f"- calibration: expected calibration error **{result.ece:.3f}** (0 is perfect; `reliability.png`)",
+        f'- dog photos answered "not a dog": {result.dogs_answered_not_a_dog:.1%}',
     ]
     if result.outside["photos"]:
         rate = result.outside["not_a_dog_rate"]

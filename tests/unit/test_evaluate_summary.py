@@ -45,6 +45,7 @@ def test_the_counts_of_a_small_known_set():
     assert {"true": "Beagle", "predicted": "(refused)", "count": 1} in result.confused_pairs
     assert len(result.refused) == 1 and "could not be decoded" in result.refused[0]
     assert result.outside == {"photos": 1, "breeds": ["Shiba inu"], "answers": {"not a dog": 1}, "not_a_dog_rate": 1.0}
+    assert result.dogs_answered_not_a_dog == 0.0
     # calibration: stated 0.9, 0.6, 0.8, 0 (refused), 0.5 against right, wrong, right, wrong, right
     stated, right = [0.9, 0.6, 0.8, 0.0, 0.5], [1, 0, 1, 0, 1]
     assert result.ece == pytest.approx(sum(abs(s - r) for s, r in zip(stated, right, strict=True)) / 5)
@@ -57,3 +58,9 @@ def test_nothing_in_the_label_set_is_refused_with_what_was_wrong():
 
 def test_without_labels_every_breed_counts():
     assert summarise("m", Path("d"), PHOTOS, ANSWERS, None).known == 6
+
+
+def test_a_dog_of_a_known_breed_answered_not_a_dog_is_counted_wrong_and_as_a_false_alarm():
+    answers = [answer(("not a dog", 0.6), ("Akita", 0.3)), *ANSWERS[1:]]
+    result = summarise("m", Path("d"), PHOTOS, answers, LABELS)
+    assert result.top1 == pytest.approx(2 / 5) and result.dogs_answered_not_a_dog == pytest.approx(1 / 5)
