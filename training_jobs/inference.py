@@ -76,6 +76,7 @@ class Classifier:
         # log-probabilities (breed_classifier.model.DogGatedNetwork)
         self.temperature = 1.0 if loaded.config.dog_gate else loaded.config.temperature
         self.not_a_dog = len(self.breeds) - 1 if loaded.config.dog_gate else None  # its class index, when it has one
+        self.dog_gate_threshold = loaded.config.dog_gate_threshold
         self.transform = eval_transform(loaded.config.image_size, loaded.config.mean, loaded.config.std)
         logger.info("serving %s with the %s runtime", loaded.config.architecture, self.runtime)
 
@@ -117,13 +118,13 @@ def read_request(request_body, content_type: str, custom_attributes: str, image_
 def predict(model: Classifier, image: Image.Image, top_k: int) -> list[dict]:
     """The ``top_k`` most probable breeds, best first.
 
-    A dog-gated model (``DogGatedNetwork``) answers "not a dog" first when the photo is less than half a dog; when
-    it is more, the answer is breeds only (their probabilities are P(dog) x P(breed | dog), so they add up to P(dog)
+    A dog-gated model (``DogGatedNetwork``) answers "not a dog" first when P(dog) is below its threshold (a quarter);
+    otherwise the answer is breeds only (their probabilities are P(dog) x P(breed | dog), so they add up to P(dog)
     and "not a dog" would otherwise outrank a breed that shares the dog's probability with 132 others)."""
     batch = model.transform(image).unsqueeze(0).to(model.device)
     with torch.inference_mode():
         probabilities = torch.softmax(model.network(batch) / model.temperature, dim=1)[0].cpu()
-    if model.not_a_dog is not None and probabilities[model.not_a_dog] < 0.5:
+    if model.not_a_dog is not None and probabilities[model.not_a_dog] <= 1.0 - model.dog_gate_threshold:
         probabilities = probabilities.clone()
         probabilities[model.not_a_dog] = -1.0  # a dog: not among the answers
     available = int((probabilities >= 0).sum())
