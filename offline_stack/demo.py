@@ -13,6 +13,7 @@ up and prints curl commands. Ctrl-C stops everything it started.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         hyperparameters = read_demo_hyperparameters(os.environ.get("DEMO_HYPERPARAMETERS", ""))
+        if args.data_dir is not None and "dog-gate" not in json.loads(os.environ.get("DEMO_HYPERPARAMETERS") or "{}"):
+            hyperparameters["dog-gate"] = True  # your photos are dogs: "not a dog" for what is not one
     except ValueError as exc:  # one line, and the previous run's report stays where it is
         print(f"error: {exc}", file=sys.stderr)
         return 2

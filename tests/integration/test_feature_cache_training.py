@@ -36,6 +36,8 @@ FROZEN = [
     "0.01",
     "--num-workers",
     "0",
+    "--dog-gate",  # generated shapes, no dogs
+    "false",
 ]
 
 

@@ -72,6 +72,13 @@ def add_hyperparameter_arguments(parser: argparse.ArgumentParser) -> None:
         help="train only the head, as the original notebook did",
     )
     group.add_argument(
+        "--dog-gate",
+        type=boolean,
+        default=defaults.dog_gate,
+        metavar="{true,false}",
+        help='answer "not a dog" through the frozen backbone\'s own ImageNet classifier (false for data of no dogs)',
+    )
+    group.add_argument(
         "--feature-cache",
         choices=("auto", "off"),
         default=defaults.feature_cache,

@@ -75,6 +75,8 @@ class Hyperparameters:
     # (breed_classifier.feature_cache); off: the backbone runs on every image every epoch
     feature_cache: str = "auto"
     cached_views: int = 2  # views of each training image in the cache: centre, mirror, then seeded augmentations
+    # a frozen pretrained backbone's own ImageNet classifier answers "not a dog" (breed_classifier.model)
+    dog_gate: bool = True
 
 
 @dataclass(frozen=True)
@@ -168,9 +170,10 @@ def _servable(run: TrainingRun, setup: Setup, emit: Callable[[str], None]) -> tu
     dog" for a photo of no dog (``model.DogGatedNetwork``), when the backbone is that classifier's (pretrained and
     frozen); else the trained network as it is, every answer a breed."""
     hp = run.hyperparameters
-    classifier = imagenet_classifier(hp.architecture, run.pretrained_dir) if hp.pretrained else None
+    classifier = imagenet_classifier(hp.architecture, run.pretrained_dir) if hp.pretrained and hp.dog_gate else None
     if not hp.freeze_backbone or classifier is None:
         why = "the backbone was fine-tuned" if not hp.freeze_backbone else "no ImageNet classifier"
+        why = "--dog-gate false" if not hp.dog_gate else why
         emit(f'no "not a dog" answer: {why} for {hp.architecture}; every answer is a breed')
         return setup.network, setup.config, setup.classes
     network, config = with_dog_gate(setup.network, setup.config, classifier)

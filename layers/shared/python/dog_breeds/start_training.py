@@ -52,6 +52,7 @@ HYPERPARAMETER_NAMES = (
     "seed",
     "feature-cache",
     "cached-views",
+    "dog-gate",
 )
 # The regexes of training_jobs/breed_classifier/metrics.py (checked equal by a test).
 _NUMBER = r"([0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
