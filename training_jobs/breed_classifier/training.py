@@ -177,7 +177,7 @@ def _servable(run: TrainingRun, setup: Setup, emit: Callable[[str], None]) -> tu
         emit(f'no "not a dog" answer: {why} for {hp.architecture}; every answer is a breed')
         return setup.network, setup.config, setup.classes
     network, config = with_dog_gate(setup.network, setup.config, classifier)
-    emit('"not a dog" answered when the backbone\'s ImageNet classifier finds less than half a dog')
+    emit('"not a dog" answered when the backbone\'s ImageNet classifier finds less than a quarter of a dog')
     return network, config, [*setup.classes, NOT_A_DOG_FOLDER]
 
 
