@@ -218,9 +218,9 @@ class LocalEndpoints:
 
     def _serverless_overhead(self, endpoint_name: str) -> float | None:
         """None for an instance endpoint; for a serverless one, what the request just answered waited for a container
-        (read on the thread that answered it)."""
-        with self._lock:
-            served = self._served.get(endpoint_name)
+        (read on the thread that answered it). Without ``_lock``: it is held while a container starts, and every
+        answer's metrics would wait for it (a dict read is atomic)."""
+        served = self._served.get(endpoint_name)
         if served is None or not isinstance(served.process, ServerlessCapacity):
             return None
         return served.process.overhead_seconds()
