@@ -109,8 +109,13 @@ class EndpointMetrics:
         now = datetime.now(UTC)
         dimensions = [{"Name": "EndpointName", "Value": endpoint_name}, {"Name": "VariantName", "Value": VARIANT_NAME}]
         datapoints = [
-            {"MetricName": name, "Dimensions": dimensions, "Timestamp": now, "Value": value}
-            | {"Unit": _UNITS.get(name, "None")}
+            {
+                "MetricName": name,
+                "Dimensions": dimensions,
+                "Timestamp": now,
+                "Value": value,
+                "Unit": _UNITS.get(name, "None"),
+            }
             for name, value in metrics.items()
         ]
         with self._lock:

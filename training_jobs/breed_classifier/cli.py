@@ -57,27 +57,14 @@ def add_hyperparameter_arguments(parser: argparse.ArgumentParser) -> None:
         help="epochs without a better valid loss before stopping early",
     )
     group.add_argument("--architecture", choices=ARCHITECTURES, default=defaults.architecture)
-    group.add_argument(
-        "--pretrained",
-        type=boolean,
-        default=defaults.pretrained,
-        metavar="{true,false}",
-        help="start from ImageNet weights (downloaded; needs internet)",
-    )
-    group.add_argument(
-        "--freeze-backbone",
-        type=boolean,
-        default=defaults.freeze_backbone,
-        metavar="{true,false}",
-        help="train only the head, as the original notebook did",
-    )
-    group.add_argument(
-        "--dog-gate",
-        type=boolean,
-        default=defaults.dog_gate,
-        metavar="{true,false}",
-        help='answer "not a dog" through the frozen backbone\'s own ImageNet classifier (false for data of no dogs)',
-    )
+    flags = {
+        "pretrained": "start from ImageNet weights (downloaded; needs internet)",
+        "freeze-backbone": "train only the head, as the original notebook did",
+        "dog-gate": 'answer "not a dog" through the frozen backbone\'s ImageNet classifier (false for data of no dogs)',
+    }
+    for name, help_text in flags.items():
+        default = getattr(defaults, name.replace("-", "_"))
+        group.add_argument(f"--{name}", type=boolean, default=default, metavar="{true,false}", help=help_text)
     group.add_argument(
         "--feature-cache",
         choices=("auto", "off"),
