@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dog_breeds.errors import AwsRequestRefusedError
-from dog_breeds.ports import AwsDocument, EndpointDeployments, ModelRegistry, ScalableTargets
+from dog_breeds.ports import AwsDocument, EndpointDeployments, GoldenSet, ModelRegistry, ScalableTargets
 from dog_breeds.settings import ControlPlaneSettings
 from offline_stack.aws_rules.sagemaker import kind_change_refusal
 
@@ -209,6 +209,15 @@ class FakeRegistry(FakeSageMaker):
     def describe_model(self, name: str) -> AwsDocument | None:
         return self.models.get(name)
 
+    transform_jobs: dict[str, AwsDocument] = field(default_factory=dict)
+
+    def describe_transform_job(self, name: str) -> AwsDocument | None:
+        return self.transform_jobs.get(name)
+
+    def create_transform_job(self, request: AwsDocument) -> None:
+        self._write("create_transform_job", request)
+        self.transform_jobs.setdefault(request["TransformJobName"], {**request, "TransformJobStatus": "InProgress"})
+
     def serve(self, endpoint: str, model_data_url: str) -> None:
         """An endpoint serving ``model_data_url`` (endpoint -> config -> model -> model data)."""
         name = f"serving-{len(self.models)}"
@@ -221,3 +230,22 @@ def _satisfies_the_ports(
     sagemaker: FakeSageMaker, scaling: FakeScaling, registry: FakeRegistry
 ) -> tuple[EndpointDeployments, ScalableTargets, ModelRegistry]:
     return sagemaker, scaling, registry  # mypy proves the fakes are the ports' shape
+
+
+@dataclass
+class FakeGoldenSet:
+    """``ports.GoldenSet`` in memory: the photos' keys and ETags, and the answers transform jobs wrote, by key."""
+
+    photos: dict[str, str] = field(default_factory=dict)
+    written: dict[str, str] = field(default_factory=dict)
+
+    def listing(self) -> list[tuple[str, str]]:
+        return sorted(self.photos.items())
+
+    def answers(self, job_name: str) -> dict[str, str]:
+        prefix = f"golden-scores/{job_name}/"
+        return {key: text for key, text in self.written.items() if key.startswith(prefix)}
+
+
+def _golden_satisfies_the_port(golden: FakeGoldenSet) -> GoldenSet:
+    return golden

@@ -212,7 +212,10 @@ def test_the_event_names_exactly_one_of_a_job_or_a_package():
     assert read_gate_event({"training_job_name": "job-1"}) == GateRequest(training_job_name="job-1")
     assert read_gate_event({"release_model_package_arn": arn}) == GateRequest(release_model_package_arn=arn)
     for event in ({}, {"training_job_name": "job-1", "release_model_package_arn": arn}):
-        with pytest.raises(InvalidEventError, match="exactly one of training_job_name or release_model_package_arn"):
+        with pytest.raises(
+            InvalidEventError,
+            match="exactly one of training_job_name, release_model_package_arn or scored_model_package_arn",
+        ):
             read_gate_event(event)
     with pytest.raises(InvalidEventError):
         read_gate_event({"release_model_package_arn": "arn:aws:sagemaker:us-east-1:1:model-package/x/1"})

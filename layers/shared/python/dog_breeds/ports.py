@@ -90,7 +90,20 @@ class EndpointDeployments(TrainingJobs, Protocol):
 
 
 class ModelRegistry(TrainingJobs, Protocol):
-    """The model registry, and what it takes to find the model an endpoint serves."""
+    """The model registry, what it takes to find the model an endpoint serves, and Batch Transform (the golden
+    set's scoring, ``dog_breeds.golden_set``)."""
+
+    def model_exists(self, name: str) -> bool: ...
+
+    def create_model(self, request: AwsDocument) -> None: ...
+
+    def describe_transform_job(self, name: str) -> AwsDocument | None:
+        """The job's description, or ``None`` when there is no such job."""
+        ...
+
+    def create_transform_job(self, request: AwsDocument) -> None:
+        """Start the job; a job of that name started meanwhile (a retried gate) is not an error."""
+        ...
 
     def ensure_model_package_group(self, name: str, description: str, tags: list[dict[str, str]]) -> None: ...
 
@@ -124,4 +137,16 @@ class ScalableTargets(Protocol):
 
     def deregister_target(self, resource_id: str) -> bool:
         """Delete the variant's scaling policies and deregister it; whether it was registered."""
+        ...
+
+
+class GoldenSet(Protocol):
+    """The golden set in the stack's bucket and the answers Batch Transform wrote (``adapters.s3_objects``)."""
+
+    def listing(self) -> list[tuple[str, str]]:
+        """(key, ETag) of every object under ``golden/``."""
+        ...
+
+    def answers(self, job_name: str) -> dict[str, str]:
+        """Every answer ``job_name`` wrote (``golden-scores/<job>/...``), by key."""
         ...

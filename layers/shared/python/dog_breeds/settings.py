@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
-from dog_breeds.aws_names import ENDPOINT_NAME
+from dog_breeds.aws_names import ENDPOINT_NAME, INSTANCE_TYPE
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -361,6 +361,12 @@ class GateSettings:
 
     minimum_test_accuracy: float = variable("GATE_MINIMUM_TEST_ACCURACY", 0.6, minimum=0.0, maximum=1.0)
     maximum_accuracy_regression: float = variable("GATE_MAXIMUM_ACCURACY_REGRESSION", 0.02, minimum=0.0, maximum=1.0)
+    # Who Batch Transform runs as when it scores a model on the golden set (dog_breeds.golden_set): reads golden/
+    # and the model, writes golden-scores/. Empty: the gate judges on the job's test split only.
+    scoring_role_arn: str = variable("GOLDEN_SCORING_ROLE_ARN", "")
+    scoring_instance_type: str = variable(
+        "GOLDEN_SCORING_INSTANCE_TYPE", "ml.m5.large", pattern=INSTANCE_TYPE, accepts="an ml.* instance type"
+    )
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> GateSettings:

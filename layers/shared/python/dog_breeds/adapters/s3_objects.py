@@ -1,13 +1,16 @@
-"""Reading S3 objects whole without holding them: the digest of a model artifact, and its write-once copy."""
+"""Reading S3 objects whole without holding them: the digest of a model artifact, and its write-once copy; the
+golden set and its answers."""
 
 from __future__ import annotations
 
 import hashlib
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dog_breeds.adapters.aws_calls import call_aws, describe_aws
 from dog_breeds.errors import ModelIntegrityError
+from dog_breeds.golden_set import GOLDEN_PREFIX, SCORES_PREFIX
 from dog_breeds.model_store import StoredModel, model_key, serving_code_sha256
 
 _CHUNK = 1024 * 1024
@@ -73,3 +76,23 @@ def store_by_digest(s3: Any, url: str, bucket: str) -> StoredModel:
     if not written and sha256_of(s3, stored) != digest.hexdigest():
         raise ModelIntegrityError(f"{stored} holds other bytes than its name says: someone wrote that key; not used")
     return StoredModel(stored, digest.hexdigest(), serving_code)
+
+
+class S3GoldenSet:
+    """``ports.GoldenSet`` over the stack's bucket: the photos' listing, and the answers read 16 at a time (a set
+    of thousands of photos is read within the gate's timeout)."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self.s3, self.bucket = s3, bucket
+
+    def listing(self) -> list[tuple[str, str]]:
+        return [(key, etag) for key, etag, _ in list_objects(self.s3, self.bucket, GOLDEN_PREFIX)]
+
+    def answers(self, job_name: str) -> dict[str, str]:
+        keys = [key for key, _, _ in list_objects(self.s3, self.bucket, f"{SCORES_PREFIX}{job_name}/")]
+
+        def read(key: str) -> str:
+            return call_aws("s3", self.s3, "get_object", Bucket=self.bucket, Key=key)["Body"].read().decode()
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            return dict(zip(keys, pool.map(read, keys), strict=True))

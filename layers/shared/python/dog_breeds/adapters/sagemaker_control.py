@@ -91,6 +91,17 @@ class SageMakerControl:
     def describe_model(self, name: str) -> AwsDocument | None:
         return self._describe("describe_model", ModelName=name)
 
+    def describe_transform_job(self, name: str) -> AwsDocument | None:
+        return self._describe("describe_transform_job", TransformJobName=name)
+
+    def create_transform_job(self, request: AwsDocument) -> None:
+        try:
+            self._call("create_transform_job", **request)
+        except AwsRequestRefusedError as exc:  # started by a retry of the same gate: the name is the work
+            cause = exc.__cause__
+            if not (isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") == "ResourceInUse"):
+                raise
+
     # --- the model registry: one package group per endpoint ---
 
     def ensure_model_package_group(self, name: str, description: str, tags: list[dict[str, str]]) -> None:
