@@ -216,12 +216,18 @@ def _emulating_lifecycles() -> bool:
 
 def _add_training_and_endpoint_lifecycles_to_moto() -> None:
     from moto.sagemaker.exceptions import ValidationError
-    from moto.sagemaker.models import FakeEndpoint, FakeTrainingJob
+    from moto.sagemaker.models import FakeEndpoint, FakeTrainingJob, FakeTransformJob
     from moto.sagemaker.responses import ActionResult, SageMakerResponse
 
     if hasattr(SageMakerResponse, "stop_training_job"):
         return
     created_job, created_endpoint = FakeTrainingJob.__init__, FakeEndpoint.__init__
+    created_transform = FakeTransformJob.__init__
+
+    def transform_in_progress(self, *args, **kwargs) -> None:
+        created_transform(self, *args, **kwargs)
+        if _emulating_lifecycles():  # moto completes it at once; offline_stack/transform_executor.py runs it
+            self.transform_job_status, self.transform_end_time = "InProgress", None
 
     def job_in_progress(self, *args, **kwargs) -> None:
         specification = kwargs.get("algorithm_specification", args[4] if len(args) > 4 else {})
@@ -246,8 +252,18 @@ def _add_training_and_endpoint_lifecycles_to_moto() -> None:
             job.training_job_status, job.secondary_status = "Stopping", "Stopping"
         return ActionResult({})
 
+    def stop_transform_job(self) -> ActionResult:
+        job = self.sagemaker_backend.transform_jobs.get(self._get_param("TransformJobName"))
+        if job is None:
+            raise ValidationError(message="Could not find the transform job.")
+        if job.transform_job_status == "InProgress":
+            job.transform_job_status = "Stopping"
+        return ActionResult({})
+
     FakeTrainingJob.__init__, FakeEndpoint.__init__ = job_in_progress, endpoint_creating
+    FakeTransformJob.__init__ = transform_in_progress
     SageMakerResponse.stop_training_job = stop_training_job
+    SageMakerResponse.stop_transform_job = stop_transform_job
 
 
 def sagemaker_state():

@@ -6,6 +6,8 @@ polls (the pipeline) to see:
 - a training job is InProgress while ``LocalTrainingExecutor`` runs it, then Completed (with its
   ``FinalMetricDataList`` read from the log with the job's metric definitions, as SageMaker reads them),
   Failed (with its ``FailureReason``) or, after ``StopTrainingJob``, Stopped;
+- a transform job (the release gate's golden-set scoring) is InProgress while ``LocalTransformExecutor`` answers
+  every object, then Completed, Failed (with its ``FailureReason``) or, after ``StopTransformJob``, Stopped;
 - an endpoint is Creating or Updating until ``LocalEndpoints`` serves its new config. A new endpoint whose
   container cannot start becomes Failed; an update whose container cannot start is rolled back, as
   SageMaker does: InService on the old config, with the ``FailureReason``.
@@ -27,6 +29,7 @@ from offline_stack.control_plane import sagemaker_state
 from offline_stack.local_endpoints import LocalEndpoints, RolledBack
 from offline_stack.sam_template import SamTemplate
 from offline_stack.training_executor import LocalTrainingExecutor
+from offline_stack.transform_executor import LocalTransformExecutor
 
 
 def template_alarms(template: SamTemplate) -> dict[str, Alarm]:
@@ -48,11 +51,12 @@ class Lifecycles:
         interval_seconds: float = 0.2,
         template: Callable[[], SamTemplate] = SamTemplate.load,
         active: Callable[[], bool] = lambda: True,
+        transforms: LocalTransformExecutor | None = None,
     ) -> None:
         """``active``: whether this stack's control plane emulates lifecycles (another stack in the process
         shares moto's backends, and must not have its jobs run twice)."""
         self.executor, self.endpoints, self.log, self.template = executor, endpoints, log, template
-        self.active = active
+        self.active, self.transforms = active, transforms
         self._started: set[str] = set()
         self._moving: set[str] = set()  # endpoints whose change is in progress
         self._workers: list[threading.Thread] = []
@@ -78,6 +82,14 @@ class Lifecycles:
                 if job.training_job_status == "InProgress" and name not in self._started:
                     self._started.add(name)
                     worker = threading.Thread(target=self._train, args=(name,), name=f"train-{name}", daemon=True)
+                    self._workers.append(worker)
+                    worker.start()
+            for name, transform in list(state.transform_jobs.items()):
+                if self.transforms and transform.transform_job_status == "InProgress" and name not in self._started:
+                    self._started.add(name)
+                    worker = threading.Thread(
+                        target=self._transform, args=(name,), name=f"transform-{name}", daemon=True
+                    )
                     self._workers.append(worker)
                     worker.start()
             for name, endpoint in list(state.endpoints.items()):
@@ -107,6 +119,18 @@ class Lifecycles:
         else:
             job.training_job_status, job.secondary_status = "Failed", "Failed"
             job.failure_reason = outcome.failure_reason
+
+    def _transform(self, name: str) -> None:
+        job = sagemaker_state().transform_jobs[name]
+        try:
+            assert self.transforms is not None
+            self.transforms.run(name, should_stop=lambda: job.transform_job_status == "Stopping")
+        except Exception as exc:  # TransformFailed, or a model that could not be read or started
+            job.transform_job_status, job.failure_reason = "Failed", str(exc)[-1000:]
+            self.log(f"transform job {name}: Failed: {job.failure_reason}")
+        else:
+            job.transform_job_status = "Stopped" if job.transform_job_status == "Stopping" else "Completed"
+        job.transform_end_time = datetime.now(UTC)
 
     def _serve(self, name: str, endpoint) -> None:
         previous = self.endpoints.serving(name)

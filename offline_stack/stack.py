@@ -41,6 +41,7 @@ from offline_stack.loopback_server import LOOPBACK
 from offline_stack.pipeline_runs import PipelineRuns
 from offline_stack.sam_template import PSEUDO_PARAMETERS, SamTemplate
 from offline_stack.training_executor import LocalTrainingExecutor, TrainingOutcome
+from offline_stack.transform_executor import LocalTransformExecutor
 
 # An account's default concurrency for new accounts: what an unreserved function can count on.
 UNRESERVED_OFFLINE_CONCURRENCY = 10
@@ -167,6 +168,9 @@ class OfflineStack(contextlib.AbstractContextManager):
                 self.log,
                 template=lambda: self.template,
                 active=lambda: self.control_plane.lifecycles_on,
+                transforms=LocalTransformExecutor(
+                    self.sagemaker, self.s3, self.work_dir / "transforms", self.log, s3_as=self._s3_as
+                ),
             ).start()
             self._exit_stack.callback(self.lifecycles.close)
         except BaseException:

@@ -5,12 +5,12 @@ and policy (with the CloudWatch alarms target tracking makes) outside CloudForma
 alone leaves them running; and `sam delete` cannot remove the versioned artifacts bucket while it holds
 objects. In order:
 
-1. training and tuning jobs of the stack's prefix that are still running are stopped, and awaited (a stopping
-   job still writes its model to the bucket);
+1. training, tuning and golden-set scoring (transform) jobs of the stack's prefix that are still running are
+   stopped, and awaited (a stopping job still writes its model or answers to the bucket);
 2. scaling policies and target, their alarms;
 3. the endpoint, awaited until SageMaker has deleted it, then a grace period for data capture's last files
    (SageMaker writes captured requests to S3 in batches);
-4. every endpoint config and model of the endpoint (all pages of them);
+4. every endpoint config and model of the endpoint (all pages of them), and the release gate's scoring models;
 5. the endpoint's log group and the stack's training jobs' log streams (``/aws/sagemaker/TrainingJobs`` is
    shared by every job of the account: only this stack's streams go);
 6. every object version and delete marker of the bucket (and of the access-log bucket, when the stack keeps
@@ -78,6 +78,14 @@ def stop_running_jobs(sagemaker, prefix: str, say: Callable[[str], None], poll_s
             "stop_hyper_parameter_tuning_job",
         ),
         ("list_training_jobs", "TrainingJobSummaries", "TrainingJobName", "TrainingJobStatus", "stop_training_job"),
+        # the release gate's golden-set scoring (Batch Transform) writes into the bucket too
+        (
+            "list_transform_jobs",
+            "TransformJobSummaries",
+            "TransformJobName",
+            "TransformJobStatus",
+            "stop_transform_job",
+        ),
     )
     for listing, key, name_key, status_key, stop in kinds:
         running = [
@@ -165,6 +173,14 @@ def remove_endpoint(
             say(f"deleted model {model['ModelName']}")
 
 
+def remove_scoring_models(sagemaker, prefix: str, say: Callable[[str], None]) -> None:
+    """The models the release gate made to score candidates on the golden set (``<prefix>-golden-<12 hex>``)."""
+    for model in list(_pages(sagemaker, "list_models", "Models", NameContains=f"{prefix}-golden-", MaxResults=10)):
+        if model["ModelName"].startswith(f"{prefix}-golden-"):
+            sagemaker.delete_model(ModelName=model["ModelName"])
+            say(f"deleted model {model['ModelName']}")
+
+
 def remove_sagemaker_logs(logs, endpoint_name: str, prefix: str, say: Callable[[str], None]) -> None:
     """The endpoint's log group, and this stack's streams in the account's shared training-job log group."""
     for group in (f"/aws/sagemaker/Endpoints/{endpoint_name}", f"/aws/sagemaker/Endpoints/{endpoint_name}-serverless"):
@@ -220,6 +236,7 @@ def destroy(
     serverless = f"{endpoint_name}-serverless"
     remove_endpoint(clients["sagemaker"], serverless, say, capture_grace_seconds=0, poll_seconds=poll_seconds)
     remove_endpoint(clients["sagemaker"], endpoint_name, say, capture_grace_seconds, poll_seconds)
+    remove_scoring_models(clients["sagemaker"], prefix, say)
     remove_sagemaker_logs(clients["logs"], endpoint_name, prefix, say)
     empty_bucket(clients["s3"], bucket, say)
     access_logs = access_logs_bucket(clients["cloudformation"], stack_name)

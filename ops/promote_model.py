@@ -41,6 +41,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dog_breeds.adapters.sagemaker_control import SageMakerControl
+from dog_breeds.golden_set import GOLDEN_ACCURACY, GOLDEN_PHOTOS, GOLDEN_PREFIX  # also on the promoted version
 from dog_breeds.model_store import model_key, serving_code_sha256
 from dog_breeds.release_gate import (
     ACCURACY,
@@ -60,8 +61,6 @@ from ops.stages import Stage, add_stage_arguments, read_stage
 from ops.train_stage import current_code_key
 
 RECORD, ARTIFACT = "record.json", "model.tar.gz"
-GOLDEN_PREFIX = "golden/"
-GOLDEN_ACCURACY, GOLDEN_PHOTOS = "golden:accuracy", "golden:photos"  # on the promoted version
 RESCORE_REQUIRED = ("prod",)  # stages whose promotions must be re-scored on their own golden set
 _CHUNK = 1024 * 1024
 

@@ -41,6 +41,17 @@ Rules (``docs/aws-semantics.md`` lists each with its offline test):
   ("Serverless Inference is available in 21 AWS Regions", read 2026-12; the list may grow, so ``make preflight``
   says which list it used). Source: "Deploy models with Amazon SageMaker Serverless Inference"
   (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html). ``SERVERLESS_REGIONS``.
+- **Batch Transform writes one ``.out`` object per input object, and fails the job when one object fails**:
+  "For every S3 object used as input for the transform job, batch transform stores the transformed data with an
+  .out suffix in a corresponding subfolder in the location in the output prefix" and "If any object fails in the
+  transform job batch transform marks the job as failed to prompt investigation" (it "uploads only the output for
+  successfully processed objects"). Source: SageMaker API reference, TransformOutput
+  (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TransformOutput.html). The page's example drops the
+  input's own subfolder (``dataset01/``); the offline key keeps the object's path under the input prefix, which is
+  what "a corresponding subfolder" says (an inference from that sentence). ``transform_output_key``; the offline
+  executor is ``offline_stack/transform_executor.py``. Transform job names are unique like training jobs' (the
+  same ``ResourceInUse``; an inference from CreateTransformJob's ``TransformJobName``: "The name must be unique
+  within an AWS Region in an AWS account").
 """
 
 from __future__ import annotations
@@ -115,6 +126,7 @@ def install(emulating_lifecycles, roles_of_this_request=lambda: None) -> None:
         return
     _channels_checked_on_create(SageMakerModelBackend, roles_of_this_request)  # wraps moto's own: its signature
     _unique_training_job_names(SageMakerModelBackend)
+    _unique_transform_job_names(SageMakerModelBackend)
     _endpoint_quota_on_create(SageMakerModelBackend)
     _serverless_rules_on_config(SageMakerModelBackend)
     _record_model_isolation(SageMakerResponse)
@@ -291,6 +303,29 @@ def _unique_training_job_names(backend_class) -> None:
         return created(self, training_job_name, *args, **kwargs)
 
     backend_class.create_training_job = create_training_job
+
+
+def _unique_transform_job_names(backend_class) -> None:
+    from moto.sagemaker.exceptions import ResourceInUseException
+
+    created = backend_class.create_transform_job
+
+    def create_transform_job(self, transform_job_name: str, *args, **kwargs):
+        if transform_job_name in self.transform_jobs:
+            raise ResourceInUseException(
+                f"Job name must be unique within an AWS account and region: {transform_job_name}"
+            )
+        return created(self, transform_job_name, *args, **kwargs)
+
+    backend_class.create_transform_job = create_transform_job
+
+
+def transform_output_key(input_uri: str, object_key: str, output_path: str) -> tuple[str, str]:
+    """(bucket, key) where Batch Transform writes the answer to ``object_key`` (read under ``input_uri``)."""
+    input_prefix = input_uri.removeprefix("s3://").partition("/")[2]
+    bucket, _, output_prefix = output_path.removeprefix("s3://").partition("/")
+    relative = object_key[len(input_prefix) :] if object_key.startswith(input_prefix) else object_key
+    return bucket, f"{output_prefix.rstrip('/')}/{relative.lstrip('/')}.out"
 
 
 def empty_channel_on_create(uri: str, role_arn: str, region: str) -> str:

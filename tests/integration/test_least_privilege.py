@@ -28,10 +28,12 @@ from offline_stack.local_endpoints import LocalEndpoints
 from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
 from offline_stack.sample_events import OFFLINE_BUCKET, SAMPLE_PACKAGES, SAMPLE_TRAINING_JOB
 from offline_stack.training_executor import LocalTrainingExecutor
+from offline_stack.transform_executor import LocalTransformExecutor
 from tests.conftest import ENDPOINT_NAME, TEMPLATE_ROLES, load_event
 from tests.support.models import CannedModel
 
 TEMPLATE = SamTemplate.load()
+GOLDEN_PHOTO = "001.Affenpinscher/a.jpg"
 LOGS_AND_TRACES = "written by the Lambda runtime and the X-Ray daemon in AWS; offline the functions log to the terminal"
 AWS_SIDE = (
     "used by SageMaker itself in AWS (its containers' images, logs and metrics); offline the containers are local"
@@ -43,6 +45,7 @@ NOT_EXERCISED_OFFLINE = {
     "PullTheAwsPyTorchTrainingAndDebuggerImagesFromAwsAccountsOnly": AWS_SIDE,
     "PullTheAwsPyTorchInferenceImageFromAwsAccountsOnly": AWS_SIDE,
     "WriteEndpointLogs": AWS_SIDE,
+    "WriteTransformJobLogs": AWS_SIDE,
     "ListWhereModelsAre": "SageMaker may list the model's prefix (a missing artifact then reads as missing, not "
     "forbidden); the offline endpoint fetches the one object",
     "WriteSageMakerLogs": AWS_SIDE,
@@ -154,9 +157,50 @@ def register_autoscaling(control_plane, roles: Roles) -> None:
 
 
 def release_gate(control_plane, roles: Roles) -> None:
+    """A candidate that passes its test split, scored on the golden set: its scoring model and Batch Transform job
+    made (the scoring role passed), then, once the job has written its answer, the answer read and the decision
+    recorded."""
     _deploy_as_operator(control_plane)  # the gate compares with what the endpoint serves
+    control_plane.client("s3").put_object(Bucket=OFFLINE_BUCKET, Key=f"golden/{GOLDEN_PHOTO}", Body=b"jpeg")
+    sagemaker_state().training_jobs[SAMPLE_TRAINING_JOB].final_metric_data_list = [
+        {"MetricName": "test:accuracy", "Value": 0.9}
+    ]
     with _function(control_plane, roles, "ReleaseGateFunction") as function:
-        function.invoke({"training_job_name": SAMPLE_TRAINING_JOB})
+        judged = function.invoke({"training_job_name": SAMPLE_TRAINING_JOB})
+        assert judged["decision"] == "Scoring", judged
+        # moto completes both jobs (the candidate's and the serving model's) at once; Batch Transform's answers:
+        scoring = control_plane.client_as(roles.by_logical_id["SageMakerGoldenScoringRole"], "s3")
+        answer = json.dumps({"predictions": [{"breed": "Affenpinscher", "class_index": 0, "probability": 0.9}]})
+        for job in sagemaker_state().transform_jobs.values():
+            LocalTransformExecutor.write_answer(
+                scoring,
+                job.transform_input["DataSource"]["S3DataSource"]["S3Uri"],
+                f"golden/{GOLDEN_PHOTO}",
+                job.transform_output["S3OutputPath"],
+                answer.encode(),
+                "application/json",
+            )
+        decided = function.invoke({"scored_model_package_arn": judged["model_package_arn"]})
+        assert decided["decision"] == "Approved", decided
+
+
+def run_as_golden_scoring(control_plane, roles: Roles, tmp_path) -> None:
+    """What Batch Transform does as the scoring role: a content-addressed model in, the golden photos listed and
+    read, an answer written per photo (offline_stack/transform_executor.py's own calls)."""
+    s3 = control_plane.client_as(roles.by_logical_id["SageMakerGoldenScoringRole"], "s3")
+    operator = control_plane.client("s3")
+    key = f"models/sha256/{'d' * 64}/model.tar.gz"
+    put_once(operator, OFFLINE_BUCKET, key, _tarball("model.pt"), "application/gzip")
+    LocalTransformExecutor._unpack(s3, f"s3://{OFFLINE_BUCKET}/{key}", tmp_path / "scored-model")
+    operator.put_object(Bucket=OFFLINE_BUCKET, Key=f"golden/{GOLDEN_PHOTO}", Body=b"jpeg")
+    golden = f"s3://{OFFLINE_BUCKET}/golden/"
+    [photo] = LocalTransformExecutor.input_keys(s3, golden)
+    s3.get_object(Bucket=OFFLINE_BUCKET, Key=photo)["Body"].read()
+    output = f"s3://{OFFLINE_BUCKET}/golden-scores/dog-breeds-golden-0123456789ab-01234567/"
+    LocalTransformExecutor.write_answer(s3, golden, photo, output, b"{}", "application/json")
+    # and nothing else of the bucket: not the training data
+    with pytest.raises(ClientError, match="AccessDenied"):
+        s3.get_object(Bucket=OFFLINE_BUCKET, Key="data/train/a/1.jpg")
 
 
 def predict(control_plane, roles: Roles) -> None:
@@ -262,11 +306,12 @@ SCENARIOS = {
     "SageMakerExecutionRole": run_as_sagemaker,
     "SageMakerEndpointRole": run_as_endpoint,
     "SageMakerServerlessEndpointRole": run_as_serverless_endpoint,
+    "SageMakerGoldenScoringRole": run_as_golden_scoring,
 }
 
 
 def _run(scenario, control_plane, roles, tmp_path) -> None:
-    if scenario in (run_as_sagemaker, run_as_endpoint, run_as_serverless_endpoint):
+    if scenario in (run_as_sagemaker, run_as_endpoint, run_as_serverless_endpoint, run_as_golden_scoring):
         scenario(control_plane, roles, tmp_path)
     else:
         scenario(control_plane, roles)

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import subprocess
 import tarfile
 import threading
@@ -23,6 +24,7 @@ from offline_stack.aws_rules.step_functions import EVENTS_PER_STATE, HISTORY_EVE
 from offline_stack.demo_steps import QUICK_HYPERPARAMETERS, write_demo_data
 from offline_stack.sam_template import PROJECT_ROOT
 from offline_stack.stack import OfflineStack
+from offline_stack.synthetic_images import CLASS_FOLDERS, class_image, encoded_image
 from ops.captured_requests import captured_requests
 from tests.support.artifacts import add_file, broken_package
 
@@ -398,3 +400,49 @@ def test_each_state_writes_the_history_events_the_budget_counts(stack, released)
         assert written == EVENTS_PER_STATE[kind], f"{count} run(s) of a {kind} state wrote {written} events"
     assert {kind for kind, _ in runs} >= {"Task", "Wait", "Choice", "Pass"}
     print(f"\nhistory of a whole release offline: {len(released.history)} events ({HISTORY_EVENT_LIMIT} allowed)")
+
+
+def test_a_candidate_perfect_on_its_test_split_but_wrong_on_the_golden_photos_is_rejected(stack, released):
+    # Given a golden set in the bucket (make upload-golden) that the model has never seen: generated shapes filed
+    # under the next breed's folder, so a model that learnt the shapes names every one wrong, and the real photos
+    # under the first breed
+    rng = random.Random(11)
+    golden = {
+        f"golden/{CLASS_FOLDERS[(index + 1) % 4]}/shape-{index}-{n}.jpg": encoded_image(class_image(index, rng))
+        for index in range(4)
+        for n in range(2)
+    }
+    golden |= {f"golden/{CLASS_FOLDERS[0]}/{path.name}": path.read_bytes() for path in sorted(PHOTOS.iterdir())}
+    golden = {key: body for key, body in golden.items() if key.endswith((".jpg", ".png"))}
+    for key, body in golden.items():
+        stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=body)
+    serving = serving_config(stack)
+    try:
+        # When a good model is trained (its job logs a near-perfect test accuracy on its own test split)
+        execution = stack.pipeline.run({"training": GOOD_TRAINING}, say=quiet)
+    finally:
+        for key in golden:
+            stack.s3.delete_object(Bucket=stack.bucket, Key=key)
+    # Then the gate scored it on the golden photos, through Batch Transform, and refused it there
+    assert (execution.status, execution.error) == ("FAILED", "CandidateRejected"), execution.cause
+    assert "rejected on the golden set: top-1" in execution.cause and "< threshold 0.5000" in execution.cause
+    print(f"\ngate, rejected on the golden set: {execution.cause}")
+    assert {"WaitForGoldenScores", "JudgeOnGoldenSet"} <= set(execution.states)
+    rejected = stack.sagemaker.list_model_packages(
+        ModelPackageGroupName=stack.template.parameters["EndpointName"],
+        ModelApprovalStatus="Rejected",
+        SortBy="CreationTime",
+        SortOrder="Descending",
+    )["ModelPackageSummaryList"][0]
+    recorded = package(stack, rejected["ModelPackageArn"])["CustomerMetadataProperties"]
+    assert float(recorded["test:accuracy"]) >= 0.9, "its own log said it was (nearly) perfect"
+    assert float(recorded["golden:accuracy"]) < 0.5 and recorded["golden:photos"] == str(len(golden))
+    assert "golden:serving_accuracy" in recorded, "the serving model was scored on the same photos"
+    # And the answers are the container's own, one .out per photo, written as the scoring role
+    jobs = stack.sagemaker.list_transform_jobs(NameContains="-golden-")["TransformJobSummaries"]
+    assert {job["TransformJobStatus"] for job in jobs} == {"Completed"} and len(jobs) == 2
+    for job in jobs:
+        answers = stack.s3.list_objects_v2(Bucket=stack.bucket, Prefix=f"golden-scores/{job['TransformJobName']}/")
+        assert len(answers["Contents"]) == len(golden)
+    # And the endpoint still serves the model it served
+    assert serving_config(stack) == serving

@@ -101,11 +101,12 @@ def test_pass_role_is_only_for_the_sagemaker_roles_each_by_its_one_function_and_
             if "iam:PassRole" in _as_list(statement["Action"]):
                 passed[path.stem] = statement["Resource"]
                 assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
-    # training jobs get the training role, models an endpoint role (their kind's): neither function can hand out the
-    # other's
+    # training jobs get the training role, models an endpoint role (their kind's), the golden set's scoring models the
+    # scoring role: no function can hand out another's
     assert passed == {
         "start-training-function": "${SageMakerExecutionRole.Arn}",
         "deploy-endpoint-function": ["${SageMakerEndpointRole.Arn}", "${SageMakerServerlessEndpointRole.Arn}"],
+        "release-gate-function": "${SageMakerGoldenScoringRole.Arn}",
     }
 
 
