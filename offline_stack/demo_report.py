@@ -71,6 +71,21 @@ def write_report(result: DemoResult, job_dir: Path, work_dir: Path) -> None:
             accuracy = "" if trial.valid_accuracy is None else f"{trial.valid_accuracy:.4f}"
             found = trial.feature_cache.split(" ")[0]
             lines.append(f"| `{trial.job_name}` | {rate} | {found} / {trial.job_said} | {loss} | {accuracy} |")
+    lines += ["", "## The starter model on real photos", ""]
+    measured = result.starter_on_photos
+    if measured:
+        lines += [
+            f'The starter model (ImageNet\'s dog breeds and "not a dog", no training here) through its own serving '
+            f"code on `{measured['photos_dir']}`: {measured['known']} photos of breeds it knows, of "
+            f"{measured['photos']} (`make evaluate MODEL=... DATA_DIR=...` for the whole report and plots).",
+            "",
+            '| top-1 | top-5 | expected calibration error | dogs answered "not a dog" |',
+            "|---|---|---|---|",
+            f"| **{measured['top1']:.1%}** | {measured['top5']:.1%} | {measured['ece']:.3f} "
+            f"| {measured['dogs_answered_not_a_dog']:.1%} |",
+        ]
+    else:
+        lines.append("Not measured: no real labelled photos were found (set `SHARED_PHOTOS`; see README).")
     lines += ["", "## Predictions", "", "| image | expected | top prediction | probability |", "|---|---|---|---|"]
     for prediction in result.predictions:
         top = prediction.answer.get("predictions", [{}])[0]

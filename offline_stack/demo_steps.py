@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from offline_stack.stack import OfflineStack
 from offline_stack.synthetic_images import CLASS_FOLDERS, class_image, encoded_image, write_image_folder
 
 PHOTOS = PROJECT_ROOT / "tests" / "data" / "photos"
+# Real labelled dog photos beside the checkout (Oxford-IIIT Pet's dogs, CC BY-SA 4.0, with their licence note);
+# SHARED_PHOTOS names another folder that holds oxford-pets-dogs/. Not part of the repository.
+OXFORD_PHOTOS = Path(os.environ.get("SHARED_PHOTOS", PROJECT_ROOT.parent / "shared" / "photos")) / "oxford-pets-dogs"
 
 
 # Transfer learning as the original course project did it, with real ImageNet weights that work offline: a
@@ -79,6 +83,7 @@ class DemoResult:
     gate: str = ""
     generated_data: bool = True
     trials: list = field(default_factory=list)  # the tuning step's jobs (Trial), extraction first
+    starter_on_photos: dict | None = None  # the starter model on OXFORD_PHOTOS (make evaluate's figures), if there
 
 
 def sample_images(classes: int) -> list[tuple[str, bytes, str, str | None]]:
@@ -257,6 +262,31 @@ def deploy_starter_model(stack: OfflineStack, say=print) -> dict:
     return deployment
 
 
+def starter_on_real_photos(tarball: Path, photos: Path = OXFORD_PHOTOS, say=print) -> dict | None:
+    """The starter model measured on real labelled photos through its own serving code (``make evaluate``'s path):
+    top-1 and top-5 on the photos of the breeds it knows, calibration, dogs answered "not a dog"; None without them."""
+    from ops.evaluate_model import evaluate
+
+    if not photos.is_dir():
+        say(f"      (no real photos at {photos}: set SHARED_PHOTOS to measure the starter model on them)")
+        return None
+    result = evaluate(str(tarball), photos)
+    figures = {
+        "photos_dir": str(photos),
+        "photos": result.photos,
+        "known": result.known,
+        "top1": result.top1,
+        "top5": result.top5,
+        "ece": result.ece,
+        "dogs_answered_not_a_dog": result.dogs_answered_not_a_dog,
+    }
+    say(
+        f"      the starter model on {result.known} real photos of breeds it knows ({photos.name}): "
+        f"top-1 {result.top1:.1%}, top-5 {result.top5:.1%}"
+    )
+    return figures
+
+
 def photo_samples() -> list[tuple[str, bytes, str, str | None]]:
     """The real photos in tests/data/photos (MIT-licensed, see the README there)."""
     shows = {"dog.128.jpg": "a dog", "dog_cat.png": "a dog and a cat", "cat.70.jpg": "a cat"}
@@ -290,6 +320,7 @@ def run_demo(stack: OfflineStack, data_dir: Path | None, hyperparameters: dict, 
         result.predictions.append(Prediction(label, expected, status, answer))
     say("[7/8] the starter model (ImageNet's dog breeds, real weights) on the same endpoint, then real photos")
     deploy_starter_model(stack, say)
+    result.starter_on_photos = starter_on_real_photos(stack.work_dir / "starter-model" / "model.tar.gz", say=say)
     for label, image, content_type, expected in photo_samples():
         status, answer = post_image(api.url, image, content_type, sign=api.sign)
         result.predictions.append(Prediction(label, expected, status, answer))

@@ -1,11 +1,13 @@
-"""Put a stage's golden set in its bucket: the labelled photos every promotion into the stage is re-scored on.
+"""Put a stage's golden set in its bucket: the labelled photos every candidate of the stage is scored on.
 
     python -m ops.upload_golden --stage prod --data-dir ~/golden
 
 ``--data-dir`` is ``<breed folder>/<photo>`` (the training data's folder names, so labels match). The bucket's
 ``golden/`` becomes exactly this folder: photos no longer in it are deleted, so a score always means these photos.
-Keep it apart from the training data (photos the model never trained on) and from the test split the release gate
-reads from the job's log; ``make promote-model`` refuses prod without it (``ops/promote_model.py``).
+Keep it apart from the training data (photos the model never trained on) and from the test split the job logs.
+The pipeline's release gate scores every candidate that passes its test split on it (Batch Transform,
+``dog_breeds/golden_set.py``), and ``make promote-model`` re-scores a promotion on it and refuses prod without it
+(``ops/promote_model.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ops.promote_model import GOLDEN_PREFIX
+from dog_breeds.golden_set import GOLDEN_PREFIX
 from ops.score_model import ScoringError, labelled_photos
 from ops.stack_outputs import stack_outputs
 from ops.stages import add_stage_arguments, read_stage

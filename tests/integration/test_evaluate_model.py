@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,12 +14,12 @@ from starter_model import build_starter_artifact
 
 from breed_classifier.artifact import load_artifact
 from breed_classifier.preprocessing import eval_transform
+from offline_stack.demo_steps import OXFORD_PHOTOS
 from ops.evaluate_model import main
 
 # Beside the checkout, as the brief's workplace keeps them (SHARED_PHOTOS names another place); the same counting is
 # covered without them by tests/unit/test_evaluate_summary.py
-OXFORD = Path(os.environ.get("SHARED_PHOTOS", Path(__file__).resolve().parents[2].parent / "shared" / "photos"))
-OXFORD = OXFORD / "oxford-pets-dogs"
+OXFORD = OXFORD_PHOTOS
 pytestmark = pytest.mark.skipif(not OXFORD.is_dir(), reason=f"the Oxford photos are not at {OXFORD}")
 
 

@@ -15,6 +15,7 @@ from offline_stack.api_client import post_image
 from offline_stack.demo import main as demo_main
 from offline_stack.demo_steps import (
     DEMO_HYPERPARAMETERS,
+    OXFORD_PHOTOS,
     QUICK_HYPERPARAMETERS,
     dataset_samples,
     run_demo,
@@ -91,6 +92,14 @@ def test_the_report_says_what_was_trained_how_it_went_and_that_the_data_was_gene
     assert len(epochs) == len(metrics["history"]) and f"| {metrics['best_epoch']} (best) |" in report
     assert "![training curves](training_curves.svg)" in report and "release gate: approved" in report
     assert "{" not in report.split("## Predictions")[0], "no raw Python dicts"
+    # And it says how the starter model does on real labelled photos, when they are beside the checkout
+    measured = result.starter_on_photos
+    if OXFORD_PHOTOS.is_dir():
+        assert measured and measured["known"] >= 200, measured
+        assert f"| **{measured['top1']:.1%}** | {measured['top5']:.1%} |" in report
+        assert measured["top1"] >= 0.7, "the starter model knows these breeds (80.4 % measured, README)"
+    else:
+        assert measured is None and "Not measured: no real labelled photos" in report
 
 
 def test_a_data_dir_without_train_and_valid_gets_one_line_and_keeps_the_previous_report(tmp_path, capsys):
