@@ -65,7 +65,7 @@ test: setup checkov-venv ## run every offline test (unit, integration, and sam l
 		echo "No Docker engine answers: the sam local invoke tests will skip (the in-process runner covers every event)"; \
 	elif ! $(MAKE) --no-print-directory lambda-image; then \
 		echo "No Lambda base image (pull it, or make lambda-image as root): the sam local invoke tests will skip"; fi
-	$(BIN)/pytest tests/unit tests/integration
+	$(BIN)/pytest --durations=30 tests/unit tests/integration
 
 reliability: setup ## fuzz, nasty images, faults and load against the offline stack: one table (.offline/reliability.json)
 	$(OFFLINE_PATH) $(BIN)/python -m reliability

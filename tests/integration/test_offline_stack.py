@@ -23,6 +23,7 @@ from offline_stack.demo_steps import (
 )
 from offline_stack.stack import OfflineStack
 from offline_stack.synthetic_images import CLASS_FOLDERS, write_image_folder
+from ops.evaluate_model import main as evaluate_main
 from reliability.served_stack import deploy, write_artifact
 from tests.support.training import plotted_series
 
@@ -261,3 +262,24 @@ def test_a_data_dir_without_the_splits_is_refused_before_anything_starts(tmp_pat
     assert main(["--data-dir", str(tmp_path), "--work-dir", str(tmp_path / "work")]) == 2
     assert "needs train/ and valid/" in capsys.readouterr().err
     assert not (tmp_path / "work").exists()
+
+
+def test_make_evaluate_measures_the_demo_trained_model_through_its_serving_code(demo, tmp_path):
+    # Given the model this run trained (its artifact, as the registry recorded it) and held-out images it never saw
+    stack, result, _ = demo
+    bucket, _, key = result.model_artifacts.removeprefix("s3://").partition("/")
+    artifact = tmp_path / "model.tar.gz"
+    stack.s3.download_file(bucket, key, str(artifact))
+    held_out = write_image_folder(tmp_path / "images", {"held-out": 3}, seed=2027) / "held-out"
+    # When make evaluate measures it
+    assert evaluate_main(["--model", str(artifact), "--data-dir", str(held_out), "--output", str(tmp_path / "r")]) == 0
+    # Then the report's figures are the per-photo answers' own, counted again here
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    answers = report["answers"]
+    assert report["photos"] == report["known"] == len(answers) == 3 * len(CLASS_FOLDERS)
+    right = [a["predictions"][0]["breed"] == a["expected"] for a in answers]
+    assert report["top1"] == pytest.approx(sum(right) / len(answers))
+    assert report["top1"] >= 0.75, answers  # the demo model tells its generated breeds apart
+    for plot in ("reliability.png", "confusion.png"):
+        assert (tmp_path / "r" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "top-1" in (tmp_path / "r" / "report.md").read_text()
