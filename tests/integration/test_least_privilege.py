@@ -30,34 +30,11 @@ from offline_stack.sample_events import OFFLINE_BUCKET, SAMPLE_PACKAGES, SAMPLE_
 from offline_stack.training_executor import LocalTrainingExecutor
 from offline_stack.transform_executor import LocalTransformExecutor
 from tests.conftest import ENDPOINT_NAME, TEMPLATE_ROLES, load_event
+from tests.support.least_privilege_exemptions import NOT_EXERCISED_OFFLINE, ROLES_NOT_ENFORCED_OFFLINE
 from tests.support.models import CannedModel
 
 TEMPLATE = SamTemplate.load()
 GOLDEN_PHOTO = "001.Affenpinscher/a.jpg"
-LOGS_AND_TRACES = "written by the Lambda runtime and the X-Ray daemon in AWS; offline the functions log to the terminal"
-AWS_SIDE = (
-    "used by SageMaker itself in AWS (its containers' images, logs and metrics); offline the containers are local"
-)
-NOT_EXERCISED_OFFLINE = {
-    "WriteOwnLogs": LOGS_AND_TRACES,
-    "SendTracesXRayHasNoResourceLevelPermissions": LOGS_AND_TRACES,
-    "EcrAuthorizationTokensHaveNoResourceLevelPermissions": AWS_SIDE,
-    "PullTheAwsPyTorchTrainingAndDebuggerImagesFromAwsAccountsOnly": AWS_SIDE,
-    "PullTheAwsPyTorchInferenceImageFromAwsAccountsOnly": AWS_SIDE,
-    "WriteEndpointLogs": AWS_SIDE,
-    "WriteTransformJobLogs": AWS_SIDE,
-    "ListWhereModelsAre": "SageMaker may list the model's prefix (a missing artifact then reads as missing, not "
-    "forbidden); the offline endpoint fetches the one object",
-    "WriteSageMakerLogs": AWS_SIDE,
-    "PublishSageMakerMetrics": AWS_SIDE,
-    "CreateTheSageMakerAutoScalingServiceLinkedRole": "created once per account by Application Auto Scaling; moto "
-    "has no service-linked roles",
-}
-# moto's Step Functions interpreter runs the pipeline's tasks as the operator; tests/unit/test_state_machine.py
-# holds every task to this role's policy instead.
-ROLES_NOT_ENFORCED_OFFLINE = {"TrainingPipelineRole": "moto's interpreter does not sign as the state machine's role"}
-
-
 def _policy(logical_id: str) -> dict:
     return json.loads((PROJECT_ROOT / "policies" / f"{_policy_name(logical_id)}.json").read_text())
 
