@@ -9,6 +9,10 @@ STAMP := $(VENV)/.installed
 # The real AWS CLI (v1, from PyPI; locks/awscli.txt) in a venv of its own: it pins its own botocore, older than
 # the project's.
 AWS_CLI_VENV := .venv-awscli
+# The shared layer's packages alone (layers/shared/python/requirements.txt) on the Lambda runtime's Python: what the
+# predict function imports at a cold start, measured without the dev venv's extras (tests/unit/test_cold_start_imports.py,
+# make bench's cold-start row).
+LAYER_VENV := .venv-layer
 
 # `sam build` needs python3.12 on PATH; pyenv machines select it beside the dev Python.
 PYENV_312 := $(shell command -v pyenv >/dev/null 2>&1 && pyenv versions --bare 2>/dev/null | grep -m1 -E '^3\.12\.')
@@ -42,12 +46,15 @@ setup: $(STAMP) ## create .venv with the pinned toolchain (idempotent)
 # lacks. requirements-dev.txt says what the dev venv is for; requirements-lock.txt pins all of it (a test checks).
 PIP_LOCKED := -m pip install --quiet --require-hashes -r
 
-$(STAMP): requirements-dev.txt requirements-lock.txt locks/pip.txt locks/awscli.txt
+$(STAMP): requirements-dev.txt requirements-lock.txt locks/pip.txt locks/awscli.txt layers/shared/python/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python $(PIP_LOCKED) locks/pip.txt
 	$(BIN)/python $(PIP_LOCKED) requirements-lock.txt
 	test -f $(AWS_CLI_VENV)/.installed || { rm -rf $(AWS_CLI_VENV) && $(PYTHON) -m venv $(AWS_CLI_VENV) && \
 		$(AWS_CLI_VENV)/bin/python $(PIP_LOCKED) locks/awscli.txt && touch $(AWS_CLI_VENV)/.installed; }
+	if command -v python3.12 >/dev/null; then rm -rf $(LAYER_VENV) && python3.12 -m venv $(LAYER_VENV) && \
+		$(LAYER_VENV)/bin/python $(PIP_LOCKED) layers/shared/python/requirements.txt; \
+	else echo "no python3.12: $(LAYER_VENV) (the layer's packages on Lambda's Python) is not made"; fi
 	touch $@
 
 lock: ## add the index's hashes to every lock file's pins (after changing a pin; needs the package registry)
@@ -79,7 +86,7 @@ plan: setup ## capacity and cost at a peak, and instances vs serverless for a tr
 captured: setup ## what the endpoint was asked and answered, from its data capture (BUCKET=... [ARGS="--limit 50"])
 	$(OFFLINE_PATH) $(BIN)/python -m ops.captured_requests --bucket "$(BUCKET)" $(ARGS)
 
-bench: setup ## the project against course-style baselines: ratios, targets, pass/fail (.offline/bench/bench.md)
+bench: setup build ## the project against course-style baselines: ratios, targets, pass/fail (.offline/bench/bench.md); the cold start as built for Lambda
 	$(OFFLINE_PATH) $(BIN)/python -m benchmarks
 
 # Mutation testing (pytest-gremlins) over the code whose mistakes a caller would feel first, driven by the

@@ -309,13 +309,17 @@ def cold_start(runs: int) -> dict:
 
     As in Lambda when ``make build`` has run: the built layer and function (with their compiled bytecode), the
     runtime's Python (python3.12 when on PATH), and ``LAMBDA_TASK_ROOT`` set, which puts the X-Ray SDK in its
-    Lambda mode. Otherwise the sources and this interpreter, which compile on every run.
+    Lambda mode. Otherwise the sources on ``.venv-layer`` (the runtime's Python with the layer's pinned packages
+    only, made by ``make setup``), never the dev venv: its extras (awscrt, pyOpenSSL) load with botocore and make
+    ``import boto3`` itself slower than in Lambda. A third process is the handler's irreducible floor: ``import
+    boto3`` and the ``sagemaker-runtime`` client it creates at init.
     """
     built = PROJECT_ROOT / ".aws-sam" / "build"
     as_built = (built / "SharedLayer" / "python").is_dir() and (built / "PredictFunction").is_dir()
     layer = built / "SharedLayer" / "python" if as_built else PROJECT_ROOT / "layers" / "shared" / "python"
     handler_dir = built / "PredictFunction" if as_built else PROJECT_ROOT / "functions" / "predict"
-    python = shutil.which("python3.12") if as_built else None
+    layer_venv = PROJECT_ROOT / ".venv-layer" / "bin" / "python"
+    python = shutil.which("python3.12") if as_built else (str(layer_venv) if layer_venv.exists() else None)
     environment = {
         **os.environ,
         "PYTHONPATH": str(layer),
@@ -335,10 +339,15 @@ def cold_start(runs: int) -> dict:
         command = [python or sys.executable, "-c", code]
         return lambda: subprocess.run(command, cwd=handler_dir, env=environment, check=True)
 
-    boto3_only, handler = alternate(process("import boto3"), process("import app"), rounds=runs)
+    client = "import boto3; boto3.client('sagemaker-runtime')"
+    boto3_only, with_client, handler = alternate(
+        process("import boto3"), process(client), process("import app"), rounds=runs
+    )
+    packages = "built layer" if as_built else ".venv-layer" if python else "dev venv"
     return {
-        "as": f"{'built' if as_built else 'source'}, {Path(python or sys.executable).name}",
+        "as": f"{'built' if as_built else 'source'}, {packages}, {Path(python or sys.executable).name}",
         "import_boto3": boto3_only,
+        "boto3_and_client": with_client,
         "import_handler": handler,
     }
 
