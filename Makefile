@@ -53,7 +53,7 @@ $(STAMP): requirements-dev.txt requirements-lock.txt locks/pip.txt locks/awscli.
 	test -f $(AWS_CLI_VENV)/.installed || { rm -rf $(AWS_CLI_VENV) && $(PYTHON) -m venv $(AWS_CLI_VENV) && \
 		$(AWS_CLI_VENV)/bin/python $(PIP_LOCKED) locks/awscli.txt && touch $(AWS_CLI_VENV)/.installed; }
 	if command -v python3.12 >/dev/null; then rm -rf $(LAYER_VENV) && python3.12 -m venv $(LAYER_VENV) && \
-		$(LAYER_VENV)/bin/python $(PIP_LOCKED) layers/shared/python/requirements.txt; \
+		$(LAYER_VENV)/bin/python $(PIP_LOCKED) layers/shared/python/requirements.txt ; \
 	else echo "no python3.12: $(LAYER_VENV) (the layer's packages on Lambda's Python) is not made"; fi
 	touch $@
 
