@@ -304,6 +304,24 @@ def reduced_precision_speed(rounds: int) -> dict:
     }
 
 
+def predict_cold_start_environment(layer: Path, handler_dir: Path) -> dict[str, str]:
+    """What Lambda sets when it imports the predict handler: the layer on the path, ``LAMBDA_TASK_ROOT`` (the X-Ray
+    SDK's Lambda mode), the function's settings, and the role's credentials (without them botocore would ask the
+    instance metadata)."""
+    return {
+        "PYTHONPATH": str(layer),
+        "LAMBDA_TASK_ROOT": str(handler_dir),
+        "AWS_LAMBDA_FUNCTION_NAME": "dog-breed-classifier-predict",
+        "ENDPOINT_NAME": "dog-breed-classifier",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "dog-breed-classifier",
+        "AWS_ACCESS_KEY_ID": "ASIAEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "example",
+        "AWS_SESSION_TOKEN": "example",
+    }
+
+
 def cold_start(runs: int) -> dict:
     """Whole processes: importing the predict handler as Lambda does, against `python -c "import boto3"`.
 
@@ -320,20 +338,7 @@ def cold_start(runs: int) -> dict:
     handler_dir = built / "PredictFunction" if as_built else PROJECT_ROOT / "functions" / "predict"
     layer_venv = PROJECT_ROOT / ".venv-layer" / "bin" / "python"
     python = shutil.which("python3.12") if as_built else (str(layer_venv) if layer_venv.exists() else None)
-    environment = {
-        **os.environ,
-        "PYTHONPATH": str(layer),
-        "LAMBDA_TASK_ROOT": str(handler_dir),
-        "AWS_LAMBDA_FUNCTION_NAME": "dog-breed-classifier-predict",
-        "ENDPOINT_NAME": "dog-breed-classifier",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_SERVICE_NAME": "dog-breed-classifier",
-        # Lambda hands the role's credentials in the environment; without them botocore asks the instance metadata.
-        "AWS_ACCESS_KEY_ID": "ASIAEXAMPLE",
-        "AWS_SECRET_ACCESS_KEY": "example",
-        "AWS_SESSION_TOKEN": "example",
-    }
+    environment = {**os.environ, **predict_cold_start_environment(layer, handler_dir)}
 
     def process(code: str) -> Callable[[], None]:
         command = [python or sys.executable, "-c", code]

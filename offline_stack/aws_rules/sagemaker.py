@@ -125,8 +125,8 @@ def install(emulating_lifecycles, roles_of_this_request=lambda: None) -> None:
     if hasattr(SageMakerResponse, "update_endpoint"):
         return
     _channels_checked_on_create(SageMakerModelBackend, roles_of_this_request)  # wraps moto's own: its signature
-    _unique_training_job_names(SageMakerModelBackend)
-    _unique_transform_job_names(SageMakerModelBackend)
+    _unique_job_names(SageMakerModelBackend, "training")
+    _unique_job_names(SageMakerModelBackend, "transform")
     _endpoint_quota_on_create(SageMakerModelBackend)
     _serverless_rules_on_config(SageMakerModelBackend)
     _record_model_isolation(SageMakerResponse)
@@ -288,36 +288,24 @@ def _record_model_isolation(response_class) -> None:
     response_class.create_model = create_model
 
 
-def _unique_training_job_names(backend_class) -> None:
+def _unique_job_names(backend_class, kind: str) -> None:
+    """``kind`` ``training`` or ``transform``: a second Create<Kind>Job of a name is refused with ``ResourceInUse``."""
     from moto.sagemaker.exceptions import ResourceInUseException
 
-    created = backend_class.create_training_job
+    jobs, operation = f"{kind}_jobs", f"create_{kind}_job"
+    created = getattr(backend_class, operation)
 
-    def create_training_job(self, training_job_name: str, *args, **kwargs):
-        if training_job_name in self.training_jobs:
+    def create_job(self, *args, **kwargs):
+        job_name = kwargs.get(f"{kind}_job_name", args[0] if args else None)
+        if job_name in getattr(self, jobs):
             raise ResourceInUseException(
-                f"Training job names must be unique within an AWS account and region, and a training job with "
-                f"this name already exists (arn:aws:sagemaker:{self.region_name}:{self.account_id}:training-job/"
-                f"{training_job_name.lower()})"
+                f"{kind.capitalize()} job names must be unique within an AWS account and region, and a {kind} job "
+                f"with this name already exists (arn:aws:sagemaker:{self.region_name}:{self.account_id}:{kind}-job/"
+                f"{str(job_name).lower()})"
             )
-        return created(self, training_job_name, *args, **kwargs)
+        return created(self, *args, **kwargs)
 
-    backend_class.create_training_job = create_training_job
-
-
-def _unique_transform_job_names(backend_class) -> None:
-    from moto.sagemaker.exceptions import ResourceInUseException
-
-    created = backend_class.create_transform_job
-
-    def create_transform_job(self, transform_job_name: str, *args, **kwargs):
-        if transform_job_name in self.transform_jobs:
-            raise ResourceInUseException(
-                f"Job name must be unique within an AWS account and region: {transform_job_name}"
-            )
-        return created(self, transform_job_name, *args, **kwargs)
-
-    backend_class.create_transform_job = create_transform_job
+    setattr(backend_class, operation, create_job)
 
 
 def transform_output_key(input_uri: str, object_key: str, output_path: str) -> tuple[str, str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.measure import predict_cold_start_environment
 from offline_stack.sam_template import PROJECT_ROOT
 
 LAYER_PYTHON = PROJECT_ROOT / ".venv-layer" / "bin" / "python"
@@ -68,16 +69,7 @@ def imported_modules() -> list[tuple[str, str]]:
     """(module, the module that imported it) in import order, from ``python -X importtime -c "import app"``."""
     environment = {
         "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(PROJECT_ROOT / "layers" / "shared" / "python"),
-        "LAMBDA_TASK_ROOT": str(HANDLER_DIR),
-        "AWS_LAMBDA_FUNCTION_NAME": "dog-breed-classifier-predict",
-        "ENDPOINT_NAME": "dog-breed-classifier",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_SERVICE_NAME": "dog-breed-classifier",
-        "AWS_ACCESS_KEY_ID": "ASIAEXAMPLE",
-        "AWS_SECRET_ACCESS_KEY": "example",
-        "AWS_SESSION_TOKEN": "example",
+        **predict_cold_start_environment(PROJECT_ROOT / "layers" / "shared" / "python", HANDLER_DIR),
     }
     # importtime lists failed attempts too (botocore tries awscrt, urllib3 pyOpenSSL): sys.modules says what loaded
     script = "import sys, app; print('\\n'.join(sorted(sys.modules)))"
