@@ -183,3 +183,38 @@ def test_a_failed_endpoint_call_logs_its_cause_or_itself():
         error_response(chained, "r", logger)
     causes = [extra["cause"] for _, _, extra in logger.calls]
     assert causes == [repr(ModelFailedError("model said 500")), repr(TimeoutError("read timed out"))]
+
+
+@pytest.mark.parametrize(
+    ("given", "echoed"),
+    [
+        ("checkout-7f3a.retry:2", "checkout-7f3a.retry:2"),
+        ("a" * 128, "a" * 128),
+        ("a" * 129, None),  # too long: dropped, not cut
+        ("two words", None),
+        ("x\r\nSet-Cookie: s=1", None),  # nothing but the id's own characters goes back into a header
+        ("", None),
+    ],
+)
+def test_every_answer_names_its_request_and_echoes_a_well_formed_caller_id(given, echoed):
+    event = {**EVENT, "headers": {**EVENT["headers"], "X-Correlation-Id": given}}
+    answered = answer_api_request(event, Recorder(), Recorder(), lambda request: {"predictions": []})
+
+    def fails(request):
+        raise ThrottledError("slow down")
+
+    refused = answer_api_request(event, Recorder(), Recorder(), fails)
+    for answer in (answered, refused):
+        assert answer["headers"]["X-Request-Id"] == "req-7"
+        assert answer["headers"].get("X-Correlation-Id") == echoed
+    assert json.loads(refused["body"])["request_id"] == "req-7" and "Retry-After" in refused["headers"]
+    # An event that is no HTTP API request at all still gets an answer, with no id to name
+    assert "X-Request-Id" not in answer_api_request("nonsense", Recorder(), Recorder(), fails)["headers"]
+
+
+def test_a_browser_app_on_an_allowed_origin_may_send_its_id_and_read_the_ids_and_retry_after():
+    from offline_stack.sam_template import SamTemplate
+
+    cors = SamTemplate.load().resource("PredictionsApi")["Properties"]["CorsConfiguration"]["Fn::If"][1]
+    assert "x-correlation-id" in cors["AllowHeaders"]
+    assert set(cors["ExposeHeaders"]) == {"x-request-id", "x-correlation-id", "retry-after"}

@@ -8,7 +8,7 @@ from openapi_spec_validator import validate
 
 import dog_breeds
 from dog_breeds.errors import ERROR_TABLE, UNEXPECTED_ERROR
-from dog_breeds.http_api import OPENAPI_ROUTE, answer_document_request
+from dog_breeds.http_api import CORRELATION_ID_PATTERN, OPENAPI_ROUTE, answer_document_request
 from dog_breeds.image_request import ACCEPTED_MEDIA_TYPES
 from dog_breeds.settings import DEFAULT_TOP_K, MAX_TOP_K
 
@@ -30,8 +30,12 @@ def test_every_row_of_the_error_table_is_a_documented_response_with_its_code(row
 
 def test_the_request_bodies_and_top_k_are_the_ones_the_code_accepts():
     assert tuple(PREDICT["requestBody"]["content"]) == ACCEPTED_MEDIA_TYPES
-    (top_k,) = PREDICT["parameters"]
+    top_k, correlation = PREDICT["parameters"]
     assert (top_k["schema"]["maximum"], top_k["schema"]["default"]) == (MAX_TOP_K, DEFAULT_TOP_K)
+    # the caller's id is echoed exactly when it matches the documented pattern
+    assert correlation["schema"]["pattern"] == f"^{CORRELATION_ID_PATTERN.pattern}$" and correlation["in"] == "header"
+    for response in PREDICT["responses"].values():
+        assert set(response["headers"]) >= {"X-Request-Id", "X-Correlation-Id"}
 
 
 def test_the_function_serves_the_document_on_its_route():

@@ -72,6 +72,9 @@ API_SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
+# A caller's own id for a request, echoed on its answer (README, "Calling the API")
+CORRELATION_HEADER = "x-correlation-id"
+CORRELATION_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def answer_document_request(event: object, notice: str = "") -> dict:
@@ -93,18 +96,34 @@ def answer_api_request(
 ) -> dict:
     """Answer ``event`` with ``handle``'s result as JSON, or with the error table's row for what it raised."""
     started, outcome, request_id = time.perf_counter(), "Success", _request_id(event)
+    tracing = _tracing_headers(event, request_id)
     try:
         request = HttpApiRequest.from_event(event)
-        return _json_response(200, handle(request))
+        response = _json_response(200, handle(request))
     except Exception as exc:
         outcome = http_error(exc).code
-        return error_response(exc, request_id, logger)
+        response = error_response(exc, request_id, logger)
     finally:
         if not _METRICS_DISABLED:  # Powertools would still flush every 100 metrics added
             metrics.add_metric(
                 name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
             )
         _count("Requests", "Outcome", outcome)
+    response["headers"] |= tracing
+    return response
+
+
+def _tracing_headers(event: object, request_id: str) -> dict[str, str]:
+    """``X-Request-Id``: API Gateway's id of this request (the body's ``request_id``, and what the logs are keyed by);
+    ``X-Correlation-Id``: the caller's own id, echoed when it is one (1-128 of ``A-Za-z0-9._:-``) and dropped
+    otherwise, so a header can never carry anything else back."""
+    headers = {"X-Request-Id": request_id} if request_id else {}
+    raw = event.get("headers") if isinstance(event, dict) else None
+    if isinstance(raw, dict):
+        given = next((v for k, v in raw.items() if isinstance(k, str) and k.lower() == CORRELATION_HEADER), None)
+        if isinstance(given, str) and CORRELATION_ID_PATTERN.fullmatch(given):
+            headers["X-Correlation-Id"] = given
+    return headers
 
 
 def error_response(exc: Exception, request_id: str, logger: Logger) -> dict:
