@@ -12,6 +12,8 @@ from dog_breeds.errors import (
     EndpointStartingError,
     EndpointTimeoutError,
     EndpointUnavailableError,
+    MalformedRequestError,
+    ModelFailedError,
     ThrottledError,
     http_error,
 )
@@ -77,12 +79,17 @@ def test_without_a_fallback_an_absent_endpoint_is_503():
     assert http_error(raised.value).status == 503
 
 
-def test_a_throttled_call_is_429_with_retry_after_and_no_other_error_has_it():
+def test_every_retryable_answer_says_when_to_retry_and_no_other_has_retry_after():
     answer = error_response(ThrottledError("ThrottlingException"), "req-1", Logger(service="test"))
     assert answer["statusCode"] == 429 and answer["headers"]["Retry-After"] == "1"
     assert json.loads(answer["body"])["error"]["code"] == "Throttled"
     unavailable = error_response(EndpointUnavailableError("x"), "req-2", Logger(service="test"))
-    assert unavailable["statusCode"] == 503 and "Retry-After" not in unavailable["headers"]
+    assert unavailable["statusCode"] == 503 and unavailable["headers"]["Retry-After"] == "30"
+    # a timeout gets the client's backoff, not a Retry-After (RFC 9110 defines it for 503, 429 and redirects)
+    timeout = error_response(EndpointTimeoutError("x"), "req-3", Logger(service="test"))
+    assert timeout["statusCode"] == 504 and "Retry-After" not in timeout["headers"]
+    for refused in (MalformedRequestError("x"), ModelFailedError("x")):
+        assert "Retry-After" not in error_response(refused, "req-4", Logger(service="test"))["headers"]
 
 
 def test_a_serverless_endpoint_that_does_not_answer_in_time_is_starting_503_with_retry_after():

@@ -82,7 +82,12 @@ ERROR_TABLE: dict[type[Exception], ErrorRow] = {
     EndpointStartingError: ErrorRow(
         503, "EndpointStarting", "The model endpoint is starting after an idle period; retry after 20 s.", 20
     ),
-    EndpointUnavailableError: ErrorRow(503, "EndpointUnavailable", "The model endpoint is not available; retry later."),
+    # Not InService, or no instance answers: a failed container is replaced in 17-31 s here (make reliability's fault
+    # rows), so half a minute is when a retry may succeed. 504 gets none: RFC 9110 gives Retry-After a meaning for
+    # 503 and 429 (and redirects) only; a timeout's retry is the client's exponential backoff (README)
+    EndpointUnavailableError: ErrorRow(
+        503, "EndpointUnavailable", "The model endpoint is not available; retry after 30 s.", 30
+    ),
     EndpointTimeoutError: ErrorRow(504, "EndpointTimeout", "The model endpoint did not answer in time."),
 }
 UNEXPECTED_ERROR = ErrorRow(500, "InternalError", "An internal error occurred.")
