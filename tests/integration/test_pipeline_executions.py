@@ -19,6 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from botocore.exceptions import ClientError
 
 from offline_stack.aws_rules.step_functions import EVENTS_PER_STATE, HISTORY_EVENT_LIMIT, events_by_state_type
 from offline_stack.demo_steps import QUICK_HYPERPARAMETERS, write_demo_data
@@ -446,3 +447,17 @@ def test_a_candidate_perfect_on_its_test_split_but_wrong_on_the_golden_photos_is
         assert len(answers["Contents"]) == len(golden)
     # And the endpoint still serves the model it served
     assert serving_config(stack) == serving
+
+
+def test_no_principal_but_the_scoring_role_can_write_answers_the_gate_reads(stack):
+    # Forged answers under golden-scores/ would let a weak candidate pass: the bucket policy refuses every writer but
+    # Batch Transform's role, the operator (the account itself) included, and the training jobs' role
+    forged = b'{"predictions": [{"breed": "Affenpinscher", "class_index": 0, "probability": 1.0}]}'
+    training = stack.control_plane.client_as(stack.roles.by_logical_id["SageMakerExecutionRole"], "s3")
+    for writer in (stack.s3, training):
+        with pytest.raises(ClientError, match="AccessDenied"):
+            writer.put_object(
+                Bucket=stack.bucket, Key="golden-scores/dog-breeds-golden-x-y/001.A/a.jpg.out", Body=forged
+            )
+    scoring = stack.control_plane.client_as(stack.roles.by_logical_id["SageMakerGoldenScoringRole"], "s3")
+    scoring.put_object(Bucket=stack.bucket, Key="golden-scores/dog-breeds-golden-x-y/001.A/a.jpg.out", Body=forged)
