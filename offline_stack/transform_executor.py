@@ -12,13 +12,13 @@ between objects.
 
 from __future__ import annotations
 
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from offline_stack.aws_rules.sagemaker import transform_output_key
 from offline_stack.container_processes import ContainerModel, ContainerProcess
+from offline_stack.local_endpoints import LocalEndpoints
 
 LogLine = Callable[[str], None]
 
@@ -38,7 +38,9 @@ class LocalTransformExecutor:
         job = self.sagemaker.describe_transform_job(TransformJobName=job_name)
         model = self.sagemaker.describe_model(ModelName=job["ModelName"])
         s3 = self.s3_as(model["ExecutionRoleArn"]) if self.s3_as else self.s3
-        model_dir = self._unpack(s3, model["PrimaryContainer"]["ModelDataUrl"], self.work_dir / job_name / "model")
+        model_dir = LocalEndpoints._unpack(
+            s3, model["PrimaryContainer"]["ModelDataUrl"], self.work_dir / job_name / "model"
+        )
         input_uri = job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
         output = job["TransformOutput"]
         bucket = input_uri.removeprefix("s3://").partition("/")[0]
@@ -76,13 +78,3 @@ class LocalTransformExecutor:
     def write_answer(s3, input_uri: str, key: str, output_path: str, answer: bytes, content_type: str) -> None:
         out_bucket, out_key = transform_output_key(input_uri, key, output_path)
         s3.put_object(Bucket=out_bucket, Key=out_key, Body=answer, ContentType=content_type)
-
-    @staticmethod
-    def _unpack(s3, uri: str, target: Path) -> Path:
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        target.mkdir(parents=True, exist_ok=True)
-        archive = target.with_suffix(".tar.gz")
-        s3.download_file(bucket, key, str(archive))
-        with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
-        return target

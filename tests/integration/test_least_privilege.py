@@ -35,6 +35,8 @@ from tests.support.models import CannedModel
 
 TEMPLATE = SamTemplate.load()
 GOLDEN_PHOTO = "001.Affenpinscher/a.jpg"
+
+
 def _policy(logical_id: str) -> dict:
     return json.loads((PROJECT_ROOT / "policies" / f"{_policy_name(logical_id)}.json").read_text())
 
@@ -168,7 +170,7 @@ def run_as_golden_scoring(control_plane, roles: Roles, tmp_path) -> None:
     operator = control_plane.client("s3")
     key = f"models/sha256/{'d' * 64}/model.tar.gz"
     put_once(operator, OFFLINE_BUCKET, key, _tarball("model.pt"), "application/gzip")
-    LocalTransformExecutor._unpack(s3, f"s3://{OFFLINE_BUCKET}/{key}", tmp_path / "scored-model")
+    LocalEndpoints._unpack(s3, f"s3://{OFFLINE_BUCKET}/{key}", tmp_path / "scored-model")
     operator.put_object(Bucket=OFFLINE_BUCKET, Key=f"golden/{GOLDEN_PHOTO}", Body=b"jpeg")
     golden = f"s3://{OFFLINE_BUCKET}/golden/"
     [photo] = LocalTransformExecutor.input_keys(s3, golden)

@@ -31,6 +31,7 @@ from dog_breeds import golden_set
 from dog_breeds.aws_names import MODEL_PACKAGE_ARN, TRAINING_JOB_NAME, tags
 from dog_breeds.container_images import INFERENCE_IMAGE, image_uri
 from dog_breeds.control_events import from_event, read_event, text_matching
+from dog_breeds.deploy_endpoint import INFERENCE_PROGRAM
 from dog_breeds.errors import InvalidEventError, TrainingNotCompleteError
 from dog_breeds.golden_set import GoldenPhotos, GoldenScore
 from dog_breeds.model_store import StoredModel
@@ -159,7 +160,7 @@ def judge_candidate(
         }
     )
     if decision == APPROVED and golden is not None and photos is not None and photos.keys:
-        return judge_on_golden_set(sagemaker, package_arn, settings, gate, golden)
+        return judge_on_golden_set(sagemaker, package_arn, settings, gate, golden, photos)
     sagemaker.update_model_package(package_arn, ModelApprovalStatus=decision, ApprovalDescription=reason[:1024])
     return {
         "decision": decision,
@@ -172,17 +173,23 @@ def judge_candidate(
 
 
 def judge_on_golden_set(
-    sagemaker: ModelRegistry, package_arn: str, settings: ControlPlaneSettings, gate: GateSettings, golden: GoldenSet
+    sagemaker: ModelRegistry,
+    package_arn: str,
+    settings: ControlPlaneSettings,
+    gate: GateSettings,
+    golden: GoldenSet,
+    photos: GoldenPhotos | None = None,
 ) -> dict:
     """Score the pending candidate ``package_arn`` and the serving model on the golden set (starting the Batch
-    Transform jobs that are not there yet); while one runs, ``SCORING``; then approve or reject on the answers."""
+    Transform jobs that are not there yet); while one runs, ``SCORING``; then approve or reject on the answers.
+    ``photos``: the set as the caller listed it in this invocation (listed here otherwise)."""
     package = sagemaker.describe_model_package(package_arn)
     if package is None or package.get("ModelPackageGroupName") != settings.endpoint_name:
         raise InvalidEventError(f"{package_arn} is not a package version of the {settings.endpoint_name} group")
     properties = dict(package.get("CustomerMetadataProperties") or {})
     if package.get("ModelApprovalStatus") != PENDING:  # decided already (a retried poll): say what was decided
         return _answer(package["ModelApprovalStatus"], package.get("ApprovalDescription", ""), package_arn, properties)
-    photos = GoldenPhotos.from_listing(golden.listing())
+    photos = photos or GoldenPhotos.from_listing(golden.listing())
     if not photos.keys or len(photos.keys) > golden_set.MAX_GOLDEN_PHOTOS:
         found = f"{len(photos.keys)} photos" if photos.keys else "no photos"
         reason = (
@@ -257,7 +264,7 @@ def _scoring_job(
                     "Image": image_uri(INFERENCE_IMAGE, settings.region),
                     "ModelDataUrl": model_data_url,
                     "Environment": {
-                        "SAGEMAKER_PROGRAM": "inference.py",
+                        "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
                         "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
                         "SAGEMAKER_REGION": settings.region,
                     },
