@@ -1,7 +1,7 @@
 """The AWS control plane on loopback: moto in server mode, reached by boto3 through AWS_ENDPOINT_URL.
 
 moto 5 completes training jobs and puts endpoints InService at once; the offline stack runs the real
-training and serving itself (see README, "What the demo runs, and what is real"). moto also lacks
+training and serving itself (see docs/offline-stack.md, "What the demo runs, and what is real"). moto also lacks
 ``UpdateEndpoint`` and several of SageMaker's refusals: ``aws_rules.sagemaker`` adds them (the endpoint moves
 to the new config as SageMaker's does once the new fleet is InService; a Failed endpoint cannot be updated;
 instances count against a quota), so the deploy function's paths run offline as they would in AWS.
@@ -23,6 +23,7 @@ import threading
 import traceback
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable
 
 import boto3
@@ -138,9 +139,36 @@ class ControlPlane:
             request = Request(environ)
             name = urllib.parse.unquote(path[len(_INVOCATIONS_PREFIX) : -len(_INVOCATIONS_SUFFIX)]).split(":")
             function_name = name[6] if len(name) >= 7 else name[-1]  # an ARN, a partial ARN or a name
+            refusal = self._refused_invocation(request, function_name, name[7] if len(name) >= 8 else None)
+            if refusal is not None:
+                return refusal(environ, start_response)
             return self._invoke(function_name, request.get_data())(environ, start_response)
 
         return application
+
+    def _refused_invocation(self, request: Request, function_name: str, qualifier: str | None) -> Response | None:
+        """A signed Invoke is held to its role's policy like every other request (the state machine's tasks
+        are): ``lambda:InvokeFunction`` on the function's ARN, qualified when the request names a version or
+        alias. None: allowed (or the operator's)."""
+        if self.roles is None:
+            return None
+        qualifier = qualifier or request.args.get("Qualifier")
+        region = iam_rules.credential_scope(request.headers).split("/")[2:3] or [PSEUDO_PARAMETERS["AWS::Region"]]
+        arn = f"arn:aws:lambda:{region[0]}:{PSEUDO_PARAMETERS['AWS::AccountId']}:function:{function_name}"
+        permission = iam_rules.Permission("lambda:InvokeFunction", f"{arn}:{qualifier}" if qualifier else arn)
+        raw_path = request.environ.get("RAW_URI") or request.full_path.rstrip("?")
+        try:
+            self.roles.authorize(request.method, raw_path, request.headers, request.get_data(), lambda: [permission])
+        except iam_rules.AccessDenied as denied:
+            kind = "AccessDeniedException" if denied.permission else "InvalidSignatureException"
+            return Response(
+                json.dumps({"Type": "User", "Message": str(denied)}),
+                403,
+                # Lambda names every answer's request; moto's interpreter reads it from a refusal
+                headers={"x-amzn-ErrorType": kind, "x-amzn-RequestId": str(uuid.uuid4())},
+                content_type="application/json",
+            )
+        return None
 
     def _invoke(self, function_name: str, payload: bytes) -> Response:
         if self._functions is None:

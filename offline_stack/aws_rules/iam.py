@@ -211,7 +211,7 @@ class Role:
     policy: Policy
     access_key_id: str
     secret_access_key: str
-    session_token: str
+    session_token: str | None  # None: the state machine's (its interpreter signs without one)
     boundary: Policy | None = None  # the role's permissions boundary, when it has one
 
     def allows(self, permission: Permission) -> bool:
@@ -228,7 +228,7 @@ class Role:
         return {
             "AWS_ACCESS_KEY_ID": self.access_key_id,
             "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
-            "AWS_SESSION_TOKEN": self.session_token,
+            **({"AWS_SESSION_TOKEN": self.session_token} if self.session_token else {}),
         }
 
     def session(self, region: str):
@@ -241,6 +241,13 @@ class Role:
             region_name=region,
         )
 
+
+# A state machine's tasks call AWS as the state machine's role. Source: Step Functions API reference,
+# CreateStateMachine, ``roleArn``: "The Amazon Resource Name (ARN) of the IAM role to use for this state machine."
+# (https://docs.aws.amazon.com/step-functions/latest/apireference/API_CreateStateMachine.html). Offline, moto's
+# interpreter signs every task's request with this fixed key (moto.stepfunctions.parser: ``boto_client_for``),
+# so the control plane holds requests signed with it to the state machine's role.
+STATE_MACHINE_INTERPRETER_KEY = ("ak", "sk")
 
 BAD_SIGNATURE = (
     "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access "
@@ -271,6 +278,12 @@ class Roles:
         ``overrides`` replaces a role's policy documents (by logical id): how a test removes one statement.
         ``boundary``: the permissions boundary each role carries (the template's ``PermissionsBoundaryArn``)."""
         roles = []
+        state_machine_roles = {
+            resource["Properties"]["Role"]["Fn::GetAtt"][0]
+            for resource in template.resources.values()
+            if resource["Type"] in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine")
+            and isinstance(resource["Properties"].get("Role"), dict)
+        }
         for logical_id, resource in template.resources.items():
             if resource["Type"] != "AWS::IAM::Role":
                 continue
@@ -278,17 +291,10 @@ class Roles:
             if overrides and logical_id in overrides:
                 documents = [template.resolve(overrides[logical_id])]
             digest = hashlib.sha256(logical_id.encode()).hexdigest()[:12].upper()
-            roles.append(
-                Role(
-                    logical_id,
-                    template.arn(logical_id),
-                    Policy(documents),
-                    access_key_id=f"ASIAOFFLINE{digest}"[:20],
-                    secret_access_key=secrets.token_urlsafe(30),
-                    session_token=secrets.token_urlsafe(60),
-                    boundary=boundary,
-                )
-            )
+            key, secret, token = f"ASIAOFFLINE{digest}"[:20], secrets.token_urlsafe(30), secrets.token_urlsafe(60)
+            if logical_id in state_machine_roles:  # moto's interpreter signs every task with its own fixed key
+                key, secret, token = (*STATE_MACHINE_INTERPRETER_KEY, None)
+            roles.append(Role(logical_id, template.arn(logical_id), Policy(documents), key, secret, token, boundary))
         return cls(roles)
 
     @staticmethod

@@ -15,11 +15,12 @@ import json
 import re
 import tarfile
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from dog_breeds.adapters.s3_objects import put_once
-from offline_stack.aws_rules.iam import Roles, invoke_endpoint_authorizer
+from offline_stack.aws_rules.iam import STATE_MACHINE_INTERPRETER_KEY, Roles, invoke_endpoint_authorizer
 from offline_stack.control_plane import sagemaker_state
 from offline_stack.data_capture import DataCapture
 from offline_stack.endpoint_server import EndpointServer
@@ -182,6 +183,43 @@ def run_as_golden_scoring(control_plane, roles: Roles, tmp_path) -> None:
         s3.get_object(Bucket=OFFLINE_BUCKET, Key="data/train/a/1.jpg")
 
 
+def run_as_state_machine(control_plane, roles: Roles) -> None:
+    """Every task of the pipeline's definition, called as moto's interpreter calls it: its own client, signed with
+    its fixed key, which the control plane holds to the state machine's role (aws_rules/iam.py). Each Lambda task's
+    function is invoked; each SageMaker task describes the names an execution passes (a training job the start
+    function named, the stack's endpoint and its serverless twin). tests/integration/test_pipeline_executions.py
+    runs the interpreter itself as the same role through every branch."""
+    region = TEMPLATE.resolve({"Ref": "AWS::Region"})
+    key, secret = STATE_MACHINE_INTERPRETER_KEY
+    session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name=region)
+    lambda_client = session.client("lambda", endpoint_url=control_plane.url)
+    sagemaker = session.client("sagemaker", endpoint_url=control_plane.url)
+    definition = json.loads(TEMPLATE.state_machine_definition("TrainingPipeline"))
+    invoked: list[str] = []
+    control_plane.serve_functions(lambda name, event: invoked.append(name) or {})
+    try:
+        for state in definition["States"].values():
+            if state["Type"] != "Task":
+                continue
+            api = state["Resource"].rsplit(":", 1)[-1]
+            if api == "invoke":
+                lambda_client.invoke(FunctionName=state["Parameters"]["FunctionName"], Payload=b"{}")
+            elif api == "describeTrainingJob":
+                sagemaker.describe_training_job(TrainingJobName=SAMPLE_TRAINING_JOB)
+            elif api == "describeEndpoint":
+                for name in (ENDPOINT_NAME, f"{ENDPOINT_NAME}-serverless"):
+                    try:
+                        sagemaker.describe_endpoint(EndpointName=name)
+                    except ClientError as error:  # authorized, then not found: allowed
+                        if error.response["Error"]["Code"] != "ValidationException":
+                            raise
+            else:
+                raise AssertionError(f"a task this scenario does not make: {state['Resource']}")
+    finally:
+        control_plane.serve_functions(None)
+    assert len(invoked) == sum(1 for s in definition["States"].values() if s.get("Resource", "").endswith(":invoke"))
+
+
 def predict(control_plane, roles: Roles) -> None:
     with EndpointServer() as server:
         server.serve(ENDPOINT_NAME, CannedModel())
@@ -286,6 +324,7 @@ SCENARIOS = {
     "SageMakerEndpointRole": run_as_endpoint,
     "SageMakerServerlessEndpointRole": run_as_serverless_endpoint,
     "SageMakerGoldenScoringRole": run_as_golden_scoring,
+    "TrainingPipelineRole": run_as_state_machine,
 }
 
 

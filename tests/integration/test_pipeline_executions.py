@@ -7,6 +7,7 @@ real local training and model containers progress. Nothing here is stubbed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -21,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.exceptions import ClientError
 
+from offline_stack.aws_rules.iam import Policy, Roles
 from offline_stack.aws_rules.step_functions import EVENTS_PER_STATE, HISTORY_EVENT_LIMIT, events_by_state_type
 from offline_stack.demo_steps import QUICK_HYPERPARAMETERS, write_demo_data
 from offline_stack.sam_template import PROJECT_ROOT
@@ -216,6 +218,29 @@ def test_a_channel_with_nothing_the_role_can_list_is_refused_when_the_job_is_cre
     assert (execution.status, execution.error) == ("FAILED", "AwsRequestRefusedError")
     assert "No S3 objects found under S3 URL" in execution.cause and data_prefix in execution.cause
     assert "s3:ListBucket" in execution.cause
+    assert "WaitForTraining" not in execution.states
+
+
+def test_the_interpreter_calls_as_the_state_machines_role_and_meets_its_refusals(stack):
+    # Step Functions calls each task as the state machine's role; offline, the control plane holds the
+    # interpreter's signed requests to that role's policy, so a statement missing from it fails the execution
+    # as it would in AWS (every other execution here runs as the role with its whole policy)
+    policy = json.loads((PROJECT_ROOT / "policies" / "pipeline-state-machine.json").read_text())
+    policy["Statement"] = [s for s in policy["Statement"] if s["Sid"] != "InvokeThePipelineFunctions"]
+    held = [
+        dataclasses.replace(role, policy=Policy([stack.template.resolve(policy)]))
+        if role.logical_id == "TrainingPipelineRole"
+        else role
+        for role in stack.roles.by_key.values()
+    ]
+    stack.control_plane.enforce_roles(Roles(held))
+    try:
+        execution = stack.pipeline.run({"training": GOOD_TRAINING}, say=quiet, timeout_seconds=120)
+    finally:
+        stack.control_plane.enforce_roles(stack.roles)
+    assert (execution.status, execution.states[-1]) == ("FAILED", "PipelineFailed"), execution.states
+    assert "TrainingPipelineRole" in execution.cause and "lambda:InvokeFunction" in execution.cause, execution.cause
+    assert "AccessDenied" in f"{execution.error} {execution.cause}"
     assert "WaitForTraining" not in execution.states
 
 

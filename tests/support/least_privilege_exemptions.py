@@ -21,9 +21,11 @@ NOT_EXERCISED_OFFLINE = {
     "forbidden); the offline endpoint fetches the one object",
     "WriteSageMakerLogs": AWS_SIDE,
     "PublishSageMakerMetrics": AWS_SIDE,
+    "DeliverExecutionLogsHasNoResourceLevelPermissions": "used by Step Functions itself when it sets up the "
+    "execution log's delivery (a state machine with a LoggingConfiguration); moto's interpreter writes no log",
     "CreateTheSageMakerAutoScalingServiceLinkedRole": "created once per account by Application Auto Scaling; moto "
     "has no service-linked roles",
 }
-# moto's Step Functions interpreter runs the pipeline's tasks as the operator; tests/unit/test_state_machine.py
-# holds every task to this role's policy instead.
-ROLES_NOT_ENFORCED_OFFLINE = {"TrainingPipelineRole": "moto's interpreter does not sign as the state machine's role"}
+# Every role has an enforced scenario: the state machine's too, since the control plane holds the interpreter's
+# signed task requests to its policy (aws_rules/iam.py, STATE_MACHINE_INTERPRETER_KEY).
+ROLES_NOT_ENFORCED_OFFLINE: dict[str, str] = {}

@@ -1,4 +1,5 @@
-"""Negative probes for the application roles' policies (policies/*.json): the nearest requests a mistake would admit.
+"""Negative probes for every policy in policies/ (the application roles' and, for each identity set, the release
+pipeline's): the nearest requests a mistake would admit.
 
 For every statement, from its own Resource and Condition: the same action on a sibling of each resource (another
 prefix of the bucket, another object of the same type whose name shares the prefix, another bucket, Region or
@@ -29,6 +30,7 @@ PINNED = PROJECT_ROOT / "tests" / "unit" / "policy_probes.json"
 ACCOUNT, OTHER_ACCOUNT = "123456789012", "210987654321"
 REGION, OTHER_REGION = "us-east-1", "eu-west-3"
 OTHER = "zz-other"
+PIPELINE_REPOSITORY = "octo-org/dog-breeds"  # the repository the pipeline's roles trust, in the offline rendering
 # Statements whose Resource is "*" with no condition have nothing narrower to probe: AWS offers no resource-level
 # permission for their actions (the Sid says so). Their exact shape is pinned instead (test_policy_narrowness.py).
 _ARN = re.compile(r"(arn:[^:]+:[^:]+:[^:]*:[^:]*:)(.*)")
@@ -41,6 +43,38 @@ def policy_files() -> list[Path]:
 def rendered(path: Path, template: SamTemplate | None = None) -> dict:
     """The policy as deployed offline: the template's parameters, names and ARNs substituted."""
     return json.loads((template or SamTemplate.load()).substitute(path.read_text()))
+
+
+def pipeline_documents() -> dict[str, dict]:
+    """policies/pipeline/*.json as each identity set's bootstrap stack deploys them (``ops.bootstrap.render``):
+    ``pipeline/<file>@<set>`` -> the document with that set's scope, bucket and role names."""
+    from ops.bootstrap import IDENTITY_SETS, render
+
+    documents = {}
+    for identity_set in IDENTITY_SETS:
+        identities = render(identity_set, PIPELINE_REPOSITORY)
+        documents[f"pipeline/pipeline-execution.json@{identity_set}"] = identities.pipeline_policy
+        documents[f"pipeline/cloudformation-execution.json@{identity_set}"] = identities.cloudformation_policy
+        documents[f"pipeline/permissions-boundary.json@{identity_set}"] = identities.boundary_policy
+        if identities.registry_reader is not None:
+            documents[f"pipeline/registry-reader.json@{identity_set}"] = identities.registry_reader.pipeline_policy
+    return documents
+
+
+BUCKET_POLICY = "template.yaml:ArtifactsBucketPolicy"
+
+
+def documents(template: SamTemplate | None = None) -> dict[str, dict]:
+    """Every policy in policies/ as deployed offline: the application roles' (by file name) and the pipeline's
+    (by file and identity set); and the artifacts bucket's, inline in template.yaml (its Denies hold every
+    principal, so they are probed as an identity policy's Denies are)."""
+    template = template or SamTemplate.load()
+    bucket = template.resolve(template.resources["ArtifactsBucketPolicy"]["Properties"]["PolicyDocument"])
+    return (
+        {path.name: rendered(path, template) for path in policy_files()}
+        | pipeline_documents()
+        | {BUCKET_POLICY: bucket}
+    )
 
 
 def as_list(value) -> list:
@@ -76,6 +110,9 @@ def resource_neighbours(pattern: str) -> list[str]:
         found.append(head + literal[:-1] + OTHER + tail)  # a sibling prefix that shares the name's start
     if literal and literal[-1] not in "/:-":
         found.append(head + literal + OTHER + tail)  # a longer name that starts with this one
+    segments = concrete(rest).split("/")
+    for index in range(len(segments)):  # every level, those after a wildcard too: another name there
+        found.append(head + "/".join([*segments[:index], OTHER, *segments[index + 1 :]]))
     if head == "arn:aws:s3:::":
         bucket, _, key = concrete(rest).partition("/")
         found.append(f"{head}{OTHER}-bucket" + (f"/{key}" if key else ""))
@@ -107,7 +144,10 @@ def satisfying(condition: dict) -> dict:
 def _meeting(operator: str, expected: list) -> str | None:
     if operator == "Null":
         return None if str(expected[0]).lower() == "true" else "present"
-    if operator.startswith(("StringNot", "ArnNot")):
+    if operator.startswith("ArnNot"):  # the nearest ARN it leaves out: a sibling of the first it names
+        head, slash, _ = str(expected[0]).rpartition("/")
+        return f"{head}/{OTHER}" if slash else OTHER
+    if operator.startswith("StringNot"):
         return OTHER
     if operator == "Bool":
         return str(expected[0]).lower()
@@ -143,8 +183,45 @@ def violating(condition: dict) -> Iterator[tuple[str, dict]]:
                 yield key, absent
 
 
-def statement_probes(statement: dict, policy: Policy) -> list[dict]:
-    """The statement's probes that ``policy`` (its whole policy) denies today."""
+ALLOW_ALL = {"Effect": "Allow", "Action": "*", "Resource": "*"}
+
+
+def denies(document: dict, permission: Permission) -> bool:
+    """A Deny of ``document`` refuses the request, whatever else would allow it."""
+    return not Policy([{"Statement": [*document["Statement"], ALLOW_ALL]}]).allows(permission)
+
+
+def deny_probes(statement: dict, document: dict) -> list[dict]:
+    """A Deny's two kinds of probe: what it must keep refusing (each action on its own resource, its conditions met,
+    by the nearest principal its exception leaves out), and what it must not reach (the resource's neighbours, and
+    its own resource with a condition not met): a narrowed Resource or widened exception lets a refused one through;
+    a widened Resource or a dropped Condition refuses one it must not."""
+    actions = [action for action in as_list(statement["Action"]) if "*" not in action]
+    service = as_list(statement["Action"])[0].split(":")[0]
+    actions = actions or [f"{service}:{name}" for name in ("GetObject", "PutObject")]  # ``s3:*``: a read, a write
+    condition = statement.get("Condition", {})
+    met = satisfying(condition)
+    probes = []
+    resources = as_list(statement.get("Resource", "*"))
+    for pattern in resources:
+        for action in actions:
+            own = Permission(action, pattern.replace("*", OTHER), met)
+            if denies(document, own):
+                probes.append({"action": action, "resource": own.resource, "context": met, "probes": "refused"})
+        for neighbour in resource_neighbours(pattern):
+            if not denies(document, Permission(actions[0], neighbour, met)):
+                probes.append({"action": actions[0], "resource": neighbour, "context": met, "probes": "resource"})
+    for key, context in violating(condition):
+        target = resources[0].replace("*", OTHER)
+        if not denies(document, Permission(actions[0], target, context)):
+            probes.append({"action": actions[0], "resource": target, "context": context, "probes": f"condition {key}"})
+    return [_jsonable(probe) for probe in probes]
+
+
+def statement_probes(statement: dict, policy: Policy, document: dict | None = None) -> list[dict]:
+    """The statement's probes that ``policy`` (its whole policy) denies today; a Deny's from ``deny_probes``."""
+    if statement["Effect"] != "Allow":
+        return deny_probes(statement, document or {"Statement": policy.statements})
     actions = [action for action in as_list(statement["Action"]) if "*" not in action]
     resources = [resource for resource in as_list(statement.get("Resource", "*")) if resource != "*"]
     condition = statement.get("Condition", {})
@@ -182,15 +259,13 @@ def permission_of(probe: dict) -> Permission:
 
 def all_probes(template: SamTemplate | None = None) -> dict[str, dict[str, list[dict]]]:
     """{policy file: {Sid: [probe, ...]}} for every statement that has any."""
-    template = template or SamTemplate.load()
     found: dict[str, dict[str, list[dict]]] = {}
-    for path in policy_files():
-        document = rendered(path, template)
+    for name, document in documents(template).items():
         policy = Policy([document])
         for statement in document["Statement"]:
-            probes = statement_probes(statement, policy)
+            probes = statement_probes(statement, policy, document)
             if probes:
-                found.setdefault(path.name, {})[statement["Sid"]] = probes
+                found.setdefault(name, {})[statement["Sid"]] = probes
     return found
 
 

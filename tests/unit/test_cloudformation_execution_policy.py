@@ -20,7 +20,7 @@ from parliament import analyze_policy_string
 from offline_stack.aws_rules.iam import Permission, Policy, Role
 from offline_stack.sam_template import PROJECT_ROOT, PSEUDO_PARAMETERS, SamTemplate
 from ops.bootstrap import IDENTITY_SETS, render
-from ops.stages import feature_stack
+from ops.stages import feature_stack, read_stage
 
 PATH = PROJECT_ROOT / "policies" / "pipeline" / "cloudformation-execution.json"
 TEMPLATE = SamTemplate.load()
@@ -34,6 +34,17 @@ STACKS = {
     "testing": "dog-breed-classifier-testing",
     "prod": "dog-breed-classifier-prod",
     "feature": feature_stack("feature/better-crop")[0],
+}
+# The names each stack is deployed with (samconfig.toml's parameter_overrides; a feature branch's own)
+STACK_NAMES = {
+    "testing": read_stage("testing").parameter_overrides,
+    "prod": read_stage("prod").parameter_overrides,
+    "feature": feature_stack("feature/better-crop")[1],
+}
+
+SCALING_REQUEST_KEYS = {
+    "application-autoscaling:service-namespace": "sagemaker",
+    "application-autoscaling:scalable-dimension": "sagemaker:variant:DesiredInstanceCount",
 }
 
 # What CloudFormation calls for each resource type of the template, once SAM has transformed it
@@ -271,6 +282,17 @@ def test_the_exploit_a_feature_branch_creating_an_admin_role_is_refused():
         Permission("s3:GetObject", f"arn:aws:s3:::{STACKS['testing']}-artifactsbucket-1x2y3z/data/x.jpg"),
         Permission("lambda:UpdateFunctionCode", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACKS['prod']}-predict"),
         Permission("ec2:RunInstances", "*"),
+        # another stage's resources, by the actions the application's roles use (the boundary allowed these on
+        # "*" until the narrowness probes covered it)
+        Permission("sagemaker:DeleteEndpoint", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{STACKS['prod']}"),
+        Permission("sagemaker:InvokeEndpoint", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{STACKS['prod']}"),
+        Permission("lambda:InvokeFunction", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACKS['prod']}-predict"),
+        Permission("cloudwatch:DeleteAlarms", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{STACKS['prod']}-errors"),
+        Permission(
+            "ecr:BatchGetImage",
+            f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/private-images",
+            {"aws:ResourceAccount": ACCOUNT},  # the account that owns the repository
+        ),
     ]
     for permission in escalations:
         assert admin.allows(permission)  # what the unbounded role would have had
@@ -286,7 +308,9 @@ def test_the_boundary_leaves_every_statement_of_the_applications_roles_in_force(
 
     stack = STACKS[identity_set]
     monkeypatch.setitem(sam_template.PSEUDO_PARAMETERS, "AWS::StackName", stack)
-    template = SamTemplate.load(overrides={"EndpointName": stack})
+    names = {name: STACK_NAMES[identity_set][name] for name in ("EndpointName", "JobNamePrefix")}
+    assert all(value.startswith(IDENTITIES[identity_set].scope) for value in names.values()), names
+    template = SamTemplate.load(overrides=names)
     boundary = BOUNDARIES[identity_set]
     checked = 0
     for logical_id, resource in template.resources.items():
@@ -294,7 +318,9 @@ def test_the_boundary_leaves_every_statement_of_the_applications_roles_in_force(
             continue
         for policy in resource["Properties"].get("Policies", []):
             for statement in template.resolve(policy["PolicyDocument"])["Statement"]:
-                context = {
+                # what every request of the action carries (a scaling request its namespace: aws_rules/iam.py),
+                # and the statement's own condition keys met
+                context = SCALING_REQUEST_KEYS | {
                     key: _as_list(values)[0]
                     for operator, keys in statement.get("Condition", {}).items()
                     for key, values in keys.items()

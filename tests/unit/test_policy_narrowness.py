@@ -21,15 +21,15 @@ from tests.support.policy_probes import (
     PINNED,
     all_probes,
     as_list,
+    denies,
+    documents,
     permission_of,
-    policy_files,
-    rendered,
     split_resource,
 )
 
 TEMPLATE = SamTemplate.load()
 PROBES = json.loads(PINNED.read_text())
-DOCUMENTS = {path.name: rendered(path, TEMPLATE) for path in policy_files()}
+DOCUMENTS = documents(TEMPLATE)
 # Statements with nothing narrower to probe: Resource "*" and no condition, because AWS has no resource-level
 # permission for their actions (Service Authorization Reference: the action's resource-type column is empty). Their
 # exact shape is pinned: a new action slipped into one of them fails here.
@@ -78,6 +78,62 @@ UNPROBED = {
         )
     },
 }
+# The release pipeline's (policies/pipeline/), in every identity set's rendering
+PIPELINE_UNPROBED = {
+    "pipeline-execution.json": {
+        "ListsAndDescribesWithoutResourceLevelPermissions": [
+            "sagemaker:ListModelPackages",
+            "cloudformation:GetTemplateSummary",
+            "application-autoscaling:DescribeScalableTargets",
+            "application-autoscaling:DescribeScalingPolicies",
+            "cloudwatch:DescribeAlarms",
+            "sagemaker:ListTrainingJobs",
+            "sagemaker:ListHyperParameterTuningJobs",
+            "sagemaker:ListEndpointConfigs",
+            "sagemaker:ListModels",
+            "sagemaker:ListTransformJobs",
+        ]
+    },
+    "cloudformation-execution.json": {
+        "DescribeLogGroupsHasNoResourceLevelPermissions": "logs:DescribeLogGroups",
+        "ApiAndStateMachineLogDeliveryHaveNoResourceLevelPermissions": [
+            "logs:CreateLogDelivery",
+            "logs:GetLogDelivery",
+            "logs:UpdateLogDelivery",
+            "logs:DeleteLogDelivery",
+            "logs:ListLogDeliveries",
+            "logs:PutResourcePolicy",
+            "logs:DescribeResourcePolicies",
+        ],
+    },
+    "permissions-boundary.json": {
+        "CallsWithoutResourceLevelPermissions": [
+            "application-autoscaling:DescribeScalableTargets",
+            "application-autoscaling:DescribeScalingPolicies",
+            "ecr:GetAuthorizationToken",
+            "logs:CreateLogDelivery",
+            "logs:DeleteLogDelivery",
+            "logs:DescribeLogGroups",
+            "logs:DescribeResourcePolicies",
+            "logs:GetLogDelivery",
+            "logs:ListLogDeliveries",
+            "logs:PutResourcePolicy",
+            "logs:UpdateLogDelivery",
+            "sagemaker:ListModelPackages",
+            "xray:GetSamplingRules",
+            "xray:GetSamplingTargets",
+            "xray:PutTelemetryRecords",
+            "xray:PutTraceSegments",
+        ]
+    },
+    "registry-reader.json": {"ListVersionsWithoutResourceLevelPermissions": "sagemaker:ListModelPackages"},
+}
+UNPROBED |= {
+    (name, sid): actions
+    for name in DOCUMENTS
+    if name.startswith("pipeline/")
+    for sid, actions in PIPELINE_UNPROBED[name.split("/")[1].split("@")[0]].items()
+}
 STATEMENTS = [(name, statement["Sid"]) for name, document in DOCUMENTS.items() for statement in document["Statement"]]
 
 
@@ -96,6 +152,11 @@ def test_the_pinned_probes_are_the_policies_own():
 def test_each_statement_refuses_its_neighbours_or_is_a_pinned_exception(name, sid):
     statement = _statement(name, sid)
     probes = PROBES.get(name, {}).get(sid, [])
+    if statement["Effect"] == "Deny":  # it keeps refusing what it refuses, and reaches nothing beside it
+        assert any(probe["probes"] == "refused" for probe in probes), f"{name} {sid}: no request it must refuse"
+        wrong = [p for p in probes if denies(DOCUMENTS[name], permission_of(p)) != (p["probes"] == "refused")]
+        assert not wrong, f"{name} {sid} now decides these the other way: {wrong}"
+        return
     if (name, sid) in UNPROBED:  # its exact shape: these actions, on "*", with no condition
         assert (statement["Action"], statement["Resource"], statement.get("Condition")) == (
             UNPROBED[(name, sid)],
@@ -137,6 +198,24 @@ def _mistakes(statement: dict):
             if not changed["Condition"][operator]:
                 del changed["Condition"][operator]
             yield f"Condition {operator} {key} removed", changed
+    if statement["Effect"] == "Deny":  # a Deny's other mistakes: it refuses less
+        for index, resource in enumerate(as_list(statement.get("Resource", "*"))):
+            changed = copy.deepcopy(statement)
+            resources = as_list(changed["Resource"])
+            resources[index] = resource.replace("*", "zz-narrowed*") if "*" in resource else f"{resource}zz"
+            changed["Resource"] = resources
+            yield f"Resource {resource} narrowed", changed
+        actions = as_list(statement["Action"])
+        for action in actions if len(actions) > 1 else []:
+            yield f"Action {action} dropped", {**statement, "Action": [a for a in actions if a != action]}
+        for operator, keys in statement.get("Condition", {}).items():
+            if operator.startswith("ArnNot"):
+                for key, value in keys.items():
+                    changed = copy.deepcopy(statement)
+                    del changed["Condition"][operator][key]
+                    wide = str(as_list(value)[0]).rpartition("/")[0] + "/*"
+                    changed["Condition"] = {**changed["Condition"], "ArnNotLike": {key: wide}}
+                    yield f"Condition {operator} {key} exception widened to {wide}", changed
 
 
 MISTAKES = [
@@ -155,6 +234,10 @@ def test_a_widened_resource_or_a_dropped_condition_lets_a_pinned_probe_through(n
     through."""
     document = copy.deepcopy(DOCUMENTS[name])
     document["Statement"] = [changed if s["Sid"] == sid else s for s in document["Statement"]]
-    policy = Policy([document])
     probes = PROBES.get(name, {}).get(sid, [])
+    if changed["Effect"] == "Deny":
+        flipped = [p for p in probes if denies(document, permission_of(p)) != (p["probes"] == "refused")]
+        assert flipped, f"{name} {sid}: {label} goes unnoticed"
+        return
+    policy = Policy([document])
     assert any(policy.allows(permission_of(probe)) for probe in probes), f"{name} {sid}: {label} goes unnoticed"
