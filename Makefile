@@ -24,7 +24,7 @@ export AWS_MAX_ATTEMPTS ?= 1
 export SAM_CLI_TELEMETRY := 0
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: help demo serve setup lock checkov-venv test captured plan reliability bench mutation preflight evaluate destroy bootstrap-stage package deploy-stage train-stage record-release rollback-stage integration-test export-model promote-model upload-golden register-model destroy-stage pipeline-rehearsal container-versions container-versions-venvs lambda-image lint build deploy upload-data upload-weights starter-model local-invoke start-api local-down clean
+.PHONY: help demo serve predict setup lock checkov-venv test captured plan reliability bench mutation preflight evaluate destroy bootstrap-stage package deploy-stage train-stage record-release rollback-stage integration-test export-model promote-model upload-golden register-model destroy-stage pipeline-rehearsal container-versions container-versions-venvs lambda-image lint build deploy upload-data upload-weights starter-model local-invoke start-api local-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{name[NR] = $$1; text[NR] = $$2; \
@@ -143,8 +143,8 @@ build: setup ## sam build, keep only the AWS models the functions call, compile 
 deploy: build ## sam deploy (guided the first time: make deploy ARGS=--guided)
 	PATH=$(abspath $(BIN)):$$PATH sam deploy $(ARGS)
 
-# --- The release pipeline's steps (.github/workflows/pipeline.yaml calls these and nothing else; README, "Deploy
-# from a pipeline"). STAGE is a samconfig.toml environment (testing, prod); FEATURE_BRANCH (from the environment,
+# --- The release pipeline's steps (.github/workflows/pipeline.yaml calls these and nothing else; docs/deploy.md,
+# "Deploy from a pipeline"). STAGE is a samconfig.toml environment (testing, prod); FEATURE_BRANCH (from the environment,
 # never pasted into a command line) makes the stage's configuration a stack of that branch's own.
 STAGE ?= testing
 STAGE_ARGS = --stage $(STAGE) --branch "$$FEATURE_BRANCH"
@@ -199,6 +199,9 @@ export-model: setup ## write the approved model a stage serves, and its record, 
 
 promote-model: setup ## re-score PROMOTION_DIR's approved model on a stage's golden set, promote and release it there: STAGE=prod
 	$(STAGE_REGION) $(OFFLINE_PATH) $(BIN)/python -m ops.promote_model promote $(STAGE_ARGS) --dir $(PROMOTION_DIR) --release
+
+predict: setup ## one signed POST /predictions with whatever credentials the AWS CLI uses (SSO, profile, role): IMAGE=dog.jpg [ARGS="--stage prod"]
+	$(BIN)/python -m ops.predict --image "$(IMAGE)" $(ARGS)
 
 evaluate: setup ## a model on labelled photos, as served: MODEL=<model.tar.gz, artifact folder or endpoint:NAME> DATA_DIR=<breed folders>
 	@test -n "$(MODEL)" -a -n "$(DATA_DIR)" || { echo "usage: make evaluate MODEL=<model.tar.gz|folder|endpoint:NAME> DATA_DIR=<breed folders> [ARGS=--output DIR]"; exit 2; }

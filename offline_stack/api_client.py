@@ -1,4 +1,4 @@
-"""A client of the prediction API as the README asks clients to be: it signs as the API's ``AuthMode`` asks, and
+"""A client of the prediction API as docs/api.md asks clients to be: it signs as the API's ``AuthMode`` asks, and
 backs off and retries after a 429."""
 
 from __future__ import annotations

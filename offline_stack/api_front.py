@@ -13,7 +13,7 @@ concurrency at once). What API Gateway does around the function is emulated too:
 - a request that passes the throttle but finds every execution environment busy is throttled by
   Lambda, which API Gateway reports as an integration failure: **500**
   ``{"message":"Internal Server Error"}`` (the template's throttle defaults are derived so that this
-  does not happen; see README, "Concurrency and throttling");
+  does not happen; see docs/capacity-and-cost.md, "Concurrency and throttling");
 - a function that runs but fails (it raises, crashes, times out, or its cold start fails) or answers in a shape API
   Gateway cannot read: **502** ``{"message":"Internal Server Error"}``. AWS's words for both: "If the Lambda API
   rejects the invocation request, API Gateway returns a 500 error code. If the function runs but returns an error,

@@ -85,7 +85,7 @@ def write_report(result: DemoResult, job_dir: Path, work_dir: Path) -> None:
             f"| {measured['dogs_answered_not_a_dog']:.1%} |",
         ]
     else:
-        lines.append("Not measured: no real labelled photos were found (set `SHARED_PHOTOS`; see README).")
+        lines.append("Not measured: no real labelled photos were found (set `SHARED_PHOTOS`; see docs/training.md).")
     lines += ["", "## Predictions", "", "| image | expected | top prediction | probability |", "|---|---|---|---|"]
     for prediction in result.predictions:
         top = prediction.answer.get("predictions", [{}])[0]

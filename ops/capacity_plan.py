@@ -68,7 +68,7 @@ PRICES = Prices(
     lambda_per_gb_second=0.0000166667,
     http_api_per_million_requests=1.00,
     endpoint_per_hour={"ml.m5.large": 0.115, "ml.m5.xlarge": 0.23, "ml.c5.large": 0.102, "ml.c5.xlarge": 0.204},
-    # Training instances, on-demand (the README's cost table; TrainingInstanceType's default first)
+    # Training instances, on-demand (docs/deploy.md's cost table; TrainingInstanceType's default first)
     training_per_hour={"ml.m5.2xlarge": 0.461, "ml.m5.xlarge": 0.23, "ml.g4dn.xlarge": 0.736},
     # https://aws.amazon.com/sagemaker/pricing/, "Serverless Inference" (1024 MB: $0.0000200 a second; the price
     # is proportional to the memory), "Data processed in and out" $0.016 a GB, provisioned concurrency

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-# The API contract's own error codes (README, "Calling the API"): words, not leaked class names.
+# The API contract's own error codes (docs/api.md, "The prediction API"): words, not leaked class names.
 DOCUMENTED_CODES = {"ModelError"}
 _TRACE = re.compile(r"Traceback \(most recent call last\)|File \"|line \d+, in ")
 _PATH = re.compile(r"(/[\w.-]+)+\.py\b|/(usr|opt|var|home|root|tmp|work|site-packages)/[\w.-]")

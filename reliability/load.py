@@ -1,8 +1,8 @@
 """A bounded load run on loopback, and a blue/green update under that load.
 
 Clients (4 x the reserved concurrency) post images through the offline API as fast as they are
-answered, backing off briefly after a 429 as the README tells clients to. The route throttle is set by
-the README's formula from the function's p99 duration measured first at the reserved concurrency, so
+answered, backing off briefly after a 429 as docs/api.md tells clients to. The route throttle is set by
+docs/capacity-and-cost.md's formula from the function's p99 duration measured first at the reserved concurrency, so
 API Gateway's 429 answers before Lambda would throttle: every answer is a 200 or a 429, but for the few
 requests slower than the duration the formula was sized on (see ``LAMBDA_THROTTLE_SHARE``).
 """
@@ -68,7 +68,7 @@ class LoadResult:
 
 
 def route_throttle_for(reserved_concurrency: int, p99_seconds: float, burst: int = 1) -> tuple[float, int]:
-    """The README's formula: burst + rate x p99 duration <= reserved concurrency (with headroom)."""
+    """docs/capacity-and-cost.md's formula: burst + rate x p99 duration <= reserved concurrency (with headroom)."""
     burst = max(1, min(burst, reserved_concurrency - 1))
     return round((reserved_concurrency - burst) / (p99_seconds * HEADROOM), 2), burst
 

@@ -1,5 +1,5 @@
 """GET / (the web page) and GET /openapi.json (the API's contract): two files of the layer, answered by a function
-of their own so that page loads never take the prediction function's reserved concurrency (see the README,
+of their own so that page loads never take the prediction function's reserved concurrency (see docs/capacity-and-cost.md,
 "Concurrency and throttling"); the stage throttles their routes on their own too (PageThrottle* parameters)."""
 
 from dog_breeds.http_api import answer_document_request

@@ -1,4 +1,4 @@
-"""POST /predictions: an image in, dog breeds with probabilities out (see README, "Calling the API").
+"""POST /predictions: an image in, dog breeds with probabilities out (see docs/api.md, "The prediction API").
 
 GET / and GET /openapi.json are the page function's (functions/page), so page loads never take this function's
 reserved concurrency.

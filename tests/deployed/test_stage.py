@@ -32,7 +32,7 @@ PREDICT_EVENTS = sorted(name for name, expected in EXPECTATIONS.items() if expec
 def call(
     url: str, method: str = "GET", body: bytes = b"", headers: dict | None = None, sign: Signer | None = None
 ) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP exchange; a 429 (the route throttle) is waited out, as the README asks clients to."""
+    """One HTTP exchange; a 429 (the route throttle) is waited out, as docs/api.md asks clients to."""
     for attempt in range(8):
         try:
             with urllib.request.urlopen(request(method, url, body, headers or {}, sign), timeout=60) as answer:  # noqa: S310

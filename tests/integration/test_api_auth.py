@@ -194,3 +194,43 @@ def test_the_suite_fails_when_a_jwt_api_accepts_a_bad_token(issuer, tmp_path):
         result = run_suite(tmp_path, outputs, API_TOKEN=issuer.token(AUDIENCE, expires_in=600))
     assert result.returncode == 1
     assert "FAILED tests/deployed/test_stage.py::test_requests_with_forged_credentials_are_refused" in result.stdout
+
+
+def _make_predict(front, tmp_path, *options: str, profile: dict | None = None) -> subprocess.CompletedProcess:
+    """`make predict`'s command against the offline API, its credentials from a profile only (an SSO or profile
+    user has no keys in the environment: the README's one signed request must work for them)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "credentials")
+    environment["AWS_CONFIG_FILE"] = str(tmp_path / "config")
+    (tmp_path / "config").write_text("")
+    if profile is not None:
+        lines = "".join(f"{key.lower()} = {value}\n" for key, value in profile.items())
+        (tmp_path / "credentials").write_text(f"[photos]\n{lines}")
+        environment["AWS_PROFILE"] = "photos"
+    command = [sys.executable, "-m", "ops.predict", "--image", str(PROJECT_ROOT / "tests/data/photos/dog.128.jpg")]
+    return subprocess.run(
+        [*command, "--api-url", front.url, "--region", REGION, *options],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_make_predict_signs_with_a_profiles_credentials_and_shows_the_answer(iam_api, tmp_path):
+    front, _ = iam_api
+    done = _make_predict(front, tmp_path, "--top-k", "2", profile=DUMMY_CREDENTIALS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    status_line, _, body = done.stdout.partition("\n")
+    assert status_line.startswith("200 (X-Request-Id: ") and status_line != "200 (X-Request-Id: None)"
+    assert len(json.loads(body)["predictions"]) == 2
+
+
+def test_make_predict_without_credentials_says_where_they_come_from_and_unsigned_meets_the_403(iam_api, tmp_path):
+    front, _ = iam_api
+    missing = _make_predict(front, tmp_path)
+    assert missing.returncode != 0 and "no AWS credentials found" in missing.stderr + missing.stdout
+    unsigned = _make_predict(front, tmp_path, "--unsigned")
+    assert unsigned.returncode == 1 and unsigned.stdout.startswith("403")

@@ -98,7 +98,7 @@ def test_the_report_says_what_was_trained_how_it_went_and_that_the_data_was_gene
     if OXFORD_PHOTOS.is_dir():
         assert measured and measured["known"] >= 200, measured
         assert f"| **{measured['top1']:.1%}** | {measured['top5']:.1%} |" in report
-        assert measured["top1"] >= 0.7, "the starter model knows these breeds (80.4 % measured, README)"
+        assert measured["top1"] >= 0.7, "the starter model knows these breeds (80.4 % measured, docs/training.md)"
     else:
         assert measured is None and "Not measured: no real labelled photos" in report
 

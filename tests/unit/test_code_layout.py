@@ -1,4 +1,4 @@
-"""The layering rules (README, "Layout"): handlers -> logic -> adapters, and the Lambda side apart from training."""
+"""The layering rules (docs/layout.md): handlers -> logic -> adapters, and the Lambda side apart from training."""
 
 import ast
 from pathlib import Path

@@ -63,7 +63,7 @@ def tracked_files() -> list[str]:
 TRACKED = tracked_files()
 TOP_LEVEL = {name.split("/")[0] for name in TRACKED if "/" in name}
 TRACKED_PATHS = {*TRACKED, *(str(folder) for name in TRACKED for folder in Path(name).parents if folder.name)}
-# A section cited by title: README, "Calling the API" or docs/pipeline.md, "Releases".
+# A section cited by title: docs/api.md, "The prediction API" or docs/pipeline.md, "Releases".
 SECTION_CITATION = re.compile(r"\b(README|docs/[\w-]+\.md)(?:'s)?,? \(?\"([^\"]+)\"")
 
 

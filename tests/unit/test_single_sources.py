@@ -24,7 +24,7 @@ from dog_breeds.container_images import (
 from offline_stack.sam_template import PROJECT_ROOT, SamTemplate
 
 TEMPLATE = SamTemplate.load()
-README = (PROJECT_ROOT / "README.md").read_text()
+README = (PROJECT_ROOT / "docs" / "deploy.md").read_text()  # the parameter table
 # Powertools reads these itself (template Globals)
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 

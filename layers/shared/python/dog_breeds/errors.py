@@ -84,7 +84,7 @@ ERROR_TABLE: dict[type[Exception], ErrorRow] = {
     ),
     # Not InService, or no instance answers: a failed container is replaced in 17-31 s here (make reliability's fault
     # rows), so half a minute is when a retry may succeed. 504 gets none: RFC 9110 gives Retry-After a meaning for
-    # 503 and 429 (and redirects) only; a timeout's retry is the client's exponential backoff (README)
+    # 503 and 429 (and redirects) only; a timeout's retry is the client's exponential backoff (docs/api.md)
     EndpointUnavailableError: ErrorRow(
         503, "EndpointUnavailable", "The model endpoint is not available; retry after 30 s.", 30
     ),

@@ -72,7 +72,7 @@ API_SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
-# A caller's own id for a request, echoed on its answer (README, "Calling the API")
+# A caller's own id for a request, echoed on its answer (docs/api.md, "The prediction API")
 CORRELATION_HEADER = "x-correlation-id"
 CORRELATION_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 

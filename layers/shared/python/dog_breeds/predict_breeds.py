@@ -31,7 +31,7 @@ class PredictBreeds:
         except EndpointTimeoutError as exc:
             # A serverless endpoint that does not answer within the wait is starting (a cold start can take up to
             # 3 minutes, past API Gateway's 30 s): one attempt, then a 503 with Retry-After, never a retried call
-            # that would queue behind the start or start another (docs/aws-semantics.md, README)
+            # that would queue behind the start or start another (docs/aws-semantics.md, docs/capacity-and-cost.md)
             if self.settings.endpoint_kind != "serverless":
                 raise
             raise EndpointStartingError(str(exc)) from exc
