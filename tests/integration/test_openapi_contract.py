@@ -79,3 +79,9 @@ def test_a_body_the_contract_does_not_allow_fails_validation(contract):
         assert_matches_contract(
             contract, 200, {"predictions": [{"breed": "Beagle", "class_index": 15}], "request_id": "r"}
         )
+
+
+def test_an_answer_with_a_field_the_contract_does_not_declare_fails_validation(contract):
+    # Clients tolerate additions; the project's own answers still carry only declared fields
+    with pytest.raises(Exception, match="model_version"):
+        assert_matches_contract(contract, 200, {"predictions": [], "request_id": "r", "model_version": "7"})

@@ -11,6 +11,7 @@ from dog_breeds.errors import ERROR_TABLE, UNEXPECTED_ERROR
 from dog_breeds.http_api import CORRELATION_ID_PATTERN, OPENAPI_ROUTE, answer_document_request
 from dog_breeds.image_request import ACCEPTED_MEDIA_TYPES
 from dog_breeds.settings import DEFAULT_TOP_K, MAX_TOP_K
+from offline_stack.sam_template import SamTemplate
 
 DOCUMENT = json.loads((Path(dog_breeds.__file__).parent / "openapi.json").read_text())
 PREDICT = DOCUMENT["paths"]["/predictions"]["post"]
@@ -115,3 +116,51 @@ def test_the_page_function_answers_its_two_routes_only():
     answer = answer_document_request({"routeKey": "POST /predictions", "requestContext": {}})
     message = json.loads(answer["body"])["message"]
     assert answer["statusCode"] == 404 and "GET /openapi.json and GET / only, not 'POST /predictions'" in message
+
+
+@pytest.mark.parametrize(
+    ("auth_mode", "security"),
+    [("IAM", [{"sigv4": []}]), ("JWT", [{"jwt": []}]), ("NONE", [])],
+)
+def test_the_served_contract_names_its_stage_and_the_credentials_its_auth_mode_asks_for(auth_mode, security):
+    event = {
+        "routeKey": "GET /openapi.json",
+        "requestContext": {"domainName": "a1b2c3.execute-api.eu-west-3.amazonaws.com"},
+    }
+    served = json.loads(answer_document_request(event, auth_mode=auth_mode)["body"])
+    assert served["servers"] == [
+        {
+            "url": "https://a1b2c3.execute-api.eu-west-3.amazonaws.com",
+            "description": "the stage that served this document",
+        }
+    ]
+    assert served["paths"]["/predictions"]["post"]["security"] == security
+    validate(served)
+
+
+def test_the_contract_declares_sigv4_as_api_gateway_exports_it_and_lists_every_route():
+    scheme = DOCUMENT["components"]["securitySchemes"]["sigv4"]
+    assert (scheme["type"], scheme["name"], scheme["in"]) == ("apiKey", "Authorization", "header")
+    assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+    assert "security" not in DOCUMENT  # each operation says what it asks for; none is open by default
+    template = SamTemplate.load()
+    routes = {
+        resource["Properties"]["RouteKey"]
+        for resource in template.resources.values()
+        if resource["Type"] == "AWS::ApiGatewayV2::Route"
+    }
+    documented = {f"{method.upper()} {path}" for path, item in DOCUMENT["paths"].items() for method in item}
+    assert routes == documented
+
+
+def test_a_contract_asked_for_by_an_unreadable_host_keeps_its_placeholder_server():
+    event = {"routeKey": "GET /openapi.json", "requestContext": {"domainName": "evil.example/<script>"}}
+    served = json.loads(answer_document_request(event, auth_mode="IAM")["body"])
+    assert served["servers"] == DOCUMENT["servers"]
+
+
+def test_answers_allow_additive_fields_and_requests_stay_strict():
+    schemas = DOCUMENT["components"]["schemas"]
+    for name in ("Predictions", "Error"):
+        assert "additionalProperties" not in schemas[name], f"{name}: a client must tolerate a field added later"
+    assert schemas["ImageJson"]["additionalProperties"] is False  # the API answers an unknown field with a 400

@@ -77,18 +77,47 @@ CORRELATION_HEADER = "x-correlation-id"
 CORRELATION_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def answer_document_request(event: object, notice: str = "") -> dict:
+def answer_document_request(event: object, notice: str = "", auth_mode: str = "") -> dict:
     """``GET /`` and ``GET /openapi.json`` (the page function): the file, with its headers; ``notice`` is what they
-    must tell callers (that a share of their photos is kept). Any other route: 404, as JSON."""
+    must tell callers (that a share of their photos is kept). The contract names the stage it is served from as its
+    server and the credentials ``auth_mode`` (the stack's ``AuthMode``) asks for as its security, so a client
+    generated from it calls this stage as it must. Any other route: 404, as JSON."""
     route = event.get("routeKey") if isinstance(event, dict) else None
     if route not in _DOCUMENTS:
         body = {"message": f"This function answers {' and '.join(_DOCUMENTS)} only, not {excerpt(route)}."}
         return _json_response(404, body)
     content_type, name = _DOCUMENTS[route]
     headers = {"Content-Type": content_type, **API_SECURITY_HEADERS}
+    body = _with_notice(name, notice)
     if route == WEB_PAGE_ROUTE:
         headers |= {"Content-Security-Policy": page_content_security_policy(), "X-Frame-Options": "DENY"}
-    return {"statusCode": 200, "headers": headers, "body": _with_notice(name, notice), "isBase64Encoded": False}
+    else:
+        body = _as_served(body, _served_at(event), auth_mode)
+    return {"statusCode": 200, "headers": headers, "body": body, "isBase64Encoded": False}
+
+
+# What POST /predictions asks of a caller under each AuthMode (the document's securitySchemes); NONE: nothing
+SECURITY_BY_AUTH_MODE = {"IAM": [{"sigv4": []}], "JWT": [{"jwt": []}], "NONE": []}
+
+
+def _served_at(event: dict) -> str | None:
+    """The stage's base URL, from the request it was asked by: API Gateway serves HTTPS only; the offline front
+    plain HTTP on loopback (an inference from where each listens, not a header API Gateway documents)."""
+    domain = (event.get("requestContext") or {}).get("domainName")
+    if not isinstance(domain, str) or not re.fullmatch(r"[A-Za-z0-9.-]+(:\d{1,5})?", domain):
+        return None
+    loopback = domain.split(":")[0] in ("127.0.0.1", "localhost")
+    return f"{'http' if loopback else 'https'}://{domain}"
+
+
+@cache
+def _as_served(document: str, server: str | None, auth_mode: str) -> str:
+    contract = json.loads(document)
+    if server:
+        contract["servers"] = [{"url": server, "description": "the stage that served this document"}]
+    if auth_mode in SECURITY_BY_AUTH_MODE:
+        contract["paths"]["/predictions"]["post"]["security"] = SECURITY_BY_AUTH_MODE[auth_mode]
+    return json.dumps(contract, indent=2)
 
 
 def answer_api_request(

@@ -184,6 +184,8 @@ class PageSettings:
     # What the endpoint keeps of the requests (DataCapturePercent), said to callers on the page and in the contract
     data_capture_percent: int = variable("DATA_CAPTURE_PERCENT", 0, minimum=0, maximum=100)
     data_capture_retention_days: int = variable("DATA_CAPTURE_RETENTION_DAYS", 30, minimum=1, maximum=3650)
+    # The stack's AuthMode: the credentials the served contract says POST /predictions asks for
+    auth_mode: str = variable("AUTH_MODE", "IAM", pattern=re.compile(r"IAM|JWT|NONE"), accepts="IAM, JWT or NONE")
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> PageSettings:
