@@ -9,9 +9,10 @@ Amazon SageMaker Serverless Inference"; the refusals are listed in ``aws_rules/s
   https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-invoke.html): the container gets 180 s to
   answer ``/ping``. What SageMaker adds before the container starts (compute, the image pull: up to a 10 GB image) is
   published nowhere as a figure; offline it is ``provisioning_seconds``, 0 unless a test sets it, and the prediction
-  function is built for the documented worst case (a 503 with Retry-After after one 25 s wait: docs/capacity-and-cost.md). AWS does not
-  publish the idle period; offline it is ``idle_seconds`` (60 s unless a test sets it). ``ProvisionedConcurrency``
-  keeps the container warm: it is started with the endpoint and never released.
+  function is built for the documented worst case (a 503 with Retry-After after one 25 s wait:
+  docs/capacity-and-cost.md). AWS does not publish the idle period; offline it is ``idle_seconds`` (60 s unless a
+  test sets it). ``ProvisionedConcurrency`` keeps the container warm: it is started with the endpoint and never
+  released.
 - **At most 4 MB a request** ("The maximum request and response payload size for serverless invocations is 4 MB",
   same page, read as 4,000,000 bytes): a larger body is refused before it reaches the container.
 - **At most ``MaxConcurrency`` requests at once**: one more is refused at once, not queued, with the error code
