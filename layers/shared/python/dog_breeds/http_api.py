@@ -88,16 +88,20 @@ def answer_document_request(event: object, notice: str = "", auth_mode: str = ""
         return _json_response(404, body)
     content_type, name = _DOCUMENTS[route]
     headers = {"Content-Type": content_type, **API_SECURITY_HEADERS}
-    body = _with_notice(name, notice)
+    document = _with_notice(name, notice)
     if route == WEB_PAGE_ROUTE:
         headers |= {"Content-Security-Policy": page_content_security_policy(), "X-Frame-Options": "DENY"}
-    else:
-        body = _as_served(body, _served_at(event), auth_mode)
-    return {"statusCode": 200, "headers": headers, "body": body, "isBase64Encoded": False}
+    elif isinstance(event, dict):
+        document = _as_served(document, _served_at(event), auth_mode)
+    return {"statusCode": 200, "headers": headers, "body": document, "isBase64Encoded": False}
 
 
 # What POST /predictions asks of a caller under each AuthMode (the document's securitySchemes); NONE: nothing
-SECURITY_BY_AUTH_MODE = {"IAM": [{"sigv4": []}], "JWT": [{"jwt": []}], "NONE": []}
+SECURITY_BY_AUTH_MODE: dict[str, list[dict[str, list[str]]]] = {
+    "IAM": [{"sigv4": []}],
+    "JWT": [{"jwt": []}],
+    "NONE": [],
+}
 
 
 def _served_at(event: dict) -> str | None:
