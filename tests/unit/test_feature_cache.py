@@ -116,3 +116,54 @@ def test_the_number_of_views_is_bounded_on_the_command_line():
         parser.parse_args(["--cached-views", "17"])
     with pytest.raises(SystemExit):
         parser.parse_args(["--feature-cache", "always"])
+
+
+def _archive(tmp_path, spec: FeatureSpec, name: str = "model.tar.gz"):
+    """An extraction job's output as its ``features`` channel delivers it: ``<key>/features.pt`` in a tarball."""
+    import hashlib
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    torch.save({"spec": dataclasses.asdict(spec), "train": {"features": torch.ones(2, 1, 3)}}, buffer)
+    channel = tmp_path / "channel"
+    channel.mkdir(exist_ok=True)
+    with tarfile.open(channel / name, "w:gz") as tar:
+        info = tarfile.TarInfo(f"./{spec.key}/features.pt")
+        info.size = len(buffer.getvalue())
+        tar.addfile(info, io.BytesIO(buffer.getvalue()))
+    return channel, hashlib.sha256((channel / name).read_bytes()).hexdigest()
+
+
+def test_features_from_an_extraction_jobs_archive_are_read_when_their_digest_is_the_recorded_one(tmp_path):
+    channel, digest = _archive(tmp_path, SPEC)
+    assert FeatureStore(channel, digest).get(SPEC)["train"]["features"].shape == (2, 1, 3)
+    assert FeatureStore(channel).get(SPEC) is not None  # unpinned (a laptop's own folder): read as they are
+    other = dataclasses.replace(SPEC, seed=7)
+    assert FeatureStore(channel, digest).get(other) is None  # not in this archive
+
+
+def test_an_archive_whose_bytes_are_not_the_recorded_ones_is_refused(tmp_path):
+    from breed_classifier.feature_cache import FeaturesRefusedError
+
+    channel, digest = _archive(tmp_path, SPEC)
+    tampered = "0" * 64
+    with pytest.raises(FeaturesRefusedError, match=f"has sha256 {digest}, not {tampered}"):
+        FeatureStore(channel, tampered).get(SPEC)
+    with pytest.raises(FeaturesRefusedError, match="no model.tar.gz under"):
+        FeatureStore(tmp_path / "empty", digest).get(SPEC)
+
+
+def test_a_seeded_view_is_the_same_every_time_and_leaves_the_callers_generator_alone(tmp_path):
+    from breed_classifier.feature_cache import SeededView
+
+    write_image_folder(tmp_path, {"train": 2}, classes=2, size=32)
+    folder = image_folder(tmp_path / "train", train_transform(32, MEAN, STD))
+    view = SeededView(folder, folder.transform, view=2, seed=42)
+    torch.manual_seed(0)
+    state = torch.random.get_rng_state()
+    first = view[1][0]
+    assert torch.equal(torch.random.get_rng_state(), state)  # the epochs' shuffling is not disturbed
+    assert torch.equal(view[1][0], first) and len(view) == len(folder)
+    assert not torch.equal(SeededView(folder, folder.transform, view=3, seed=42)[1][0], first)
+    assert not torch.equal(SeededView(folder, folder.transform, view=2, seed=43)[1][0], first)
