@@ -297,3 +297,122 @@ def test_a_job_that_never_stops_stops_the_destroy_before_it_deletes_anything(wor
     with pytest.raises(TimeoutError, match="run make destroy again"):
         _destroy(world)
     assert {call for call, _, _ in world.journal} == {"stop_job"}
+
+
+def _client_error(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": code}}, "Operation")
+
+
+def test_a_listing_is_read_page_after_page():
+    asked: list[dict] = []
+
+    class Pages:
+        def list_models(self, **parameters):
+            asked.append(dict(parameters))
+            return {"Models": [len(asked)], **({"NextToken": "t"} if len(asked) < 3 else {})}
+
+    assert list(destroy_module._pages(Pages(), "list_models", "Models", NameContains="p")) == [1, 2, 3]
+    assert asked == [
+        {"NameContains": "p"},
+        {"NameContains": "p", "NextToken": "t"},
+        {"NameContains": "p", "NextToken": "t"},
+    ]
+
+
+def test_missing_log_groups_are_nothing_to_delete_and_other_refusals_stop_the_destroy():
+    class Logs:
+        def __init__(self, code):
+            self.code, self.deleted = code, []
+
+        def delete_log_group(self, logGroupName):
+            raise _client_error(self.code)
+
+        def describe_log_streams(self, **_):
+            raise _client_error("ResourceNotFoundException")
+
+        def delete_log_stream(self, **_):
+            self.deleted.append(_)
+
+    said: list[str] = []
+    quiet = Logs("ResourceNotFoundException")
+    destroy_module.remove_sagemaker_logs(quiet, ENDPOINT, PREFIX, said.append)
+    assert said == [] and quiet.deleted == []
+    with pytest.raises(ClientError, match="AccessDeniedException"):
+        destroy_module.remove_sagemaker_logs(Logs("AccessDeniedException"), ENDPOINT, PREFIX, said.append)
+
+
+def test_a_bucket_is_emptied_a_thousand_keys_at_a_time_delete_markers_included():
+    batches: list[int] = []
+
+    class S3:
+        def get_paginator(self, _operation):
+            class Pages:
+                def paginate(self, Bucket):
+                    versions = [{"Key": f"k{i}", "VersionId": "v"} for i in range(1500)]
+                    markers = [{"Key": "gone", "VersionId": "m"}]
+                    return [{"Versions": versions, "DeleteMarkers": markers}, {}]
+
+            return Pages()
+
+        def delete_objects(self, Bucket, Delete):
+            assert Delete["Quiet"] is True
+            batches.append(len(Delete["Objects"]))
+
+    said: list[str] = []
+    assert destroy_module.empty_bucket(S3(), BUCKET, said.append) == 1501
+    assert batches == [1000, 501]
+    assert said == [f"emptied s3://{BUCKET} (1501 object versions and delete markers)"]
+
+
+def test_a_stack_that_keeps_access_logs_has_that_bucket_emptied_before_sam_delete(world):
+    emptied: list[str] = []
+
+    class WithAccessLogs(FakeCloudFormation):
+        def describe_stacks(self, StackName):
+            answer = super().describe_stacks(StackName)
+            answer["Stacks"][0]["Outputs"].append({"OutputKey": "AccessLogsBucketName", "OutputValue": "logs-bucket"})
+            return answer
+
+    class S3(FakeS3):
+        def delete_objects(self, Bucket, Delete):
+            emptied.append(Bucket)
+            super().delete_objects(Bucket, Delete)
+
+    clients = {
+        "cloudformation": WithAccessLogs(),
+        "sagemaker": FakeSageMaker(world),
+        "application-autoscaling": FakeScaling(world),
+        "cloudwatch": FakeCloudWatch(world),
+        "logs": FakeLogs(world),
+        "s3": S3(world),
+    }
+    world.objects = 3
+    said: list[str] = []
+    destroy(clients, "stack", lambda stack: world.record("sam_delete", stack) or 0, said.append, 0, 0)
+    assert emptied == [BUCKET] and said[-1] == "emptied s3://logs-bucket (0 object versions and delete markers)"
+    assert world.journal[-1][:2] == ("sam_delete", "stack")
+    assert destroy_module.access_logs_bucket(WithAccessLogs(), "stack") == "logs-bucket"
+    assert destroy_module.access_logs_bucket(FakeCloudFormation(), "stack") is None
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [(["--capture-grace-seconds", "-1"], "must be 0 or more"), (["--poll-seconds", "0"], "must be more than 0")],
+)
+def test_bad_timings_are_refused_with_what_is_accepted(arguments, message, capsys):
+    with pytest.raises(SystemExit) as refused:
+        destroy_module.main(["--yes", *arguments])
+    assert refused.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_nothing_is_deleted_without_a_yes_and_a_failure_says_where_it_stopped(monkeypatch, capsys):
+    monkeypatch.setattr("builtins.input", lambda question: "n")
+    assert destroy_module.main([]) == 1 and "nothing deleted" in capsys.readouterr().out
+
+    def stops(*arguments, **options):
+        raise TimeoutError("stopping 1 job(s) did not happen within 3600 s; run make destroy again")
+
+    monkeypatch.setattr(destroy_module, "destroy", stops)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    assert destroy_module.main(["--yes"]) == 2
+    assert "destroy stopped: stopping 1 job(s)" in capsys.readouterr().err
