@@ -63,7 +63,11 @@ def test_a_run_keeps_the_epoch_with_the_lowest_valid_loss_and_reports_and_saves_
     assert result.best_epoch == 1 + losses.index(min(losses))
     assert result.classes == ["Akita", "Beagle"] and not result.stopped_early
     assert 0.0 <= result.test["test_accuracy"] <= 1.0 and result.test["test_loss"] >= 0.0
-    assert result.calibration["images"] == 6 and result.calibration["temperature"] > 0
+    calibration = result.calibration
+    assert calibration["images"] == 6 and calibration["temperature"] > 0
+    # the served probabilities are never less calibrated on the validation split than the network's own
+    assert calibration["valid_ece_after"] <= calibration["valid_ece_before"]
+    assert any(line.startswith("calibration: temperature ") for line in said)
     metrics = [line for line in said if line.startswith("#metrics# epoch=")]
     assert len(metrics) == 3 and "train_images_per_second=" in metrics[0]
     assert any(line.startswith("#metrics# test_loss=") for line in said)
@@ -121,3 +125,34 @@ def test_a_run_resumes_from_its_own_checkpoint_after_the_last_epoch_it_finished(
     assert [row["epoch"] for row in result.history] == [1, 2, 3]  # epochs 1-2 from the checkpoint, 3 trained
     assert sum(1 for line in said if line.startswith("#metrics# epoch=")) == 1
     assert torch.load(tmp_path / "checkpoints" / "checkpoint.pt", weights_only=False)["epoch"] == 3
+
+
+def test_a_temperature_that_would_raise_the_validation_ece_is_not_applied():
+    from types import SimpleNamespace
+
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from breed_classifier.model import ModelConfig
+    from breed_classifier.training import _calibrate, calibration_of
+
+    # three right at 0.73, one confidently wrong at 0.88: the likelihood's optimum (T about 3.4) flattens every
+    # answer and leaves the stated probabilities further from the 75 % accuracy than the network's own
+    logits = torch.tensor([[1.0, 0.0]] * 3 + [[2.0, 0.0]])
+    labels = torch.tensor([0, 0, 0, 1])
+    setup = SimpleNamespace(
+        loaders={"valid": DataLoader(TensorDataset(logits, labels), batch_size=2)},
+        scorer=nn.Identity(),
+        device=torch.device("cpu"),
+        config=ModelConfig.for_architecture("small_cnn", 2, 32),
+    )
+    said: list[str] = []
+    calibration = _calibrate(setup, said.append)
+    assert calibration["temperature"] == 1.0 and setup.config.temperature == 1.0
+    assert calibration["valid_ece_after"] == calibration["valid_ece_before"] == calibration_of(logits, labels)
+    assert "not applied (temperature 1)" in said[0]
+    # while one that lowers it is applied
+    setup.loaders = {"valid": DataLoader(TensorDataset(torch.tensor([[4.0, 0.0]] * 3 + [[4.0, 0.0]]), labels))}
+    applied = _calibrate(setup, said.append)
+    assert applied["temperature"] > 1.0 and applied["valid_ece_after"] < applied["valid_ece_before"]
+    assert setup.config.temperature == applied["temperature"]

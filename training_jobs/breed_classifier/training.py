@@ -191,9 +191,15 @@ def _calibrate(setup: Setup, emit: Callable[[str], None]) -> dict | None:
     logits, labels = torch.cat([shard[0] for shard in shards]), torch.cat([shard[1] for shard in shards])
     temperature = fit_temperature(logits, labels)
     before, after = calibration_of(logits, labels), calibration_of(logits, labels, temperature)
-    setup.config = replace(setup.config, temperature=temperature)
     fitted = f"temperature {temperature:.3f} fitted on {len(labels)} validation images"
-    emit(f"calibration: {fitted}; ECE {before:.4f} -> {after:.4f}")
+    if after > before:
+        # The likelihood's optimum can state probabilities further from the accuracy on a small split (binned
+        # ECE is not the likelihood): then the answers keep the network's own, the better of the two
+        emit(f"calibration: {fitted} would raise ECE {before:.4f} -> {after:.4f}: not applied (temperature 1)")
+        temperature, after = 1.0, before
+    else:
+        emit(f"calibration: {fitted}; ECE {before:.4f} -> {after:.4f}")
+    setup.config = replace(setup.config, temperature=temperature)
     return {"temperature": temperature, "valid_ece_before": before, "valid_ece_after": after, "images": len(labels)}
 
 
