@@ -220,3 +220,26 @@ def test_the_gate_reads_a_folders_breed_as_training_names_it(folder):
 def test_answer_keys_follow_batch_transforms_output_naming():
     assert answer_key("job", "golden/001.Affenpinscher/a.jpg") == "golden-scores/job/001.Affenpinscher/a.jpg.out"
     assert golden_set.SCORES_PREFIX == "golden-scores/"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "not json",
+        json.dumps({"error": {"code": "UndecodableImage"}}),  # the model refused the photo
+        json.dumps({"predictions": []}),
+        json.dumps({"predictions": [{"class_index": 0}]}),
+        json.dumps(["Affenpinscher"]),
+    ],
+)
+def test_an_answer_that_names_no_breed_counts_as_wrong_not_as_an_error(answer):
+    photos = GoldenPhotos.from_listing(
+        [("golden/001.Affenpinscher/a.jpg", "e1"), ("golden/001.Affenpinscher/b.jpg", "e2")]
+    )
+    right = json.dumps({"predictions": [{"breed": "Affenpinscher", "class_index": 0, "probability": 0.9}]})
+    answers = {
+        answer_key("job", "golden/001.Affenpinscher/a.jpg"): right,
+        answer_key("job", "golden/001.Affenpinscher/b.jpg"): answer,
+    }
+    result = golden_set.score(photos, "job", answers)
+    assert (result.photos, result.correct) == (2, 1) and result.accuracy == 0.5
