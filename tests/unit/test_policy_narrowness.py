@@ -38,6 +38,16 @@ SCALING_DESCRIBE = [
     "application-autoscaling:DescribeScalableTargets",
     "application-autoscaling:DescribeScalingPolicies",
 ]
+# Vended log delivery (a state machine's and an HTTP API's execution and access logs): no resource-level permission
+LOG_DELIVERY = [
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+]
 UNPROBED = {
     **{
         (name, "SendTracesXRayHasNoResourceLevelPermissions"): XRAY
@@ -56,13 +66,7 @@ UNPROBED = {
         "xray:GetSamplingTargets",
     ],
     ("pipeline-state-machine.json", "DeliverExecutionLogsHasNoResourceLevelPermissions"): [
-        "logs:CreateLogDelivery",
-        "logs:GetLogDelivery",
-        "logs:UpdateLogDelivery",
-        "logs:DeleteLogDelivery",
-        "logs:ListLogDeliveries",
-        "logs:PutResourcePolicy",
-        "logs:DescribeResourcePolicies",
+        *LOG_DELIVERY,
         "logs:DescribeLogGroups",
     ],
     ("deploy-endpoint-function.json", "ScalingDescribeCallsHaveNoResourceLevelPermissions"): SCALING_DESCRIBE,
@@ -96,15 +100,7 @@ PIPELINE_UNPROBED = {
     },
     "cloudformation-execution.json": {
         "DescribeLogGroupsHasNoResourceLevelPermissions": "logs:DescribeLogGroups",
-        "ApiAndStateMachineLogDeliveryHaveNoResourceLevelPermissions": [
-            "logs:CreateLogDelivery",
-            "logs:GetLogDelivery",
-            "logs:UpdateLogDelivery",
-            "logs:DeleteLogDelivery",
-            "logs:ListLogDeliveries",
-            "logs:PutResourcePolicy",
-            "logs:DescribeResourcePolicies",
-        ],
+        "ApiAndStateMachineLogDeliveryHaveNoResourceLevelPermissions": LOG_DELIVERY,
     },
     "permissions-boundary.json": {
         "CallsWithoutResourceLevelPermissions": [
