@@ -39,7 +39,9 @@ def offline_api(
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
         pool = ConcurrencyPool("PredictFunction", concurrency, environment)
-        page_pool = ConcurrencyPool("PageFunction", 2, environment)  # started on the first page load
+        # started on the first page load; its contract says what this API asks of callers (open without ``auth``)
+        page_environment = {**environment, "AUTH_MODE": (auth or {}).get("AuthMode", "NONE")}
+        page_pool = ConcurrencyPool("PageFunction", 2, page_environment)
         try:
             pool.warm(concurrency)
             authorization, sign = api_authorization(auth, roles or Roles([])) if auth else (None, None)

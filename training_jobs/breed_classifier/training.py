@@ -261,11 +261,11 @@ def _set_up(run: TrainingRun, spec: ProcessGroupSpec, emit: Callable[[str], None
     if run.uses_feature_cache:
         datasets = cached_features(run, spec, network[0], datasets, mean, std, device, emit)
         trained, scorer = network[1], network[1]
+        # The epochs' shuffling starts from the seed whatever set-up drew before it: computing the features draws
+        # from the generator and finding them in the cache does not, and a hit must train as the miss did
+        torch.manual_seed(hp.seed)
     else:
         trained, scorer = network, network
-    # The epochs' shuffling starts from the seed whatever set-up drew before it: computing features draws from the
-    # generator and finding them in the cache does not, and a hit must train as the miss did
-    torch.manual_seed(hp.seed)
     model = DistributedDataParallel(trained) if spec.is_distributed else trained
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=hp.learning_rate)
     workers = 0 if run.uses_feature_cache else hp.num_workers  # features are in memory: no loader processes
