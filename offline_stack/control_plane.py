@@ -152,13 +152,18 @@ class ControlPlane:
         alias. None: allowed (or the operator's)."""
         if self.roles is None:
             return None
-        qualifier = qualifier or request.args.get("Qualifier")
         region = iam_rules.credential_scope(request.headers).split("/")[2:3] or [PSEUDO_PARAMETERS["AWS::Region"]]
-        arn = f"arn:aws:lambda:{region[0]}:{PSEUDO_PARAMETERS['AWS::AccountId']}:function:{function_name}"
-        permission = iam_rules.Permission("lambda:InvokeFunction", f"{arn}:{qualifier}" if qualifier else arn)
+        parameters = {"FunctionName": function_name, "Qualifier": qualifier or request.args.get("Qualifier")}
+        account = PSEUDO_PARAMETERS["AWS::AccountId"]
         raw_path = request.environ.get("RAW_URI") or request.full_path.rstrip("?")
         try:
-            self.roles.authorize(request.method, raw_path, request.headers, request.get_data(), lambda: [permission])
+            self.roles.authorize(
+                request.method,
+                raw_path,
+                request.headers,
+                request.get_data(),
+                lambda: iam_rules.permissions_for("lambda", "Invoke", parameters, region[0], account),
+            )
         except iam_rules.AccessDenied as denied:
             kind = "AccessDeniedException" if denied.permission else "InvalidSignatureException"
             return Response(

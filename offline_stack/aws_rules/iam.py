@@ -419,6 +419,13 @@ def permissions_for(service: str, action: str, parameters: Mapping, region: str,
         return _scaling(action, parameters, region, account)
     if service == "monitoring":  # CloudWatch's signing name
         return _cloudwatch(action, parameters, region, account)
+    if service == "lambda" and action == "Invoke":
+        # Service Authorization Reference, "AWS Lambda": Invoke is ``lambda:InvokeFunction`` on the function's ARN,
+        # qualified when the request names a version or alias (the qualified form is an inference from its
+        # ``function`` resource's ARN pattern)
+        arn = f"arn:aws:lambda:{region}:{account}:function:{parameters['FunctionName']}"
+        qualifier = parameters.get("Qualifier")
+        return [Permission("lambda:InvokeFunction", f"{arn}:{qualifier}" if qualifier else arn)]
     if service in _NAMED_RESOURCES:
         return [Permission(f"{service}:{action}", _named_resource(service, action, parameters, region, account))]
     return [Permission(f"{service}:{action}", "*")]
